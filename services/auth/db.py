@@ -1,0 +1,130 @@
+"""The users table in MySQL/MariaDB (PyMySQL): schema, lookups, creation."""
+from __future__ import annotations
+
+import threading
+
+import pymysql
+import pymysql.cursors
+
+from services.common import config
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS users (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        email VARCHAR(254) NOT NULL,
+        password_hash VARCHAR(255) NOT NULL,
+        is_admin BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        UNIQUE KEY users_email (email)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
+    # Failed logins per key (account or client address), for brute-force limiting across replicas.
+    """CREATE TABLE IF NOT EXISTS login_failures (
+        `key` VARCHAR(300) NOT NULL PRIMARY KEY,
+        failures INT UNSIGNED NOT NULL,
+        window_start DOUBLE NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
+]
+
+_schema_ready = threading.Event()
+_schema_lock = threading.Lock()
+
+
+class DuplicateEmail(Exception):
+    pass
+
+
+def connect(database: bool = True) -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host=config.env("MYSQL_HOST"),
+        port=config.env_int("MYSQL_PORT"),
+        user=config.env("MYSQL_USER"),
+        password=config.env("MYSQL_PASSWORD"),
+        database=config.env("MYSQL_DATABASE") if database else None,
+        charset="utf8mb4",
+        connect_timeout=5,
+        read_timeout=10,
+        write_timeout=10,
+        autocommit=True,
+        cursorclass=pymysql.cursors.DictCursor,
+    )
+
+
+def ensure_schema() -> None:
+    """Create the database and tables if missing (idempotent; retried until it succeeds once)."""
+    if _schema_ready.is_set():
+        return
+    with _schema_lock:
+        if _schema_ready.is_set():
+            return
+        name = config.env("MYSQL_DATABASE")
+        conn = connect(database=False)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name.replace('`', '')}` "
+                            "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+                cur.execute(f"USE `{name.replace('`', '')}`")
+                for statement in SCHEMA:
+                    cur.execute(statement)
+        finally:
+            conn.close()
+        _schema_ready.set()
+
+
+def query_one(sql: str, args: tuple) -> dict | None:
+    ensure_schema()
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchone()
+    finally:
+        conn.close()
+
+
+def execute(sql: str, args: tuple) -> int:
+    """Run one statement; returns the last inserted id (or 0)."""
+    ensure_schema()
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.lastrowid or 0
+    finally:
+        conn.close()
+
+
+def find_user(email: str) -> dict | None:
+    return query_one("SELECT id, email, password_hash, is_admin FROM users WHERE email = %s", (email,))
+
+
+def create_user(email: str, password_hash: str, is_admin: bool = False) -> int:
+    try:
+        return execute("INSERT INTO users (email, password_hash, is_admin) VALUES (%s, %s, %s)",
+                       (email, password_hash, is_admin))
+    except pymysql.err.IntegrityError as exc:
+        if exc.args and exc.args[0] == 1062:
+            raise DuplicateEmail(email) from None
+        raise
+
+
+def update_password(user_id: int, password_hash: str) -> None:
+    execute("UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id))
+
+
+def set_admin(email: str, is_admin: bool) -> bool:
+    ensure_schema()
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            return cur.execute("UPDATE users SET is_admin = %s WHERE email = %s", (is_admin, email)) == 1
+    finally:
+        conn.close()
+
+
+def ping() -> None:
+    ensure_schema()
+    conn = connect()
+    try:
+        conn.ping(reconnect=False)
+    finally:
+        conn.close()

@@ -1,0 +1,1 @@
+"""Code every vid2mp3 service shares: configuration, telemetry, messaging, storage, web helpers."""

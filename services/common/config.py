@@ -1,0 +1,114 @@
+"""Every setting of every service, read from the environment.
+
+SETTINGS is the single table of names, defaults and meanings: the README table and
+`.env.example` are checked against it by tests/unit/test_config.py.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# name, default, meaning
+SETTINGS: list[tuple[str, str, str]] = [
+    # --- shared
+    ("LOG_LEVEL", "INFO", "log level of every process (DEBUG, INFO, WARNING, ERROR)"),
+    ("SERVICE_VERSION", "0.1.0", "version reported in build info, logs and Sentry releases"),
+    ("GIT_SHA", "unknown", "commit the process was built from (build info metric)"),
+    ("DEPLOY_ENV", "local", "environment name reported to Sentry and in logs"),
+    ("BIND_HOST", "127.0.0.1", "address the HTTP services and metrics endpoints listen on (0.0.0.0 in containers)"),
+    ("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F", "AMQP URL of the broker"),
+    ("AMQP_QUEUE_TYPE", "quorum", "type of the work and dead-letter queues: quorum or classic"),
+    ("AMQP_HEARTBEAT_SECONDS", "30", "AMQP heartbeat interval"),
+    ("VIDEO_QUEUE", "video", "queue of uploaded videos waiting for conversion"),
+    ("MP3_QUEUE", "mp3", "queue of finished (done or failed) jobs waiting for an email"),
+    ("RETRY_DELAYS", "5,30,120", "seconds to wait before each retry of a transient failure; after the last one the message is dead-lettered"),
+    ("MONGO_URI", "mongodb://127.0.0.1:27017", "MongoDB connection string"),
+    ("MONGO_VIDEOS_DB", "videos", "GridFS database of uploaded videos"),
+    ("MONGO_MP3S_DB", "mp3s", "GridFS database of produced MP3s"),
+    ("MONGO_JOBS_DB", "vid2mp3", "database of the jobs and notifications collections"),
+    ("MONGO_TIMEOUT_MS", "5000", "MongoDB server selection and socket timeout"),
+    # --- auth
+    ("AUTH_PORT", "5000", "port of the auth service"),
+    ("MYSQL_HOST", "127.0.0.1", "MySQL/MariaDB host of the users database"),
+    ("MYSQL_PORT", "3306", "MySQL/MariaDB port"),
+    ("MYSQL_USER", "root", "MySQL user"),
+    ("MYSQL_PASSWORD", "", "MySQL password"),
+    ("MYSQL_DATABASE", "vid2mp3_auth", "database of the users table (created if missing)"),
+    ("JWT_SECRET", "", "HS256 signing key, at least 32 characters; required unless AUTH_DEV_MODE=1"),
+    ("JWT_TTL_SECONDS", "86400", "lifetime of an issued token"),
+    ("AUTH_DEV_MODE", "0", "1 allows a missing or short JWT_SECRET (never in production)"),
+    ("LOGIN_MAX_FAILURES", "10", "failed logins of one account before its login is refused for a while"),
+    ("LOGIN_MAX_FAILURES_PER_ADDRESS", "100", "failed logins from one client address before its logins are refused for a while"),
+    ("LOGIN_LOCKOUT_SECONDS", "300", "window of the failed-login limit"),
+    # --- gateway
+    ("GATEWAY_PORT", "8080", "port of the public gateway"),
+    ("AUTH_URL", "http://127.0.0.1:5000", "base URL of the auth service, as the gateway sees it"),
+    ("PUBLIC_URL", "http://127.0.0.1:8080", "base URL users reach the gateway at (download links in emails)"),
+    ("MAX_UPLOAD_BYTES", "2147483648", "largest accepted upload body; larger answers 413"),
+    ("OUTBOX_INTERVAL_SECONDS", "5", "how often the gateway re-publishes stored jobs whose message is not confirmed yet"),
+    ("UPSTREAM_TIMEOUT_SECONDS", "5", "timeout of calls from the gateway to auth"),
+    # --- converter
+    ("FFMPEG_BINARY", "ffmpeg", "ffmpeg executable"),
+    ("FFPROBE_BINARY", "ffprobe", "ffprobe executable"),
+    ("MP3_BITRATE", "192k", "bitrate of produced MP3s (ignored when the source audio is already MP3 and is copied)"),
+    ("FFMPEG_TIMEOUT_SECONDS", "1800", "longest one conversion may run before the job fails"),
+    ("MAX_MEDIA_SECONDS", "21600", "longest media duration accepted; longer sources fail with a reason"),
+    ("JOB_LEASE_SECONDS", "30", "how long a converter's claim on a job lasts without renewal (a crashed worker's job is taken over after this)"),
+    ("WORK_DIR", "", "folder for temporary media files (default: the system temp folder)"),
+    ("METRICS_PORT", "9100", "port of the /metrics endpoint of a worker (converter 9100, notification 9101)"),
+    # --- notification
+    ("SMTP_HOST", "127.0.0.1", "SMTP server"),
+    ("SMTP_PORT", "1025", "SMTP port"),
+    ("SMTP_USER", "", "SMTP user (no login when empty)"),
+    ("SMTP_PASSWORD", "", "SMTP password"),
+    ("SMTP_STARTTLS", "0", "1 upgrades the SMTP connection with STARTTLS"),
+    ("SMTP_SSL", "0", "1 connects with implicit TLS (port 465 style)"),
+    ("SMTP_TIMEOUT_SECONDS", "10", "SMTP connect and command timeout"),
+    ("MAIL_FROM", "vid2mp3 <noreply@vid2mp3.local>", "sender of notification emails"),
+    # --- local stack (make up)
+    ("VID2MP3_HOME", ".local", "folder of the local stack's data, logs, pid files and mail (relative to the repository)"),
+    ("MONGO_LOCAL_PORT", "27017", "port of the local MongoDB stand-in that make up starts when MONGO_URI is not set"),
+    ("CONVERTER_METRICS_PORT", "9100", "METRICS_PORT given to the local converter"),
+    ("NOTIFICATION_METRICS_PORT", "9101", "METRICS_PORT given to the local notification worker"),
+    # --- telemetry
+    ("SENTRY_DSN", "", "enables Sentry error reporting when set"),
+    ("PROMETHEUS_MULTIPROC_DIR", "", "folder for gunicorn multi-worker metrics (set by the gunicorn config when empty)"),
+    ("GUNICORN_WORKERS", "1", "gunicorn worker processes of auth and gateway (above 1, metrics switch to multiprocess mode, which drops exemplars)"),
+    ("GUNICORN_THREADS", "8", "threads per gunicorn worker"),
+    ("GUNICORN_TIMEOUT", "120", "gunicorn worker timeout in seconds"),
+]
+
+_DEFAULTS = {name: default for name, default, _ in SETTINGS}
+
+
+def env(name: str) -> str:
+    """The setting's value from the environment, or its default from SETTINGS."""
+    return os.environ.get(name, _DEFAULTS[name])
+
+
+def env_int(name: str) -> int:
+    return int(env(name))
+
+
+def env_float(name: str) -> float:
+    return float(env(name))
+
+
+def env_bool(name: str) -> bool:
+    return env(name).strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Queues:
+    """Names of every queue derived from the two configured work queues."""
+
+    video: str
+    mp3: str
+
+    @classmethod
+    def from_env(cls) -> "Queues":
+        return cls(video=env("VIDEO_QUEUE"), mp3=env("MP3_QUEUE"))
+
+
+def retry_delays() -> list[float]:
+    return [float(x) for x in env("RETRY_DELAYS").split(",") if x.strip()]

@@ -1,0 +1,137 @@
+"""What both Flask services share: JSON errors, RED metrics, health endpoints, tracing."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Callable
+
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from . import metrics, telemetry
+
+log = logging.getLogger(__name__)
+
+# Stable machine-readable codes for the HTTP errors Flask/werkzeug raise on their own.
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    408: "request_timeout", 411: "length_required", 413: "payload_too_large", 415: "unsupported_media_type",
+    416: "range_not_satisfiable", 429: "too_many_requests", 500: "internal_error", 503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answered as JSON: {"error": {"code": ..., "message": ...}}."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]]) -> Flask:
+    """A Flask app with telemetry, JSON errors, RED metrics, /healthz, /readyz and /metrics."""
+    telemetry.init_telemetry(service)
+    app = Flask(service)
+    app.config["SERVICE"] = service
+    app.json.sort_keys = False
+
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics")
+
+    @app.before_request
+    def _start_timer():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _record(response: Response):
+        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        if rule not in ("/metrics", "/healthz", "/readyz"):
+            elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+            metrics.HTTP_REQUESTS.labels(service, request.method, rule, str(response.status_code)).inc()
+            metrics.HTTP_DURATION.labels(service, request.method, rule).observe(elapsed, exemplar=metrics.exemplar())
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        return error_response(status, _HTTP_CODES.get(status, "http_error"), exc.description or exc.name,
+                              dict(exc.get_headers()) if status in (405, 416) else None)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        # Never a stack trace to the client; the trace id lets an operator find the logged one.
+        log.exception("unhandled error", extra={"path": request.path})
+        from opentelemetry import trace
+
+        telemetry.record_error(trace.get_current_span(), exc)
+        return error_response(500, "internal_error", f"internal error (trace {telemetry.current_trace_id()})")
+
+    app.register_blueprint(health_blueprint(readiness_checks))
+    return app
+
+
+def health_blueprint(readiness_checks: dict[str, Callable[[], None]]) -> Blueprint:
+    bp = Blueprint("health", __name__)
+
+    @bp.get("/healthz")
+    def healthz():
+        # Liveness: the process answers. Dependencies are readiness' business, so an outage
+        # elsewhere never gets healthy pods restarted.
+        return jsonify({"status": "ok"})
+
+    @bp.get("/readyz")
+    def readyz():
+        results, ok = check_all(readiness_checks)
+        body = {"status": "ok" if ok else "unavailable", "checks": results}
+        return jsonify(body), (200 if ok else 503)
+
+    @bp.get("/metrics")
+    def metrics_endpoint():
+        body, content_type = metrics.render(request.headers.get("Accept"))
+        return Response(body, content_type=content_type)
+
+    return bp
+
+
+def check_all(checks: dict[str, Callable[[], None]]) -> tuple[dict[str, str], bool]:
+    results, ok = {}, True
+    for name, check in checks.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:
+            ok = False
+            results[name] = f"failing: {type(exc).__name__}"
+    return results, ok
+
+
+def json_body(max_bytes: int = 64 * 1024) -> dict:
+    """The request's JSON object, or a 400/413/415 ApiError explaining what is wrong with it."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send a JSON body with Content-Type: application/json")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, "payload_too_large", f"JSON body larger than {max_bytes} bytes")
+    raw = request.stream.read(max_bytes + 1)  # bounded even for chunked bodies without a length
+    if len(raw) > max_bytes:
+        raise ApiError(413, "payload_too_large", f"JSON body larger than {max_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "body must be a JSON object")
+    return data

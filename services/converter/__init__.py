@@ -1,0 +1,1 @@
+"""converter: turns queued videos into MP3s (RabbitMQ worker around ffmpeg)."""

@@ -1,0 +1,17 @@
+"""python -m services.converter"""
+from services.common import config, messaging, telemetry, worker
+
+from .worker import Converter
+
+
+def main() -> None:
+    telemetry.init_telemetry("converter")
+    publisher = messaging.Publisher()
+    converter = Converter(publisher)
+    consumer = messaging.Consumer(config.env("VIDEO_QUEUE"), converter.handle, on_retry=converter.on_retry,
+                                  on_give_up=converter.on_give_up, publisher=publisher)
+    worker.serve(consumer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""ffprobe and ffmpeg (through ffmpeg-python): inspect a file and extract its audio as MP3."""
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import ffmpeg
+
+from services.common import config
+from services.common.messaging import PermanentError, TransientError
+
+READ_BLOCK = 1024 * 1024
+
+
+@dataclass
+class MediaInfo:
+    duration: float | None
+    audio_codec: str | None
+    audio_streams: int
+    video_streams: int
+    audio_duration: float | None = None
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio the MP3 will hold (the first audio stream, cut at MAX_MEDIA_SECONDS)."""
+        seconds = self.audio_duration if self.audio_duration is not None else (self.duration or 0.0)
+        return min(seconds, config.env_float("MAX_MEDIA_SECONDS"))
+
+
+# Demuxers that read other resources named inside the upload (local files, URLs) instead of the upload itself.
+INDIRECT_FORMATS = {"hls", "applehttp", "dash", "concat", "sdp", "rtsp", "rtp", "webm_dash_manifest", "imf"}
+
+
+def _tail(text: bytes | str, limit: int = 300) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "")[-limit:]
+
+
+def probe(path: str, timeout: float = 60) -> MediaInfo:
+    """What ffprobe sees in the file; PermanentError when it is not media ffmpeg can read."""
+    args = [config.env("FFPROBE_BINARY"), "-v", "error", "-show_format", "-show_streams", "-of", "json", path]
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise PermanentError("the file could not be inspected in time (damaged or not a media file)") from None
+    if done.returncode != 0:
+        raise PermanentError(f"not a video or audio file ffmpeg can read ({_tail(done.stderr).replace(path, 'the upload') or 'unknown format'})")
+    data = json.loads(done.stdout or b"{}")
+    formats = set(str(data.get("format", {}).get("format_name", "")).split(","))
+    if formats & INDIRECT_FORMATS:
+        # A playlist or manifest makes ffmpeg open other files or URLs: the converter's own disk, the network.
+        raise PermanentError("playlists and manifests are not accepted; upload the media file itself")
+    streams = data.get("streams", [])
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    video = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
+    duration = _seconds(data.get("format", {}).get("duration"))
+    return MediaInfo(duration, audio[0].get("codec_name") if audio else None, len(audio), len(video),
+                     _seconds(audio[0].get("duration")) if audio else None)
+
+
+def _seconds(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_convertible(info: MediaInfo) -> None:
+    if info.audio_streams == 0:
+        raise PermanentError("the file has no audio track" if info.video_streams else
+                             "not a video or audio file ffmpeg can read (no streams)")
+    limit = config.env_float("MAX_MEDIA_SECONDS")
+    if info.duration is not None and info.duration > limit:
+        raise PermanentError(f"media is {info.duration:.0f} s long; the limit is {limit:.0f} s")
+
+
+def mp3_command(source: str, target: str, copy_audio: bool) -> list[str]:
+    """The ffmpeg command: first audio stream only (the video is never decoded), MP3 out.
+
+    `target` may be "pipe:1"; no Xing header then, since a pipe cannot be rewound to fill it in.
+    """
+    codec = {"acodec": "copy"} if copy_audio else {"acodec": "libmp3lame", "audio_bitrate": config.env("MP3_BITRATE")}
+    stream = (
+        ffmpeg.input(source)
+        .output(target, map="0:a:0", vn=None, sn=None, dn=None, format="mp3", write_xing=0,
+                t=config.env("MAX_MEDIA_SECONDS"), **codec)
+        .global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+        .overwrite_output()
+    )
+    return ffmpeg.compile(stream, cmd=config.env("FFMPEG_BINARY"))
+
+
+def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str) -> int:
+    """Convert `source` and stream the MP3 into `sink` while ffmpeg encodes; returns the bytes written.
+
+    Nothing is buffered beyond one read block, so memory stays flat whatever the length.
+    """
+    timeout = config.env_float("FFMPEG_TIMEOUT_SECONDS")
+    command = mp3_command(source, "pipe:1", copy_audio=info.audio_codec == "mp3")
+    timed_out = threading.Event()
+    written = 0
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
+        watchdog = threading.Timer(timeout, lambda: (timed_out.set(), process.kill()))
+        watchdog.start()
+        try:
+            while block := process.stdout.read(READ_BLOCK):
+                sink.write(block)
+                written += len(block)
+            code = process.wait()
+        finally:
+            watchdog.cancel()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+    if timed_out.is_set():
+        raise PermanentError(f"conversion took longer than the {timeout:.0f} s limit")
+    if code < 0:
+        raise TransientError(f"ffmpeg was killed by signal {-code}")
+    if code != 0:
+        with open(stderr_path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(f.tell() - 4096, 0))
+            detail = _tail(f.read()).replace(source, "the upload")
+        raise PermanentError(f"the media could not be decoded ({detail or f'ffmpeg exit {code}'})")
+    if written == 0:
+        raise PermanentError("no audio could be decoded from the file")
+    return written

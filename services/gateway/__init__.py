@@ -1,0 +1,225 @@
+"""gateway: the public REST API (register, login, upload, jobs, download) in front of the pipeline."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+import gridfs
+import pymongo.errors
+from flask import Blueprint, Response, jsonify, request, url_for
+from opentelemetry import propagate
+
+from services.common import config, messaging, metrics, storage, telemetry
+from services.common.web import ApiError, create_base_app, error_response
+
+from . import auth_client, openapi, outbox, uploads
+
+log = logging.getLogger(__name__)
+bp = Blueprint("gateway", __name__)
+_local = threading.local()
+
+
+def publisher() -> messaging.Publisher:
+    """One broker connection per request thread (pika connections are not thread-safe)."""
+    if not hasattr(_local, "publisher"):
+        _local.publisher = messaging.Publisher()
+    return _local.publisher
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z") if ts else None
+
+
+def job_view(job: dict) -> dict:
+    view = {
+        "job_id": job["_id"],
+        "status": job["status"],
+        "filename": job.get("filename"),
+        "size": job.get("size"),
+        "created_at": _iso(job.get("created")),
+        "updated_at": _iso(max((job.get("times") or {}).values(), default=job.get("created"))),
+        "status_url": url_for("gateway.get_job", job_id=job["_id"]),
+        "reason": job.get("reason"),
+        "mp3_id": None,
+        "download_url": None,
+    }
+    if job["status"] == "done" and job.get("mp3_id"):
+        view["mp3_id"] = job["mp3_id"]
+        view["download_url"] = url_for("gateway.download", fid=job["mp3_id"])
+        view["audio_seconds"] = job.get("audio_seconds")
+    return view
+
+
+def owned_job(query: dict, user: dict) -> dict:
+    """The job matching `query` if the caller owns it (or is admin); 404 otherwise, so ids cannot be probed."""
+    if not user.get("admin"):
+        query = dict(query, owner=user["sub"])
+    job = storage.jobs().find_one(query)
+    if job is None:
+        raise ApiError(404, "not_found", "no such job or file")
+    return job
+
+
+@bp.post("/register")
+def register():
+    body = request.stream.read(64 * 1024 + 1)
+    if len(body) > 64 * 1024:
+        raise ApiError(413, "payload_too_large", "JSON body too large")
+    return auth_client.relay("/register", {"Content-Type": request.headers.get("Content-Type", "")}, body)
+
+
+@bp.post("/login")
+def login():
+    return auth_client.relay("/login", {"Authorization": request.headers.get("Authorization", "")})
+
+
+@bp.post("/upload")
+def upload():
+    user = auth_client.current_user()
+    try:
+        stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"))
+    except ApiError:
+        metrics.UPLOADS.labels("rejected").inc()
+        raise
+    job_id = storage.new_id()
+    token = telemetry.job_context(job_id)
+    try:
+        carrier: dict = {}
+        propagate.inject(carrier)  # the outbox re-publishes into this same trace
+        job = storage.create_job({
+            "_id": job_id, "owner": user["sub"], "owner_email": user.get("email"),
+            "filename": stored.filename, "size": stored.size, "content_type": stored.content_type,
+            "video_id": stored.video_id, "trace": carrier,
+        })
+        metrics.UPLOADS.labels("accepted").inc()
+        metrics.UPLOAD_BYTES.inc(stored.size)
+        try:
+            outbox.publish_job(publisher(), job)
+        except Exception as exc:
+            # The job is durable: whatever went wrong with the broker, the outbox relay publishes it later.
+            log.warning("publish failed, left to the outbox", extra={"job_id": job_id, "error": str(exc)})
+            publisher().close()
+        log.info("upload accepted", extra={"job_id": job_id, "size": stored.size})
+    finally:
+        telemetry.detach(token)
+    status_url = url_for("gateway.get_job", job_id=job_id)
+    return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    user = auth_client.current_user()
+    return jsonify(job_view(owned_job({"_id": job_id}, user)))
+
+
+@bp.get("/jobs")
+def list_jobs():
+    user = auth_client.current_user()
+    try:
+        limit = int(request.args.get("limit", 20))
+        offset = int(request.args.get("offset", 0))
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", "limit and offset must be integers") from None
+    if not 1 <= limit <= 100 or not 0 <= offset <= 100000:
+        raise ApiError(400, "invalid_parameter", "limit must be 1-100 and offset 0-100000")
+    query: dict = {"owner": user["sub"]}
+    status = request.args.get("status")
+    if status is not None:
+        if status not in storage.STATUSES:
+            raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(storage.STATUSES)}")
+        query["status"] = status
+    found = list(storage.jobs().find(query).sort("created", -1).skip(offset).limit(limit))
+    return jsonify({"jobs": [job_view(job) for job in found], "limit": limit, "offset": offset})
+
+
+def parse_range(header: str | None, length: int) -> tuple[int, int] | None:
+    """(start, end) of a single `bytes=` range, None to send everything; raises 416 when unsatisfiable."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None  # unknown units and multi-range: the whole file is a valid answer
+    first, sep, last = spec.strip().partition("-")
+    try:
+        if not sep:
+            return None
+        if first == "":
+            suffix = int(last)
+            if suffix <= 0:
+                raise ValueError
+            start, end = max(length - suffix, 0), length - 1
+        else:
+            start = int(first)
+            end = int(last) if last else length - 1
+            end = min(end, length - 1)
+            if start < 0 or end < start:
+                raise ValueError
+    except ValueError:
+        start = end = -1
+    if start < 0 or start >= length:
+        raise ApiError(416, "range_not_satisfiable", "requested range is outside the file",
+                       {"Content-Range": f"bytes */{length}"})
+    return start, end
+
+
+@bp.get("/download")
+def download():
+    user = auth_client.current_user()
+    fid = request.args.get("fid", "")
+    if not fid:
+        raise ApiError(400, "missing_fid", "give the MP3 id as ?fid=MP3_ID")
+    job = owned_job({"mp3_id": fid, "status": "done"}, user)
+    bucket = storage.mp3s()
+    info = storage.file_info(bucket, fid)
+    if info is None:
+        raise ApiError(404, "not_found", "no such job or file")
+    length = info["length"]
+    byte_range = parse_range(request.headers.get("Range"), length)
+    start, end = byte_range or (0, length - 1)
+    name = uploads.stem(job.get("filename") or "audio") + ".mp3"
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(max(end - start + 1, 0)),
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
+        "ETag": f'"{fid}"',
+        "Cache-Control": "private, max-age=3600",
+    }
+    if byte_range:
+        headers["Content-Range"] = f"bytes {start}-{end}/{length}"
+    body = storage.read_file(bucket, fid, start, end) if length else iter(())
+    return Response(body, status=206 if byte_range else 200, mimetype="audio/mpeg", headers=headers,
+                    direct_passthrough=True)
+
+
+def _broker_ready() -> None:
+    publisher().ensure_queue(config.env("VIDEO_QUEUE"))
+    publisher().check()
+
+
+def create_app():
+    app = create_base_app("gateway", {"auth": auth_client.ping, "mongodb": storage.ping, "rabbitmq": _broker_ready})
+    app.register_blueprint(bp)
+    openapi.register(app)
+
+    @app.errorhandler(pymongo.errors.PyMongoError)
+    def _storage_down(exc):
+        log.warning("storage unavailable", extra={"error": f"{type(exc).__name__}: {exc}"})
+        return error_response(503, "storage_unavailable", "file storage is unavailable; try again shortly",
+                              {"Retry-After": "5"})
+
+    @app.errorhandler(gridfs.errors.GridFSError)
+    def _corrupt_file(exc):
+        log.error("stored file unreadable", extra={"error": str(exc)})
+        return error_response(503, "storage_unavailable", "the stored file cannot be read right now")
+
+    try:
+        storage.ensure_indexes()
+    except pymongo.errors.PyMongoError:
+        log.warning("MongoDB unavailable at start; indexes will be created by the next start")
+    if config.env_float("OUTBOX_INTERVAL_SECONDS") > 0:
+        outbox.OutboxRelay().start()
+    return app

@@ -1,0 +1,58 @@
+"""Calls from the gateway to the auth service (one pooled HTTP session per process)."""
+from __future__ import annotations
+
+import requests
+from flask import Response, request
+
+from services.common import config
+from services.common.web import ApiError
+
+_session = requests.Session()
+_FORWARDED_HEADERS = ("Content-Type", "WWW-Authenticate", "Retry-After")
+
+
+def _call(path: str, headers: dict, body: bytes | None = None) -> requests.Response:
+    headers = dict(headers, **{"X-Client-Address": request.remote_addr or "unknown"})
+    try:
+        return _session.post(config.env("AUTH_URL").rstrip("/") + path, data=body, headers=headers,
+                             timeout=config.env_float("UPSTREAM_TIMEOUT_SECONDS"))
+    except requests.RequestException:
+        raise ApiError(503, "auth_unavailable", "the auth service is unavailable; try again shortly",
+                       {"Retry-After": "5"}) from None
+
+
+def relay(path: str, headers: dict, body: bytes | None = None) -> Response:
+    """Forward a call to auth and answer with its status, body and relevant headers."""
+    upstream = _call(path, headers, body)
+    if upstream.status_code >= 500:
+        raise ApiError(503, "auth_unavailable", "the auth service could not answer; try again shortly",
+                       {"Retry-After": "5"})
+    response = Response(upstream.content, status=upstream.status_code)
+    for name in _FORWARDED_HEADERS:
+        if name in upstream.headers:
+            response.headers[name] = upstream.headers[name]
+    return response
+
+
+def current_user() -> dict:
+    """The claims of the request's Bearer token (validated by auth), or a 401 ApiError."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing_token", "send a token in the header Authorization: Bearer TOKEN")
+    upstream = _call("/validate", {"Authorization": header})
+    if upstream.status_code == 200:
+        return upstream.json()
+    if upstream.status_code == 401:
+        try:
+            error = upstream.json()["error"]
+            raise ApiError(401, error["code"], error["message"])
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(401, "invalid_token", "token rejected") from None
+    raise ApiError(503, "auth_unavailable", "the auth service could not validate the token; try again shortly",
+                   {"Retry-After": "5"})
+
+
+def ping() -> None:
+    response = _session.get(config.env("AUTH_URL").rstrip("/") + "/readyz", timeout=2)
+    response.raise_for_status()

@@ -1,0 +1,63 @@
+"""Outbox relay: publishes jobs that were stored but whose message the broker did not confirm.
+
+The upload path publishes at once; this catches what it could not (broker down, gateway
+killed between the two steps). Each job's stored trace context is reused, so a late
+publish still belongs to the upload's trace. Several gateways may run it: a short lease
+on each job keeps them from publishing the same one at the same time, and the converter
+ignores any duplicate anyway.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from pymongo import ReturnDocument
+
+from services.common import config, messaging, metrics, storage, telemetry
+
+log = logging.getLogger(__name__)
+
+GRACE_SECONDS = 10  # give the upload request itself time to publish first
+LEASE_SECONDS = 30
+
+
+def publish_job(publisher: messaging.Publisher, job: dict) -> None:
+    publisher.publish(config.env("VIDEO_QUEUE"), {"job_id": job["_id"]}, carrier=job.get("trace") or {},
+                      message_id=job["_id"])
+    storage.mark_published(job["_id"])
+
+
+def relay_once(publisher: messaging.Publisher) -> int:
+    """Publish every pending job once; returns how many were published."""
+    published = 0
+    for job in storage.unpublished_jobs(older_than=time.time() - GRACE_SECONDS):
+        now = time.time()
+        claimed = storage.jobs().find_one_and_update(
+            {"_id": job["_id"], "published": False, "outbox_lease": {"$lt": now}},
+            {"$set": {"outbox_lease": now + LEASE_SECONDS}}, return_document=ReturnDocument.AFTER)
+        if claimed is None:
+            continue
+        publish_job(publisher, claimed)
+        metrics.OUTBOX_PUBLISHED.inc()
+        published += 1
+        log.info("outbox published job", extra={"job_id": job["_id"]})
+    metrics.OUTBOX_BACKLOG.set(storage.count_unpublished())
+    return published
+
+
+class OutboxRelay(threading.Thread):
+    def __init__(self, interval: float | None = None):
+        super().__init__(name="outbox-relay", daemon=True)
+        self.interval = interval if interval is not None else config.env_float("OUTBOX_INTERVAL_SECONDS")
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        publisher = messaging.Publisher()
+        while not self.stopped.wait(self.interval):
+            try:
+                relay_once(publisher)
+            except Exception as exc:  # broker or MongoDB down: try again next round
+                log.warning("outbox round failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+                publisher.close()
+        publisher.close()

@@ -1,0 +1,53 @@
+"""Compose and send the notification emails over SMTP."""
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+
+from services.common import config
+
+
+def compose(job: dict, status: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = config.env("MAIL_FROM")
+    message["To"] = job["owner_email"]
+    # A stable Message-ID per job and outcome lets mail systems drop a rare duplicate too.
+    message["Message-ID"] = f"<{job['_id']}.{status}@vid2mp3.local>"
+    message["X-Vid2mp3-Job"] = job["_id"]
+    base = config.env("PUBLIC_URL").rstrip("/")
+    name = job.get("filename") or "your video"
+    if status == "done":
+        message["Subject"] = f"Your MP3 is ready: {name}"
+        message.set_content(
+            f"Your MP3 of {name} is ready.\n\n"
+            f"Job id: {job['_id']}\n"
+            f"MP3 id: {job['mp3_id']}\n"
+            f"Download: {base}/download?fid={job['mp3_id']}\n\n"
+            f"curl -L \"{base}/download?fid={job['mp3_id']}\" -H \"Authorization: Bearer TOKEN\" -o out.mp3\n"
+        )
+    else:
+        message["Subject"] = f"Your conversion failed: {name}"
+        message.set_content(
+            f"We could not convert {name}.\n\n"
+            f"Job id: {job['_id']}\n"
+            f"Reason: {job.get('reason') or 'unknown'}\n"
+            f"Status: {base}/jobs/{job['_id']}\n"
+        )
+    return message
+
+
+def send(message: EmailMessage) -> None:
+    host, port = config.env("SMTP_HOST"), config.env_int("SMTP_PORT")
+    timeout = config.env_float("SMTP_TIMEOUT_SECONDS")
+    context = ssl.create_default_context()
+    if config.env_bool("SMTP_SSL"):
+        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
+    with smtp:
+        if config.env_bool("SMTP_STARTTLS") and not config.env_bool("SMTP_SSL"):
+            smtp.starttls(context=context)
+        if config.env("SMTP_USER"):
+            smtp.login(config.env("SMTP_USER"), config.env("SMTP_PASSWORD"))
+        smtp.send_message(message)

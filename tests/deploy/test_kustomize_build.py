@@ -1,0 +1,62 @@
+"""Every overlay and every component combination builds and validates against the Kubernetes schemas."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from .conftest import OVERLAYS, ROOT
+
+K8S_VERSION = "1.35.0"  # a current release; the schemas ship with kubernetes-validate
+# Custom resources whose schemas are not Kubernetes' own: validated by their operators' CRDs.
+CRD_EXCEPTIONS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication"),
+                  ("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+COMBOS = sorted(p.name for p in (ROOT / "kustomize" / "tests").iterdir() if (p / "kustomization.yaml").exists())
+TARGETS = [f"kustomize/overlays/{o}" for o in OVERLAYS] + [f"kustomize/tests/{c}" for c in COMBOS]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_builds_and_validates_strict(build, target):
+    docs = build.docs(target)
+    assert docs, f"{target} built nothing"
+    errors = []
+    for d in docs:
+        if (d["apiVersion"], d["kind"]) in CRD_EXCEPTIONS:
+            continue
+        try:
+            kubernetes_validate.validate(d, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            errors.append(f"{d['kind']}/{d['metadata']['name']}: {e.message} at {list(e.path)}")
+        except kubernetes_validate.SchemaNotFoundError:
+            errors.append(f"{d['apiVersion']} {d['kind']}: no schema (add to CRD_EXCEPTIONS only if it is a CRD)")
+    assert not errors, "\n".join(errors)
+
+
+def test_every_component_is_in_a_test_combination():
+    components = {p.name for p in (ROOT / "kustomize" / "components").iterdir() if p.is_dir()}
+    used = set()
+    for c in COMBOS:
+        used |= {line.strip().rsplit("/", 1)[-1] for line in
+                 (ROOT / "kustomize" / "tests" / c / "kustomization.yaml").read_text().splitlines()
+                 if "../../components/" in line}
+    assert {"in-cluster-infra", "monitoring", "keda", "network-policies"} <= components
+    assert components <= used, f"components never built by kustomize/tests: {components - used}"
+
+
+def test_no_real_secret_is_committed():
+    for env in (ROOT / "kustomize").rglob("*.env.example"):
+        assert env.with_suffix("").name.endswith(".env")
+    ignore = (ROOT / "kustomize" / ".gitignore").read_text()
+    assert "*.env" in ignore and "!*.env.example" in ignore
+    for kust in (ROOT / "kustomize").rglob("kustomization.yaml"):
+        text = kust.read_text()
+        assert "kind: Secret" not in text
+
+
+def test_monitoring_copies_match_monitoring_folder():
+    import subprocess, sys
+    p = subprocess.run([sys.executable, str(ROOT / "k8s" / "monitoring" / "sync.py"), "--check"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr

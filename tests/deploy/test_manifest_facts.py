@@ -1,0 +1,160 @@
+"""Facts about the built YAML that matter in production."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from services.common.config import SETTINGS
+
+from .conftest import OVERLAYS, SERVICES, find, pod_specs
+
+SETTING_NAMES = {name for name, _, _ in SETTINGS}
+# what each service cannot run without in a cluster (ConfigMap keys or container env)
+NEEDED = {
+    "auth": {"BIND_HOST", "AUTH_PORT", "MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD",
+             "MYSQL_DATABASE", "JWT_SECRET", "DEPLOY_ENV", "PROMETHEUS_MULTIPROC_DIR"},
+    "gateway": {"BIND_HOST", "GATEWAY_PORT", "AUTH_URL", "PUBLIC_URL", "RABBITMQ_URL", "MONGO_URI",
+                "VIDEO_QUEUE", "MP3_QUEUE", "DEPLOY_ENV", "PROMETHEUS_MULTIPROC_DIR"},
+    "converter": {"BIND_HOST", "METRICS_PORT", "RABBITMQ_URL", "MONGO_URI", "VIDEO_QUEUE", "MP3_QUEUE",
+                  "WORK_DIR", "FFMPEG_TIMEOUT_SECONDS", "DEPLOY_ENV"},
+    "notification": {"BIND_HOST", "METRICS_PORT", "RABBITMQ_URL", "MONGO_URI", "MP3_QUEUE", "SMTP_HOST",
+                     "SMTP_PORT", "MAIL_FROM", "PUBLIC_URL", "DEPLOY_ENV"},
+}
+OTEL_NEEDED = {"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_EXPORTER"}
+
+
+@pytest.fixture(scope="module")
+def prod(build):
+    return build.docs("kustomize/overlays/prod")
+
+
+def test_converter_hpa_scales_converter_on_video_queue_depth(prod):
+    hpa = find(prod, "HorizontalPodAutoscaler", "converter")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "converter"}
+    find(prod, "Deployment", "converter")
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "External"
+    assert metric["external"]["metric"]["name"] == "rabbitmq_queue_messages"
+    assert metric["external"]["metric"]["selector"]["matchLabels"] == {"queue": "video"}
+    assert metric["external"]["target"]["type"] == "AverageValue"
+    assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    b = hpa["spec"]["behavior"]
+    assert b["scaleUp"]["stabilizationWindowSeconds"] == 0
+    assert b["scaleDown"]["stabilizationWindowSeconds"] >= 300
+    # the adapter serves that metric name from RabbitMQ's own series
+    cfg = find(prod, "ConfigMap", next(d["metadata"]["name"] for d in prod if d["kind"] == "ConfigMap"
+                                      and d["metadata"]["name"].startswith("prometheus-adapter-config")))
+    assert "as: rabbitmq_queue_messages" in cfg["data"]["config.yaml"]
+    apisvc = find(prod, "APIService", "v1beta1.external.metrics.k8s.io")
+    assert apisvc["spec"]["service"] == {"name": "prometheus-adapter", "namespace": "vid2mp3", "port": 443}
+
+
+def test_prod_shape(prod):
+    gw = find(prod, "HorizontalPodAutoscaler", "gateway")
+    assert gw["spec"]["metrics"][0]["resource"]["name"] == "cpu" and gw["spec"]["minReplicas"] >= 2
+    assert find(prod, "Deployment", "auth")["spec"]["replicas"] >= 2
+    for s in SERVICES:
+        find(prod, "PodDisruptionBudget", s)
+        spec = find(prod, "Deployment", s)["spec"]["template"]["spec"]
+        keys = {c["topologyKey"] for c in spec.get("topologySpreadConstraints", [])}
+        assert {"topology.kubernetes.io/zone", "kubernetes.io/hostname"} <= keys, s
+    kinds = {d["kind"] for d in prod}
+    assert "StatefulSet" not in {d["kind"] for d in prod if d["metadata"]["name"] in ("mongodb", "mysql", "rabbitmq")}
+    assert "NetworkPolicy" in kinds
+    assert find(prod, "Deployment", "converter")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 600
+    assert all(d["metadata"].get("namespace") in ("vid2mp3", "kube-system") for d in prod
+               if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding", "APIService"))
+
+
+def test_dev_is_one_replica_with_in_cluster_infra(build):
+    dev = build.docs("kustomize/overlays/dev")
+    for s in SERVICES:
+        assert find(dev, "Deployment", s)["spec"]["replicas"] == 1
+    for s in ("rabbitmq", "mongodb", "mysql"):
+        assert find(dev, "StatefulSet", s)["spec"]["replicas"] == 1
+    find(dev, "Deployment", "mailpit")
+    rabbit = find(dev, "StatefulSet", "rabbitmq")["spec"]["template"]["metadata"]["annotations"]
+    assert rabbit["prometheus.io/path"] == "/metrics/per-object" and rabbit["prometheus.io/port"] == "15692"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_is_probed_limited_and_unprivileged(build, overlay):
+    problems = []
+    for d, spec in pod_specs(build.docs(f"kustomize/overlays/{overlay}")):
+        name = f"{d['kind']}/{d['metadata']['name']}"
+        psc = spec.get("securityContext", {})
+        if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            problems.append(f"{name}: seccomp RuntimeDefault")
+        mounts_tmp = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            cname = f"{name}[{c['name']}]"
+            sc = c.get("securityContext", {})
+            if not (psc.get("runAsNonRoot") or sc.get("runAsNonRoot")):
+                problems.append(f"{cname}: runAsNonRoot")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{cname}: allowPrivilegeEscalation false")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{cname}: readOnlyRootFilesystem")
+            if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{cname}: drop ALL capabilities")
+            for p in ("livenessProbe", "readinessProbe"):
+                if p not in c:
+                    problems.append(f"{cname}: {p}")
+            res = c.get("resources", {})
+            for kind in ("requests", "limits"):
+                if not {"cpu", "memory"} <= set(res.get(kind, {})):
+                    problems.append(f"{cname}: {kind} cpu+memory")
+            if not any(m["mountPath"] == "/tmp" and m["name"] in mounts_tmp for m in c.get("volumeMounts", [])):
+                problems.append(f"{cname}: emptyDir on /tmp")
+    assert not problems, "\n".join(problems)
+
+
+def test_service_probes_hit_the_real_endpoints(prod):
+    ports = {"auth": 5000, "gateway": 8080, "converter": 9100, "notification": 9101}
+    for s, port in ports.items():
+        d = find(prod, "Deployment", s)
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        named = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert named[c["readinessProbe"]["httpGet"]["port"]] == port
+        ann = d["spec"]["template"]["metadata"]["annotations"]
+        assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == str(port)
+        assert d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == s
+
+
+def test_no_latest_or_untagged_images_in_prod(prod):
+    for d, spec in pod_specs(prod):
+        for c in spec["containers"]:
+            image = c["image"]
+            tag = image.rsplit("@", 1)[0].rsplit("/", 1)[-1]
+            assert ":" in tag or "@sha256:" in image, f"{image} has no tag"
+            assert not tag.endswith(":latest") and not tag.endswith(":dev"), image
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_configmap_keys_are_known_settings_and_cover_needs(build, overlay):
+    docs = build.docs(f"kustomize/overlays/{overlay}")
+    for s in SERVICES:
+        spec = find(docs, "Deployment", s)["spec"]["template"]["spec"]
+        c = spec["containers"][0]
+        cm_names = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
+        keys: set[str] = set()
+        for n in cm_names:
+            cm = find(docs, "ConfigMap", n)
+            unknown = {k for k in cm["data"] if k not in SETTING_NAMES and not k.startswith("OTEL_")}
+            assert not unknown, f"{n}: keys that services/common/config.py does not know: {unknown}"
+            keys |= set(cm["data"])
+        env = {e["name"] for e in c.get("env", [])}
+        assert not {e for e in env if e not in SETTING_NAMES and not e.startswith("OTEL_")}
+        missing = (NEEDED[s] | OTEL_NEEDED) - keys - env
+        assert not missing, f"{overlay}/{s} lacks {missing}"
+
+
+def test_secrets_come_from_generators_only(build):
+    for o in OVERLAYS:
+        for d in build.docs(f"kustomize/overlays/{o}"):
+            if d["kind"] == "Secret":
+                assert re.search(r"-[a-z0-9]{10}$", d["metadata"]["name"]), d["metadata"]["name"]

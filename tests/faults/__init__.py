@@ -1,0 +1,1 @@
+"""Fault injection against a private stack: kill -9, broker/database/SMTP outages, SIGTERM, poison messages."""

@@ -1,0 +1,108 @@
+"""Shared test helpers: generated media, an API client, waiting for jobs and mail."""
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+
+def make_media(path: Path, seconds: float = 3, video: str | None = "testsrc=size=320x240:rate=25",
+               audio: str | None = "sine=frequency=440", extra: list[str] | None = None) -> Path:
+    """Generate a real media file with ffmpeg's lavfi sources."""
+    args = ["ffmpeg", "-v", "error", "-y"]
+    if video:
+        args += ["-f", "lavfi", "-i", f"{video}:duration={seconds}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"{audio}:duration={seconds}"]
+    if video and path.suffix in (".mp4", ".mov", ".mkv"):
+        args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if audio and path.suffix in (".mp4", ".mov", ".mkv"):
+        args += ["-c:a", "aac"]
+    args += (extra or []) + [str(path)]
+    subprocess.run(args, check=True)
+    return path
+
+
+def duration_of(path: Path) -> float:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name",
+                          "-of", "json", str(path)], check=True, capture_output=True, text=True).stdout
+    return float(json.loads(out)["format"]["duration"])
+
+
+def codec_of(path: Path) -> str:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "json", str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["streams"][0]["codec_name"]
+
+
+class Client:
+    """A user of the public API."""
+
+    def __init__(self, base: str, email_addr: str | None = None, password: str = "a-good-password-42"):
+        self.base = base
+        self.email = email_addr or f"user-{uuid.uuid4().hex[:10]}@example.com"
+        self.password = password
+        self.token: str | None = None
+
+    def register(self) -> requests.Response:
+        return requests.post(f"{self.base}/register", json={"email": self.email, "password": self.password}, timeout=10)
+
+    def login(self) -> str:
+        response = requests.post(f"{self.base}/login", auth=(self.email, self.password), timeout=10)
+        assert response.status_code == 200, response.text
+        self.token = response.text
+        return self.token
+
+    def signed_up(self) -> "Client":
+        assert self.register().status_code == 201
+        self.login()
+        return self
+
+    @property
+    def auth(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def upload(self, path: Path, name: str | None = None) -> requests.Response:
+        with open(path, "rb") as f:
+            return requests.post(f"{self.base}/upload", headers=self.auth, files={"file": (name or path.name, f)},
+                                 timeout=60)
+
+    def job(self, job_id: str) -> requests.Response:
+        return requests.get(f"{self.base}/jobs/{job_id}", headers=self.auth, timeout=10)
+
+    def download(self, fid: str, **headers) -> requests.Response:
+        return requests.get(f"{self.base}/download", params={"fid": fid}, headers={**self.auth, **headers}, timeout=30)
+
+    def wait_job(self, job_id: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.job(job_id).json()
+            if body["status"] in ("done", "failed"):
+                return body
+            time.sleep(0.3)
+        raise AssertionError(f"job {job_id} not finished after {timeout} s: {body}")
+
+
+def wait_mail(maildir: Path, job_id: str, timeout: float = 30) -> list[email.message.EmailMessage]:
+    """The emails in the Maildir about `job_id`, waiting for at least one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = mails_for(maildir, job_id)
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def mails_for(maildir: Path, job_id: str) -> list[email.message.EmailMessage]:
+    found = []
+    for path in sorted(maildir.glob("*")) if maildir.exists() else []:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if message["X-Vid2mp3-Job"] == job_id:
+            found.append(message)
+    return found

@@ -1,0 +1,64 @@
+"""ffprobe/ffmpeg handling of real media files."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from services.common.messaging import PermanentError
+from services.converter import media
+from tests.helpers import codec_of, duration_of, make_media
+
+
+def test_video_to_mp3(tmp_path):
+    source = make_media(tmp_path / "a.mkv", seconds=2)
+    info = media.probe(str(source))
+    assert info.audio_streams == 1 and info.video_streams == 1 and info.audio_codec == "aac"
+    target = tmp_path / "out.mp3"
+    with open(target, "wb") as sink:
+        written = media.to_mp3(str(source), info, sink, str(tmp_path / "log"))
+    assert written == target.stat().st_size > 0
+    assert codec_of(target) == "mp3"
+    assert abs(duration_of(target) - 2) < 0.5
+    assert abs(info.audio_seconds - 2) < 0.1
+
+
+def test_command_never_decodes_video_and_copies_mp3():
+    command = media.mp3_command("in", "out.mp3", copy_audio=False)
+    assert "-vn" in command and command[command.index("-map") + 1] == "0:a:0"
+    assert command[command.index("-write_xing") + 1] == "0"  # streamed to a pipe, no header to rewrite
+    assert command[command.index("-acodec") + 1] == "libmp3lame"
+    copy = media.mp3_command("in", "out.mp3", copy_audio=True)
+    assert copy[copy.index("-acodec") + 1] == "copy"
+
+
+def test_not_media_and_no_audio_are_permanent(tmp_path):
+    text = tmp_path / "t.mp4"
+    text.write_text("hello " * 100)
+    with pytest.raises(PermanentError, match="not a video"):
+        media.probe(str(text))
+    silent = make_media(tmp_path / "s.mp4", seconds=1, audio=None)
+    with pytest.raises(PermanentError, match="no audio track"):
+        media.check_convertible(media.probe(str(silent)))
+
+
+def test_truncated_media_fails_permanently(tmp_path):
+    source = make_media(tmp_path / "a.mp4", seconds=3)
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    with pytest.raises(PermanentError):
+        info = media.probe(str(truncated))
+        media.check_convertible(info)
+        media.to_mp3(str(truncated), info, io.BytesIO(), str(tmp_path / "log"))
+
+
+def test_timeout_and_duration_limits(tmp_path, monkeypatch):
+    source = make_media(tmp_path / "a.mp4", seconds=4)
+    info = media.probe(str(source))
+    monkeypatch.setenv("MAX_MEDIA_SECONDS", "2")
+    with pytest.raises(PermanentError, match="limit is 2 s"):
+        media.check_convertible(info)
+    monkeypatch.setenv("MAX_MEDIA_SECONDS", "21600")
+    monkeypatch.setenv("FFMPEG_TIMEOUT_SECONDS", "0.01")
+    with pytest.raises(PermanentError, match="longer than"):
+        media.to_mp3(str(source), info, io.BytesIO(), str(tmp_path / "log"))

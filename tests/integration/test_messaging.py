@@ -1,0 +1,159 @@
+"""Publisher and Consumer against the real RabbitMQ: confirms, retries, dead letters, heartbeats."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import pika
+import pytest
+
+from services.common import config, messaging
+
+
+@pytest.fixture
+def queue_name():
+    name = f"t{uuid.uuid4().hex[:8]}.work"
+    yield name
+    connection = pika.BlockingConnection(messaging.connection_parameters())
+    channel = connection.channel()
+    for q in [name, messaging.dead_queue(name)] + [messaging.retry_queue(name, d) for d in config.retry_delays()]:
+        channel.queue_delete(q)
+    connection.close()
+
+
+def run_consumer(consumer: messaging.Consumer) -> threading.Thread:
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    assert consumer.connected.wait(10)
+    return thread
+
+
+def get_all(queue: str) -> list[tuple[pika.BasicProperties, dict]]:
+    connection = pika.BlockingConnection(messaging.connection_parameters())
+    channel = connection.channel()
+    found = []
+    while True:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        found.append((properties, json.loads(body)))
+    connection.close()
+    return found
+
+
+def wait_until(check, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_publish_is_persistent_confirmed_and_carries_trace_context(queue_name):
+    publisher = messaging.Publisher()
+    publisher.publish(queue_name, {"job_id": "j1"}, message_id="m1")
+    [(properties, body)] = get_all(queue_name)
+    assert body == {"job_id": "j1"}
+    assert properties.delivery_mode == 2 and properties.message_id == "m1"
+    assert "x-published-at-ms" in properties.headers
+    publisher.close()
+
+
+def test_publish_to_a_missing_queue_is_not_confirmed(queue_name):
+    publisher = messaging.Publisher()
+    with pytest.raises(messaging.PublishError):
+        publisher.publish(f"{queue_name}.nobody-declared-this", {"x": 1}, declare=False)
+    # The publisher recovers for the next message.
+    publisher.publish(queue_name, {"after": "error"})
+    assert [b for _, b in get_all(queue_name)] == [{"after": "error"}]
+    publisher.close()
+
+
+def test_transient_failures_retry_with_backoff_then_succeed(queue_name):
+    attempts = []
+
+    def handler(delivery):
+        attempts.append((time.monotonic(), delivery.retries))
+        if len(attempts) < 3:
+            raise messaging.TransientError("dependency down")
+
+    consumer = messaging.Consumer(queue_name, handler)
+    thread = run_consumer(consumer)
+    messaging.Publisher().publish(queue_name, {"n": 1})
+    assert wait_until(lambda: len(attempts) == 3)
+    consumer.stop()
+    thread.join(10)
+    assert [r for _, r in attempts] == [0, 1, 2]
+    delays = config.retry_delays()
+    assert attempts[1][0] - attempts[0][0] >= delays[0] * 0.9
+    assert attempts[2][0] - attempts[1][0] >= delays[1] * 0.9
+    assert get_all(messaging.dead_queue(queue_name)) == []
+
+
+def test_exhausted_retries_and_poison_messages_are_dead_lettered(queue_name):
+    given_up = []
+
+    def handler(delivery):
+        body = delivery.json()  # raises PermanentError for non-JSON
+        if body.get("kind") == "always-fails":
+            raise RuntimeError("boom")
+
+    consumer = messaging.Consumer(queue_name, handler, on_give_up=lambda d, reason: given_up.append(reason))
+    thread = run_consumer(consumer)
+    publisher = messaging.Publisher()
+    publisher.publish(queue_name, {"kind": "always-fails"})
+    publisher._open().basic_publish("", queue_name, b"\x00not json{", pika.BasicProperties(delivery_mode=2))
+    publisher.publish(queue_name, {"kind": "fine"})
+    assert wait_until(lambda: len(given_up) == 2, timeout=20)
+    consumer.stop()
+    thread.join(10)
+    dead = get_all(messaging.dead_queue(queue_name))
+    reasons = sorted(p.headers["x-death-reason"] for p, _ in dead)
+    assert len(dead) == 2
+    assert reasons[0].startswith("gave up after 3 retries: RuntimeError: boom")
+    assert reasons[1].startswith("message is not JSON")
+    assert get_all(queue_name) == []
+
+
+def test_long_work_does_not_starve_heartbeats(queue_name, monkeypatch):
+    # With a 2 s heartbeat, 7 s of blocking work would get the connection closed
+    # by the broker if the I/O thread were doing the work.
+    monkeypatch.setenv("AMQP_HEARTBEAT_SECONDS", "2")
+    done = []
+
+    def handler(delivery):
+        time.sleep(7)
+        done.append(delivery.json())
+
+    consumer = messaging.Consumer(queue_name, handler)
+    thread = run_consumer(consumer)
+    messaging.Publisher().publish(queue_name, {"slow": True})
+    messaging.Publisher().publish(queue_name, {"slow": "second"})
+    assert wait_until(lambda: len(done) == 2, timeout=25)
+    consumer.stop()
+    thread.join(10)
+    assert done == [{"slow": True}, {"slow": "second"}]
+    # Both acked on the first delivery: nothing left, nothing retried.
+    assert get_all(queue_name) == [] and get_all(messaging.dead_queue(queue_name)) == []
+
+
+def test_graceful_stop_finishes_the_message_in_hand(queue_name):
+    started, finished = threading.Event(), []
+
+    def handler(delivery):
+        started.set()
+        time.sleep(2)
+        finished.append(delivery.json())
+
+    consumer = messaging.Consumer(queue_name, handler)
+    thread = run_consumer(consumer)
+    messaging.Publisher().publish(queue_name, {"in": "hand"})
+    assert started.wait(10)
+    consumer.stop()
+    thread.join(15)
+    assert not thread.is_alive()
+    assert finished == [{"in": "hand"}]
+    assert get_all(queue_name) == []  # acked, not requeued

@@ -1,0 +1,1 @@
+"""Hostile input: API fuzzing, media zoo, brute force, access control, secrets."""

@@ -1,0 +1,33 @@
+"""The settings table is the single source: README and .env.example must list exactly its names."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from services.common import config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_table_lists_every_setting_with_its_default():
+    readme = (ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| `([^`]*)` \|", readme, re.M))
+    assert rows == {name: default for name, default, _ in config.SETTINGS}
+
+
+def test_env_example_lists_every_setting():
+    names = re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M)
+    assert names == [name for name, _, _ in config.SETTINGS]
+
+
+def test_code_reads_only_known_settings():
+    used = set()
+    for path in (ROOT / "services").rglob("*.py"):
+        used |= set(re.findall(r"env(?:_int|_float|_bool)?\(\"([A-Z0-9_]+)\"\)", path.read_text()))
+    known = {name for name, _, _ in config.SETTINGS}
+    assert used and used <= known, used - known
+
+
+def test_retry_delays_parse(monkeypatch):
+    monkeypatch.setenv("RETRY_DELAYS", "1, 2.5,10")
+    assert config.retry_delays() == [1.0, 2.5, 10.0]

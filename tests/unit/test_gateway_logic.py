@@ -1,0 +1,32 @@
+"""Pure logic of the gateway: byte ranges and file names."""
+from __future__ import annotations
+
+import pytest
+
+from services.common.web import ApiError
+from services.gateway import parse_range
+from services.gateway.uploads import safe_filename
+
+
+@pytest.mark.parametrize("header,expected", [
+    (None, None), ("", None), ("bytes=0-9", (0, 9)), ("bytes=10-", (10, 99)), ("bytes=-5", (95, 99)),
+    ("bytes=90-200", (90, 99)), ("items=0-5", None), ("bytes=0-1,5-6", None), ("bytes=5", None),
+])
+def test_parse_range(header, expected):
+    assert parse_range(header, 100) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=50-10", "bytes=-0", "bytes=abc-def"])
+def test_unsatisfiable_ranges(header):
+    with pytest.raises(ApiError) as err:
+        parse_range(header, 100)
+    assert err.value.status == 416 and err.value.headers["Content-Range"] == "bytes */100"
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("video.mp4", "video.mp4"), ("../../etc/passwd", "passwd"), ("C:\\Users\\me\\clip.mov", "clip.mov"),
+    ("bad\x00name\n.mp4", "badname.mp4"), ("", "video"), (None, "video"), ("..", "video"),
+    ("Café \"quoted\" ✓.mkv", "Café \"quoted\" ✓.mkv"), ("x" * 500, "x" * 200),
+])
+def test_safe_filename(raw, expected):
+    assert safe_filename(raw) == expected
