@@ -7,9 +7,10 @@ import pymysql
 from flask import Blueprint, Response, jsonify, request
 
 from services.common import metrics
+from services.common import openapi as api_docs
 from services.common.web import ApiError, create_base_app, error_response, json_body
 
-from . import accounts, db, limits, tokens
+from . import accounts, db, limits, openapi, tokens
 
 bp = Blueprint("auth", __name__)
 
@@ -93,6 +94,7 @@ def create_app():
     tokens.signing_key()  # refuse to start without a usable secret
     app = create_base_app("auth", {"mysql": db.ping})
     app.register_blueprint(bp)
+    api_docs.register(app, openapi.SPEC)
 
     @app.errorhandler(pymysql.err.MySQLError)
     def _database_down(exc):

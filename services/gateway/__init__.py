@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from opentelemetry import propagate
 
 from services.common import config, messaging, metrics, storage, telemetry
+from services.common import openapi as api_docs
 from services.common.web import ApiError, create_base_app, error_response
 
 from . import auth_client, openapi, outbox, uploads
@@ -203,7 +204,7 @@ def _broker_ready() -> None:
 def create_app():
     app = create_base_app("gateway", {"auth": auth_client.ping, "mongodb": storage.ping, "rabbitmq": _broker_ready})
     app.register_blueprint(bp)
-    openapi.register(app)
+    api_docs.register(app, openapi.SPEC)
 
     @app.errorhandler(pymongo.errors.PyMongoError)
     def _storage_down(exc):

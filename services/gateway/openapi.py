@@ -1,17 +1,7 @@
 """OpenAPI 3 description of the public API, served at /openapi.json, with Swagger UI at /docs."""
 from __future__ import annotations
 
-from flask import Flask, jsonify
-
-ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _errors(*statuses: int) -> dict:
-    text = {400: "Bad input", 401: "Missing, invalid or expired credentials", 404: "No such job or file",
-            409: "Conflict", 413: "Body too large", 415: "Wrong content type", 416: "Range not satisfiable",
-            429: "Too many failed logins", 503: "A dependency is unavailable; retry later"}
-    return {str(s): {"description": text[s], "content": {"application/json": {"schema": ERROR}}} for s in statuses}
-
+from services.common.openapi import ERROR_SCHEMA, errors as _errors
 
 SPEC = {
     "openapi": "3.0.3",
@@ -26,12 +16,7 @@ SPEC = {
             "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
         },
         "schemas": {
-            "Error": {
-                "type": "object", "required": ["error"],
-                "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string", "description": "stable machine-readable code"},
-                    "message": {"type": "string", "description": "human-readable explanation"}}}},
-            },
+            "Error": ERROR_SCHEMA,
             "Job": {
                 "type": "object",
                 "required": ["job_id", "status", "status_url"],
@@ -119,12 +104,3 @@ SPEC = {
     },
 }
 
-
-def register(app: Flask) -> None:
-    from flask_swagger_ui import get_swaggerui_blueprint
-
-    @app.get("/openapi.json")
-    def openapi_json():
-        return jsonify(SPEC)
-
-    app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={"app_name": "vid2mp3 API"}))
