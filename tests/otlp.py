@@ -61,6 +61,7 @@ class Receiver:
                         "attributes": {a.key: _value(a.value) for a in span.attributes},
                         "status": span.status.code,  # 2 = ERROR
                         "events": [e.name for e in span.events],
+                        "start_ns": span.start_time_unix_nano, "end_ns": span.end_time_unix_nano,
                     })
         with self.lock:
             self.spans.extend(found)
@@ -72,3 +73,22 @@ class Receiver:
     def spans_with(self, key: str, value) -> list[dict]:
         with self.lock:
             return [s for s in self.spans if s["attributes"].get(key) == value]
+
+
+def render_tree(spans: list[dict]) -> str:
+    """The spans of one trace as an indented tree (service, kind, name, duration), for reports."""
+    children: dict = {}
+    for s in spans:
+        children.setdefault(s["parent_id"], []).append(s)
+    ids = {s["span_id"] for s in spans}
+    lines: list[str] = []
+
+    def walk(span: dict, depth: int) -> None:
+        ms = (span["end_ns"] - span["start_ns"]) / 1e6
+        lines.append(f"{'  ' * depth}{span['service']:<12} {span['kind']:<8} {span['name']}  ({ms:.1f} ms)")
+        for child in sorted(children.get(span["span_id"], []), key=lambda c: c["start_ns"]):
+            walk(child, depth + 1)
+
+    for root in sorted((s for s in spans if s["parent_id"] not in ids), key=lambda c: c["start_ns"]):
+        walk(root, 0)
+    return "\n".join(lines)

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import STACK_ENV
 from tests.helpers import Client, make_media
+from tests.otlp import render_tree
 
 VIDEO_Q, MP3_Q = STACK_ENV["VIDEO_QUEUE"], STACK_ENV["MP3_QUEUE"]
 SERVICES = ("gateway", "auth", "converter", "notification")
@@ -100,6 +101,7 @@ def is_ancestor(spans, ancestor: dict, span: dict) -> bool:
 
 def test_one_trace_from_upload_to_smtp_send(run):
     spans = job_trace(run["otlp"], run["ok"]["job_id"])
+    print(f"\ntrace {spans[0]['trace_id']} of job {run['ok']['job_id']}:\n{render_tree(spans)}")
     assert len({s["trace_id"] for s in spans}) == 1
     upload = one(spans, service="gateway", kind="server", name="POST /upload")
     validate = one(spans, service="auth", kind="server", name="POST /validate")
