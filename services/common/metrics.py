@@ -71,7 +71,31 @@ def registry():
     return REGISTRY
 
 
+# Every process defines every metric above; each exposes only its own families (and the process ones),
+# so a converter's page carries no idle http_* series and an auth page no converter_* ones.
+OWN_PREFIXES = {"auth": ("auth_", "http_"), "gateway": ("gateway_", "http_"),
+                "converter": ("converter_",), "notification": ("notification_",)}
+SHARED_PREFIXES = ("vid2mp3_", "process_", "python_")
+_exposed: tuple[str, ...] | None = None  # None: everything (a process that never called expose_only)
+
+
+def expose_only(service: str) -> None:
+    global _exposed
+    _exposed = OWN_PREFIXES.get(service, ()) + SHARED_PREFIXES
+
+
+class _Filtered:
+    """A registry view with only the exposed metric families."""
+
+    def __init__(self, source, prefixes: tuple[str, ...]):
+        self.source, self.prefixes = source, prefixes
+
+    def collect(self):
+        return (family for family in self.source.collect() if family.name.startswith(self.prefixes))
+
+
 def render(accept_header: str | None) -> tuple[bytes, str]:
     """Exposition body and content type; OpenMetrics (with exemplars) when the scraper asks for it."""
     encoder, content_type = choose_encoder(accept_header or "")
-    return encoder(registry()), content_type
+    source = registry()
+    return encoder(source if _exposed is None else _Filtered(source, _exposed)), content_type

@@ -154,6 +154,7 @@ def init_telemetry(service: str) -> None:
     from . import metrics
 
     metrics.BUILD_INFO.labels(service, config.env("SERVICE_VERSION"), config.env("GIT_SHA")).set(1)
+    metrics.expose_only(service)
 
 
 def tracer(name: str) -> trace.Tracer:

@@ -223,3 +223,13 @@ def test_sentry_is_active_and_left_propagation_alone(run):
     # that Sentry left the W3C propagator alone; here, that Sentry really was on: the failed job's
     # error reached it.
     assert wait_spans(run["otlp"], lambda: run["otlp"].sentry_posts > 0, timeout=10)
+
+
+def test_each_service_exposes_only_its_own_metrics(run):
+    owned = {"gateway": ("gateway_", "http_"), "auth": ("auth_", "http_"),
+             "converter": ("converter_",), "notification": ("notification_",)}
+    for service, samples in run["after"].items():
+        names = {name for name, _ in samples}
+        foreign = {n for n in names if not n.startswith(owned[service] + ("vid2mp3_", "process_", "python_"))}
+        assert not foreign, f"{service} exposes metrics of other services: {sorted(foreign)[:8]}"
+        assert any(n.startswith(owned[service][0]) for n in names), f"{service} lacks its own metrics"
