@@ -342,11 +342,12 @@ def span_breakdown(sink: SpanSink, trace_id: str | None, wait: float = 3) -> dic
     if not trace_id:
         return {}
     time.sleep(wait)  # batch span processors flush every 0.5 s
-    wanted = {"POST /upload": "upload+store (gateway span)", "gridfs read video": "GridFS read",
-              "ffmpeg convert": "ffprobe+ffmpeg+ffprobe", "gridfs write mp3": "GridFS write"}
+    wanted = {"POST /upload": "upload+store (gateway span)", "process": "whole conversion (converter span)",
+              "gridfs read video": "GridFS read, served to ffprobe+ffmpeg (overlaps them)", "ffprobe": "ffprobe",
+              "ffmpeg convert": "ffmpeg, MP3 streamed into GridFS"}
     found = {}
     for span in sink.trace(trace_id):
-        label = wanted.get(span["name"])
+        label = wanted.get("process" if span["name"].startswith("process ") else span["name"])
         if label and span["service"] in ("gateway", "converter"):
             found[label] = round(span["end"] - span["start"], 3)
     return found

@@ -30,6 +30,17 @@ class MediaInfo:
         return min(seconds, config.env_float("MAX_MEDIA_SECONDS"))
 
 
+# Only container formats that hold their media themselves: playlists and manifests (hls, dash,
+# concat...) would make ffmpeg open other files or URLs named inside the upload.
+FORMAT_WHITELIST = ("mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,avi,flv,asf,ogg,wav,w64,mp3,aac,"
+                    "flac,aiff,amr,ac3,eac3,dts,caf,mxf")
+
+
+def input_options(source: str) -> dict[str, str]:
+    """ffmpeg/ffprobe input options: read `source` through its own protocol only (the converter's
+    loopback HTTP server, or a local file in tests and benchmarks), in an accepted format only."""
+    protocols = "http,tcp" if source.startswith("http://") else "file"
+    return {"protocol_whitelist": protocols, "format_whitelist": FORMAT_WHITELIST}
 # Demuxers that read other resources named inside the upload (local files, URLs) instead of the upload itself.
 INDIRECT_FORMATS = {"hls", "applehttp", "dash", "concat", "sdp", "rtsp", "rtp", "webm_dash_manifest", "imf"}
 
@@ -43,7 +54,8 @@ def _tail(text: bytes | str, limit: int = 300) -> str:
 
 def probe(path: str, timeout: float = 60) -> MediaInfo:
     """What ffprobe sees in the file; PermanentError when it is not media ffmpeg can read."""
-    args = [config.env("FFPROBE_BINARY"), "-v", "error", "-show_format", "-show_streams", "-of", "json", path]
+    options = [arg for name, value in input_options(path).items() for arg in (f"-{name}", value)]
+    args = [config.env("FFPROBE_BINARY"), "-v", "error", *options, "-show_format", "-show_streams", "-of", "json", path]
     try:
         done = subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
@@ -86,7 +98,7 @@ def mp3_command(source: str, target: str, copy_audio: bool) -> list[str]:
     """
     codec = {"acodec": "copy"} if copy_audio else {"acodec": "libmp3lame", "audio_bitrate": config.env("MP3_BITRATE")}
     stream = (
-        ffmpeg.input(source)
+        ffmpeg.input(source, **input_options(source))
         .output(target, map="0:a:0", vn=None, sn=None, dn=None, format="mp3", write_xing=0,
                 t=config.env("MAX_MEDIA_SECONDS"), **codec)
         .global_args("-hide_banner", "-nostdin", "-loglevel", "error")

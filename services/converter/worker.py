@@ -14,16 +14,15 @@ import threading
 import time
 import uuid
 
-import gridfs.errors
-
 from services.common import config, messaging, metrics, storage, telemetry
 from services.common.messaging import Delivery, PermanentError, TransientError
 
-from . import media
+from . import media, source
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
 WORK_PREFIX = "vid2mp3-"
+VIDEO_SERVER = source.VideoServer()  # one loopback server per process
 
 
 class LeaseKeeper(threading.Thread):
@@ -127,26 +126,27 @@ class Converter:
         job_id = job["_id"]
         work_dir = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=self.work_root)
         mp3_id = None
+        served = None
+        read_span = None
         try:
             if job.get("pending_mp3_id"):  # left by a worker that died mid-job
                 storage.delete_file(storage.mp3s(), job["pending_mp3_id"])
-            source = os.path.join(work_dir, "source")
-            with tracer.start_as_current_span("gridfs read video") as span:
-                try:
-                    with open(source, "wb") as out:
-                        size = storage.copy_to(storage.videos(), job["video_id"], out)
-                except gridfs.errors.NoFile:
-                    raise PermanentError("the uploaded file is missing from storage") from None
-                span.set_attribute("vid2mp3.bytes", size)
-            metrics.BYTES_IN.inc(size)
+            stored = storage.file_info(storage.videos(), job["video_id"])
+            if stored is None:
+                raise PermanentError("the uploaded file is missing from storage")
+            # ffprobe and ffmpeg read the video from GridFS over loopback HTTP while they work
+            # (source.py): no copy on disk first, and the read overlaps decoding.
+            read_span = tracer.start_span("gridfs read video", attributes={"vid2mp3.bytes": stored["length"]})
+            served = VIDEO_SERVER.serve(storage.videos(), job["video_id"], stored["length"])
             with tracer.start_as_current_span("ffprobe") as span:
-                info = media.probe(source)
+                info = media.probe(served.url)
                 span.set_attributes({"media.duration_s": info.duration or 0, "media.audio_codec": info.audio_codec or "",
                                      "media.audio_streams": info.audio_streams, "media.video_streams": info.video_streams})
                 media.check_convertible(info)
             mp3_id = storage.new_id()
             if not storage.set_job_fields(job_id, self.worker_id, {"pending_mp3_id": mp3_id}):
                 log.warning("lost the job to another converter", extra={"job_id": job_id})
+                storage.delete_file(storage.mp3s(), mp3_id)
                 return None
             # ffmpeg's output streams straight into GridFS: no temp MP3, storage overlaps encoding.
             started = time.monotonic()
@@ -154,13 +154,15 @@ class Converter:
                 upload = storage.mp3s().open_upload_stream_with_id(
                     mp3_id, media_name(job), metadata={"job_id": job_id, "owner": job["owner"]})
                 try:
-                    written = media.to_mp3(source, info, upload, os.path.join(work_dir, "ffmpeg.log"))
+                    written = media.to_mp3(served.url, info, upload, os.path.join(work_dir, "ffmpeg.log"))
+                    _check_read(served)  # a short read must not pass for a finished MP3
                     upload.close()
                 except BaseException:
                     upload.abort()  # no half MP3 left behind
                     raise
                 span.set_attribute("vid2mp3.bytes", written)
             metrics.observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
+            metrics.BYTES_IN.inc(stored["length"])
             audio_seconds = info.audio_seconds
             if keeper.lost or not storage.finish_job(job_id, self.worker_id, "done", mp3_id=mp3_id,
                                                      audio_seconds=audio_seconds, pending_mp3_id=None):
@@ -174,6 +176,8 @@ class Converter:
             log.info("job converted", extra={"job_id": job_id, "audio_seconds": audio_seconds, "mp3_bytes": written})
             return "done"
         except PermanentError as exc:
+            if served is not None:
+                _check_read(served)  # ffprobe/ffmpeg failing on a storage error is not the media's fault
             # The user's media is at fault: the job fails with the reason, nothing is retried.
             if mp3_id:
                 storage.delete_file(storage.mp3s(), mp3_id)
@@ -186,11 +190,24 @@ class Converter:
             log.info("job failed", extra={"job_id": job_id, "reason": str(exc)})
             return "failed"
         finally:
+            if served is not None:
+                VIDEO_SERVER.forget(served)
+                read_span.set_attributes({"vid2mp3.read_requests": served.requests,
+                                          "vid2mp3.bytes_sent": served.bytes_sent})
+                if served.error is not None:
+                    telemetry.record_error(read_span, served.error)
+            if read_span is not None:
+                read_span.end()
             shutil.rmtree(work_dir, ignore_errors=True)
 
     def _announce(self, job_id: str, status: str) -> None:
         self.publisher.publish(config.env("MP3_QUEUE"), {"job_id": job_id, "status": status},
                                message_id=f"{job_id}:{status}")
+
+
+def _check_read(served: source.ServedVideo) -> None:
+    if served.error is not None:
+        raise TransientError(f"reading the video from storage failed: {type(served.error).__name__}")
 
 
 def media_name(job: dict) -> str:

@@ -1,0 +1,140 @@
+"""Stored videos served to ffprobe and ffmpeg over loopback HTTP with Range support.
+
+ffmpeg reads the upload straight from GridFS while it decodes, instead of waiting for a full
+copy on disk: the read overlaps the conversion and no temp file holds the video. Range requests
+let ffmpeg seek (an MP4 whose index sits at the end is read end first, then from the start).
+
+Each video is reachable only under an unguessable path, only on 127.0.0.1, and only while its
+job runs. A storage error while serving is remembered, so a conversion of a truncated read is
+never taken for a finished one.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from services.common import storage
+
+log = logging.getLogger(__name__)
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class ServedVideo:
+    """One video registered with the server; `url` is what ffmpeg opens."""
+
+    def __init__(self, server: "VideoServer", bucket, file_id, length: int):
+        self.server, self.bucket, self.file_id, self.length = server, bucket, file_id, length
+        self.path = "/" + secrets.token_urlsafe(24)
+        self.url = f"http://127.0.0.1:{server.port}{self.path}"
+        self.requests = 0
+        self.bytes_sent = 0
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def record(self, sent: int, error: BaseException | None = None) -> None:
+        with self._lock:
+            self.requests += 1
+            self.bytes_sent += sent
+            if error is not None and self.error is None:
+                self.error = error
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "_Server"
+
+    def log_message(self, *args):  # ffmpeg's range requests are not worth a log line each
+        pass
+
+    def do_HEAD(self):
+        self._answer(send_body=False)
+
+    def do_GET(self):
+        self._answer(send_body=True)
+
+    def _answer(self, send_body: bool) -> None:
+        video = self.server.videos.get(self.path)
+        if video is None:
+            self.send_error(404)
+            return
+        start, end = 0, video.length - 1
+        header = self.headers.get("Range")
+        if header:
+            match = _RANGE.match(header.strip())
+            if not match or not (match.group(1) or match.group(2)):
+                self.send_error(416)
+                return
+            if match.group(1):
+                start = int(match.group(1))
+                end = min(int(match.group(2)), end) if match.group(2) else end
+            else:  # suffix range: the last N bytes
+                start = max(video.length - int(match.group(2)), 0)
+            if start >= video.length or start > end:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{video.length}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{video.length}")
+        else:
+            self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(max(end - start + 1, 0)))
+        self.end_headers()
+        if not send_body or video.length == 0:
+            return
+        sent = 0
+        try:
+            for block in storage.read_file(video.bucket, video.file_id, start, end):
+                self.wfile.write(block)
+                sent += len(block)
+        except (BrokenPipeError, ConnectionResetError):
+            video.record(sent)  # ffmpeg seeks by dropping the connection: normal
+            return
+        except Exception as exc:  # storage failed mid-read: ffmpeg sees a short body
+            log.warning("video read failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            video.record(sent, exc)
+            self.close_connection = True
+            return
+        video.record(sent)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    videos: dict[str, ServedVideo]
+
+
+class VideoServer:
+    """One loopback HTTP server per converter process, started on first use."""
+
+    def __init__(self):
+        self._server: _Server | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        return self._start().server_address[1]
+
+    def _start(self) -> _Server:
+        with self._lock:
+            if self._server is None:
+                server = _Server(("127.0.0.1", 0), _Handler)
+                server.videos = {}
+                threading.Thread(target=server.serve_forever, name="video-source", daemon=True).start()
+                self._server = server
+            return self._server
+
+    def serve(self, bucket, file_id, length: int) -> ServedVideo:
+        """Register a stored file until `forget` (when its job ends)."""
+        server = self._start()
+        video = ServedVideo(self, bucket, file_id, length)
+        server.videos[video.path] = video
+        return video
+
+    def forget(self, video: ServedVideo) -> None:
+        if self._server is not None:
+            self._server.videos.pop(video.path, None)

@@ -1,0 +1,97 @@
+"""The converter's loopback video server over real GridFS: ranges, unknown paths, short reads,
+and ffprobe/ffmpeg reading through it."""
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+import requests
+
+from services.common import storage
+from services.converter import media, source
+from tests.helpers import make_media
+
+
+@pytest.fixture(scope="module")
+def server(stack):
+    return source.VideoServer()
+
+
+@pytest.fixture
+def stored(stack):
+    data = os.urandom(storage.CHUNK_WINDOW * 261120 * 2 + 777)
+    file_id = storage.new_id()
+    storage.store_file(storage.videos(), file_id, "v.bin", io.BytesIO(data), {})
+    yield file_id, data
+    storage.delete_file(storage.videos(), file_id)
+
+
+def test_full_and_range_reads(server, stored):
+    file_id, data = stored
+    video = server.serve(storage.videos(), file_id, len(data))
+    try:
+        whole = requests.get(video.url, timeout=10)
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["Accept-Ranges"] == "bytes"
+        for header, expected in [("bytes=0-0", data[:1]), ("bytes=261119-4456449", data[261119:4456450]),
+                                 ("bytes=-10", data[-10:]), (f"bytes={len(data) - 5}-", data[-5:]),
+                                 (f"bytes=10-{len(data) * 2}", data[10:])]:
+            part = requests.get(video.url, headers={"Range": header}, timeout=10)
+            assert part.status_code == 206 and part.content == expected, header
+        beyond = requests.get(video.url, headers={"Range": f"bytes={len(data)}-"}, timeout=10)
+        assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{len(data)}"
+        assert requests.get(video.url, headers={"Range": "bytes=abc"}, timeout=10).status_code == 416
+        assert video.error is None and video.requests >= 6
+    finally:
+        server.forget(video)
+    # Gone with its job; other paths never existed.
+    assert requests.get(video.url, timeout=10).status_code == 404
+    assert requests.get(f"http://127.0.0.1:{server.port}/", timeout=10).status_code == 404
+
+
+def test_a_storage_failure_mid_read_is_recorded(server, stored):
+    """A short body must never pass for the whole video: the converter turns this into a retry."""
+    file_id, data = stored
+    video = server.serve(storage.videos(), file_id, len(data))
+    try:
+        chunks = storage.videos()._collection.database.fs.chunks
+        chunks.delete_many({"files_id": file_id, "n": {"$gte": 20}})  # storage loses the file's tail
+        body = b""
+        try:
+            with requests.get(video.url, stream=True, timeout=10) as response:
+                for block in response.iter_content(65536):
+                    body += block
+        except requests.RequestException:
+            pass  # the connection is cut short, as ffmpeg would see it
+        assert len(body) < len(data)
+        assert video.error is not None
+    finally:
+        server.forget(video)
+
+
+def test_ffprobe_and_ffmpeg_read_through_it_with_the_index_at_the_end(server, tmp_path):
+    clip = make_media(tmp_path / "moov-at-end.mp4", seconds=3)  # plain ffmpeg output: moov after mdat
+    file_id = storage.new_id()
+    storage.store_file(storage.videos(), file_id, "v.mp4", io.BytesIO(clip.read_bytes()), {})
+    video = server.serve(storage.videos(), file_id, clip.stat().st_size)
+    try:
+        info = media.probe(video.url)
+        assert info.audio_streams == 1 and abs(info.duration - 3) < 0.2
+        out = io.BytesIO()
+        assert media.to_mp3(video.url, info, out, str(tmp_path / "log")) > 10000
+        assert out.getvalue()[:3] == b"ID3" or out.getvalue()[0] == 0xFF
+        assert video.error is None and video.requests >= 2  # ffmpeg seeks to the index with a range
+    finally:
+        server.forget(video)
+        storage.delete_file(storage.videos(), file_id)
+
+
+def test_inputs_are_limited_to_their_own_protocol_and_real_containers(tmp_path):
+    assert media.input_options("http://127.0.0.1:1/x")["protocol_whitelist"] == "http,tcp"
+    assert media.input_options(str(tmp_path / "x.mp4"))["protocol_whitelist"] == "file"
+    playlist = tmp_path / "list.mp4"
+    playlist.write_text(f"#EXTM3U\n#EXTINF:1,\n{tmp_path / 'secret.wav'}\n")
+    make_media(tmp_path / "secret.wav", seconds=1, video=None)
+    with pytest.raises(Exception, match="not a video or audio file"):
+        media.probe(str(playlist))
