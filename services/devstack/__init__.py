@@ -168,6 +168,9 @@ def local_env() -> dict[str, str]:
             secret_file.chmod(0o600)
         env["JWT_SECRET"] = secret_file.read_text().strip()
     env.setdefault("WORK_DIR", str(state / "work"))
+    if "GIT_SHA" not in env:  # build info of local processes names the commit they run
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        env["GIT_SHA"] = sha.stdout.strip() or "unknown"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

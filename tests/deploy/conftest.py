@@ -35,12 +35,12 @@ def kubectl() -> str:
 
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory) -> Path:
-    """k8s/, kustomize/, monitoring/, loadtest/k8s/ and the Dockerfiles copied aside, every *.env made from its
+    """k8s/, kustomize/, monitoring/, loadtest/ and the Dockerfiles copied aside, every *.env made from its
     *.env.example (the real ones are never committed)."""
     dst = tmp_path_factory.mktemp("deploy")
-    for d in ("k8s", "kustomize", "monitoring", "loadtest/k8s"):
+    for d in ("k8s", "kustomize", "monitoring", "loadtest"):
         # real secret files of an operator's work tree (kustomize/**/*.env) are never copied
-        skip = ("*.env", "__pycache__") if d == "kustomize" else ("__pycache__",)
+        skip = ("*.env", "__pycache__") if d == "kustomize" else ("__pycache__", "out")
         shutil.copytree(ROOT / d, dst / d, ignore=shutil.ignore_patterns(*skip))
     for s in SERVICES:
         (dst / "services" / s).mkdir(parents=True)
