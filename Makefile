@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test deps loadtest bench clean monitoring-sync lock
+.PHONY: up down status test deps loadtest bench clean lock
 
 TOOLS_STAMP := $(VENV)/.tools-installed
 # Offline validators of the deployment files; checkov pins old libraries, so it gets its own venv.
@@ -42,10 +42,6 @@ test: deps $(TOOLS_STAMP)
 
 clean: down
 	rm -rf .local
-
-# Kustomize reads the monitoring files from copies under k8s/monitoring (tests fail when stale).
-monitoring-sync:
-	$(PY) k8s/monitoring/sync.py
 
 # Re-pin the runtime dependencies to what is installed.
 lock:

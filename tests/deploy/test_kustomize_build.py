@@ -53,10 +53,3 @@ def test_no_real_secret_is_committed():
     for kust in (ROOT / "kustomize").rglob("kustomization.yaml"):
         text = kust.read_text()
         assert "kind: Secret" not in text
-
-
-def test_monitoring_copies_match_monitoring_folder():
-    import subprocess, sys
-    p = subprocess.run([sys.executable, str(ROOT / "k8s" / "monitoring" / "sync.py"), "--check"],
-                       capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr

@@ -187,10 +187,11 @@ def test_kustomize_builds_configmaps(kubectl):
         for doc in yaml.safe_load_all(proc.stdout):
             assert doc["kind"] == "ConfigMap"
             names[doc["metadata"]["name"].rsplit("-", 1)[0]] = doc["data"]
-    assert set(names) == {"grafana-datasources", "grafana-dashboard-providers", "grafana-dashboards-vid2mp3",
+    # the names k8s/monitoring mounts
+    assert set(names) == {"grafana-provisioning-datasources", "grafana-provisioning-dashboards", "grafana-dashboards",
                           "prometheus-config", "prometheus-rules"}
-    assert set(names["grafana-dashboards-vid2mp3"]) == EXPECTED
+    assert set(names["grafana-dashboards"]) == EXPECTED
     assert set(names["prometheus-config"]) == {"prometheus.yml"}
     assert set(names["prometheus-rules"]) == {"recording.yml", "alerts.yml"}
-    total = sum(len(v) for v in names["grafana-dashboards-vid2mp3"].values())
+    total = sum(len(v) for v in names["grafana-dashboards"].values())
     assert total < 900_000, "dashboards ConfigMap too close to the 1 MiB limit"
