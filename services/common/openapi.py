@@ -27,6 +27,30 @@ def errors(*statuses: int) -> dict:
             for s in statuses}
 
 
+SECURITY_SCHEMES = {
+    "basic": {"type": "http", "scheme": "basic"},
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+}
+# The account operations: auth serves them and the gateway forwards them unchanged.
+REGISTER = {
+    "summary": "Create an account",
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["email", "password"],
+        "properties": {"email": {"type": "string", "format": "email", "maxLength": 254},
+                       "password": {"type": "string", "minLength": 8, "maxLength": 256}}}}}},
+    "responses": {"201": {"description": "Created", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["id", "email"],
+        "properties": {"id": {"type": "string"}, "email": {"type": "string"}}}}}},
+        **errors(400, 409, 413, 415, 503)},
+}
+LOGIN = {
+    "summary": "Get a token (the body of the answer is the JWT)",
+    "security": [{"basic": []}],
+    "responses": {"200": {"description": "The JWT", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                  **errors(401, 429, 503)},
+}
+
+
 def finished(spec: dict) -> dict:
     """The spec with what every operation can answer added (414 from the HTTP server)."""
     spec = copy.deepcopy(spec)

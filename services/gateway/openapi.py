@@ -1,7 +1,7 @@
 """OpenAPI 3 description of the public API, served at /openapi.json, with Swagger UI at /docs."""
 from __future__ import annotations
 
-from services.common.openapi import ERROR_SCHEMA, errors as _errors
+from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES, errors as _errors
 
 SPEC = {
     "openapi": "3.0.3",
@@ -11,10 +11,7 @@ SPEC = {
         "description": "Upload a video, get an MP3 back asynchronously (and an email when it is ready).",
     },
     "components": {
-        "securitySchemes": {
-            "basic": {"type": "http", "scheme": "basic"},
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-        },
+        "securitySchemes": SECURITY_SCHEMES,
         "schemas": {
             "Error": ERROR_SCHEMA,
             "Job": {
@@ -37,22 +34,8 @@ SPEC = {
         },
     },
     "paths": {
-        "/register": {"post": {
-            "summary": "Create an account",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["email", "password"],
-                "properties": {"email": {"type": "string", "format": "email", "maxLength": 254},
-                               "password": {"type": "string", "minLength": 8, "maxLength": 256}}}}}},
-            "responses": {"201": {"description": "Created", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"id": {"type": "string"}, "email": {"type": "string"}}}}}},
-                **_errors(400, 409, 413, 415, 503)},
-        }},
-        "/login": {"post": {
-            "summary": "Get a token (the body of the answer is the JWT)",
-            "security": [{"basic": []}],
-            "responses": {"200": {"description": "The JWT", "content": {"text/plain": {"schema": {"type": "string"}}}},
-                          **_errors(401, 429, 503)},
-        }},
+        "/register": {"post": REGISTER},
+        "/login": {"post": LOGIN},
         "/upload": {"post": {
             "summary": "Upload one video; conversion runs asynchronously",
             "security": [{"bearer": []}],
