@@ -101,14 +101,6 @@ def read_file(bucket: gridfs.GridFSBucket, file_id, start: int = 0, end: int | N
             n += 1
 
 
-def copy_to(bucket: gridfs.GridFSBucket, file_id, out: BinaryIO) -> int:
-    total = 0
-    for block in read_file(bucket, file_id):
-        out.write(block)
-        total += len(block)
-    return total
-
-
 def store_file(bucket: gridfs.GridFSBucket, file_id, filename: str, source: BinaryIO, metadata: dict) -> int:
     """Store `source` under `file_id`, first removing any partial copy a crashed writer left."""
     delete_file(bucket, file_id)

@@ -41,6 +41,8 @@ def input_options(source: str) -> dict[str, str]:
     loopback HTTP server, or a local file in tests and benchmarks), in an accepted format only."""
     protocols = "http,tcp" if source.startswith("http://") else "file"
     return {"protocol_whitelist": protocols, "format_whitelist": FORMAT_WHITELIST}
+
+
 # Demuxers that read other resources named inside the upload (local files, URLs) instead of the upload itself.
 INDIRECT_FORMATS = {"hls", "applehttp", "dash", "concat", "sdp", "rtsp", "rtp", "webm_dash_manifest", "imf"}
 

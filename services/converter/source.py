@@ -25,10 +25,10 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 class ServedVideo:
     """One video registered with the server; `url` is what ffmpeg opens."""
 
-    def __init__(self, server: "VideoServer", bucket, file_id, length: int):
-        self.server, self.bucket, self.file_id, self.length = server, bucket, file_id, length
+    def __init__(self, port: int, bucket, file_id, length: int):
+        self.bucket, self.file_id, self.length = bucket, file_id, length
         self.path = "/" + secrets.token_urlsafe(24)
-        self.url = f"http://127.0.0.1:{server.port}{self.path}"
+        self.url = f"http://127.0.0.1:{port}{self.path}"
         self.requests = 0
         self.bytes_sent = 0
         self.error: BaseException | None = None
@@ -131,7 +131,7 @@ class VideoServer:
     def serve(self, bucket, file_id, length: int) -> ServedVideo:
         """Register a stored file until `forget` (when its job ends)."""
         server = self._start()
-        video = ServedVideo(self, bucket, file_id, length)
+        video = ServedVideo(server.server_address[1], bucket, file_id, length)
         server.videos[video.path] = video
         return video
 

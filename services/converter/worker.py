@@ -126,18 +126,18 @@ class Converter:
         job_id = job["_id"]
         work_dir = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=self.work_root)
         mp3_id = None
-        served = None
-        read_span = None
+        served = read_span = None
         try:
             if job.get("pending_mp3_id"):  # left by a worker that died mid-job
                 storage.delete_file(storage.mp3s(), job["pending_mp3_id"])
-            stored = storage.file_info(storage.videos(), job["video_id"])
+            videos = storage.videos()
+            stored = storage.file_info(videos, job["video_id"])
             if stored is None:
                 raise PermanentError("the uploaded file is missing from storage")
             # ffprobe and ffmpeg read the video from GridFS over loopback HTTP while they work
             # (source.py): no copy on disk first, and the read overlaps decoding.
             read_span = tracer.start_span("gridfs read video", attributes={"vid2mp3.bytes": stored["length"]})
-            served = VIDEO_SERVER.serve(storage.videos(), job["video_id"], stored["length"])
+            served = VIDEO_SERVER.serve(videos, job["video_id"], stored["length"])
             with tracer.start_as_current_span("ffprobe") as span:
                 info = media.probe(served.url)
                 span.set_attributes({"media.duration_s": info.duration or 0, "media.audio_codec": info.audio_codec or "",
@@ -196,7 +196,7 @@ class Converter:
                                           "vid2mp3.bytes_sent": served.bytes_sent})
                 if served.error is not None:
                     telemetry.record_error(read_span, served.error)
-            if read_span is not None:
+            if read_span is not None:  # also when registering the video failed
                 read_span.end()
             shutil.rmtree(work_dir, ignore_errors=True)
 
