@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -9,10 +11,17 @@ from typing import BinaryIO
 
 import ffmpeg
 
-from services.common import config
+from services.common import config, metrics
 from services.common.messaging import PermanentError, TransientError
 
+log = logging.getLogger(__name__)
 READ_BLOCK = 1024 * 1024
+
+# What ffprobe/ffmpeg print when the machine, not the media, failed them (I/O on the loopback
+# source, memory, descriptors): such an exit is retried, never a verdict on the upload.
+SYSTEM_FAULT_MARKERS = ("Connection refused", "Connection reset", "Connection timed out", "Broken pipe",
+                        "Input/output error", "Cannot allocate memory", "Too many open files",
+                        "No space left on device", "Resource temporarily unavailable", "Server returned 5")
 
 
 @dataclass
@@ -54,16 +63,47 @@ def _tail(text: bytes | str, limit: int = 300) -> str:
     return (lines[-1] if lines else "")[-limit:]
 
 
+def system_fault(tool: str, code: int, stderr: bytes | str) -> TransientError | None:
+    """The transient error for a child that died of a signal (OOM killer, pod deletion) or hit a
+    system fault; None when the exit is the media's doing. Counted and logged: each one is a retry."""
+    if code < 0:
+        try:
+            cause = signal.Signals(-code).name
+        except ValueError:
+            cause = f"signal {-code}"
+        detail = f"{tool} was killed by {cause}"
+    else:
+        marker = next((m for m in SYSTEM_FAULT_MARKERS if m in _text(stderr)), None)
+        if marker is None:
+            return None
+        cause, detail = "system_error", f"{tool} failed on a system fault ({marker})"
+    return _counted_fault(tool, cause, detail)
+
+
+def _counted_fault(tool: str, cause: str, detail: str) -> TransientError:
+    metrics.CHILD_FAILURES.labels(tool, cause).inc()
+    log.warning("media tool failed on a system fault, will retry", extra={"tool": tool, "cause": cause})
+    return TransientError(detail)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def probe(path: str, timeout: float = 60) -> MediaInfo:
-    """What ffprobe sees in the file; PermanentError when it is not media ffmpeg can read."""
+    """What ffprobe sees in the file; PermanentError when it is not media ffmpeg can read,
+    TransientError when ffprobe itself was killed, overloaded or hit a system fault."""
     options = [arg for name, value in input_options(path).items() for arg in (f"-{name}", value)]
     args = [config.env("FFPROBE_BINARY"), "-v", "error", *options, "-show_format", "-show_streams", "-of", "json", path]
     try:
         done = subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise PermanentError("the file could not be inspected in time (damaged or not a media file)") from None
+        # Probing reads only the headers and takes well under a second: a timeout means an
+        # overloaded machine or a stalled read, not a bad file.
+        raise _counted_fault("ffprobe", "timeout", f"ffprobe did not answer within {timeout:.0f} s") from None
     if done.returncode != 0:
-        raise PermanentError(f"not a video or audio file ffmpeg can read ({_tail(done.stderr).replace(path, 'the upload') or 'unknown format'})")
+        raise system_fault("ffprobe", done.returncode, done.stderr) or PermanentError(
+            f"not a video or audio file ffmpeg can read ({_tail(done.stderr).replace(path, 'the upload') or 'unknown format'})")
     data = json.loads(done.stdout or b"{}")
     formats = set(str(data.get("format", {}).get("format_name", "")).split(","))
     if formats & INDIRECT_FORMATS:
@@ -135,14 +175,14 @@ def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str) -> in
             process.stdout.close()
     if timed_out.is_set():
         raise PermanentError(f"conversion took longer than the {timeout:.0f} s limit")
-    if code < 0:
-        raise TransientError(f"ffmpeg was killed by signal {-code}")
     if code != 0:
         with open(stderr_path, "rb") as f:
             f.seek(0, 2)
             f.seek(max(f.tell() - 4096, 0))
-            detail = _tail(f.read()).replace(source, "the upload")
-        raise PermanentError(f"the media could not be decoded ({detail or f'ffmpeg exit {code}'})")
+            stderr_tail = f.read()
+        detail = _tail(stderr_tail).replace(source, "the upload")
+        raise system_fault("ffmpeg", code, stderr_tail) or PermanentError(
+            f"the media could not be decoded ({detail or f'ffmpeg exit {code}'})")
     if written == 0:
         raise PermanentError("no audio could be decoded from the file")
     return written

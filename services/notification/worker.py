@@ -1,14 +1,21 @@
-"""Send one email per finished job (done or failed), once.
+"""Send one email per finished job (done or failed): never lost, never sent twice.
 
-A sent email is recorded in the notifications collection before the message is acked,
-so a redelivered or duplicated message is not mailed twice. SMTP failures are retried
-with back-off through the retry queues and never dropped.
+Each email has a record in the notifications collection, keyed by job and outcome:
+1. before sending, this worker records its intent (`sending`, with a short lease);
+2. it sends over SMTP; a failure releases the intent and the message is retried with back-off;
+3. it records `sent`, retrying in-process while MongoDB is briefly down, so a redelivery finds it.
+
+A redelivery that finds `sent` does nothing; one that finds another live worker's intent waits
+for that worker. Only a crash between the SMTP server's "accepted" and step 3 can repeat an
+email (after the lease); its stable Message-ID lets mail systems drop that rare duplicate.
 """
 from __future__ import annotations
 
 import logging
+import os
 import smtplib
 import time
+import uuid
 
 import pymongo.errors
 from opentelemetry.trace import SpanKind
@@ -20,6 +27,11 @@ from . import mailer
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
+WORKER_ID = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+# How long the `sent` record is retried in-process (a MongoDB restart or fail-over takes seconds).
+RECORD_RETRY_SECONDS = 60.0
+# Sent by this process, `sent` record not written yet: a redelivery here records it instead of resending.
+_sent_unrecorded: set[str] = set()
 
 
 def handle(delivery: Delivery) -> None:
@@ -36,7 +48,10 @@ def handle(delivery: Delivery) -> None:
 
 def notify(job_id: str, status: str) -> None:
     key = f"{job_id}:{status}"
-    if storage.notifications().find_one({"_id": key}):
+    if key in _sent_unrecorded:  # a retry after the `sent` record could not be written
+        _record_sent(key)
+        return
+    if _already_sent(key):
         metrics.EMAILS.labels("duplicate").inc()
         log.info("email already sent", extra={"job_id": job_id, "status": status})
         return
@@ -47,7 +62,49 @@ def notify(job_id: str, status: str) -> None:
         raise PermanentError(f"job {job_id} is {job['status']}, not {status}")
     if not job.get("owner_email"):
         raise PermanentError(f"job {job_id} has no owner email")
-    email = mailer.compose(job, status)
+    if not _claim(key, job_id, status):
+        metrics.EMAILS.labels("duplicate").inc()
+        return  # another worker sent it while we waited
+    _send(mailer.compose(job, status), key, status)
+    _sent_unrecorded.add(key)
+    metrics.EMAILS.labels("sent").inc()
+    _record_sent(key)
+    log.info("email sent", extra={"job_id": job_id, "status": status})
+
+
+def _already_sent(key: str) -> bool:
+    record = storage.notifications().find_one({"_id": key}, {"state": 1})
+    return record is not None and record.get("state", "sent") == "sent"  # records before intents had no state
+
+
+def _lease_seconds() -> float:
+    # Covers one SMTP conversation: connect, data, quit, each bounded by the SMTP timeout.
+    return 3 * config.env_float("SMTP_TIMEOUT_SECONDS")
+
+
+def _claim(key: str, job_id: str, status: str) -> bool:
+    """Record the intent to send; waits while another live worker holds it. False once it is sent."""
+    notifications = storage.notifications()
+    while True:
+        now = time.time()
+        mine = {"state": "sending", "worker": WORKER_ID, "until": now + _lease_seconds()}
+        try:
+            notifications.insert_one(dict(mine, _id=key, job_id=job_id, status=status))
+            return True
+        except pymongo.errors.DuplicateKeyError:
+            pass
+        record = notifications.find_one({"_id": key}) or {}
+        if record.get("state", "sent") == "sent":
+            return False
+        if record.get("worker") == WORKER_ID or record.get("until", 0) < now:  # ours from a failed try, or dead
+            taken = notifications.update_one({"_id": key, "state": "sending", "worker": record.get("worker"),
+                                              "until": record.get("until")}, {"$set": mine})
+            if taken.matched_count == 1:
+                return True
+        time.sleep(0.5)
+
+
+def _send(email, key: str, status: str) -> None:
     with tracer.start_as_current_span("smtp send", kind=SpanKind.CLIENT, attributes={
         "server.address": config.env("SMTP_HOST"), "server.port": config.env_int("SMTP_PORT"),
         "vid2mp3.email.kind": status,
@@ -57,10 +114,30 @@ def notify(job_id: str, status: str) -> None:
         except (smtplib.SMTPException, OSError) as exc:
             metrics.EMAILS.labels("failed").inc()
             telemetry.record_error(span, exc)
+            _release(key)
             raise TransientError(f"SMTP failed: {type(exc).__name__}: {exc}") from None
-    metrics.EMAILS.labels("sent").inc()
+
+
+def _release(key: str) -> None:
+    """Drop our intent after a failed send, so the retry need not wait for the lease (best effort)."""
     try:
-        storage.notifications().insert_one({"_id": key, "job_id": job_id, "status": status, "sent_at": time.time()})
-    except pymongo.errors.DuplicateKeyError:
-        pass
-    log.info("email sent", extra={"job_id": job_id, "status": status})
+        storage.notifications().delete_one({"_id": key, "state": "sending", "worker": WORKER_ID})
+    except pymongo.errors.PyMongoError:
+        pass  # the retry comes back to a record of ours, which we may take again
+
+
+def _record_sent(key: str) -> None:
+    """Write `sent`, retrying while MongoDB is down; past the window the message is retried later."""
+    deadline, pause = time.monotonic() + RECORD_RETRY_SECONDS, 0.5
+    while True:
+        try:
+            storage.notifications().update_one({"_id": key}, {"$set": {"state": "sent", "sent_at": time.time()},
+                                                              "$unset": {"until": ""}}, upsert=True)
+            _sent_unrecorded.discard(key)
+            return
+        except pymongo.errors.PyMongoError as exc:
+            if time.monotonic() > deadline:
+                raise TransientError(f"email sent, its record not written yet: {type(exc).__name__}") from None
+            log.warning("recording a sent email failed, retrying", extra={"key": key, "error": type(exc).__name__})
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)

@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from services.common.messaging import PermanentError
+from services.common.messaging import PermanentError, TransientError
 from services.converter import media
 from tests.helpers import codec_of, duration_of, make_media
 
@@ -62,3 +62,43 @@ def test_timeout_and_duration_limits(tmp_path, monkeypatch):
     monkeypatch.setenv("FFMPEG_TIMEOUT_SECONDS", "0.01")
     with pytest.raises(PermanentError, match="longer than"):
         media.to_mp3(str(source), info, io.BytesIO(), str(tmp_path / "log"))
+
+
+def _killer(tmp_path, tool: str, sig: str):
+    """A stand-in for `tool` that is killed by `sig` while it runs, as the OOM killer would do."""
+    script = tmp_path / f"dying-{tool}"
+    script.write_text(f"#!/bin/sh\nkill -{sig} $$\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.parametrize("sig", ["KILL", "TERM"])
+def test_probe_killed_by_a_signal_is_transient(tmp_path, monkeypatch, sig):
+    source = make_media(tmp_path / "a.mp4", seconds=1)
+    monkeypatch.setenv("FFPROBE_BINARY", _killer(tmp_path, "ffprobe", sig))
+    with pytest.raises(TransientError, match=f"ffprobe was killed by SIG{sig}"):
+        media.probe(str(source))
+
+
+def test_ffmpeg_killed_mid_conversion_is_transient(tmp_path, monkeypatch):
+    source = make_media(tmp_path / "a.mp4", seconds=1)
+    info = media.probe(str(source))
+    monkeypatch.setenv("FFMPEG_BINARY", _killer(tmp_path, "ffmpeg", "KILL"))
+    with pytest.raises(TransientError, match="ffmpeg was killed by SIGKILL"):
+        media.to_mp3(str(source), info, io.BytesIO(), str(tmp_path / "log"))
+
+
+def test_probe_timeout_is_transient(tmp_path, monkeypatch):
+    slow = tmp_path / "slow-ffprobe"
+    slow.write_text("#!/bin/sh\nexec sleep 5\n")
+    slow.chmod(0o755)
+    monkeypatch.setenv("FFPROBE_BINARY", str(slow))
+    with pytest.raises(TransientError, match="did not answer within 1 s"):
+        media.probe(str(make_media(tmp_path / "a.mp4", seconds=1)), timeout=1)
+
+
+def test_system_fault_output_is_transient_and_media_errors_are_not():
+    assert isinstance(media.system_fault("ffmpeg", 1, b"av_interleaved_write_frame(): Cannot allocate memory\n"),
+                      TransientError)
+    assert isinstance(media.system_fault("ffmpeg", -9, b""), TransientError)
+    assert media.system_fault("ffprobe", 1, b"moov atom not found\nInvalid data found when processing input\n") is None
