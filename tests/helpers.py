@@ -106,3 +106,14 @@ def mails_for(maildir: Path, job_id: str) -> list[email.message.EmailMessage]:
         if message["X-Vid2mp3-Job"] == job_id:
             found.append(message)
     return found
+
+
+def stored_job(**fields):
+    """A job stored as the gateway stores one (no video behind it), for tests of the workers."""
+    from services.common import storage
+    from services.common.jobs import Job
+
+    values = dict(owner="u1", owner_email="owner@example.com", filename="clip.mp4", size=1, content_type=None,
+                  video_id="v")
+    values.update(fields)
+    return storage.create_job(Job(storage.new_id(), **values))

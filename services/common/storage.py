@@ -8,28 +8,19 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import datetime, timezone
 from typing import BinaryIO, Iterator
 
 import gridfs
 import pymongo
-from bson import ObjectId
+from bson import Binary
 from pymongo import ReturnDocument
 
 from . import config
+from .jobs import Job, Status, sources_of
 
-CHUNK_WINDOW = 16  # chunks per query: 16 x 255 KiB = ~4 MiB per reply
-
-# pymongo >= 4.9 buffers up to 48 MB of chunks per GridFS upload stream before one insert_many
-# (~140 MB peak RSS per concurrent upload once BSON-encoded); 4 MiB keeps memory flat and bounded.
-try:
-    import gridfs.synchronous.grid_file as _grid_file
-
-    if getattr(_grid_file, "_UPLOAD_BUFFER_SIZE", 0) > CHUNK_WINDOW * 256 * 1024:
-        _grid_file._UPLOAD_BUFFER_SIZE = CHUNK_WINDOW * 256 * 1024
-except ImportError:  # older pymongo: writes chunk by chunk anyway
-    pass
-
-STATUSES = ("queued", "converting", "done", "failed")
+CHUNK_WINDOW = 16  # chunks per query or insert: 16 x 255 KiB = ~4 MiB in memory at most
+CHUNK_SIZE = 255 * 1024  # GridFS' default
 
 _client: pymongo.MongoClient | None = None
 
@@ -53,16 +44,24 @@ def ping() -> None:
     client().admin.command("ping")
 
 
-def videos() -> gridfs.GridFSBucket:
-    return gridfs.GridFSBucket(client()[config.env("MONGO_VIDEOS_DB")])
+class Bucket:
+    """Files stored the GridFS way (`fs.files` + `fs.chunks`) in one database, read and written in
+    windows of chunks: the standard GridFS layout, so any GridFS tool reads what we write."""
+
+    def __init__(self, database):
+        self.files, self.chunks = database.fs.files, database.fs.chunks
+
+    def ensure_indexes(self) -> None:
+        self.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+        self.files.create_index([("filename", 1), ("uploadDate", 1)])
 
 
-def mp3s() -> gridfs.GridFSBucket:
-    return gridfs.GridFSBucket(client()[config.env("MONGO_MP3S_DB")])
+def videos() -> Bucket:
+    return Bucket(client()[config.env("MONGO_VIDEOS_DB")])
 
 
-def _db_of(bucket: gridfs.GridFSBucket):
-    return bucket._collection.database  # pymongo exposes no public accessor
+def mp3s() -> Bucket:
+    return Bucket(client()[config.env("MONGO_MP3S_DB")])
 
 
 def new_id() -> str:
@@ -70,11 +69,11 @@ def new_id() -> str:
     return secrets.token_hex(12)
 
 
-def file_info(bucket: gridfs.GridFSBucket, file_id) -> dict | None:
-    return _db_of(bucket).fs.files.find_one({"_id": file_id})
+def file_info(bucket: Bucket, file_id) -> dict | None:
+    return bucket.files.find_one({"_id": file_id})
 
 
-def read_file(bucket: gridfs.GridFSBucket, file_id, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+def read_file(bucket: Bucket, file_id, start: int = 0, end: int | None = None) -> Iterator[bytes]:
     """Yield bytes [start, end] (inclusive) of a stored file, one window of chunks at a time."""
     info = file_info(bucket, file_id)
     if info is None:
@@ -83,7 +82,7 @@ def read_file(bucket: gridfs.GridFSBucket, file_id, start: int = 0, end: int | N
     end = length - 1 if end is None else min(end, length - 1)
     if length == 0 or start > end:
         return
-    chunks = _db_of(bucket).fs.chunks
+    chunks = bucket.chunks
     n = start // chunk_size
     last = end // chunk_size
     while n <= last:
@@ -101,22 +100,77 @@ def read_file(bucket: gridfs.GridFSBucket, file_id, start: int = 0, end: int | N
             n += 1
 
 
-def store_file(bucket: gridfs.GridFSBucket, file_id, filename: str, source: BinaryIO, metadata: dict) -> int:
+class FileWriter:
+    """Writes one file chunk by chunk, a window of chunks per insert; the file exists only once
+    `close` writes its `fs.files` entry, and `abort` (or an exception inside `with`) removes it all."""
+
+    def __init__(self, bucket: Bucket, file_id, filename: str, metadata: dict):
+        self.bucket, self.file_id, self.filename, self.metadata = bucket, file_id, filename, metadata
+        self.length = 0
+        self._pending = bytearray()
+        self._chunks: list[dict] = []
+        self._next_n = 0
+
+    def write(self, data: bytes) -> None:
+        self._pending += data
+        while len(self._pending) >= CHUNK_SIZE:
+            self._add_chunk(bytes(self._pending[:CHUNK_SIZE]))
+            del self._pending[:CHUNK_SIZE]
+
+    def _add_chunk(self, data: bytes) -> None:
+        self._chunks.append({"files_id": self.file_id, "n": self._next_n, "data": Binary(data)})
+        self._next_n += 1
+        self.length += len(data)
+        if len(self._chunks) >= CHUNK_WINDOW:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._chunks:
+            self.bucket.chunks.insert_many(self._chunks, ordered=True)
+            self._chunks = []
+
+    def close(self) -> None:
+        if self._pending:
+            self._add_chunk(bytes(self._pending))
+            self._pending.clear()
+        self._flush()
+        self.bucket.files.insert_one({"_id": self.file_id, "length": self.length, "chunkSize": CHUNK_SIZE,
+                                      "uploadDate": datetime.now(timezone.utc), "filename": self.filename,
+                                      "metadata": self.metadata})
+
+    def abort(self) -> None:
+        self._chunks, self._pending = [], bytearray()
+        delete_file(self.bucket, self.file_id)
+
+    def __enter__(self) -> "FileWriter":
+        return self
+
+    def __exit__(self, kind, _value, _tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def open_writer(bucket: Bucket, file_id, filename: str, metadata: dict) -> FileWriter:
+    return FileWriter(bucket, file_id, filename, metadata)
+
+
+def store_file(bucket: Bucket, file_id, filename: str, source: BinaryIO, metadata: dict) -> int:
     """Store `source` under `file_id`, first removing any partial copy a crashed writer left."""
     delete_file(bucket, file_id)
-    with bucket.open_upload_stream_with_id(file_id, filename, metadata=metadata) as upload:
+    with open_writer(bucket, file_id, filename, metadata) as writer:
         while block := source.read(1024 * 1024):
-            upload.write(block)
-    return upload.length
+            writer.write(block)
+    return writer.length
 
 
-def delete_file(bucket: gridfs.GridFSBucket, file_id) -> None:
+def delete_file(bucket: Bucket, file_id) -> None:
     """Remove a file and any stray chunks of it; no error when there is nothing to remove."""
-    db = _db_of(bucket)
     # Checked first: the MongoDB stand-in answers a delete of a missing file with an error.
-    if db.fs.files.find_one({"_id": file_id}, {"_id": 1}) is not None:
-        db.fs.files.delete_one({"_id": file_id})
-    db.fs.chunks.delete_many({"files_id": file_id})
+    if bucket.files.find_one({"_id": file_id}, {"_id": 1}) is not None:
+        bucket.files.delete_one({"_id": file_id})
+    bucket.chunks.delete_many({"files_id": file_id})
 
 
 # ---------------------------------------------------------------- jobs
@@ -136,60 +190,74 @@ def ensure_indexes() -> None:
     jobs().create_index("mp3_id")
 
 
-def create_job(job: dict) -> dict:
-    now = time.time()
-    job.update(status="queued", created=now, times={"queued": now}, published=False, attempts=0, outbox_lease=0.0,
-               lease_until=0.0, mp3_id=None, reason=None)
-    jobs().insert_one(job)
+def create_job(job: Job) -> Job:
+    job.created = time.time()
+    job.status, job.times = Status.QUEUED, {str(Status.QUEUED): job.created}
+    jobs().insert_one(job.to_doc())
     return job
 
 
-def get_job(job_id: str) -> dict | None:
-    return jobs().find_one({"_id": job_id})
+def get_job(job_id: str) -> Job | None:
+    doc = jobs().find_one({"_id": job_id})
+    return Job.from_doc(doc) if doc else None
 
 
-def claim_job(job_id: str, worker: str, lease_seconds: float) -> dict | None:
+def find_job(query: dict) -> Job | None:
+    doc = jobs().find_one(query)
+    return Job.from_doc(doc) if doc else None
+
+
+def claim_job(job_id: str, worker: str, lease_seconds: float) -> Job | None:
     """Take a queued job, or a converting one whose previous worker's lease ran out."""
     now = time.time()
-    return jobs().find_one_and_update(
-        {"_id": job_id, "status": {"$in": ["queued", "converting"]}, "lease_until": {"$lt": now}},
-        {"$set": {"status": "converting", "worker": worker, "lease_until": now + lease_seconds,
+    doc = jobs().find_one_and_update(
+        {"_id": job_id, "status": {"$in": sources_of(Status.CONVERTING)}, "lease_until": {"$lt": now}},
+        {"$set": {"status": Status.CONVERTING, "worker": worker, "lease_until": now + lease_seconds,
                   "times.converting": now}, "$inc": {"attempts": 1}},
         return_document=ReturnDocument.AFTER,
     )
+    return Job.from_doc(doc) if doc else None
+
+
+def _held(job_id: str, worker: str) -> dict:
+    return {"_id": job_id, "worker": worker, "status": Status.CONVERTING}
 
 
 def renew_lease(job_id: str, worker: str, lease_seconds: float) -> bool:
-    result = jobs().update_one({"_id": job_id, "worker": worker, "status": "converting"},
-                               {"$set": {"lease_until": time.time() + lease_seconds}})
+    result = jobs().update_one(_held(job_id, worker), {"$set": {"lease_until": time.time() + lease_seconds}})
     return result.matched_count == 1
 
 
 def set_job_fields(job_id: str, worker: str, fields: dict) -> bool:
-    result = jobs().update_one({"_id": job_id, "worker": worker, "status": "converting"}, {"$set": fields})
-    return result.matched_count == 1
+    return jobs().update_one(_held(job_id, worker), {"$set": fields}).matched_count == 1
 
 
-def finish_job(job_id: str, worker: str | None, status: str, **fields) -> bool:
+def finish_job(job_id: str, worker: str | None, status: Status, **fields) -> bool:
     """Move a job to done or failed; with `worker`, only while that worker holds it."""
-    assert status in ("done", "failed")
-    query: dict = {"_id": job_id, "status": {"$in": ["queued", "converting"]}}
+    query: dict = {"_id": job_id, "status": {"$in": sources_of(status)}}
     if worker is not None:
         query["worker"] = worker
-    now = time.time()
-    result = jobs().update_one(query, {"$set": dict(fields, status=status, lease_until=0.0,
-                                                    **{f"times.{status}": now})})
-    return result.matched_count == 1
+    update = dict(fields, status=status, lease_until=0.0, **{f"times.{status}": time.time()})
+    return jobs().update_one(query, {"$set": update}).matched_count == 1
 
 
 def release_job(job_id: str, worker: str) -> None:
     """Give a job back (it will be retried) so the next attempt need not wait for the lease."""
-    jobs().update_one({"_id": job_id, "worker": worker, "status": "converting"},
-                      {"$set": {"status": "queued", "lease_until": 0.0}})
+    jobs().update_one(_held(job_id, worker), {"$set": {"status": Status.QUEUED, "lease_until": 0.0}})
 
 
-def unpublished_jobs(older_than: float, limit: int = 100) -> list[dict]:
-    return list(jobs().find({"published": False, "created": {"$lt": older_than}}).sort("created", 1).limit(limit))
+def unpublished_jobs(older_than: float, limit: int = 100) -> list[Job]:
+    found = jobs().find({"published": False, "created": {"$lt": older_than}}).sort("created", 1).limit(limit)
+    return [Job.from_doc(doc) for doc in found]
+
+
+def claim_for_outbox(job_id: str, lease_seconds: float) -> Job | None:
+    """Take an unpublished job for the outbox relay, unless another gateway is publishing it now."""
+    now = time.time()
+    doc = jobs().find_one_and_update({"_id": job_id, "published": False, "outbox_lease": {"$lt": now}},
+                                     {"$set": {"outbox_lease": now + lease_seconds}},
+                                     return_document=ReturnDocument.AFTER)
+    return Job.from_doc(doc) if doc else None
 
 
 def mark_published(job_id: str) -> None:
@@ -198,7 +266,3 @@ def mark_published(job_id: str) -> None:
 
 def count_unpublished() -> int:
     return jobs().count_documents({"published": False})
-
-
-def is_object_id(value: str) -> bool:
-    return ObjectId.is_valid(value)

@@ -1,4 +1,4 @@
-"""The conversion of one job: claim it, read the video, extract MP3, store it, tell notification.
+"""The conversion of one job, in four steps: claim it, probe the video, encode into storage, finish.
 
 Idempotent by job id: a job already done or failed is only re-announced; a job another
 live worker holds is retried later; a crashed worker's partial MP3 is removed by the
@@ -13,8 +13,14 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
 
-from services.common import config, messaging, metrics, storage, telemetry
+from opentelemetry import trace
+
+from services.common import config, jobs, messaging, metrics, storage, telemetry
+from services.common.jobs import FinishedMessage, Job, Status, VideoMessage
 from services.common.messaging import Delivery, PermanentError, TransientError
 
 from . import media, source
@@ -23,6 +29,18 @@ log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
 WORK_PREFIX = "vid2mp3-"
 VIDEO_SERVER = source.VideoServer()  # one loopback server per process
+SYSTEM_FAILURE = "internal error: the conversion could not be completed; please upload again"
+
+
+class JobLost(Exception):
+    """Another converter took the job over (this one's lease ran out): leave it to that one."""
+
+
+@dataclass
+class Encoded:
+    mp3_id: str
+    mp3_bytes: int
+    video_bytes: int
 
 
 class LeaseKeeper(threading.Thread):
@@ -62,161 +80,168 @@ class Converter:
     def __init__(self, publisher: messaging.Publisher):
         self.publisher = publisher
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = config.env_float("JOB_LEASE_SECONDS")
         self.work_root = config.env("WORK_DIR") or tempfile.gettempdir()
         os.makedirs(self.work_root, exist_ok=True)
         clean_stale_work_dirs(self.work_root)
 
     # ---- message entry points (called by messaging.Consumer)
     def handle(self, delivery: Delivery) -> None:
-        job_id = delivery.json().get("job_id")
-        if not isinstance(job_id, str) or not job_id or len(job_id) > 64:
-            raise PermanentError("message has no valid job_id")
+        job_id = VideoMessage.parse(delivery).job_id
         token = telemetry.job_context(job_id)
         try:
-            self._handle_job(job_id, delivery)
+            if delivery.published_at:
+                metrics.observe(metrics.QUEUE_WAIT, max(time.time() - delivery.published_at, 0))
+            self._handle_job(job_id)
         finally:
             telemetry.detach(token)
 
     def on_retry(self, delivery: Delivery, reason: str) -> None:
         metrics.JOBS.labels("retried").inc()
-        job_id = _job_id_of(delivery)
-        if job_id:
-            try:
-                storage.release_job(job_id, self.worker_id)
-            except Exception:
-                pass  # the lease runs out by itself
+        try:
+            storage.release_job(VideoMessage.parse(delivery).job_id, self.worker_id)
+        except Exception:
+            pass  # the lease runs out by itself
 
     def on_give_up(self, delivery: Delivery, reason: str) -> None:
         """Dead-lettered: the job ends failed (a system reason) and its owner hears about it."""
         metrics.JOBS.labels("dead_lettered").inc()
-        job_id = _job_id_of(delivery)
-        if job_id and storage.finish_job(job_id, None, "failed",
-                                         reason="internal error: the conversion could not be completed; "
-                                                "please upload again", system_failure=True):
-            self._announce(job_id, "failed")
+        try:
+            job_id = VideoMessage.parse(delivery).job_id
+        except PermanentError:
+            return
+        if storage.finish_job(job_id, None, Status.FAILED, reason=SYSTEM_FAILURE, system_failure=True):
+            self._announce(job_id, Status.FAILED)
 
     # ---- the job
-    def _handle_job(self, job_id: str, delivery: Delivery) -> None:
-        if delivery.published_at:
-            metrics.observe(metrics.QUEUE_WAIT, max(time.time() - delivery.published_at, 0))
+    def _handle_job(self, job_id: str) -> None:
         job = storage.get_job(job_id)
         if job is None:
             raise PermanentError(f"unknown job {job_id}")
-        if job["status"] in ("done", "failed"):
+        if job.status in jobs.FINAL:
             # A redelivery or a duplicate: the work is done; make sure notification heard of it.
-            log.info("job already finished, re-announcing", extra={"job_id": job_id, "status": job["status"]})
-            self._announce(job_id, job["status"])
+            log.info("job already finished, re-announcing", extra={"job_id": job_id, "status": job.status})
+            self._announce(job_id, job.status)
             return
-        claimed = storage.claim_job(job_id, self.worker_id, config.env_float("JOB_LEASE_SECONDS"))
+        job = self._claim(job_id)
+        try:
+            with self._lease(job) as keeper:
+                status = self._convert(job, keeper)
+        except JobLost:
+            log.warning("lost the job to another converter", extra={"job_id": job_id})
+            return
+        self._announce(job_id, status)
+
+    def _claim(self, job_id: str) -> Job:
+        claimed = storage.claim_job(job_id, self.worker_id, self.lease_seconds)
         if claimed is None:
             raise TransientError("job is held by another converter; retrying after its lease")
-        keeper = LeaseKeeper(job_id, self.worker_id, config.env_float("JOB_LEASE_SECONDS"))
+        return claimed
+
+    @contextmanager
+    def _lease(self, job: Job) -> Iterator[LeaseKeeper]:
+        keeper = LeaseKeeper(job.id, self.worker_id, self.lease_seconds)
         keeper.start()
         metrics.JOBS_IN_PROGRESS.inc()
         try:
-            status = self._convert(claimed, keeper)
+            yield keeper
         finally:
             keeper.done.set()
             metrics.JOBS_IN_PROGRESS.dec()
-        if status:
-            self._announce(job_id, status)
 
-    def _convert(self, job: dict, keeper: LeaseKeeper) -> str | None:
-        """Run the conversion; returns the final status, or None when another worker took over."""
-        job_id = job["_id"]
+    def _convert(self, job: Job, keeper: LeaseKeeper) -> Status:
+        """Probe, encode and finish; a PermanentError (the media's fault) ends the job failed."""
         work_dir = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=self.work_root)
-        mp3_id = None
-        served = read_span = None
         try:
-            if job.get("pending_mp3_id"):  # left by a worker that died mid-job
-                storage.delete_file(storage.mp3s(), job["pending_mp3_id"])
-            videos = storage.videos()
-            stored = storage.file_info(videos, job["video_id"])
-            if stored is None:
-                raise PermanentError("the uploaded file is missing from storage")
-            # ffprobe and ffmpeg read the video from GridFS over loopback HTTP while they work
-            # (source.py): no copy on disk first, and the read overlaps decoding.
-            read_span = tracer.start_span("gridfs read video", attributes={"vid2mp3.bytes": stored["length"]})
-            served = VIDEO_SERVER.serve(videos, job["video_id"], stored["length"])
-            with tracer.start_as_current_span("ffprobe") as span:
-                info = media.probe(served.url)
-                span.set_attributes({"media.duration_s": info.duration or 0, "media.audio_codec": info.audio_codec or "",
-                                     "media.audio_streams": info.audio_streams, "media.video_streams": info.video_streams})
-                media.check_convertible(info)
-            mp3_id = storage.new_id()
-            if not storage.set_job_fields(job_id, self.worker_id, {"pending_mp3_id": mp3_id}):
-                log.warning("lost the job to another converter", extra={"job_id": job_id})
-                storage.delete_file(storage.mp3s(), mp3_id)
-                return None
-            # ffmpeg's output streams straight into GridFS: no temp MP3, storage overlaps encoding.
-            started = time.monotonic()
-            with tracer.start_as_current_span("ffmpeg convert"), tracer.start_as_current_span("gridfs write mp3") as span:
-                upload = storage.mp3s().open_upload_stream_with_id(
-                    mp3_id, media_name(job), metadata={"job_id": job_id, "owner": job["owner"]})
+            if job.pending_mp3_id:  # left by a worker that died mid-job
+                storage.delete_file(storage.mp3s(), job.pending_mp3_id)
+            with served_video(job) as served:
                 try:
-                    written = media.to_mp3(served.url, info, upload, os.path.join(work_dir, "ffmpeg.log"))
-                    _check_read(served)  # a short read must not pass for a finished MP3
-                    upload.close()
-                except BaseException:
-                    upload.abort()  # no half MP3 left behind
+                    info = probe(served)
+                    encoded = self._encode(job, served, info, os.path.join(work_dir, "ffmpeg.log"))
+                except PermanentError:
+                    check_read(served)  # ffprobe/ffmpeg failing on a storage error is not the media's fault
                     raise
-                span.set_attribute("vid2mp3.bytes", written)
-            metrics.observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
-            metrics.BYTES_IN.inc(stored["length"])
-            audio_seconds = info.audio_seconds
-            if keeper.lost or not storage.finish_job(job_id, self.worker_id, "done", mp3_id=mp3_id,
-                                                     audio_seconds=audio_seconds, pending_mp3_id=None):
-                storage.delete_file(storage.mp3s(), mp3_id)
-                log.warning("lost the job to another converter", extra={"job_id": job_id})
-                return None
-            metrics.BYTES_OUT.inc(written)
-            metrics.AUDIO_SECONDS.inc(audio_seconds)
-            metrics.JOBS.labels("success").inc()
-            metrics.observe(metrics.JOB_E2E_LATENCY, max(time.time() - job["created"], 0))
-            log.info("job converted", extra={"job_id": job_id, "audio_seconds": audio_seconds, "mp3_bytes": written})
-            return "done"
+            return self._finish_done(job, keeper, encoded, info)
         except PermanentError as exc:
-            if served is not None:
-                _check_read(served)  # ffprobe/ffmpeg failing on a storage error is not the media's fault
-            # The user's media is at fault: the job fails with the reason, nothing is retried.
-            if mp3_id:
-                storage.delete_file(storage.mp3s(), mp3_id)
-            from opentelemetry import trace
-
-            telemetry.record_error(trace.get_current_span(), exc)
-            if not storage.finish_job(job_id, self.worker_id, "failed", reason=str(exc), pending_mp3_id=None):
-                return None
-            metrics.JOBS.labels("failed").inc()
-            log.info("job failed", extra={"job_id": job_id, "reason": str(exc)})
-            return "failed"
+            return self._finish_failed(job, exc)
         finally:
-            if served is not None:
-                VIDEO_SERVER.forget(served)
-                read_span.set_attributes({"vid2mp3.read_requests": served.requests,
-                                          "vid2mp3.bytes_sent": served.bytes_sent})
-                if served.error is not None:
-                    telemetry.record_error(read_span, served.error)
-            if read_span is not None:  # also when registering the video failed
-                read_span.end()
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    def _announce(self, job_id: str, status: str) -> None:
-        self.publisher.publish(config.env("MP3_QUEUE"), {"job_id": job_id, "status": status},
-                               message_id=f"{job_id}:{status}")
+    def _encode(self, job: Job, served: source.ServedVideo, info: media.MediaInfo, log_path: str) -> Encoded:
+        """ffmpeg's output streams straight into GridFS: no temp MP3, storage overlaps encoding."""
+        mp3_id = storage.new_id()
+        if not storage.set_job_fields(job.id, self.worker_id, {"pending_mp3_id": mp3_id}):
+            raise JobLost()
+        started = time.monotonic()
+        metadata = {"job_id": job.id, "owner": job.owner}
+        with tracer.start_as_current_span("ffmpeg convert"), tracer.start_as_current_span("gridfs write mp3") as span, \
+                storage.open_writer(storage.mp3s(), mp3_id, jobs.mp3_name(job), metadata) as writer:
+            written = media.to_mp3(served.url, info, writer, log_path)
+            check_read(served)  # a short read must not pass for a finished MP3
+            span.set_attribute("vid2mp3.bytes", written)
+        metrics.observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
+        return Encoded(mp3_id, written, served.length)
+
+    def _finish_done(self, job: Job, keeper: LeaseKeeper, encoded: Encoded, info: media.MediaInfo) -> Status:
+        audio_seconds = info.audio_seconds
+        if keeper.lost or not storage.finish_job(job.id, self.worker_id, Status.DONE, mp3_id=encoded.mp3_id,
+                                                 audio_seconds=audio_seconds, pending_mp3_id=None):
+            storage.delete_file(storage.mp3s(), encoded.mp3_id)
+            raise JobLost()
+        metrics.BYTES_IN.inc(encoded.video_bytes)
+        metrics.BYTES_OUT.inc(encoded.mp3_bytes)
+        metrics.AUDIO_SECONDS.inc(audio_seconds)
+        metrics.JOBS.labels("success").inc()
+        metrics.observe(metrics.JOB_E2E_LATENCY, max(time.time() - job.created, 0))
+        log.info("job converted", extra={"job_id": job.id, "audio_seconds": audio_seconds,
+                                         "mp3_bytes": encoded.mp3_bytes})
+        return Status.DONE
+
+    def _finish_failed(self, job: Job, exc: PermanentError) -> Status:
+        """The user's media is at fault: the job fails with the reason, nothing is retried."""
+        telemetry.record_error(trace.get_current_span(), exc)
+        if not storage.finish_job(job.id, self.worker_id, Status.FAILED, reason=str(exc), pending_mp3_id=None):
+            raise JobLost()
+        metrics.JOBS.labels("failed").inc()
+        log.info("job failed", extra={"job_id": job.id, "reason": str(exc)})
+        return Status.FAILED
+
+    def _announce(self, job_id: str, status: Status) -> None:
+        """The one place a finished job is told to notification."""
+        message = FinishedMessage(job_id, status)
+        self.publisher.publish(config.env("MP3_QUEUE"), message.body(), message_id=message.message_id)
 
 
-def _check_read(served: source.ServedVideo) -> None:
+@contextmanager
+def served_video(job: Job) -> Iterator[source.ServedVideo]:
+    """The job's video on the loopback server (source.py) for ffprobe and ffmpeg to read while they
+    work, no copy on disk first; the `gridfs read video` span covers the whole read."""
+    videos = storage.videos()
+    stored = storage.file_info(videos, job.video_id)
+    if stored is None:
+        raise PermanentError("the uploaded file is missing from storage")
+    span = tracer.start_span("gridfs read video", attributes={"vid2mp3.bytes": stored["length"]})
+    served = VIDEO_SERVER.serve(videos, job.video_id, stored["length"])
+    try:
+        yield served
+    finally:
+        VIDEO_SERVER.forget(served)
+        span.set_attributes({"vid2mp3.read_requests": served.requests, "vid2mp3.bytes_sent": served.bytes_sent})
+        if served.error is not None:
+            telemetry.record_error(span, served.error)
+        span.end()
+
+
+def probe(served: source.ServedVideo) -> media.MediaInfo:
+    with tracer.start_as_current_span("ffprobe") as span:
+        info = media.probe(served.url)
+        span.set_attributes({"media.duration_s": info.duration or 0, "media.audio_codec": info.audio_codec or "",
+                             "media.audio_streams": info.audio_streams, "media.video_streams": info.video_streams})
+        media.check_convertible(info)
+    return info
+
+
+def check_read(served: source.ServedVideo) -> None:
     if served.error is not None:
         raise TransientError(f"reading the video from storage failed: {type(served.error).__name__}")
-
-
-def media_name(job: dict) -> str:
-    return os.path.splitext(job.get("filename") or "audio")[0] + ".mp3"
-
-
-def _job_id_of(delivery: Delivery) -> str | None:
-    try:
-        job_id = delivery.json().get("job_id")
-    except PermanentError:
-        return None
-    return job_id if isinstance(job_id, str) else None

@@ -4,16 +4,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
 from urllib.parse import quote
 
 import gridfs
 import pymongo.errors
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 from opentelemetry import propagate
 
-from services.common import config, messaging, metrics, storage, telemetry
+from services.common import config, jobs, messaging, metrics, storage, telemetry
 from services.common import openapi as api_docs
+from services.common.jobs import Job, Status
 from services.common.web import ApiError, create_base_app, error_response
 
 from . import auth_client, openapi, outbox, uploads
@@ -30,35 +30,11 @@ def publisher() -> messaging.Publisher:
     return _local.publisher
 
 
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z") if ts else None
-
-
-def job_view(job: dict) -> dict:
-    view = {
-        "job_id": job["_id"],
-        "status": job["status"],
-        "filename": job.get("filename"),
-        "size": job.get("size"),
-        "created_at": _iso(job.get("created")),
-        "updated_at": _iso(max((job.get("times") or {}).values(), default=job.get("created"))),
-        "status_url": url_for("gateway.get_job", job_id=job["_id"]),
-        "reason": job.get("reason"),
-        "mp3_id": None,
-        "download_url": None,
-    }
-    if job["status"] == "done" and job.get("mp3_id"):
-        view["mp3_id"] = job["mp3_id"]
-        view["download_url"] = url_for("gateway.download", fid=job["mp3_id"])
-        view["audio_seconds"] = job.get("audio_seconds")
-    return view
-
-
-def owned_job(query: dict, user: dict) -> dict:
+def owned_job(query: dict, user: dict) -> Job:
     """The job matching `query` if the caller owns it (or is admin); 404 otherwise, so ids cannot be probed."""
     if not user.get("admin"):
         query = dict(query, owner=user["sub"])
-    job = storage.jobs().find_one(query)
+    job = storage.find_job(query)
     if job is None:
         raise ApiError(404, "not_found", "no such job or file")
     return job
@@ -90,11 +66,9 @@ def upload():
     try:
         carrier: dict = {}
         propagate.inject(carrier)  # the outbox re-publishes into this same trace
-        job = storage.create_job({
-            "_id": job_id, "owner": user["sub"], "owner_email": user.get("email"),
-            "filename": stored.filename, "size": stored.size, "content_type": stored.content_type,
-            "video_id": stored.video_id, "trace": carrier,
-        })
+        job = storage.create_job(Job(job_id, owner=user["sub"], owner_email=user.get("email"),
+                                     filename=stored.filename, size=stored.size, content_type=stored.content_type,
+                                     video_id=stored.video_id, trace=carrier))
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)
         try:
@@ -106,14 +80,14 @@ def upload():
         log.info("upload accepted", extra={"job_id": job_id, "size": stored.size})
     finally:
         telemetry.detach(token)
-    status_url = url_for("gateway.get_job", job_id=job_id)
+    status_url = jobs.status_path(job_id)
     return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
     user = auth_client.current_user()
-    return jsonify(job_view(owned_job({"_id": job_id}, user)))
+    return jsonify(jobs.view(owned_job({"_id": job_id}, user)))
 
 
 @bp.get("/jobs")
@@ -129,11 +103,11 @@ def list_jobs():
     query: dict = {"owner": user["sub"]}
     status = request.args.get("status")
     if status is not None:
-        if status not in storage.STATUSES:
-            raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(storage.STATUSES)}")
+        if status not in set(Status):
+            raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(Status)}")
         query["status"] = status
-    found = list(storage.jobs().find(query).sort("created", -1).skip(offset).limit(limit))
-    return jsonify({"jobs": [job_view(job) for job in found], "limit": limit, "offset": offset})
+    found = storage.jobs().find(query).sort("created", -1).skip(offset).limit(limit)
+    return jsonify({"jobs": [jobs.view(Job.from_doc(doc)) for doc in found], "limit": limit, "offset": offset})
 
 
 def parse_range(header: str | None, length: int) -> tuple[int, int] | None:
@@ -172,7 +146,7 @@ def download():
     fid = request.args.get("fid", "")
     if not fid:
         raise ApiError(400, "missing_fid", "give the MP3 id as ?fid=MP3_ID")
-    job = owned_job({"mp3_id": fid, "status": "done"}, user)
+    job = owned_job({"mp3_id": fid, "status": Status.DONE}, user)
     bucket = storage.mp3s()
     info = storage.file_info(bucket, fid)
     if info is None:
@@ -180,7 +154,7 @@ def download():
     length = info["length"]
     byte_range = parse_range(request.headers.get("Range"), length)
     start, end = byte_range or (0, length - 1)
-    name = uploads.stem(job.get("filename") or "audio") + ".mp3"
+    name = jobs.mp3_name(job)
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
     headers = {
         "Accept-Ranges": "bytes",

@@ -12,9 +12,8 @@ import logging
 import threading
 import time
 
-from pymongo import ReturnDocument
-
 from services.common import config, messaging, metrics, storage, telemetry
+from services.common.jobs import Job, VideoMessage
 
 log = logging.getLogger(__name__)
 
@@ -22,26 +21,23 @@ GRACE_SECONDS = 10  # give the upload request itself time to publish first
 LEASE_SECONDS = 30
 
 
-def publish_job(publisher: messaging.Publisher, job: dict) -> None:
-    publisher.publish(config.env("VIDEO_QUEUE"), {"job_id": job["_id"]}, carrier=job.get("trace") or {},
-                      message_id=job["_id"])
-    storage.mark_published(job["_id"])
+def publish_job(publisher: messaging.Publisher, job: Job) -> None:
+    message = VideoMessage(job.id)
+    publisher.publish(config.env("VIDEO_QUEUE"), message.body(), carrier=job.trace, message_id=message.message_id)
+    storage.mark_published(job.id)
 
 
 def relay_once(publisher: messaging.Publisher) -> int:
     """Publish every pending job once; returns how many were published."""
     published = 0
     for job in storage.unpublished_jobs(older_than=time.time() - GRACE_SECONDS):
-        now = time.time()
-        claimed = storage.jobs().find_one_and_update(
-            {"_id": job["_id"], "published": False, "outbox_lease": {"$lt": now}},
-            {"$set": {"outbox_lease": now + LEASE_SECONDS}}, return_document=ReturnDocument.AFTER)
+        claimed = storage.claim_for_outbox(job.id, LEASE_SECONDS)
         if claimed is None:
             continue
         publish_job(publisher, claimed)
         metrics.OUTBOX_PUBLISHED.inc()
         published += 1
-        log.info("outbox published job", extra={"job_id": job["_id"]})
+        log.info("outbox published job", extra={"job_id": job.id})
     metrics.OUTBOX_BACKLOG.set(storage.count_unpublished())
     return published
 

@@ -1,9 +1,9 @@
 """Stream a multipart upload straight into GridFS: the body is never held whole in memory or on disk."""
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -24,9 +24,94 @@ def safe_filename(raw: str | None) -> str:
     return name[:200] or "video"
 
 
+@dataclass
 class StoredUpload:
-    def __init__(self, video_id: str, filename: str, size: int, content_type: str | None):
-        self.video_id, self.filename, self.size, self.content_type = video_id, filename, size, content_type
+    video_id: str
+    filename: str
+    size: int
+    content_type: str | None
+
+
+class _FilePartWriter:
+    """Follows the decoder's events: the one file part goes into storage, form fields are bounded."""
+
+    def __init__(self, bucket: storage.Bucket):
+        self.bucket = bucket
+        self.writer: storage.FileWriter | None = None
+        self.stored: StoredUpload | None = None
+        self.part: File | Field | None = None
+        self.field_bytes = 0
+
+    def on_event(self, event) -> None:
+        if isinstance(event, File):
+            self._open(event)
+        elif isinstance(event, Field):
+            self.part, self.field_bytes = event, 0
+        elif isinstance(event, Data):
+            self._data(event)
+
+    def _open(self, part: File) -> None:
+        if self.writer is not None or self.stored is not None:
+            raise ApiError(400, "too_many_files", "send exactly one file per upload")
+        self.part = part
+        metadata = {"content_type": part.headers.get("Content-Type"), "original_name": part.filename}
+        self.writer = storage.open_writer(self.bucket, storage.new_id(), safe_filename(part.filename), metadata)
+
+    def _data(self, event: Data) -> None:
+        if not isinstance(self.part, File):
+            self.field_bytes += len(event.data)
+            if self.field_bytes > MAX_FIELD_BYTES:
+                raise ApiError(413, "payload_too_large", "form field too large")
+            return
+        self.writer.write(event.data)
+        if not event.more_data:
+            self.writer.close()
+            self.stored = StoredUpload(self.writer.file_id, self.writer.filename, self.writer.length,
+                                       self.part.headers.get("Content-Type"))
+            self.writer = None
+
+    def discard(self) -> None:
+        """Remove what a failed upload wrote (best effort: if MongoDB is down, so is the damage)."""
+        try:
+            if self.writer is not None:
+                self.writer.abort()
+            if self.stored is not None:
+                storage.delete_file(self.bucket, self.stored.video_id)
+        except Exception:
+            pass
+
+
+def _check_request(max_bytes: int) -> bytes:
+    """The multipart boundary, once the request's type and declared size are acceptable."""
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", 'send the video as multipart/form-data (curl -F "file=@video.mp4")')
+    boundary = request.mimetype_params.get("boundary", "")
+    if not boundary or len(boundary) > 200:
+        raise ApiError(400, "malformed_multipart", "multipart body without a valid boundary")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise _too_large(max_bytes)
+    return boundary.encode("latin-1")
+
+
+def _too_large(max_bytes: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"upload larger than the limit of {max_bytes} bytes")
+
+
+def _feed(decoder: MultipartDecoder, target: _FilePartWriter, max_bytes: int) -> None:
+    """Read the body block by block into the decoder, handing its events to `target`."""
+    received = 0
+    while True:
+        data = request.stream.read(READ_SIZE)
+        received += len(data)
+        if received > max_bytes:
+            raise _too_large(max_bytes)
+        decoder.receive_data(data or None)
+        event = decoder.next_event()
+        while not isinstance(event, (NeedData, Epilogue)):
+            target.on_event(event)
+            event = decoder.next_event()
+        if isinstance(event, Epilogue) or not data:
+            return
 
 
 def receive_video(max_bytes: int) -> StoredUpload:
@@ -34,87 +119,28 @@ def receive_video(max_bytes: int) -> StoredUpload:
 
     Raises ApiError for anything but exactly one non-empty file; a partial file is removed.
     """
-    mimetype, options = request.mimetype, request.mimetype_params
-    if mimetype != "multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", 'send the video as multipart/form-data (curl -F "file=@video.mp4")')
-    boundary = options.get("boundary", "")
-    if not boundary or len(boundary) > 200:
-        raise ApiError(400, "malformed_multipart", "multipart body without a valid boundary")
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise ApiError(413, "payload_too_large", f"upload larger than the limit of {max_bytes} bytes")
-
-    # The decoder bounds its internal buffer with this; field sizes are checked below.
-    decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=4 * READ_SIZE)
-    bucket = storage.videos()
-    upload = None
-    stored: StoredUpload | None = None
-    field_bytes = received = 0
-    part = None
+    # The decoder bounds its internal buffer with this; field sizes are checked by the target.
+    decoder = MultipartDecoder(_check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
+    target = _FilePartWriter(storage.videos())
     try:
-        while True:
-            data = request.stream.read(READ_SIZE)
-            received += len(data)
-            if received > max_bytes:
-                raise ApiError(413, "payload_too_large", f"upload larger than the limit of {max_bytes} bytes")
-            decoder.receive_data(data or None)
-            event = decoder.next_event()
-            while not isinstance(event, (NeedData, Epilogue)):
-                if isinstance(event, File):
-                    if upload is not None or stored is not None:
-                        raise ApiError(400, "too_many_files", "send exactly one file per upload")
-                    part = event
-                    video_id = storage.new_id()
-                    filename = safe_filename(event.filename)
-                    upload = bucket.open_upload_stream_with_id(
-                        video_id, filename,
-                        metadata={"content_type": event.headers.get("Content-Type"), "original_name": event.filename})
-                elif isinstance(event, Field):
-                    part = event
-                    field_bytes = 0
-                elif isinstance(event, Data):
-                    if isinstance(part, File):
-                        upload.write(event.data)
-                        if not event.more_data:
-                            upload.close()
-                            stored = StoredUpload(upload._id, upload.filename, upload.length,
-                                                  part.headers.get("Content-Type"))
-                            upload = None
-                    else:
-                        field_bytes += len(event.data)
-                        if field_bytes > MAX_FIELD_BYTES:
-                            raise ApiError(413, "payload_too_large", "form field too large")
-                event = decoder.next_event()
-            if isinstance(event, Epilogue) or not data:
-                break
-        if upload is not None:
-            raise ApiError(400, "malformed_multipart", "the multipart body ended in the middle of the file")
-        if stored is None:
-            raise ApiError(400, "missing_file", 'no file in the upload; send it as -F "file=@video.mp4"')
-        if stored.size == 0:
-            storage.delete_file(bucket, stored.video_id)
-            raise ApiError(400, "empty_file", "the uploaded file is empty")
-        return stored
+        _feed(decoder, target, max_bytes)
+        return _the_one_file(target)
     except ValueError as exc:  # the decoder's word for a broken body
-        _discard(bucket, upload, stored)
+        target.discard()
         raise ApiError(400, "malformed_multipart", f"malformed multipart body: {exc}") from None
     except RequestEntityTooLarge:
-        _discard(bucket, upload, stored)
-        raise ApiError(413, "payload_too_large", f"upload larger than the limit of {max_bytes} bytes") from None
+        target.discard()
+        raise _too_large(max_bytes) from None
     except BaseException:
-        _discard(bucket, upload, stored)
+        target.discard()
         raise
 
 
-def _discard(bucket, upload, stored: StoredUpload | None) -> None:
-    """Remove what a failed upload wrote (best effort: if MongoDB is down, so is the damage)."""
-    try:
-        if upload is not None:
-            upload.abort()
-        if stored is not None:
-            storage.delete_file(bucket, stored.video_id)
-    except Exception:
-        pass
-
-
-def stem(filename: str) -> str:
-    return os.path.splitext(filename)[0] or "audio"
+def _the_one_file(target: _FilePartWriter) -> StoredUpload:
+    if target.writer is not None:
+        raise ApiError(400, "malformed_multipart", "the multipart body ended in the middle of the file")
+    if target.stored is None:
+        raise ApiError(400, "missing_file", 'no file in the upload; send it as -F "file=@video.mp4"')
+    if target.stored.size == 0:
+        raise ApiError(400, "empty_file", "the uploaded file is empty")
+    return target.stored

@@ -6,33 +6,34 @@ import ssl
 from email.message import EmailMessage
 
 from services.common import config
+from services.common.jobs import Job, Status, download_path, public_url, status_path
 
 
-def compose(job: dict, status: str) -> EmailMessage:
+def compose(job: Job, status: Status) -> EmailMessage:
     message = EmailMessage()
     message["From"] = config.env("MAIL_FROM")
-    message["To"] = job["owner_email"]
+    message["To"] = job.owner_email
     # A stable Message-ID per job and outcome lets mail systems drop a rare duplicate too.
-    message["Message-ID"] = f"<{job['_id']}.{status}@vid2mp3.local>"
-    message["X-Vid2mp3-Job"] = job["_id"]
-    base = config.env("PUBLIC_URL").rstrip("/")
-    name = job.get("filename") or "your video"
-    if status == "done":
+    message["Message-ID"] = f"<{job.id}.{status}@vid2mp3.local>"
+    message["X-Vid2mp3-Job"] = job.id
+    name = job.filename or "your video"
+    if status == Status.DONE:
+        download = public_url(download_path(job.mp3_id))
         message["Subject"] = f"Your MP3 is ready: {name}"
         message.set_content(
             f"Your MP3 of {name} is ready.\n\n"
-            f"Job id: {job['_id']}\n"
-            f"MP3 id: {job['mp3_id']}\n"
-            f"Download: {base}/download?fid={job['mp3_id']}\n\n"
-            f"curl -L \"{base}/download?fid={job['mp3_id']}\" -H \"Authorization: Bearer TOKEN\" -o out.mp3\n"
+            f"Job id: {job.id}\n"
+            f"MP3 id: {job.mp3_id}\n"
+            f"Download: {download}\n\n"
+            f"curl -L \"{download}\" -H \"Authorization: Bearer TOKEN\" -o out.mp3\n"
         )
     else:
         message["Subject"] = f"Your conversion failed: {name}"
         message.set_content(
             f"We could not convert {name}.\n\n"
-            f"Job id: {job['_id']}\n"
-            f"Reason: {job.get('reason') or 'unknown'}\n"
-            f"Status: {base}/jobs/{job['_id']}\n"
+            f"Job id: {job.id}\n"
+            f"Reason: {job.reason or 'unknown'}\n"
+            f"Status: {public_url(status_path(job.id))}\n"
         )
     return message
 

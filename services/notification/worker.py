@@ -21,6 +21,7 @@ import pymongo.errors
 from opentelemetry.trace import SpanKind
 
 from services.common import config, metrics, storage, telemetry
+from services.common.jobs import FinishedMessage, Status
 from services.common.messaging import Delivery, PermanentError, TransientError
 
 from . import mailer
@@ -35,19 +36,16 @@ _sent_unrecorded: set[str] = set()
 
 
 def handle(delivery: Delivery) -> None:
-    message = delivery.json()
-    job_id, status = message.get("job_id"), message.get("status")
-    if not isinstance(job_id, str) or status not in ("done", "failed"):
-        raise PermanentError("message needs a job_id and a status of done or failed")
-    token = telemetry.job_context(job_id)
+    message = FinishedMessage.parse(delivery)
+    token = telemetry.job_context(message.job_id)
     try:
-        notify(job_id, status)
+        notify(message.job_id, message.status)
     finally:
         telemetry.detach(token)
 
 
-def notify(job_id: str, status: str) -> None:
-    key = f"{job_id}:{status}"
+def notify(job_id: str, status: Status) -> None:
+    key = FinishedMessage(job_id, Status(status)).message_id
     if key in _sent_unrecorded:  # a retry after the `sent` record could not be written
         _record_sent(key)
         return
@@ -58,9 +56,9 @@ def notify(job_id: str, status: str) -> None:
     job = storage.get_job(job_id)
     if job is None:
         raise PermanentError(f"unknown job {job_id}")
-    if job["status"] != status:
-        raise PermanentError(f"job {job_id} is {job['status']}, not {status}")
-    if not job.get("owner_email"):
+    if job.status != status:
+        raise PermanentError(f"job {job_id} is {job.status}, not {status}")
+    if not job.owner_email:
         raise PermanentError(f"job {job_id} has no owner email")
     if not _claim(key, job_id, status):
         metrics.EMAILS.labels("duplicate").inc()

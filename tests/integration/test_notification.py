@@ -7,6 +7,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from services.common import storage
+from tests.helpers import stored_job
 from services.common.messaging import PermanentError, TransientError
 from services.notification import worker
 
@@ -39,8 +40,7 @@ def smtp(monkeypatch):
 
 
 def done_job() -> dict:
-    job = storage.create_job({"_id": storage.new_id(), "owner": "u1", "owner_email": "owner@example.com",
-                              "filename": "clip.mp4", "video_id": "v"})
+    job = stored_job().to_doc()
     storage.jobs().update_one({"_id": job["_id"]}, {"$set": {"status": "done", "mp3_id": "m" * 24}})
     return job
 

@@ -15,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from services.common import storage
+from tests.helpers import stored_job
 from services.common.messaging import TransientError
 from services.notification import worker
 from tests.conftest import free_port
@@ -74,8 +75,7 @@ def _smtp(monkeypatch, inbox) -> Controller:
 
 
 def _done_job() -> str:
-    job = storage.create_job({"_id": storage.new_id(), "owner": "u1", "owner_email": "owner@example.com",
-                              "filename": "clip.mp4", "video_id": "v"})
+    job = stored_job().to_doc()
     storage.jobs().update_one({"_id": job["_id"]}, {"$set": {"status": "done", "mp3_id": "m" * 24}})
     return job["_id"]
 

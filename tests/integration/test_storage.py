@@ -8,6 +8,7 @@ import time
 import pytest
 
 from services.common import storage
+from tests.helpers import stored_job
 
 
 @pytest.fixture
@@ -37,18 +38,18 @@ def test_store_replaces_a_partial_copy(bucket):
 
 
 def test_claims_are_exclusive_until_the_lease_runs_out(stack):
-    job = storage.create_job({"_id": storage.new_id(), "owner": "u", "video_id": "v"})
+    job = stored_job(owner="u").to_doc()
     first = storage.claim_job(job["_id"], "worker-a", lease_seconds=1)
-    assert first["status"] == "converting" and first["attempts"] == 1
+    assert first.status == "converting" and first.attempts == 1
     assert storage.claim_job(job["_id"], "worker-b", lease_seconds=1) is None
     assert storage.renew_lease(job["_id"], "worker-a", 1)
     assert not storage.renew_lease(job["_id"], "worker-b", 1)
     time.sleep(1.2)
     second = storage.claim_job(job["_id"], "worker-b", lease_seconds=5)
-    assert second["worker"] == "worker-b" and second["attempts"] == 2
+    assert second.worker == "worker-b" and second.attempts == 2
     # The old holder can no longer finish it; the new one can, once.
     assert not storage.finish_job(job["_id"], "worker-a", "done", mp3_id="x")
     assert storage.finish_job(job["_id"], "worker-b", "done", mp3_id="y")
     assert not storage.finish_job(job["_id"], "worker-b", "failed", reason="late")
     final = storage.get_job(job["_id"])
-    assert final["status"] == "done" and final["mp3_id"] == "y" and "done" in final["times"]
+    assert final.status == "done" and final.mp3_id == "y" and "done" in final.times

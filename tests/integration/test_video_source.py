@@ -55,7 +55,7 @@ def test_a_storage_failure_mid_read_is_recorded(server, stored):
     file_id, data = stored
     video = server.serve(storage.videos(), file_id, len(data))
     try:
-        chunks = storage.videos()._collection.database.fs.chunks
+        chunks = storage.videos().chunks
         chunks.delete_many({"files_id": file_id, "n": {"$gte": 20}})  # storage loses the file's tail
         body = b""
         try:

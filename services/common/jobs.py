@@ -1,0 +1,180 @@
+"""The job contract: its fields, statuses and transitions, the two messages, its public view.
+
+Every service reads and writes jobs through this module: the gateway creates them and shows
+them, the converter moves them, notification mails them. ARCHITECTURE.md tells the story.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from urllib.parse import quote
+
+from . import config
+from .messaging import Delivery, PermanentError
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    CONVERTING = "converting"
+    DONE = "done"
+    FAILED = "failed"
+
+
+ACTIVE = (Status.QUEUED, Status.CONVERTING)
+FINAL = (Status.DONE, Status.FAILED)
+# Which status may follow which: converting → queued is a worker giving a job back for a retry.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.QUEUED: frozenset({Status.CONVERTING, Status.FAILED}),
+    Status.CONVERTING: frozenset({Status.CONVERTING, Status.QUEUED, Status.DONE, Status.FAILED}),
+    Status.DONE: frozenset(),
+    Status.FAILED: frozenset(),
+}
+
+
+def may_move(current: str, target: str) -> bool:
+    return Status(target) in TRANSITIONS[Status(current)]
+
+
+def sources_of(target: Status) -> list[str]:
+    """The statuses a job may be in to move to `target` (the guard of a conditional update)."""
+    return [str(status) for status, targets in TRANSITIONS.items() if target in targets]
+
+
+@dataclass
+class Job:
+    """One conversion, as stored in the jobs collection (field names are the document's)."""
+
+    _id: str
+    owner: str
+    owner_email: str | None
+    filename: str
+    size: int
+    content_type: str | None
+    video_id: str
+    status: Status = Status.QUEUED
+    created: float = 0.0
+    times: dict[str, float] = field(default_factory=dict)  # when each status was entered
+    reason: str | None = None  # why it failed, in words for the user
+    mp3_id: str | None = None
+    audio_seconds: float | None = None
+    trace: dict[str, str] = field(default_factory=dict)  # W3C context of the upload, for late publishes
+    published: bool = False  # the broker confirmed its `video` message
+    outbox_lease: float = 0.0
+    worker: str | None = None  # the converter holding it
+    lease_until: float = 0.0
+    attempts: int = 0
+    pending_mp3_id: str | None = None  # an MP3 being written; removed if its writer dies
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "Job":
+        known = {name: doc[name] for name in cls.__dataclass_fields__ if name in doc}
+        known["status"] = Status(known.get("status", Status.QUEUED))
+        return cls(**known)
+
+    def to_doc(self) -> dict:
+        doc = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        doc["status"] = str(self.status)
+        return doc
+
+
+# ---------------------------------------------------------------- the two messages
+
+
+@dataclass(frozen=True)
+class VideoMessage:
+    """On the `video` queue: a stored job waiting for a converter."""
+
+    job_id: str
+
+    def body(self) -> dict:
+        return {"job_id": self.job_id}
+
+    @property
+    def message_id(self) -> str:
+        return self.job_id
+
+    @classmethod
+    def parse(cls, delivery: Delivery) -> "VideoMessage":
+        return cls(_job_id_of(delivery.json()))
+
+
+@dataclass(frozen=True)
+class FinishedMessage:
+    """On the `mp3` queue: a job that ended done or failed, waiting for its email."""
+
+    job_id: str
+    status: Status
+
+    def body(self) -> dict:
+        return {"job_id": self.job_id, "status": str(self.status)}
+
+    @property
+    def message_id(self) -> str:  # the same for every announcement of one outcome: consumers dedupe by it
+        return f"{self.job_id}:{self.status}"
+
+    @classmethod
+    def parse(cls, delivery: Delivery) -> "FinishedMessage":
+        body = delivery.json()
+        if body.get("status") not in FINAL:
+            raise PermanentError("message needs a status of done or failed")
+        return cls(_job_id_of(body), Status(body["status"]))
+
+
+def _job_id_of(body: dict) -> str:
+    job_id = body.get("job_id")
+    if not isinstance(job_id, str) or not job_id or len(job_id) > 64:
+        raise PermanentError("message has no valid job_id")
+    return job_id
+
+
+# ---------------------------------------------------------------- what users see
+
+
+def status_path(job_id: str) -> str:
+    return f"/jobs/{quote(job_id)}"
+
+
+def download_path(mp3_id: str) -> str:
+    return f"/download?fid={quote(mp3_id)}"
+
+
+def public_url(path: str) -> str:
+    """An absolute URL on the gateway, as users reach it (for emails)."""
+    return config.env("PUBLIC_URL").rstrip("/") + path
+
+
+def stem(filename: str | None) -> str:
+    return os.path.splitext(filename or "")[0] or "audio"
+
+
+def mp3_name(job: Job) -> str:
+    return stem(job.filename) + ".mp3"
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z") if ts else None
+
+
+def view(job: Job) -> dict:
+    """The job as the API shows it to its owner."""
+    shown = {
+        "job_id": job.id,
+        "status": str(job.status),
+        "filename": job.filename,
+        "size": job.size,
+        "created_at": _iso(job.created),
+        "updated_at": _iso(max(job.times.values(), default=job.created)),
+        "status_url": status_path(job.id),
+        "reason": job.reason,
+        "mp3_id": None,
+        "download_url": None,
+    }
+    if job.status == Status.DONE and job.mp3_id:
+        shown.update(mp3_id=job.mp3_id, download_url=download_path(job.mp3_id), audio_seconds=job.audio_seconds)
+    return shown
