@@ -11,15 +11,14 @@ never taken for a finished one.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from services.common import storage
+from services.common.http_range import RangeNotSatisfiable, byte_range
 
 log = logging.getLogger(__name__)
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 class ServedVideo:
@@ -59,24 +58,16 @@ class _Handler(BaseHTTPRequestHandler):
         if video is None:
             self.send_error(404)
             return
-        start, end = 0, video.length - 1
-        header = self.headers.get("Range")
-        if header:
-            match = _RANGE.match(header.strip())
-            if not match or not (match.group(1) or match.group(2)):
-                self.send_error(416)
-                return
-            if match.group(1):
-                start = int(match.group(1))
-                end = min(int(match.group(2)), end) if match.group(2) else end
-            else:  # suffix range: the last N bytes
-                start = max(video.length - int(match.group(2)), 0)
-            if start >= video.length or start > end:
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{video.length}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
+        try:
+            requested = byte_range(self.headers.get("Range"), video.length)
+        except RangeNotSatisfiable as exc:
+            self.send_response(416)
+            self.send_header("Content-Range", exc.content_range)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        start, end = requested or (0, video.length - 1)
+        if requested:
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{end}/{video.length}")
         else:

@@ -13,6 +13,7 @@ from opentelemetry import propagate
 
 from services.common import config, jobs, messaging, metrics, storage, telemetry
 from services.common import openapi as api_docs
+from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.web import ApiError, create_base_app, error_response
 
@@ -110,36 +111,6 @@ def list_jobs():
     return jsonify({"jobs": [jobs.view(Job.from_doc(doc)) for doc in found], "limit": limit, "offset": offset})
 
 
-def parse_range(header: str | None, length: int) -> tuple[int, int] | None:
-    """(start, end) of a single `bytes=` range, None to send everything; raises 416 when unsatisfiable."""
-    if not header:
-        return None
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None  # unknown units and multi-range: the whole file is a valid answer
-    first, sep, last = spec.strip().partition("-")
-    try:
-        if not sep:
-            return None
-        if first == "":
-            suffix = int(last)
-            if suffix <= 0:
-                raise ValueError
-            start, end = max(length - suffix, 0), length - 1
-        else:
-            start = int(first)
-            end = int(last) if last else length - 1
-            end = min(end, length - 1)
-            if start < 0 or end < start:
-                raise ValueError
-    except ValueError:
-        start = end = -1
-    if start < 0 or start >= length:
-        raise ApiError(416, "range_not_satisfiable", "requested range is outside the file",
-                       {"Content-Range": f"bytes */{length}"})
-    return start, end
-
-
 @bp.get("/download")
 def download():
     user = auth_client.current_user()
@@ -151,22 +122,28 @@ def download():
     info = storage.file_info(bucket, fid)
     if info is None:
         raise ApiError(404, "not_found", "no such job or file")
+    etag = f'"{fid}"'
+    if request.if_none_match.contains_weak(fid):
+        return Response(status=304, headers={"ETag": etag, "Cache-Control": "private, max-age=3600"})
     length = info["length"]
-    byte_range = parse_range(request.headers.get("Range"), length)
-    start, end = byte_range or (0, length - 1)
+    try:
+        requested = byte_range(request.headers.get("Range"), length)
+    except RangeNotSatisfiable as exc:
+        raise ApiError(416, "range_not_satisfiable", str(exc), {"Content-Range": exc.content_range}) from None
+    start, end = requested or (0, length - 1)
     name = jobs.mp3_name(job)
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Length": str(max(end - start + 1, 0)),
         "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
-        "ETag": f'"{fid}"',
+        "ETag": etag,
         "Cache-Control": "private, max-age=3600",
     }
-    if byte_range:
+    if requested:
         headers["Content-Range"] = f"bytes {start}-{end}/{length}"
     body = storage.read_file(bucket, fid, start, end) if length else iter(())
-    return Response(body, status=206 if byte_range else 200, mimetype="audio/mpeg", headers=headers,
+    return Response(body, status=206 if requested else 200, mimetype="audio/mpeg", headers=headers,
                     direct_passthrough=True)
 
 

@@ -62,6 +62,16 @@ def test_seed_style_download_with_range(user, converted):
     assert beyond.json()["error"]["code"] == "range_not_satisfiable"
 
 
+def test_download_honours_if_none_match(user, converted):
+    first = user.download(converted["mp3_id"])
+    etag = first.headers["ETag"]
+    cached = user.download(converted["mp3_id"], **{"If-None-Match": etag})
+    assert cached.status_code == 304 and cached.content == b"" and cached.headers["ETag"] == etag
+    assert user.download(converted["mp3_id"], **{"If-None-Match": 'W/' + etag}).status_code == 304
+    changed = user.download(converted["mp3_id"], **{"If-None-Match": '"something-else"'})
+    assert changed.status_code == 200 and changed.content == first.content
+
+
 def test_ready_email_names_the_job_and_the_mp3(stack, converted):
     mails = wait_mail(stack["mail"], converted["job_id"])
     assert len(mails) == 1

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.web import ApiError
-from services.gateway import parse_range
+from services.common.http_range import RangeNotSatisfiable, byte_range as parse_range
 from services.gateway.uploads import safe_filename
 
 
@@ -18,9 +17,9 @@ def test_parse_range(header, expected):
 
 @pytest.mark.parametrize("header", ["bytes=100-", "bytes=50-10", "bytes=-0", "bytes=abc-def"])
 def test_unsatisfiable_ranges(header):
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(RangeNotSatisfiable) as err:
         parse_range(header, 100)
-    assert err.value.status == 416 and err.value.headers["Content-Range"] == "bytes */100"
+    assert err.value.content_range == "bytes */100"
 
 
 @pytest.mark.parametrize("raw,expected", [
