@@ -36,11 +36,10 @@ def relay(path: str, headers: dict, body: bytes | None = None) -> Response:
 
 def current_user() -> dict:
     """The claims of the request's Bearer token (validated by auth), or a 401 ApiError."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    credentials = request.authorization
+    if credentials is None or credentials.type != "bearer" or not credentials.token:
         raise ApiError(401, "missing_token", "send a token in the header Authorization: Bearer TOKEN")
-    upstream = _call("/validate", {"Authorization": header})
+    upstream = _call("/validate", {"Authorization": f"Bearer {credentials.token}"})
     if upstream.status_code == 200:
         return upstream.json()
     if upstream.status_code == 401:
