@@ -6,7 +6,6 @@ SETTINGS is the single table of names, defaults and meanings: the README table a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 # name, default, meaning
 SETTINGS: list[tuple[str, str, str]] = [
@@ -80,6 +79,43 @@ SETTINGS: list[tuple[str, str, str]] = [
 
 _DEFAULTS = {name: default for name, default, _ in SETTINGS}
 
+# Settings that are not free text, and what their value must be; checked once at start-up, so a
+# bad value stops the process at boot instead of failing a request later.
+TYPES: dict[str, str] = {
+    **dict.fromkeys(("AMQP_HEARTBEAT_SECONDS", "MAX_UPLOAD_BYTES", "MONGO_TIMEOUT_MS", "MYSQL_PORT", "JWT_TTL_SECONDS",
+                     "LOGIN_MAX_FAILURES", "LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_LOCKOUT_SECONDS", "AUTH_PORT",
+                     "GATEWAY_PORT", "METRICS_PORT", "SMTP_PORT", "MONGO_LOCAL_PORT", "CONVERTER_METRICS_PORT",
+                     "NOTIFICATION_METRICS_PORT", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"), "count"),
+    **dict.fromkeys(("OUTBOX_INTERVAL_SECONDS", "UPSTREAM_TIMEOUT_SECONDS", "FFMPEG_TIMEOUT_SECONDS", "MAX_MEDIA_SECONDS",
+                     "JOB_LEASE_SECONDS", "SMTP_TIMEOUT_SECONDS"), "seconds"),
+    **dict.fromkeys(("AUTH_DEV_MODE", "SMTP_STARTTLS", "SMTP_SSL"), "flag"),
+    "RETRY_DELAYS": "delays",
+    "AMQP_QUEUE_TYPE": "queue_type",
+}
+_FLAGS = ("1", "0", "true", "false", "yes", "no", "on", "off")
+
+
+def _valid(kind: str, value: str) -> bool:
+    try:
+        if kind == "count":
+            return int(value) >= 0
+        if kind == "seconds":
+            return float(value) >= 0
+        if kind == "delays":
+            return all(float(x) >= 0 for x in value.split(",") if x.strip())
+    except ValueError:
+        return False
+    if kind == "flag":
+        return value.strip().lower() in _FLAGS
+    return value in ("quorum", "classic")
+
+
+def validate() -> None:
+    """Raise SystemExit naming every setting whose value cannot be used."""
+    bad = [f"{name}={env(name)!r} (expected {kind})" for name, kind in TYPES.items() if not _valid(kind, env(name))]
+    if bad:
+        raise SystemExit("invalid settings: " + "; ".join(bad))
+
 
 def env(name: str) -> str:
     """The setting's value from the environment, or its default from SETTINGS."""
@@ -96,18 +132,6 @@ def env_float(name: str) -> float:
 
 def env_bool(name: str) -> bool:
     return env(name).strip().lower() in ("1", "true", "yes", "on")
-
-
-@dataclass(frozen=True)
-class Queues:
-    """Names of every queue derived from the two configured work queues."""
-
-    video: str
-    mp3: str
-
-    @classmethod
-    def from_env(cls) -> "Queues":
-        return cls(video=env("VIDEO_QUEUE"), mp3=env("MP3_QUEUE"))
 
 
 def retry_delays() -> list[float]:

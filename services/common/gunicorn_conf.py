@@ -2,7 +2,9 @@
 import os
 import tempfile
 
-from services.common.config import env as _env, env_int as _env_int
+from services.common.config import env as _env, env_int as _env_int, validate as _validate
+
+_validate()  # in the master: a bad setting stops gunicorn itself, not a loop of failing workers
 
 _port = {"auth": "AUTH_PORT", "gateway": "GATEWAY_PORT"}[os.environ.get("SERVICE_NAME", "gateway")]
 bind = f"{_env('BIND_HOST')}:{_env(_port)}"

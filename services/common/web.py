@@ -9,7 +9,7 @@ from typing import Callable
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import metrics, telemetry
+from . import config, metrics, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 
 def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]]) -> Flask:
     """A Flask app with telemetry, JSON errors, RED metrics, /healthz, /readyz and /metrics."""
+    config.validate()
     telemetry.init_telemetry(service)
     app = Flask(service)
     app.config["SERVICE"] = service

@@ -5,6 +5,7 @@ from .worker import Converter
 
 
 def main() -> None:
+    config.validate()
     telemetry.init_telemetry("converter")
     publisher = messaging.Publisher()
     converter = Converter(publisher)

@@ -8,6 +8,7 @@ from .worker import handle
 
 def main() -> None:
     os.environ.setdefault("METRICS_PORT", "9101")
+    config.validate()
     telemetry.init_telemetry("notification")
     worker.serve(messaging.Consumer(config.env("MP3_QUEUE"), handle))
 

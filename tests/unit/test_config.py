@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from services.common import config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,3 +33,24 @@ def test_code_reads_only_known_settings():
 def test_retry_delays_parse(monkeypatch):
     monkeypatch.setenv("RETRY_DELAYS", "1, 2.5,10")
     assert config.retry_delays() == [1.0, 2.5, 10.0]
+
+
+def test_typed_settings_match_how_the_code_reads_them():
+    readers = {"int": {"count"}, "float": {"seconds", "count"}, "bool": {"flag"}}
+    for path in (ROOT / "services").rglob("*.py"):
+        for reader, name in re.findall(r"env_(int|float|bool)\(\"([A-Z0-9_]+)\"\)", path.read_text()):
+            assert config.TYPES.get(name) in readers[reader], (path.name, name, config.TYPES.get(name))
+    assert set(config.TYPES) <= {name for name, _, _ in config.SETTINGS}
+
+
+def test_defaults_are_valid():
+    config.validate()
+
+
+@pytest.mark.parametrize("name,value", [("MAX_UPLOAD_BYTES", "2GB"), ("MAX_UPLOAD_BYTES", "-1"),
+                                        ("JOB_LEASE_SECONDS", "soon"), ("SMTP_SSL", "maybe"),
+                                        ("RETRY_DELAYS", "5,x"), ("AMQP_QUEUE_TYPE", "stream")])
+def test_a_bad_value_stops_start_up(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=name):
+        config.validate()
