@@ -20,16 +20,23 @@ class Status(StrEnum):
     CONVERTING = "converting"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
 ACTIVE = (Status.QUEUED, Status.CONVERTING)
-FINAL = (Status.DONE, Status.FAILED)
-# Which status may follow which: converting → queued is a worker giving a job back for a retry.
+ENDED = (Status.DONE, Status.FAILED, Status.CANCELLED)  # kept until retention removes their files
+FINAL = ENDED + (Status.EXPIRED,)  # nothing more happens to these
+CONVERTER_OUTCOMES = (Status.DONE, Status.FAILED)  # what the converter announces (and notification mails)
+# Which status may follow which: converting → converting is a crashed worker's job taken over,
+# converting → queued a worker giving a job back for a retry.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.QUEUED: frozenset({Status.CONVERTING, Status.FAILED}),
-    Status.CONVERTING: frozenset({Status.CONVERTING, Status.QUEUED, Status.DONE, Status.FAILED}),
-    Status.DONE: frozenset(),
-    Status.FAILED: frozenset(),
+    Status.QUEUED: frozenset({Status.CONVERTING, Status.FAILED, Status.CANCELLED}),
+    Status.CONVERTING: frozenset({Status.CONVERTING, Status.QUEUED, Status.DONE, Status.FAILED, Status.CANCELLED}),
+    Status.DONE: frozenset({Status.EXPIRED}),
+    Status.FAILED: frozenset({Status.EXPIRED}),
+    Status.CANCELLED: frozenset({Status.EXPIRED}),
+    Status.EXPIRED: frozenset(),
 }
 
 
@@ -66,10 +73,28 @@ class Job:
     lease_until: float = 0.0
     attempts: int = 0
     pending_mp3_id: str | None = None  # an MP3 being written; removed if its writer dies
+    progress: float | None = None  # 0-100 while converting, None while unknown
+    eta_seconds: float | None = None
+    video_removed: bool = False  # retention removed the source video
+    rev: int = 0  # bumped by every change users can see: the id of its live events
 
     @property
     def id(self) -> str:
         return self._id
+
+    @property
+    def ended_at(self) -> float | None:
+        """When the job reached done, failed or cancelled."""
+        return next((self.times[str(s)] for s in ENDED if str(s) in self.times), None)
+
+    def expires_at(self) -> float | None:
+        """When retention removes the job's last file (the MP3 of a done job, else the video)."""
+        if self.status == Status.EXPIRED:
+            return self.times.get(str(Status.EXPIRED))
+        if self.ended_at is None:
+            return None
+        keep = "RESULT_RETENTION_SECONDS" if self.status == Status.DONE else "VIDEO_RETENTION_SECONDS"
+        return self.ended_at + config.env_float(keep)
 
     @classmethod
     def from_doc(cls, doc: dict) -> "Job":
@@ -106,7 +131,7 @@ class VideoMessage:
 
 @dataclass(frozen=True)
 class FinishedMessage:
-    """On the `mp3` queue: a job that ended done or failed, waiting for its email."""
+    """On the `mp3` queue: a job that ended (done, failed or cancelled), for its email or webhook."""
 
     job_id: str
     status: Status
@@ -121,8 +146,8 @@ class FinishedMessage:
     @classmethod
     def parse(cls, delivery: Delivery) -> "FinishedMessage":
         body = delivery.json()
-        if body.get("status") not in FINAL:
-            raise PermanentError("message needs a status of done or failed")
+        if body.get("status") not in ENDED:
+            raise PermanentError("message needs a status of done, failed or cancelled")
         return cls(_job_id_of(body), Status(body["status"]))
 
 
@@ -161,6 +186,10 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z") if ts else None
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def view(job: Job) -> dict:
     """The job as the API shows it to its owner."""
     shown = {
@@ -172,6 +201,9 @@ def view(job: Job) -> dict:
         "updated_at": _iso(max(job.times.values(), default=job.created)),
         "status_url": status_path(job.id),
         "reason": job.reason,
+        "progress": _rounded(job.progress) if job.status == Status.CONVERTING else None,
+        "eta_seconds": _rounded(job.eta_seconds) if job.status == Status.CONVERTING else None,
+        "expires_at": _iso(job.expires_at()),
         "mp3_id": None,
         "download_url": None,
     }

@@ -192,7 +192,7 @@ def ensure_indexes() -> None:
 
 def create_job(job: Job) -> Job:
     job.created = time.time()
-    job.status, job.times = Status.QUEUED, {str(Status.QUEUED): job.created}
+    job.status, job.times, job.rev = Status.QUEUED, {str(Status.QUEUED): job.created}, 1
     jobs().insert_one(job.to_doc())
     return job
 
@@ -213,7 +213,7 @@ def claim_job(job_id: str, worker: str, lease_seconds: float) -> Job | None:
     doc = jobs().find_one_and_update(
         {"_id": job_id, "status": {"$in": sources_of(Status.CONVERTING)}, "lease_until": {"$lt": now}},
         {"$set": {"status": Status.CONVERTING, "worker": worker, "lease_until": now + lease_seconds,
-                  "times.converting": now}, "$inc": {"attempts": 1}},
+                  "times.converting": now, "progress": None, "eta_seconds": None}, "$inc": {"attempts": 1, "rev": 1}},
         return_document=ReturnDocument.AFTER,
     )
     return Job.from_doc(doc) if doc else None
@@ -232,18 +232,47 @@ def set_job_fields(job_id: str, worker: str, fields: dict) -> bool:
     return jobs().update_one(_held(job_id, worker), {"$set": fields}).matched_count == 1
 
 
+def holds(job_id: str, worker: str) -> bool:
+    """Whether `worker` still holds the job (not cancelled, deleted or taken over)."""
+    return jobs().find_one(_held(job_id, worker), {"_id": 1}) is not None
+
+
+def set_progress(job_id: str, worker: str, progress: float, eta_seconds: float | None) -> None:
+    jobs().update_one(_held(job_id, worker), {"$set": {"progress": progress, "eta_seconds": eta_seconds},
+                                              "$inc": {"rev": 1}})
+
+
 def finish_job(job_id: str, worker: str | None, status: Status, **fields) -> bool:
     """Move a job to done or failed; with `worker`, only while that worker holds it."""
     query: dict = {"_id": job_id, "status": {"$in": sources_of(status)}}
     if worker is not None:
         query["worker"] = worker
     update = dict(fields, status=status, lease_until=0.0, **{f"times.{status}": time.time()})
-    return jobs().update_one(query, {"$set": update}).matched_count == 1
+    return jobs().update_one(query, {"$set": update, "$inc": {"rev": 1}}).matched_count == 1
+
+
+def cancel_job(query: dict) -> Job | None:
+    """Cancel the active job matching `query`; its converter notices and stops. None if not active."""
+    doc = jobs().find_one_and_update(
+        dict(query, status={"$in": sources_of(Status.CANCELLED)}),
+        {"$set": {"status": Status.CANCELLED, "lease_until": 0.0, "progress": None, "eta_seconds": None,
+                  "times.cancelled": time.time()}, "$inc": {"rev": 1}},
+        return_document=ReturnDocument.AFTER)
+    return Job.from_doc(doc) if doc else None
+
+
+def expire_job(job_id: str, status: Status) -> bool:
+    """Retention removed the job's last file: it turns `expired` (from `status`, so two janitors agree)."""
+    result = jobs().update_one({"_id": job_id, "status": status},
+                               {"$set": {"status": Status.EXPIRED, "times.expired": time.time()},
+                                "$inc": {"rev": 1}})
+    return result.matched_count == 1
 
 
 def release_job(job_id: str, worker: str) -> None:
     """Give a job back (it will be retried) so the next attempt need not wait for the lease."""
-    jobs().update_one(_held(job_id, worker), {"$set": {"status": Status.QUEUED, "lease_until": 0.0}})
+    jobs().update_one(_held(job_id, worker), {"$set": {"status": Status.QUEUED, "lease_until": 0.0, "progress": None},
+                                              "$inc": {"rev": 1}})
 
 
 def unpublished_jobs(older_than: float, limit: int = 100) -> list[Job]:

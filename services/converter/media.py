@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import ffmpeg
 
@@ -149,40 +150,79 @@ def mp3_command(source: str, target: str, copy_audio: bool) -> list[str]:
     return ffmpeg.compile(stream, cmd=config.env("FFMPEG_BINARY"))
 
 
-def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str) -> int:
+class Stopped(Exception):
+    """ffmpeg was stopped on purpose (the job was cancelled or taken away)."""
+
+
+def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
+           on_progress: Callable[[float], None] | None = None, stop: threading.Event | None = None) -> int:
     """Convert `source` and stream the MP3 into `sink` while ffmpeg encodes; returns the bytes written.
 
     Nothing is buffered beyond one read block, so memory stays flat whatever the length.
+    `on_progress(seconds)` hears how much audio is encoded (from ffmpeg's -progress output);
+    setting `stop` kills ffmpeg and raises Stopped.
     """
     timeout = config.env_float("FFMPEG_TIMEOUT_SECONDS")
+    progress_read, progress_write = os.pipe()
     command = mp3_command(source, "pipe:1", copy_audio=info.audio_codec == "mp3")
-    timed_out = threading.Event()
-    written = 0
+    command[1:1] = ["-progress", f"pipe:{progress_write}", "-stats_period", "0.5"]
     with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
-        watchdog = threading.Timer(timeout, lambda: (timed_out.set(), process.kill()))
-        watchdog.start()
-        try:
-            while block := process.stdout.read(READ_BLOCK):
-                sink.write(block)
-                written += len(block)
-            code = process.wait()
-        finally:
-            watchdog.cancel()
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            process.stdout.close()
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                                   pass_fds=(progress_write,))
+    os.close(progress_write)
+    timed_out, stop = threading.Event(), stop or threading.Event()
+    watchers = [threading.Timer(timeout, lambda: (timed_out.set(), process.kill())),
+                threading.Thread(target=lambda: stop.wait() and process.kill(), daemon=True),
+                threading.Thread(target=_follow_progress, args=(progress_read, on_progress), daemon=True)]
+    for watcher in watchers:
+        watcher.start()
+    try:
+        written = _drain(process.stdout, sink)
+        code = process.wait()
+    finally:
+        watchers[0].cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        if not stop.is_set():
+            stop.set()  # ends the stop watcher; ffmpeg is gone already
+        else:
+            raise Stopped("ffmpeg was stopped: the job is no longer this worker's")
     if timed_out.is_set():
         raise PermanentError(f"conversion took longer than the {timeout:.0f} s limit")
     if code != 0:
-        with open(stderr_path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(f.tell() - 4096, 0))
-            stderr_tail = f.read()
-        detail = _tail(stderr_tail).replace(source, "the upload")
-        raise system_fault("ffmpeg", code, stderr_tail) or PermanentError(
-            f"the media could not be decoded ({detail or f'ffmpeg exit {code}'})")
+        _raise_for_exit(code, stderr_path, source)
     if written == 0:
         raise PermanentError("no audio could be decoded from the file")
     return written
+
+
+def _drain(stdout, sink: BinaryIO) -> int:
+    written = 0
+    while block := stdout.read(READ_BLOCK):
+        sink.write(block)
+        written += len(block)
+    return written
+
+
+def _follow_progress(fd: int, on_progress: Callable[[float], None] | None) -> None:
+    """Read ffmpeg's `key=value` progress blocks until it exits; report the encoded seconds."""
+    with os.fdopen(fd, "r", errors="replace") as lines:
+        for line in lines:
+            key, _, value = line.strip().partition("=")
+            if key == "out_time_us" and on_progress is not None and value.isdigit():
+                try:
+                    on_progress(int(value) / 1e6)
+                except Exception:  # progress is a nicety: it never fails a conversion
+                    log.warning("progress report failed", exc_info=True)
+
+
+def _raise_for_exit(code: int, stderr_path: str, source: str) -> None:
+    with open(stderr_path, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(f.tell() - 4096, 0))
+        stderr_tail = f.read()
+    detail = _tail(stderr_tail).replace(source, "the upload")
+    raise system_fault("ffmpeg", code, stderr_tail) or PermanentError(
+        f"the media could not be decoded ({detail or f'ffmpeg exit {code}'})")

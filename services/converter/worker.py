@@ -44,22 +44,57 @@ class Encoded:
 
 
 class LeaseKeeper(threading.Thread):
-    """Renews this worker's claim on a job while it converts, so nobody takes it over."""
+    """Renews this worker's claim on a job while it converts, so nobody takes it over, and
+    notices within a tick when the job is no longer this worker's (cancelled, deleted, taken
+    over): then `stop` is set, which stops ffmpeg."""
+
+    TICK = 0.5  # a cancel stops ffmpeg within about this long
 
     def __init__(self, job_id: str, worker_id: str, lease: float):
         super().__init__(name=f"lease-{job_id}", daemon=True)
         self.job_id, self.worker_id, self.lease = job_id, worker_id, lease
         self.done = threading.Event()
+        self.stop = threading.Event()
         self.lost = False
 
     def run(self) -> None:
-        while not self.done.wait(self.lease / 3):
+        renewed = time.monotonic()
+        while not self.done.wait(self.TICK):
             try:
-                if not storage.renew_lease(self.job_id, self.worker_id, self.lease):
-                    self.lost = True
-                    return
+                if time.monotonic() - renewed >= self.lease / 3:
+                    held = storage.renew_lease(self.job_id, self.worker_id, self.lease)
+                    renewed = time.monotonic()
+                else:
+                    held = storage.holds(self.job_id, self.worker_id)
             except Exception:  # MongoDB blip: try again next tick; the lease has slack
-                log.warning("lease renewal failed", extra={"job_id": self.job_id})
+                log.warning("lease check failed", extra={"job_id": self.job_id})
+                continue
+            if not held:
+                self.lost = True
+                self.stop.set()
+                return
+
+
+class ProgressReporter:
+    """Turns ffmpeg's encoded seconds into the job's `progress` and `eta_seconds`, written at most
+    about once a second, and whenever it has moved 5 points."""
+
+    def __init__(self, job_id: str, worker_id: str, total_seconds: float):
+        self.job_id, self.worker_id, self.total = job_id, worker_id, total_seconds
+        self.started = time.monotonic()
+        self.written_at, self.written = 0.0, 0.0
+
+    def __call__(self, encoded_seconds: float) -> None:
+        if self.total <= 0:
+            return
+        progress = min(encoded_seconds / self.total * 100, 99.9)  # 100 is `done`
+        now = time.monotonic()
+        if progress <= self.written or (now - self.written_at < 1 and progress - self.written < 5):
+            return
+        elapsed = now - self.started
+        eta = elapsed * (100 - progress) / progress if progress > 0 else None
+        storage.set_progress(self.job_id, self.worker_id, round(progress, 1), eta and round(eta, 1))
+        self.written_at, self.written = now, progress
 
 
 def clean_stale_work_dirs(root: str) -> None:
@@ -120,8 +155,10 @@ class Converter:
             raise PermanentError(f"unknown job {job_id}")
         if job.status in jobs.FINAL:
             # A redelivery or a duplicate: the work is done; make sure notification heard of it.
-            log.info("job already finished, re-announcing", extra={"job_id": job_id, "status": job.status})
-            self._announce(job_id, job.status)
+            # (A cancelled job was announced by whoever cancelled it.)
+            log.info("job already finished", extra={"job_id": job_id, "status": job.status})
+            if job.status in jobs.CONVERTER_OUTCOMES:
+                self._announce(job_id, job.status)
             return
         job = self._claim(job_id)
         try:
@@ -145,6 +182,10 @@ class Converter:
         metrics.JOBS_IN_PROGRESS.inc()
         try:
             yield keeper
+        except Exception:
+            if keeper.lost:  # whatever failed after the job was taken away no longer matters
+                raise JobLost() from None
+            raise
         finally:
             keeper.done.set()
             metrics.JOBS_IN_PROGRESS.dec()
@@ -158,7 +199,7 @@ class Converter:
             with served_video(job) as served:
                 try:
                     info = probe(served)
-                    encoded = self._encode(job, served, info, os.path.join(work_dir, "ffmpeg.log"))
+                    encoded = self._encode(job, served, info, keeper, os.path.join(work_dir, "ffmpeg.log"))
                 except PermanentError:
                     check_read(served)  # ffprobe/ffmpeg failing on a storage error is not the media's fault
                     raise
@@ -168,7 +209,8 @@ class Converter:
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    def _encode(self, job: Job, served: source.ServedVideo, info: media.MediaInfo, log_path: str) -> Encoded:
+    def _encode(self, job: Job, served: source.ServedVideo, info: media.MediaInfo, keeper: LeaseKeeper,
+                log_path: str) -> Encoded:
         """ffmpeg's output streams straight into GridFS: no temp MP3, storage overlaps encoding."""
         mp3_id = storage.new_id()
         if not storage.set_job_fields(job.id, self.worker_id, {"pending_mp3_id": mp3_id}):
@@ -177,7 +219,8 @@ class Converter:
         metadata = {"job_id": job.id, "owner": job.owner}
         with tracer.start_as_current_span("ffmpeg convert"), tracer.start_as_current_span("gridfs write mp3") as span, \
                 storage.open_writer(storage.mp3s(), mp3_id, jobs.mp3_name(job), metadata) as writer:
-            written = media.to_mp3(served.url, info, writer, log_path)
+            progress = ProgressReporter(job.id, self.worker_id, info.audio_seconds)
+            written = media.to_mp3(served.url, info, writer, log_path, on_progress=progress, stop=keeper.stop)
             check_read(served)  # a short read must not pass for a finished MP3
             span.set_attribute("vid2mp3.bytes", written)
         metrics.observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
