@@ -115,7 +115,8 @@ class Stack:
         rid = uuid.uuid4().hex[:8]
         self.home = Path(tempfile.mkdtemp(prefix=f"vid2mp3-bench-{rid}-"))
         ports = {name: free_port() for name in ("GATEWAY_PORT", "AUTH_PORT", "MONGO_LOCAL_PORT", "SMTP_PORT",
-                                                 "CONVERTER_METRICS_PORT", "NOTIFICATION_METRICS_PORT")}
+                                                 "CONVERTER_METRICS_PORT", "NOTIFICATION_METRICS_PORT",
+                                                 "GATEWAY_METRICS_PORT", "AUTH_METRICS_PORT")}
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("MONGO_URI", "SMTP_HOST", "SENTRY_DSN") and not k.startswith("OTEL_")}
         self.env.update({k: str(v) for k, v in ports.items()})
@@ -124,7 +125,7 @@ class Stack:
             "MYSQL_DATABASE": f"vid2mp3_b{rid}", "MONGO_VIDEOS_DB": f"b{rid}_videos",
             "MONGO_MP3S_DB": f"b{rid}_mp3s", "MONGO_JOBS_DB": f"b{rid}_jobs",
             "JWT_SECRET": "bench-" + uuid.uuid4().hex + uuid.uuid4().hex, "LOG_LEVEL": "WARNING",
-            "LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
+            "LOGIN_MAX_FAILURES_PER_ADDRESS": "100000", "REGISTER_MAX_PER_ADDRESS": "100000",
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.port}", "OTEL_BSP_SCHEDULE_DELAY": "500",
         })
         self.gateway = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"

@@ -29,7 +29,7 @@ def free_port() -> int:
 TEST_HOME = Path(tempfile.mkdtemp(prefix=f"vid2mp3-test-{RUN_ID}-"))
 PORTS = {name: free_port() for name in
          ("GATEWAY_PORT", "AUTH_PORT", "MONGO_LOCAL_PORT", "SMTP_PORT", "CONVERTER_METRICS_PORT",
-          "NOTIFICATION_METRICS_PORT")}
+          "NOTIFICATION_METRICS_PORT", "GATEWAY_METRICS_PORT", "AUTH_METRICS_PORT")}
 
 # The environment of the whole run: in-process code and the stack's processes read the same names.
 STACK_ENV = {
@@ -48,6 +48,8 @@ STACK_ENV = {
     "LOGIN_MAX_FAILURES": "5",
     "LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
     "LOGIN_LOCKOUT_SECONDS": "60",
+    # every test client is 127.0.0.1 and many tests sign up; the limit itself is tested on private auths
+    "REGISTER_MAX_PER_ADDRESS": "100000",
     "LOG_LEVEL": "INFO",
 }
 os.environ.update(STACK_ENV)
@@ -83,7 +85,8 @@ def stack():
     os.environ["MONGO_URI"] = MONGO_URI
     yield {"gateway": GATEWAY, "auth": AUTH, "home": TEST_HOME, "mail": TEST_HOME / "mail" / "new",
            "logs": TEST_HOME / "logs", "otlp": OTLP,
-           "metrics": {"gateway": GATEWAY, "auth": AUTH,
+           "metrics": {"gateway": f"http://127.0.0.1:{PORTS['GATEWAY_METRICS_PORT']}",
+                       "auth": f"http://127.0.0.1:{PORTS['AUTH_METRICS_PORT']}",
                        "converter": f"http://127.0.0.1:{PORTS['CONVERTER_METRICS_PORT']}",
                        "notification": f"http://127.0.0.1:{PORTS['NOTIFICATION_METRICS_PORT']}"}}
     env = {k: v for k, v in os.environ.items() if k != "MONGO_URI"}

@@ -40,12 +40,19 @@ def bearer_token() -> str:
 
 
 def client_address() -> str:
-    # The gateway forwards the user's address; without it the caller itself is the client.
+    # auth is internal: only the gateway reaches it (NetworkPolicy), and the gateway always sets this
+    # header to the user's address; without it the caller itself is the client.
     return request.headers.get("X-Client-Address") or request.remote_addr or "unknown"
 
 
 @bp.post("/register")
 def register():
+    # Every attempt counts (each valid one costs an argon2 hash), before the body is even read.
+    retry_after = limits.take(limits.registration_key(client_address()))
+    if retry_after:
+        metrics.REGISTRATIONS.labels("rate_limited").inc()
+        raise ApiError(429, "too_many_registrations", "too many registrations from your address; try again later",
+                       {"Retry-After": str(retry_after)})
     data = json_body()
     try:
         user = accounts.register(data.get("email"), data.get("password"))
@@ -70,7 +77,7 @@ def login():
                        {"Retry-After": str(retry_after)})
     user = accounts.authenticate(email, password)
     if user is None:
-        limits.record_failure(keys)
+        limits.record(keys)
         metrics.LOGINS.labels("bad_credentials").inc()
         raise ApiError(401, "invalid_credentials", "wrong email or password",
                        {"WWW-Authenticate": 'Basic realm="vid2mp3"'})

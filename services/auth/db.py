@@ -17,7 +17,8 @@ SCHEMA = [
         created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
         UNIQUE KEY users_email (email)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
-    # Failed logins per key (account or client address), for brute-force limiting across replicas.
+    # Attempts per key in a window (failed logins per account or client address, registrations per
+    # client address), for limits that hold across replicas (limits.py).
     """CREATE TABLE IF NOT EXISTS login_failures (
         `key` VARCHAR(300) NOT NULL PRIMARY KEY,
         failures INT UNSIGNED NOT NULL,

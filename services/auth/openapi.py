@@ -3,6 +3,11 @@ from __future__ import annotations
 
 from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES, errors
 
+# Set by the gateway; the per-address limits of registrations and failed logins count by it.
+CLIENT_ADDRESS = {"name": "X-Client-Address", "in": "header", "required": False,
+                  "description": "the end user's address, set by the gateway (per-address limits)",
+                  "schema": {"type": "string"}}
+
 SPEC = {
     "openapi": "3.0.3",
     "info": {"title": "vid2mp3 auth", "version": "1.0.0",
@@ -19,13 +24,8 @@ SPEC = {
         },
     },
     "paths": {
-        "/register": {"post": REGISTER},
-        "/login": {"post": {
-            **LOGIN,
-            "parameters": [{"name": "X-Client-Address", "in": "header", "required": False,
-                            "description": "the end user's address, set by the gateway (per-address login limit)",
-                            "schema": {"type": "string"}}],
-        }},
+        "/register": {"post": {**REGISTER, "parameters": [CLIENT_ADDRESS]}},
+        "/login": {"post": {**LOGIN, "parameters": [CLIENT_ADDRESS]}},
         "/validate": {"post": {
             "summary": "The claims of a valid token",
             "security": [{"bearer": []}],
@@ -35,6 +35,5 @@ SPEC = {
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "Readiness (MySQL)",
                             "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "metrics"}}}},
     },
 }

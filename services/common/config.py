@@ -28,6 +28,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("MONGO_TIMEOUT_MS", "5000", "MongoDB server selection and socket timeout"),
     # --- auth
     ("AUTH_PORT", "5000", "port of the auth service"),
+    ("AUTH_METRICS_PORT", "9103", "port of auth's /metrics endpoint (never the service port: /metrics on AUTH_PORT answers 404)"),
     ("MYSQL_HOST", "127.0.0.1", "MySQL/MariaDB host of the users database"),
     ("MYSQL_PORT", "3306", "MySQL/MariaDB port"),
     ("MYSQL_USER", "root", "MySQL user"),
@@ -39,8 +40,12 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("LOGIN_MAX_FAILURES", "10", "failed logins of one account before its login is refused for a while"),
     ("LOGIN_MAX_FAILURES_PER_ADDRESS", "100", "failed logins from one client address before its logins are refused for a while"),
     ("LOGIN_LOCKOUT_SECONDS", "300", "window of the failed-login limit"),
+    ("REGISTER_MAX_PER_ADDRESS", "10", "registration attempts from one client address per window; more answer 429 too_many_registrations (make up sets 1000: locally every client is 127.0.0.1)"),
+    ("REGISTER_WINDOW_SECONDS", "3600", "window of the registration limit"),
     # --- gateway
     ("GATEWAY_PORT", "8080", "port of the public gateway"),
+    ("GATEWAY_METRICS_PORT", "9102", "port of the gateway's /metrics endpoint (never public: /metrics on GATEWAY_PORT answers 404)"),
+    ("TRUSTED_PROXY_HOPS", "0", "reverse proxies in front of the gateway whose X-Forwarded-For names the client address (1 behind the ingress controller; 0 ignores the header)"),
     ("AUTH_URL", "http://127.0.0.1:5000", "base URL of the auth service, as the gateway sees it"),
     ("PUBLIC_URL", "http://127.0.0.1:8080", "base URL users reach the gateway at (download links in emails)"),
     ("MAX_UPLOAD_BYTES", "2147483648", "largest accepted upload body; larger answers 413"),

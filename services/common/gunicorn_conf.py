@@ -1,12 +1,17 @@
 """gunicorn settings of the HTTP services, all from the environment (see config.SETTINGS)."""
+import itertools
 import os
 import tempfile
+import threading
+import time
 
 from services.common.config import env as _env, env_int as _env_int, validate as _validate
 
 _validate()  # in the master: a bad setting stops gunicorn itself, not a loop of failing workers
 
-_port = {"auth": "AUTH_PORT", "gateway": "GATEWAY_PORT"}[os.environ.get("SERVICE_NAME", "gateway")]
+_service = os.environ.get("SERVICE_NAME", "gateway")
+_port, _metrics_port = {"auth": ("AUTH_PORT", "AUTH_METRICS_PORT"),
+                        "gateway": ("GATEWAY_PORT", "GATEWAY_METRICS_PORT")}[_service]
 bind = f"{_env('BIND_HOST')}:{_env(_port)}"
 workers = _env_int("GUNICORN_WORKERS")
 threads = _env_int("GUNICORN_THREADS")
@@ -21,7 +26,7 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "services.common.telemetry.JsonFormatter",
-                            "service": os.environ.get("SERVICE_NAME", "gateway")}},
+                            "service": _service}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"level": "INFO", "handlers": ["stdout"]},
     "loggers": {"gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
@@ -33,6 +38,37 @@ limit_request_line = 8190
 if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Several workers: metrics are summed over all of them through files in this folder.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prom-")
+
+
+def _serve_metrics(log):
+    from services.common import metrics, metrics_http
+
+    metrics.expose_only(_service)
+    port = _env_int(_metrics_port)
+
+    def bind():
+        # A worker being replaced (timeout, HUP) may hold the port for a few more seconds.
+        for attempt in itertools.count():
+            try:
+                metrics_http.start(port)
+                return
+            except OSError as exc:
+                if attempt == 0:
+                    log.warning("metrics port %s busy (%s); retrying", port, exc)
+                time.sleep(1)
+
+    threading.Thread(target=bind, name="metrics-bind", daemon=True).start()
+
+
+# /metrics is served on its own port (never the public one), by exactly one process of the server:
+def post_worker_init(worker):
+    if workers == 1:  # the only worker serves its own registry (with exemplars)
+        _serve_metrics(worker.log)
+
+
+def when_ready(server):
+    if workers > 1:  # the arbiter serves the sum of all workers (PROMETHEUS_MULTIPROC_DIR)
+        _serve_metrics(server.log)
 
 
 def child_exit(server, worker):

@@ -15,7 +15,7 @@ ERROR_SCHEMA = {
 }
 _MEANINGS = {400: "Bad input", 401: "Missing, invalid or expired credentials", 404: "No such job or file",
              409: "Conflict", 413: "Body too large", 415: "Wrong content type", 416: "Range not satisfiable",
-             429: "Too many failed logins", 503: "A dependency is unavailable; retry later"}
+             429: "Too many attempts from this client or for this account; wait Retry-After seconds", 503: "A dependency is unavailable; retry later"}
 # gunicorn refuses a request line over 8190 bytes (limit_request_line) before any application code runs
 URI_TOO_LONG = {"414": {"description": "Request line longer than 8190 bytes (answered by the HTTP server)",
                         "content": {"text/html": {"schema": {"type": "string"}}}}}
@@ -41,7 +41,7 @@ REGISTER = {
     "responses": {"201": {"description": "Created", "content": {"application/json": {"schema": {
         "type": "object", "required": ["id", "email"],
         "properties": {"id": {"type": "string"}, "email": {"type": "string"}}}}}},
-        **errors(400, 409, 413, 415, 503)},
+        **errors(400, 409, 413, 415, 429, 503)},
 }
 LOGIN = {
     "summary": "Get a token (the body of the answer is the JWT)",

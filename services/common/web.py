@@ -38,7 +38,10 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 
 
 def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]]) -> Flask:
-    """A Flask app with telemetry, JSON errors, RED metrics, /healthz, /readyz and /metrics."""
+    """A Flask app with telemetry, JSON errors, RED metrics, /healthz and /readyz.
+
+    /metrics is not here: it is served on a port of its own (metrics_http, started by the gunicorn config),
+    so that the public port never shows the service's internals."""
     config.validate()
     telemetry.init_telemetry(service)
     app = Flask(service)
@@ -47,7 +50,7 @@ def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]
 
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz")
 
     @app.before_request
     def _start_timer():
@@ -56,7 +59,7 @@ def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]
     @app.after_request
     def _record(response: Response):
         rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        if rule not in ("/metrics", "/healthz", "/readyz"):
+        if rule not in ("/healthz", "/readyz"):
             elapsed = time.perf_counter() - g.get("started", time.perf_counter())
             metrics.HTTP_REQUESTS.labels(service, request.method, rule, str(response.status_code)).inc()
             metrics.HTTP_DURATION.labels(service, request.method, rule).observe(elapsed, exemplar=metrics.exemplar())
@@ -99,11 +102,6 @@ def health_blueprint(readiness_checks: dict[str, Callable[[], None]]) -> Bluepri
         results, ok = check_all(readiness_checks)
         body = {"status": "ok" if ok else "unavailable", "checks": results}
         return jsonify(body), (200 if ok else 503)
-
-    @bp.get("/metrics")
-    def metrics_endpoint():
-        body, content_type = metrics.render(request.headers.get("Accept"))
-        return Response(body, content_type=content_type)
 
     return bp
 

@@ -168,6 +168,8 @@ def local_env() -> dict[str, str]:
             secret_file.chmod(0o600)
         env["JWT_SECRET"] = secret_file.read_text().strip()
     env.setdefault("WORK_DIR", str(state / "work"))
+    # Locally every client (curl, Locust, the tests) is 127.0.0.1: the per-address limit would bite at once.
+    env.setdefault("REGISTER_MAX_PER_ADDRESS", "1000")
     if "GIT_SHA" not in env:  # build info of local processes names the commit they run
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         env["GIT_SHA"] = sha.stdout.strip() or "unknown"

@@ -10,6 +10,7 @@ import gridfs
 import pymongo.errors
 from flask import Blueprint, Response, jsonify, request
 from opentelemetry import propagate
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.common import config, jobs, messaging, metrics, storage, telemetry
 from services.common import openapi as api_docs
@@ -154,6 +155,11 @@ def _broker_ready() -> None:
 
 def create_app():
     app = create_base_app("gateway", {"auth": auth_client.ping, "mongodb": storage.ping, "rabbitmq": _broker_ready})
+    hops = config.env_int("TRUSTED_PROXY_HOPS")
+    if hops:
+        # The client address (for auth's per-address limits) is the one our own proxies saw: the
+        # hops-th X-Forwarded-For entry from the right. Entries a client wrote itself are further left.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
     app.register_blueprint(bp)
     api_docs.register(app, openapi.SPEC)
 

@@ -12,6 +12,7 @@ _FORWARDED_HEADERS = ("Content-Type", "WWW-Authenticate", "Retry-After")
 
 
 def _call(path: str, headers: dict, body: bytes | None = None) -> requests.Response:
+    # Always set here, never passed on from the client: auth's per-address limits count by it.
     headers = dict(headers, **{"X-Client-Address": request.remote_addr or "unknown"})
     try:
         return _session.post(config.env("AUTH_URL").rstrip("/") + path, data=body, headers=headers,

@@ -111,18 +111,57 @@ def test_every_container_is_probed_limited_and_unprivileged(build, overlay):
     assert not problems, "\n".join(problems)
 
 
+# (service port with /healthz and /readyz, metrics port)
+PORTS = {"auth": (5000, 9103), "gateway": (8080, 9102), "converter": (9100, 9100), "notification": (9101, 9101)}
+
+
 def test_service_probes_hit_the_real_endpoints(prod):
-    ports = {"auth": 5000, "gateway": 8080, "converter": 9100, "notification": 9101}
-    for s, port in ports.items():
+    for s, (port, metrics_port) in PORTS.items():
         d = find(prod, "Deployment", s)
         c = d["spec"]["template"]["spec"]["containers"][0]
         named = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert named[c["readinessProbe"]["httpGet"]["port"]] == port
+        assert named["metrics"] == metrics_port
         ann = d["spec"]["template"]["metadata"]["annotations"]
-        assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == str(port)
+        assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == str(metrics_port)
         assert d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == s
+
+
+def _ingress_ports(policy: dict, pod: dict) -> list[tuple[dict, set]]:
+    """(peer, ports) of every ingress rule of `policy` that applies to a pod with these labels."""
+    sel = policy["spec"]["podSelector"]
+    labels = pod["metadata"]["labels"]
+    if any(labels.get(k) != v for k, v in sel.get("matchLabels", {}).items()):
+        return []
+    for e in sel.get("matchExpressions", []):
+        if e["operator"] != "In" or labels.get(e["key"]) not in e["values"]:
+            return []
+    return [(peer, {p["port"] for p in rule.get("ports", [])} or {"any"})
+            for rule in policy["spec"].get("ingress", []) for peer in rule.get("from", [{}])]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_metrics_ports_are_private(build, overlay):
+    """The metrics ports of auth and gateway are in no Service and no Ingress, and only Prometheus may reach them."""
+    docs = build.docs(f"kustomize/overlays/{overlay}")
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    for s in ("auth", "gateway"):
+        port, metrics_port = PORTS[s]
+        service = find(docs, "Service", s)
+        assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "http")]
+        pod = find(docs, "Deployment", s)["spec"]["template"]
+        peers = [peer for policy in policies for peer, ports in _ingress_ports(policy, pod)
+                 if metrics_port in ports or "any" in ports]
+        assert peers == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}], (s, peers)
+        prometheus = find(docs, "NetworkPolicy", "prometheus")
+        assert any(metrics_port in {p["port"] for p in rule["ports"]} for rule in prometheus["spec"]["egress"])
+    for ingress in (d for d in docs if d["kind"] == "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                assert (backend["name"], backend["port"]) in (("gateway", {"name": "http"}), ("gateway", {"number": 8080}))
 
 
 def test_no_latest_or_untagged_images_in_prod(prod):
@@ -158,3 +197,13 @@ def test_secrets_come_from_generators_only(build):
         for d in build.docs(f"kustomize/overlays/{o}"):
             if d["kind"] == "Secret":
                 assert re.search(r"-[a-z0-9]{10}$", d["metadata"]["name"]), d["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_egress_adds_to_the_in_cluster_rules(build, overlay):
+    """prod's egress to its managed services must not replace the base rules: the gateway still reaches auth."""
+    docs = build.docs(f"kustomize/overlays/{overlay}")
+    gateway = find(docs, "NetworkPolicy", "gateway")
+    assert any(peer.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "auth"}
+               and {p["port"] for p in rule["ports"]} == {5000}
+               for rule in gateway["spec"]["egress"] for peer in rule["to"])

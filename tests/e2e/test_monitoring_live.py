@@ -26,7 +26,7 @@ def prometheus(stack, tmp_path_factory):
     port = free_port()
     # The project's local configuration, with this run's ports and a fast pace; nothing else changed.
     config = yaml.safe_load((ROOT / "monitoring/prometheus/prometheus.yml").read_text())
-    ports = {"gateway": PORTS["GATEWAY_PORT"], "auth": PORTS["AUTH_PORT"],
+    ports = {"gateway": PORTS["GATEWAY_METRICS_PORT"], "auth": PORTS["AUTH_METRICS_PORT"],
              "converter": PORTS["CONVERTER_METRICS_PORT"], "notification": PORTS["NOTIFICATION_METRICS_PORT"],
              "rabbitmq": 15692, "prometheus": port}
     for job in config["scrape_configs"]:

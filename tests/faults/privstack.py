@@ -183,7 +183,8 @@ class PrivateStack:
         self.base, self.rabbit, self.mariadb = base, rabbit, mariadb
         self.home = base / "home"
         self.ports = {name: free_port() for name in ("GATEWAY_PORT", "AUTH_PORT", "MONGO_LOCAL_PORT", "SMTP_PORT",
-                                                     "CONVERTER_METRICS_PORT", "NOTIFICATION_METRICS_PORT")}
+                                                     "CONVERTER_METRICS_PORT", "NOTIFICATION_METRICS_PORT",
+                                                     "GATEWAY_METRICS_PORT", "AUTH_METRICS_PORT")}
         tools = base / "tools"
         tools.mkdir(parents=True, exist_ok=True)
         self.delay_files = {}
@@ -214,7 +215,7 @@ class PrivateStack:
             "FFMPEG_BINARY": str(tools / "slow-ffmpeg"),
             "FFPROBE_BINARY": str(tools / "slow-ffprobe"),
             "JWT_SECRET": "faults-" + uuid.uuid4().hex + uuid.uuid4().hex,
-            "LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
+            "LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_ADDRESS": "1000", "REGISTER_MAX_PER_ADDRESS": "100000",
             "UPSTREAM_TIMEOUT_SECONDS": "5",
             "LOG_LEVEL": "INFO",
         })

@@ -28,8 +28,8 @@ def test_local_config_scrapes_the_stack():
     cfg = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
     targets = {c["job_name"]: (c.get("metrics_path", "/metrics"), c["static_configs"][0]["targets"])
                for c in cfg["scrape_configs"]}
-    assert targets["gateway"] == ("/metrics", ["127.0.0.1:8080"])
-    assert targets["auth"] == ("/metrics", ["127.0.0.1:5000"])
+    assert targets["gateway"] == ("/metrics", ["127.0.0.1:9102"])  # metrics ports, never the API ports
+    assert targets["auth"] == ("/metrics", ["127.0.0.1:9103"])
     assert targets["converter"] == ("/metrics", ["127.0.0.1:9100"])
     assert targets["notification"] == ("/metrics", ["127.0.0.1:9101"])
     assert targets["rabbitmq"] == ("/metrics/per-object", ["127.0.0.1:15692"])

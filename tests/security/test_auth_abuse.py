@@ -1,5 +1,6 @@
-"""Login brute force is limited per account and per client address (with Retry-After), and an unknown
-user cannot be told from a wrong password by timing."""
+"""Login brute force is limited per account and per client address (with Retry-After), registrations
+per client address, on every replica at once; and an unknown user cannot be told from a wrong
+password by timing."""
 from __future__ import annotations
 
 import os
@@ -17,41 +18,56 @@ from tests.helpers import Client
 
 
 @pytest.fixture(scope="module")
-def private_auth(tmp_path_factory):
-    """Start auth processes of our own (on the shared MariaDB, own database) with chosen login limits."""
-    started = []
+def private(tmp_path_factory):
+    """Start auth or gateway processes of our own (gunicorn, as deployed) with chosen settings.
+    Returns (base URL, metrics URL). auth gets its own database on the shared MariaDB unless given one."""
+    started, databases = [], set()
 
-    def start(**limits):
-        port = free_port()
-        env = dict(os.environ, SERVICE_NAME="auth", AUTH_PORT=str(port), MYSQL_DATABASE=f"vid2mp3_sec_{uuid.uuid4().hex[:8]}",
-                   OTEL_TRACES_EXPORTER="none", **{k: str(v) for k, v in limits.items()})
-        env.pop("SENTRY_DSN", None)
-        log = open(tmp_path_factory.mktemp("auth") / "auth.log", "wb")
+    def start(service: str, **settings) -> tuple[str, str]:
+        port, metrics_port = free_port(), free_port()
+        prefix = service.upper()
+        env = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
+        env.update({"SERVICE_NAME": service, "OTEL_TRACES_EXPORTER": "none", "OUTBOX_INTERVAL_SECONDS": "0",
+                    f"{prefix}_PORT": str(port), f"{prefix}_METRICS_PORT": str(metrics_port)})
+        env.update({k: str(v) for k, v in settings.items()})
+        if service == "auth":
+            env["MYSQL_DATABASE"] = settings.get("MYSQL_DATABASE", f"vid2mp3_sec_{uuid.uuid4().hex[:8]}")
+            databases.add(env["MYSQL_DATABASE"])
+        log = open(tmp_path_factory.mktemp(service) / f"{service}.log", "wb")
         proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "python:services.common.gunicorn_conf",
-                                 "services.auth:create_app()"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        started.append((proc, env["MYSQL_DATABASE"]))
-        base = f"http://127.0.0.1:{port}"
+                                 f"services.{service}:create_app()"], env=env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT)
+        started.append(proc)
+        base, metrics = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    return base
+                if (requests.get(f"{base}/healthz", timeout=2).status_code == 200
+                        and requests.get(f"{metrics}/metrics", timeout=2).status_code == 200):
+                    return base, metrics
             except requests.RequestException:
                 pass
-            assert proc.poll() is None, "private auth exited"
+            assert proc.poll() is None, f"private {service} exited"
             time.sleep(0.3)
-        raise AssertionError("private auth did not become ready")
+        raise AssertionError(f"private {service} did not become ready")
 
     yield start
     import pymysql
 
-    for proc, database in started:
+    for proc in started:
         proc.terminate()
         proc.wait(30)
-        conn = pymysql.connect(host="127.0.0.1", user="root", password="")
-        with conn.cursor() as cur:
+    conn = pymysql.connect(host="127.0.0.1", user="root", password="")
+    with conn.cursor() as cur:
+        for database in databases:
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-        conn.close()
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def private_auth(private):
+    """A private auth with chosen login limits; its base URL."""
+    return lambda **limits: private("auth", **limits)[0]
 
 
 def _login(base, email, password, address=None):
@@ -96,3 +112,85 @@ def test_unknown_user_and_wrong_password_take_the_same_time(private_auth):
     a, b = statistics.median(unknown[1:]), statistics.median(wrong[1:])
     print(f"\nlogin timing medians: unknown user {a * 1000:.1f} ms, wrong password {b * 1000:.1f} ms")
     assert abs(a - b) / max(a, b) < 0.30, (a, b)
+
+
+class FromAddress(requests.adapters.HTTPAdapter):
+    """Connect from this loopback address (127.0.0.0/8 is all ours): a client with an address of its own."""
+
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
+def _client_at(address: str) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", FromAddress(address))
+    return session
+
+
+def _register(session: requests.Session, base: str, **headers) -> requests.Response:
+    return session.post(f"{base}/register", json={"email": f"reg-{uuid.uuid4().hex[:10]}@example.com",
+                                                  "password": "a-good-password-42"}, headers=headers, timeout=15)
+
+
+@pytest.fixture(scope="module")
+def replicas(private, stack):
+    """Two auth replicas on one database (one with two gunicorn workers) and a gateway in front of each;
+    a third gateway behind a pretend reverse proxy (TRUSTED_PROXY_HOPS=1). Three registrations per hour."""
+    limits = dict(REGISTER_MAX_PER_ADDRESS=3, REGISTER_WINDOW_SECONDS=3600,
+                  MYSQL_DATABASE=f"vid2mp3_sec_{uuid.uuid4().hex[:8]}")
+    auths = [private("auth", **limits), private("auth", GUNICORN_WORKERS=2, **limits)]
+    gateways = [private("gateway", AUTH_URL=auths[0][0])[0], private("gateway", AUTH_URL=auths[1][0])[0],
+                private("gateway", AUTH_URL=auths[1][0], TRUSTED_PROXY_HOPS=1)[0]]
+    return {"auth": auths, "gateway": gateways}
+
+
+def test_registrations_are_limited_per_address_across_replicas(replicas):
+    gw_a, gw_b, _ = replicas["gateway"]
+    alice, bob = _client_at("127.0.0.2"), _client_at("127.0.0.3")
+    assert [_register(alice, gw).status_code for gw in (gw_a, gw_b, gw_a)] == [201, 201, 201]
+    for gw in (gw_b, gw_a):  # the fourth on either replica is refused
+        refused = _register(alice, gw)
+        assert refused.status_code == 429, refused.text
+        assert refused.json() == {"error": {"code": "too_many_registrations", "message": refused.json()["error"]["message"]}}
+        assert 3500 < int(refused.headers["Retry-After"]) <= 3601
+    # Headers a client writes itself change nothing: the gateway names the address it saw.
+    spoofed = _register(alice, gw_b, **{"X-Forwarded-For": "198.51.100.1", "X-Client-Address": "198.51.100.2",
+                                       "X-Real-IP": "198.51.100.3"})
+    assert spoofed.status_code == 429
+    # Another address is not affected.
+    assert _register(bob, gw_b).status_code == 201
+
+
+def test_concurrent_registrations_never_exceed_the_limit(replicas):
+    from concurrent.futures import ThreadPoolExecutor
+
+    gw_a, gw_b, _ = replicas["gateway"]
+    carol = _client_at("127.0.0.4")
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda i: _register(carol, (gw_a, gw_b)[i % 2]).status_code, range(8)))
+    assert codes.count(201) <= 3 and codes.count(201) + codes.count(429) == 8, codes
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_counts(replicas):
+    proxied = replicas["gateway"][2]
+    proxy = _client_at("127.0.0.5")  # plays the ingress controller: appends the address it saw
+    for i in range(3):  # a client forging the left part of the header gets nowhere
+        assert _register(proxy, proxied, **{"X-Forwarded-For": f"10.9.9.{i}, 203.0.113.50"}).status_code == 201
+    assert _register(proxy, proxied, **{"X-Forwarded-For": "10.9.9.9, 203.0.113.50"}).status_code == 429
+    assert _register(proxy, proxied, **{"X-Forwarded-For": "203.0.113.51"}).status_code == 201
+
+
+def test_rate_limited_registrations_are_counted_on_the_metrics_port(replicas):
+    _client = _client_at("127.0.0.6")
+    for _ in range(4):
+        _register(_client, replicas["gateway"][1])
+    total = 0.0
+    for _, metrics in replicas["auth"]:
+        for line in requests.get(f"{metrics}/metrics", timeout=10).text.splitlines():
+            if line.startswith('auth_registrations_total{result="rate_limited"}'):
+                total += float(line.split()[-1])
+    assert total >= 1
