@@ -4,8 +4,12 @@ import tempfile
 
 from services.common.config import env as _env, env_int as _env_int
 
-_port = {"auth": "AUTH_PORT", "gateway": "GATEWAY_PORT"}[os.environ.get("SERVICE_NAME", "gateway")]
-bind = f"{_env('BIND_HOST')}:{_env(_port)}"
+# The standard OTEL_SERVICE_NAME says which service this gunicorn serves, and so which port it binds.
+_service = os.environ.get("OTEL_SERVICE_NAME", "gateway")
+_PORTS = {"auth": "AUTH_PORT", "gateway": "GATEWAY_PORT"}
+if _service not in _PORTS:
+    raise SystemExit(f"OTEL_SERVICE_NAME={_service!r}: the gunicorn config serves only {', '.join(_PORTS)}")
+bind = f"{_env('BIND_HOST')}:{_env(_PORTS[_service])}"
 workers = _env_int("GUNICORN_WORKERS")
 threads = _env_int("GUNICORN_THREADS")
 worker_class = "gthread"
@@ -19,7 +23,7 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "services.common.telemetry.JsonFormatter",
-                            "service": os.environ.get("SERVICE_NAME", "gateway")}},
+                            "service": _service}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"level": "INFO", "handlers": ["stdout"]},
     "loggers": {"gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},

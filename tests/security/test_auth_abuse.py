@@ -23,7 +23,7 @@ def private_auth(tmp_path_factory):
 
     def start(**limits):
         port = free_port()
-        env = dict(os.environ, SERVICE_NAME="auth", AUTH_PORT=str(port), MYSQL_DATABASE=f"vid2mp3_sec_{uuid.uuid4().hex[:8]}",
+        env = dict(os.environ, OTEL_SERVICE_NAME="auth", AUTH_PORT=str(port), MYSQL_DATABASE=f"vid2mp3_sec_{uuid.uuid4().hex[:8]}",
                    OTEL_TRACES_EXPORTER="none", **{k: str(v) for k, v in limits.items()})
         env.pop("SENTRY_DSN", None)
         log = open(tmp_path_factory.mktemp("auth") / "auth.log", "wb")
