@@ -17,8 +17,8 @@ from aiosmtpd.controller import Controller
 from services.common import storage
 from services.common.messaging import TransientError
 from services.notification import worker
-from tests.conftest import free_port
 from tests.faults.privstack import port_open, wait_until
+from tests.support.net import free_port
 
 
 class MongoStandIn:

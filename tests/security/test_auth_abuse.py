@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port
 from tests.helpers import Client
+from tests.support.net import free_port, wait_ready
+from tests.support.stack import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -23,24 +23,16 @@ def private_auth(tmp_path_factory):
 
     def start(**limits):
         port = free_port()
-        env = dict(os.environ, OTEL_SERVICE_NAME="auth", AUTH_PORT=str(port), MYSQL_DATABASE=f"vid2mp3_sec_{uuid.uuid4().hex[:8]}",
-                   OTEL_TRACES_EXPORTER="none", **{k: str(v) for k, v in limits.items()})
+        env = dict(os.environ, OTEL_SERVICE_NAME="auth", AUTH_PORT=str(port),
+                   MYSQL_DATABASE=f"vid2mp3_sec_{uuid.uuid4().hex[:8]}", OTEL_TRACES_EXPORTER="none", **{k: str(v) for k, v in limits.items()})
         env.pop("SENTRY_DSN", None)
         log = open(tmp_path_factory.mktemp("auth") / "auth.log", "wb")
         proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "python:services.common.gunicorn_conf",
                                  "services.auth:create_app()"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         started.append((proc, env["MYSQL_DATABASE"]))
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    return base
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None, "private auth exited"
-            time.sleep(0.3)
-        raise AssertionError("private auth did not become ready")
+        wait_ready(f"{base}/readyz", "private auth", proc)
+        return base
 
     yield start
     import pymysql

@@ -58,23 +58,19 @@ def test_unknown_exporter_stops_start_up(clean_env):
         telemetry.span_exporters()
 
 
-def test_resource_carries_service_version_and_environment(clean_env):
+@pytest.mark.parametrize("standard, expected", [
+    ({}, {"service.name": "converter", "service.version": "1.2.3", "deployment.environment.name": "staging"}),
+    ({"OTEL_SERVICE_NAME": "converter-canary",
+      "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod-eu,k8s.cluster.name=c1"},
+     {"service.name": "converter-canary", "deployment.environment.name": "prod-eu", "k8s.cluster.name": "c1"}),
+])
+def test_resource_attributes_and_their_standard_overrides(clean_env, standard, expected):
     clean_env.setenv("DEPLOY_ENV", "staging")
     clean_env.setenv("SERVICE_VERSION", "1.2.3")
-    attributes = telemetry.resource("converter").attributes
-    assert attributes["service.name"] == "converter"
-    assert attributes["service.version"] == "1.2.3"
-    assert attributes["deployment.environment.name"] == "staging"
-
-
-def test_standard_variables_override_the_resource(clean_env):
-    clean_env.setenv("DEPLOY_ENV", "staging")
-    clean_env.setenv("OTEL_SERVICE_NAME", "converter-canary")
-    clean_env.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=prod-eu,k8s.cluster.name=c1")
-    attributes = telemetry.resource("converter").attributes
-    assert attributes["service.name"] == "converter-canary"
-    assert attributes["deployment.environment.name"] == "prod-eu"
-    assert attributes["k8s.cluster.name"] == "c1"
+    for name, value in standard.items():
+        clean_env.setenv(name, value)
+    attributes = dict(telemetry.resource("converter").attributes)
+    assert {key: attributes.get(key) for key in expected} == expected
 
 
 def test_excluded_urls_default_only_when_unset(clean_env):
