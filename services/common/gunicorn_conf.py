@@ -9,9 +9,12 @@ from services.common.config import env as _env, env_int as _env_int, validate as
 
 _validate()  # in the master: a bad setting stops gunicorn itself, not a loop of failing workers
 
-_service = os.environ.get("SERVICE_NAME", "gateway")
-_port, _metrics_port = {"auth": ("AUTH_PORT", "AUTH_METRICS_PORT"),
-                        "gateway": ("GATEWAY_PORT", "GATEWAY_METRICS_PORT")}[_service]
+# The standard OTEL_SERVICE_NAME says which service this gunicorn serves, and so which ports it binds.
+_service = os.environ.get("OTEL_SERVICE_NAME", "gateway")
+_PORTS = {"auth": ("AUTH_PORT", "AUTH_METRICS_PORT"), "gateway": ("GATEWAY_PORT", "GATEWAY_METRICS_PORT")}
+if _service not in _PORTS:
+    raise SystemExit(f"OTEL_SERVICE_NAME={_service!r}: the gunicorn config serves only {', '.join(_PORTS)}")
+_port, _metrics_port = _PORTS[_service]
 bind = f"{_env('BIND_HOST')}:{_env(_port)}"
 workers = _env_int("GUNICORN_WORKERS")
 threads = _env_int("GUNICORN_THREADS")

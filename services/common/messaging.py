@@ -64,7 +64,7 @@ def connection_parameters(url: str | None = None) -> pika.URLParameters:
     params.blocked_connection_timeout = 60
     params.socket_timeout = 10
     params.connection_attempts = 1
-    params.client_properties = {"connection_name": f"{telemetry._initialised or 'vid2mp3'}"}
+    params.client_properties = {"connection_name": f"{telemetry.service_name() or 'vid2mp3'}"}
     return params
 
 

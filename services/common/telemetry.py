@@ -1,8 +1,10 @@
 """Logging, tracing and error reporting, set up once per process by `init_telemetry`.
 
-Traces are configured only through the standard OTEL_* variables: with no exporter
-endpoint configured, spans are still created (so trace ids reach logs and exemplars)
-but nothing is exported and nothing is printed.
+Traces are configured only through the standard OTEL_* variables (OTEL_SERVICE_NAME,
+OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_*, OTEL_TRACES_SAMPLER,
+OTEL_PYTHON_FLASK_EXCLUDED_URLS, ...). With neither OTEL_TRACES_EXPORTER nor an OTLP endpoint
+set, spans are still created (so trace ids reach logs and exemplars) but nothing is exported
+and nothing is printed.
 """
 from __future__ import annotations
 
@@ -11,9 +13,12 @@ import logging
 import os
 import sys
 import time
+from importlib.metadata import entry_points
 
 from opentelemetry import baggage, context, trace
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from . import config
 
@@ -68,15 +73,46 @@ def _setup_logging(service: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _exporter_configured() -> bool:
-    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if exporter == "none":
-        return False
-    return bool(
-        exporter
-        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
+# Health checks and scrapes would be most of the traces; OTEL_PYTHON_FLASK_EXCLUDED_URLS (or the
+# generic OTEL_PYTHON_EXCLUDED_URLS) replaces this list when set.
+DEFAULT_FLASK_EXCLUDED_URLS = "healthz,readyz,metrics"
+
+
+def flask_excluded_urls() -> str | None:
+    """The project's excluded URLs, or None when the standard variables are set (the instrumentor reads them)."""
+    if any(name in os.environ for name in ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")):
+        return None
+    return DEFAULT_FLASK_EXCLUDED_URLS
+
+
+def span_exporters() -> list[SpanExporter]:
+    """The exporters OTEL_TRACES_EXPORTER names (comma-separated: otlp, console, none or any installed
+    `opentelemetry_traces_exporter` entry point). Unset, OTLP only when an OTLP endpoint is configured."""
+    names = [n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    if not names and (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                      or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        names = ["otlp"]
+    if "none" in names:
+        return []
+    exporters = []
+    for name in names:
+        # "otlp" is OTLP over the protocol installed here (the SDK's default protocol is http/protobuf).
+        found = entry_points(group="opentelemetry_traces_exporter", name="otlp_proto_http" if name == "otlp" else name)
+        if not found:
+            known = sorted(e.name for e in entry_points(group="opentelemetry_traces_exporter"))
+            raise ValueError(f"OTEL_TRACES_EXPORTER names {name!r}; installed: none, otlp, {', '.join(known)}")
+        exporters.append(next(iter(found)).load()())
+    return exporters
+
+
+def resource(service: str) -> Resource:
+    """service.name (OTEL_SERVICE_NAME, else `service`), version and deployment environment;
+    OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME override the defaults."""
+    return Resource.create({
+        "service.name": service,
+        "service.version": config.env("SERVICE_VERSION"),
+        "deployment.environment.name": config.env("DEPLOY_ENV"),
+    }).merge(OTELResourceDetector().detect())
 
 
 class JobIdSpanProcessor(SpanProcessor):
@@ -99,21 +135,14 @@ def detach(token) -> None:
 
 
 def _setup_tracing(service: str) -> None:
-    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    os.environ.setdefault("OTEL_SERVICE_NAME", service)
-    resource = Resource.create(
-        {"service.version": config.env("SERVICE_VERSION"), "deployment.environment": config.env("DEPLOY_ENV")}
-    ).merge(OTELResourceDetector().detect())
-    # The SDK reads OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG itself.
-    provider = TracerProvider(resource=resource)
+    # The SDK reads OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG and OTEL_BSP_* itself.
+    provider = TracerProvider(resource=resource(service))
     provider.add_span_processor(JobIdSpanProcessor())
-    if _exporter_configured():
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    for exporter in span_exporters():
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
 
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
@@ -155,6 +184,11 @@ def init_telemetry(service: str) -> None:
 
     metrics.BUILD_INFO.labels(service, config.env("SERVICE_VERSION"), config.env("GIT_SHA")).set(1)
     metrics.expose_only(service)
+
+
+def service_name() -> str | None:
+    """The service this process was initialised as by `init_telemetry` (None before)."""
+    return _initialised
 
 
 def tracer(name: str) -> trace.Tracer:

@@ -50,7 +50,7 @@ def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]
 
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz")
+    FlaskInstrumentor().instrument_app(app, excluded_urls=telemetry.flask_excluded_urls())
 
     @app.before_request
     def _start_timer():

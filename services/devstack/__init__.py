@@ -193,11 +193,12 @@ def processes() -> list[Process]:
     for name in ("auth", "gateway"):
         procs.append(Process(name, [gunicorn, "-c", "python:services.common.gunicorn_conf",
                                     "--name", f"vid2mp3-{name}", f"services.{name}:create_app()"],
-                             dict(env, SERVICE_NAME=name)))
+                             dict(env, OTEL_SERVICE_NAME=name)))
     procs.append(Process("converter", [py, "-m", "services.converter"],
-                         dict(env, METRICS_PORT=config.env("CONVERTER_METRICS_PORT"))))
+                         dict(env, OTEL_SERVICE_NAME="converter", METRICS_PORT=config.env("CONVERTER_METRICS_PORT"))))
     procs.append(Process("notification", [py, "-m", "services.notification"],
-                         dict(env, METRICS_PORT=config.env("NOTIFICATION_METRICS_PORT"))))
+                         dict(env, OTEL_SERVICE_NAME="notification",
+                              METRICS_PORT=config.env("NOTIFICATION_METRICS_PORT"))))
     return procs
 
 

@@ -11,9 +11,11 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import PORTS, ROOT, free_port
+from tests.conftest import PORTS
 from tests.helpers import Client, make_media
 from tests.monitoring.queries import INCIDENT_ONLY, all_queries
+from tests.support.net import free_port
+from tests.support.stack import ROOT
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 

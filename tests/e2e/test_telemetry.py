@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import STACK_ENV
 from tests.helpers import Client, make_media
-from tests.otlp import render_tree
+from tests.support.otlp import render_tree
 
 VIDEO_Q, MP3_Q = STACK_ENV["VIDEO_QUEUE"], STACK_ENV["MP3_QUEUE"]
 SERVICES = ("gateway", "auth", "converter", "notification")

@@ -19,7 +19,8 @@ import pika
 import pymongo
 import requests
 
-from tests.conftest import ROOT, free_port
+from tests.support.net import free_port
+from tests.support.stack import ROOT
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")  # the real scripts (the /usr/sbin wrappers su to the rabbitmq user)
 

@@ -1,8 +1,6 @@
 """The notification worker against a real SMTP server (aiosmtpd) and the MongoDB stand-in."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -10,6 +8,7 @@ from services.common import storage
 from tests.helpers import stored_job
 from services.common.messaging import PermanentError, TransientError
 from services.notification import worker
+from tests.support.net import free_port
 
 
 class Inbox:
@@ -19,12 +18,6 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(envelope)
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.support.net import free_port
+from tests.support.stack import ROOT
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -19,7 +20,7 @@ VENV_BIN = Path(sys.executable).parent
 ])
 def test_bad_max_upload_bytes_stops_the_process_at_boot(command):
     env = dict(os.environ, MAX_UPLOAD_BYTES="2GB", GATEWAY_PORT=str(free_port()), METRICS_PORT=str(free_port()),
-               SERVICE_NAME="gateway", OTEL_TRACES_EXPORTER="none")
+               OTEL_SERVICE_NAME="gateway", OTEL_TRACES_EXPORTER="none")
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "invalid settings: MAX_UPLOAD_BYTES='2GB'" in done.stdout + done.stderr

