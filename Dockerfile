@@ -1,0 +1,109 @@
+# syntax=docker/dockerfile:1
+# The image of every vid2mp3 service; SERVICE (auth, gateway, converter or notification) picks the
+# service. Build from the repository root:
+#   docker build --build-arg SERVICE=converter -t vid2mp3/converter:dev \
+#                --build-arg VERSION=0.1.0 --build-arg GIT_SHA=$(git rev-parse HEAD) .
+# SERVICE selects the dependency lock (requirements/<service>.lock: the service's extra of
+# pyproject.toml), the service's code, and the last stage of the same name (port, health check,
+# command). Only the converter gets ffmpeg.
+ARG SERVICE
+
+# ---- build: a virtualenv with the service's hash-checked dependencies and its code
+# base image pinned to a patch release (both stages use the same one)
+FROM python:3.11.14-slim-bookworm AS build
+ARG SERVICE
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+COPY requirements/${SERVICE}.lock requirements/
+# every version pinned and every file checked against its hash; the lock also pins setuptools,
+# which builds the package below without fetching anything unpinned
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements/${SERVICE}.lock
+COPY pyproject.toml ./
+COPY services/__init__.py services/
+COPY services/common services/common
+COPY services/${SERVICE} services/${SERVICE}
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
+ && /opt/venv/bin/pip uninstall --yes --quiet setuptools \
+ && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
+ && rm -rf /opt/venv/bin/pip* /opt/venv/lib/python3.11/site-packages/pip
+
+# ---- runtime: the virtualenv only, no compilers, no pip, non-root
+FROM python:3.11.14-slim-bookworm AS runtime
+ARG SERVICE
+ARG VERSION=0.1.0
+ARG GIT_SHA=unknown
+LABEL org.opencontainers.image.title="vid2mp3-${SERVICE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${GIT_SHA}" \
+      org.opencontainers.image.source="https://github.com/vid2mp3/vid2mp3" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.vendor="vid2mp3"
+# ffmpeg and ffprobe for the converter only, from Debian stable: the version is fixed by the pinned
+# base image release and receives only Debian security fixes, so the package is deliberately not
+# version-pinned. Installed before the virtualenv is copied, so code changes reuse this layer.
+# hadolint ignore=DL3008
+RUN if [ "${SERVICE}" = converter ]; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends ffmpeg \
+      && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*; \
+    fi \
+ && groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --home-dir /tmp --no-create-home --shell /usr/sbin/nologin app
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    OTEL_SERVICE_NAME=${SERVICE} \
+    SERVICE_VERSION=${VERSION} \
+    GIT_SHA=${GIT_SHA} \
+    BIND_HOST=0.0.0.0
+USER 10001:10001
+# SIGTERM: the HTTP services drain their requests (gunicorn); the workers stop consuming and finish
+# the job in hand (give the converter a long stop timeout)
+STOPSIGNAL SIGTERM
+
+# ---- one stage per service: what differs is the port, the health check and the command.
+# Kubernetes uses its own probes on the same endpoints; the health checks serve Docker and compose.
+# Workers, threads and timeout of gunicorn come from GUNICORN_WORKERS/THREADS/TIMEOUT
+# (services/common/gunicorn_conf.py).
+FROM runtime AS auth
+LABEL org.opencontainers.image.description="vid2mp3 auth: users, password hashes and JWTs (Flask on gunicorn)"
+ENV AUTH_PORT=5000 \
+    AUTH_METRICS_PORT=9103
+# 5000 the API; 9103 /metrics, for Prometheus only (never publish or route it)
+EXPOSE 5000 9103
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['AUTH_PORT'], timeout=4)"]
+CMD ["gunicorn", "-c", "python:services.common.gunicorn_conf", "services.auth:create_app()"]
+
+FROM runtime AS gateway
+LABEL org.opencontainers.image.description="vid2mp3 gateway: public REST API (Flask on gunicorn)"
+ENV GATEWAY_PORT=8080 \
+    GATEWAY_METRICS_PORT=9102
+# 8080 the API; 9102 /metrics, for Prometheus only (never publish or route it)
+EXPOSE 8080 9102
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['GATEWAY_PORT'], timeout=4)"]
+CMD ["gunicorn", "-c", "python:services.common.gunicorn_conf", "services.gateway:create_app()"]
+
+FROM runtime AS converter
+LABEL org.opencontainers.image.description="vid2mp3 converter: RabbitMQ worker converting videos to MP3 with ffmpeg"
+ENV METRICS_PORT=9100
+EXPOSE 9100
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['METRICS_PORT'], timeout=4)"]
+CMD ["python", "-m", "services.converter"]
+
+FROM runtime AS notification
+LABEL org.opencontainers.image.description="vid2mp3 notification: RabbitMQ worker sending job emails"
+ENV METRICS_PORT=9101
+EXPOSE 9101
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['METRICS_PORT'], timeout=4)"]
+CMD ["python", "-m", "services.notification"]
+
+# ---- the image: the stage named by SERVICE (a stage of this file, so it has no tag of its own)
+# checkov:skip=CKV_DOCKER_7:FROM ${SERVICE} names one of the stages above; both base images are pinned
+FROM ${SERVICE} AS image
