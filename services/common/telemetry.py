@@ -75,7 +75,7 @@ def _setup_logging(service: str) -> None:
 
 # Health checks and scrapes would be most of the traces; OTEL_PYTHON_FLASK_EXCLUDED_URLS (or the
 # generic OTEL_PYTHON_EXCLUDED_URLS) replaces this list when set.
-DEFAULT_FLASK_EXCLUDED_URLS = "healthz,readyz,metrics"
+DEFAULT_FLASK_EXCLUDED_URLS = "healthz,readyz"
 
 
 def flask_excluded_urls() -> str | None:
