@@ -75,17 +75,13 @@ class Job:
     pending_mp3_id: str | None = None  # an MP3 being written; removed if its writer dies
     progress: float | None = None  # 0-100 while converting, None while unknown
     eta_seconds: float | None = None
+    ended_at: float | None = None  # when it reached done, failed or cancelled: retention counts from here
     video_removed: bool = False  # retention removed the source video
     rev: int = 0  # bumped by every change users can see: the id of its live events
 
     @property
     def id(self) -> str:
         return self._id
-
-    @property
-    def ended_at(self) -> float | None:
-        """When the job reached done, failed or cancelled."""
-        return next((self.times[str(s)] for s in ENDED if str(s) in self.times), None)
 
     def expires_at(self) -> float | None:
         """When retention removes the job's last file (the MP3 of a done job, else the video)."""

@@ -188,6 +188,7 @@ def ensure_indexes() -> None:
     jobs().create_index([("owner", 1), ("created", -1)])
     jobs().create_index([("published", 1), ("created", 1)])
     jobs().create_index("mp3_id")
+    jobs().create_index("ended_at")
 
 
 def create_job(job: Job) -> Job:
@@ -247,16 +248,18 @@ def finish_job(job_id: str, worker: str | None, status: Status, **fields) -> boo
     query: dict = {"_id": job_id, "status": {"$in": sources_of(status)}}
     if worker is not None:
         query["worker"] = worker
-    update = dict(fields, status=status, lease_until=0.0, **{f"times.{status}": time.time()})
+    now = time.time()
+    update = dict(fields, status=status, lease_until=0.0, ended_at=now, **{f"times.{status}": now})
     return jobs().update_one(query, {"$set": update, "$inc": {"rev": 1}}).matched_count == 1
 
 
 def cancel_job(query: dict) -> Job | None:
     """Cancel the active job matching `query`; its converter notices and stops. None if not active."""
+    now = time.time()
     doc = jobs().find_one_and_update(
         dict(query, status={"$in": sources_of(Status.CANCELLED)}),
         {"$set": {"status": Status.CANCELLED, "lease_until": 0.0, "progress": None, "eta_seconds": None,
-                  "times.cancelled": time.time()}, "$inc": {"rev": 1}},
+                  "ended_at": now, "times.cancelled": now}, "$inc": {"rev": 1}},
         return_document=ReturnDocument.AFTER)
     return Job.from_doc(doc) if doc else None
 

@@ -21,7 +21,7 @@ import pymongo.errors
 from opentelemetry.trace import SpanKind
 
 from services.common import config, metrics, storage, telemetry
-from services.common.jobs import FinishedMessage, Status
+from services.common.jobs import CONVERTER_OUTCOMES, FinishedMessage, Status
 from services.common.messaging import Delivery, PermanentError, TransientError
 
 from . import mailer
@@ -37,6 +37,9 @@ _sent_unrecorded: set[str] = set()
 
 def handle(delivery: Delivery) -> None:
     message = FinishedMessage.parse(delivery)
+    if message.status not in CONVERTER_OUTCOMES:  # a cancel is the user's own doing: no email
+        log.info("job cancelled, no email", extra={"job_id": message.job_id})
+        return
     token = telemetry.job_context(message.job_id)
     try:
         notify(message.job_id, message.status)
