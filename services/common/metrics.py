@@ -16,6 +16,10 @@ E2E_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 BUILD_INFO = Gauge("vid2mp3_build_info", "Build of the running process", ["service", "version", "git_sha"],
                    multiprocess_mode="max")
 
+# --- every process that talks to RabbitMQ (gateway, converter, notification)
+AMQP_RECONNECTS = Counter("vid2mp3_amqp_reconnects", "AMQP connections found dead and reopened, by where it was noticed "
+                          "(lost_while_idle, lost_on_publish, lost_on_check, consumer_lost)", ["reason"])
+
 # --- HTTP services (auth, gateway)
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"])
 HTTP_DURATION = Histogram("http_request_duration_seconds", "Time to answer an HTTP request",

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from urllib.parse import quote
 
@@ -22,14 +21,9 @@ from . import auth_client, openapi, outbox, uploads
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
-_local = threading.local()
-
-
-def publisher() -> messaging.Publisher:
-    """One broker connection per request thread (pika connections are not thread-safe)."""
-    if not hasattr(_local, "publisher"):
-        _local.publisher = messaging.Publisher()
-    return _local.publisher
+# Broker connections shared by the request threads and the outbox relay, each checked out for one
+# use (pika connections are not thread-safe); the idle ones keep their heartbeats serviced.
+publishers = messaging.PublisherPool()
 
 
 def owned_job(query: dict, user: dict) -> Job:
@@ -73,12 +67,13 @@ def upload():
                                      video_id=stored.video_id, trace=carrier))
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)
-        try:
-            outbox.publish_job(publisher(), job)
-        except Exception as exc:
-            # The job is durable: whatever went wrong with the broker, the outbox relay publishes it later.
-            log.warning("publish failed, left to the outbox", extra={"job_id": job_id, "error": str(exc)})
-            publisher().close()
+        with publishers.publisher() as publisher:
+            try:
+                outbox.publish_job(publisher, job)
+            except Exception as exc:
+                # The job is durable: whatever went wrong with the broker, the outbox relay publishes it later.
+                log.warning("publish failed, left to the outbox", extra={"job_id": job_id, "error": str(exc)})
+                publisher.close()
         log.info("upload accepted", extra={"job_id": job_id, "size": stored.size})
     finally:
         telemetry.detach(token)
@@ -149,8 +144,7 @@ def download():
 
 
 def _broker_ready() -> None:
-    publisher().ensure_queue(config.env("VIDEO_QUEUE"))
-    publisher().check()
+    publishers.check(config.env("VIDEO_QUEUE"))
 
 
 def create_app():
@@ -179,5 +173,5 @@ def create_app():
     except pymongo.errors.PyMongoError:
         log.warning("MongoDB unavailable at start; indexes will be created by the next start")
     if config.env_float("OUTBOX_INTERVAL_SECONDS") > 0:
-        outbox.OutboxRelay().start()
+        outbox.OutboxRelay(publishers).start()
     return app

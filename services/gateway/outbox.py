@@ -43,17 +43,18 @@ def relay_once(publisher: messaging.Publisher) -> int:
 
 
 class OutboxRelay(threading.Thread):
-    def __init__(self, interval: float | None = None):
+    def __init__(self, publishers: messaging.PublisherPool | None = None, interval: float | None = None):
         super().__init__(name="outbox-relay", daemon=True)
         self.interval = interval if interval is not None else config.env_float("OUTBOX_INTERVAL_SECONDS")
+        # A pooled publisher: its connection's heartbeats are serviced between rounds, however long.
+        self.publishers = publishers or messaging.PublisherPool()
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        publisher = messaging.Publisher()
         while not self.stopped.wait(self.interval):
-            try:
-                relay_once(publisher)
-            except Exception as exc:  # broker or MongoDB down: try again next round
-                log.warning("outbox round failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-                publisher.close()
-        publisher.close()
+            with self.publishers.publisher() as publisher:
+                try:
+                    relay_once(publisher)
+                except Exception as exc:  # broker or MongoDB down: try again next round
+                    log.warning("outbox round failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+                    publisher.close()

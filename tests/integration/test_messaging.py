@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import threading
 import time
 import uuid
@@ -157,3 +159,94 @@ def test_graceful_stop_finishes_the_message_in_hand(queue_name):
     assert not thread.is_alive()
     assert finished == [{"in": "hand"}]
     assert get_all(queue_name) == []  # acked, not requeued
+
+
+def _reconnects() -> dict[str, float]:
+    from services.common import metrics
+
+    return {reason: metrics.AMQP_RECONNECTS.labels(reason)._value.get()
+            for reason in ("lost_while_idle", "lost_on_publish", "lost_on_check", "consumer_lost")}
+
+
+def _amqp_errors(caplog) -> list[str]:
+    return [r.getMessage()[:200] for r in caplog.records if r.levelno >= logging.WARNING
+            and (r.name.startswith("pika") or r.name == messaging.__name__)]
+
+
+def test_idle_pooled_publisher_keeps_its_connection(queue_name, monkeypatch, caplog):
+    # With a 2 s heartbeat the broker drops a connection nobody services within a few seconds
+    # (what the gateway's per-thread connections did): the pool's keeper services idle ones.
+    monkeypatch.setenv("AMQP_HEARTBEAT_SECONDS", "2")
+    caplog.set_level(logging.INFO)
+    before = _reconnects()
+    pool = messaging.PublisherPool()
+    try:
+        with pool.publisher() as publisher:
+            publisher.publish(queue_name, {"n": 1})
+            connection = publisher._connection
+        time.sleep(10)
+        pool.check(queue_name)  # readiness after the quiet spell
+        with pool.publisher() as again:
+            assert again is publisher and again._connection is connection and connection.is_open
+            again.publish(queue_name, {"n": 2})
+        assert [body for _, body in get_all(queue_name)] == [{"n": 1}, {"n": 2}]
+        assert _reconnects() == before, "a connection died while idle"
+        assert not _amqp_errors(caplog)
+    finally:
+        pool.close()
+
+
+def test_pool_hands_each_thread_its_own_publisher_and_recovers_a_dead_one(queue_name):
+    pool = messaging.PublisherPool()
+    try:
+        barrier, seen = threading.Barrier(3), []
+
+        def publish(n):
+            with pool.publisher() as publisher:
+                barrier.wait(5)  # all three checked out at once
+                seen.append(publisher)
+                publisher.publish(queue_name, {"n": n})
+
+        threads = [threading.Thread(target=publish, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+        assert len({id(p) for p in seen}) == 3 and len(pool._idle) == 3
+        # A connection that died anyway (broker restart, network): readiness reopens it once before judging.
+        before = _reconnects()["lost_on_check"]
+        for publisher, _ in pool._idle:
+            publisher._connection._impl._transport._sock.shutdown(socket.SHUT_RDWR)
+        pool.check(queue_name)
+        assert _reconnects()["lost_on_check"] == before + 1
+        with pool.publisher() as publisher:
+            publisher.publish(queue_name, {"n": "after"})
+        assert sorted(str(b["n"]) for _, b in get_all(queue_name)) == ["0", "1", "2", "after"]
+    finally:
+        pool.close()
+
+
+def test_consumer_services_its_idle_publisher(queue_name, monkeypatch, caplog):
+    # The converter publishes its result from the worker thread, then idles until the next job.
+    monkeypatch.setenv("AMQP_HEARTBEAT_SECONDS", "3")
+    caplog.set_level(logging.INFO)
+    before = _reconnects()
+    connections = []
+
+    def handler(delivery):
+        consumer.publisher.publish(messaging.dead_queue(queue_name), delivery.json(), declare=False)
+        connections.append(consumer.publisher._connection)
+
+    consumer = messaging.Consumer(queue_name, handler)
+    thread = run_consumer(consumer)
+    messaging.Publisher().publish(queue_name, {"job": 1})
+    assert wait_until(lambda: len(connections) == 1)
+    time.sleep(12)
+    messaging.Publisher().publish(queue_name, {"job": 2})
+    assert wait_until(lambda: len(connections) == 2)
+    consumer.stop()
+    thread.join(10)
+    assert connections[0] is connections[1], "the worker's publisher connection was reopened"
+    assert [b for _, b in get_all(messaging.dead_queue(queue_name))] == [{"job": 1}, {"job": 2}]
+    assert _reconnects() == before
+    assert not _amqp_errors(caplog)
