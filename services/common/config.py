@@ -50,6 +50,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("PUBLIC_URL", "http://127.0.0.1:8080", "base URL users reach the gateway at (download links in emails)"),
     ("MAX_UPLOAD_BYTES", "2147483648", "largest accepted upload body; larger answers 413"),
     ("OUTBOX_INTERVAL_SECONDS", "5", "how often the gateway re-publishes stored jobs whose message is not confirmed yet"),
+    ("EVENT_STREAMS_MAX", "4", "live job event streams (GET /jobs/<id>/events) one gateway process serves at once, each holding a thread; more answer 503 too_busy"),
     ("UPSTREAM_TIMEOUT_SECONDS", "5", "timeout of calls from the gateway to auth"),
     # --- converter
     ("FFMPEG_BINARY", "ffmpeg", "ffmpeg executable"),
@@ -97,7 +98,7 @@ TYPES: dict[str, str] = {
                      "LOGIN_MAX_FAILURES", "LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_LOCKOUT_SECONDS", "AUTH_PORT",
                      "GATEWAY_PORT", "METRICS_PORT", "SMTP_PORT", "MONGO_LOCAL_PORT", "CONVERTER_METRICS_PORT",
                      "NOTIFICATION_METRICS_PORT", "GATEWAY_METRICS_PORT", "AUTH_METRICS_PORT", "TRUSTED_PROXY_HOPS",
-                     "REGISTER_MAX_PER_ADDRESS", "REGISTER_WINDOW_SECONDS", "STORAGE_CAPACITY_BYTES", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"), "count"),
+                     "REGISTER_MAX_PER_ADDRESS", "REGISTER_WINDOW_SECONDS", "EVENT_STREAMS_MAX", "STORAGE_CAPACITY_BYTES", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"), "count"),
     **dict.fromkeys(("OUTBOX_INTERVAL_SECONDS", "UPSTREAM_TIMEOUT_SECONDS", "FFMPEG_TIMEOUT_SECONDS", "MAX_MEDIA_SECONDS",
                      "JOB_LEASE_SECONDS", "SMTP_TIMEOUT_SECONDS", "VIDEO_RETENTION_SECONDS", "RESULT_RETENTION_SECONDS",
                      "JANITOR_INTERVAL_SECONDS", "JANITOR_GRACE_SECONDS"), "seconds"),

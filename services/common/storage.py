@@ -17,6 +17,7 @@ from bson import Binary
 from pymongo import ReturnDocument
 
 from . import config
+from . import jobs as jobs_module
 from .jobs import Job, Status, sources_of
 
 CHUNK_WINDOW = 16  # chunks per query or insert: 16 x 255 KiB = ~4 MiB in memory at most
@@ -262,6 +263,13 @@ def cancel_job(query: dict) -> Job | None:
                   "ended_at": now, "times.cancelled": now}, "$inc": {"rev": 1}},
         return_document=ReturnDocument.AFTER)
     return Job.from_doc(doc) if doc else None
+
+
+def delete_job(job_id: str) -> None:
+    """Remove the job and the records of its emails (its files are the caller's to remove first)."""
+    for status in jobs_module.ENDED:
+        notifications().delete_many({"_id": f"{job_id}:{status}"})
+    jobs().delete_one({"_id": job_id})
 
 
 def expire_job(job_id: str, status: Status) -> bool:

@@ -1,0 +1,173 @@
+"""The gateway's public routes: accounts (relayed to auth), uploads, jobs and downloads."""
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+from opentelemetry import propagate
+
+from services.common import config, jobs, metrics, storage, telemetry
+from services.common.http_range import RangeNotSatisfiable, byte_range
+from services.common.jobs import Job, Status
+from services.common.web import ApiError
+
+from . import auth_client, broker, lifecycle, outbox, uploads
+
+log = logging.getLogger(__name__)
+bp = Blueprint("gateway", __name__)
+
+
+def owned_query(query: dict, user: dict) -> dict:
+    """`query` narrowed to the caller's own jobs (admins see every job)."""
+    return query if user.get("admin") else dict(query, owner=user["sub"])
+
+
+def owned_job(query: dict, user: dict | None = None) -> Job:
+    """The job matching `query` (narrowed to `user`'s); 404 otherwise, so ids cannot be probed."""
+    job = storage.find_job(owned_query(query, user) if user is not None else query)
+    if job is None:
+        raise ApiError(404, "not_found", "no such job or file")
+    return job
+
+
+@bp.post("/register")
+def register():
+    """Create an account (relayed to auth)."""
+    body = request.stream.read(64 * 1024 + 1)
+    if len(body) > 64 * 1024:
+        raise ApiError(413, "payload_too_large", "JSON body too large")
+    return auth_client.relay("/register", {"Content-Type": request.headers.get("Content-Type", "")}, body)
+
+
+@bp.post("/login")
+def login():
+    """Exchange HTTP Basic credentials for a token (relayed to auth)."""
+    return auth_client.relay("/login", {"Authorization": request.headers.get("Authorization", "")})
+
+
+@bp.post("/upload")
+def upload():
+    """Store a video and queue its conversion."""
+    user = auth_client.current_user()
+    try:
+        stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"))
+    except ApiError:
+        metrics.UPLOADS.labels("rejected").inc()
+        raise
+    job_id = storage.new_id()
+    token = telemetry.job_context(job_id)
+    try:
+        carrier: dict = {}
+        propagate.inject(carrier)  # the outbox re-publishes into this same trace
+        job = storage.create_job(Job(job_id, owner=user["sub"], owner_email=user.get("email"),
+                                     filename=stored.filename, size=stored.size, content_type=stored.content_type,
+                                     video_id=stored.video_id, trace=carrier))
+        metrics.UPLOADS.labels("accepted").inc()
+        metrics.UPLOAD_BYTES.inc(stored.size)
+        with broker.publishers.publisher() as publisher:
+            try:
+                outbox.publish_job(publisher, job)
+            except Exception as exc:
+                # The job is durable: whatever went wrong with the broker, the outbox relay publishes it later.
+                log.warning("publish failed, left to the outbox", extra={"job_id": job_id, "error": str(exc)})
+                publisher.close()
+        log.info("upload accepted", extra={"job_id": job_id, "size": stored.size})
+    finally:
+        telemetry.detach(token)
+    status_url = jobs.status_path(job_id)
+    return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    """One job of the caller's."""
+    user = auth_client.current_user()
+    return jsonify(jobs.view(owned_job({"_id": job_id}, user)))
+
+
+@bp.get("/jobs/<job_id>/events")
+def job_events(job_id: str):
+    """The job's view as Server-Sent Events, live, until it ends."""
+    query = owned_query({"_id": job_id}, auth_client.current_user())
+    owned_job(query)
+    lifecycle.open_stream()
+    stream = lifecycle.events(query, request.headers.get("Last-Event-ID"))
+    return Response(stream_with_context(stream), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str):
+    """Stop a queued or converting job."""
+    query = owned_query({"_id": job_id}, auth_client.current_user())
+    return jsonify(jobs.view(lifecycle.cancel(query)))
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str):
+    """Remove a job and every file of it."""
+    lifecycle.delete(owned_job({"_id": job_id}, auth_client.current_user()))
+    return "", 204
+
+
+@bp.get("/jobs")
+def list_jobs():
+    """The caller's jobs, newest first."""
+    user = auth_client.current_user()
+    try:
+        limit = int(request.args.get("limit", 20))
+        offset = int(request.args.get("offset", 0))
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", "limit and offset must be integers") from None
+    if not 1 <= limit <= 100 or not 0 <= offset <= 100000:
+        raise ApiError(400, "invalid_parameter", "limit must be 1-100 and offset 0-100000")
+    query: dict = {"owner": user["sub"]}
+    status = request.args.get("status")
+    if status is not None:
+        if status not in set(Status):
+            raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(Status)}")
+        query["status"] = status
+    found = storage.jobs().find(query).sort("created", -1).skip(offset).limit(limit)
+    return jsonify({"jobs": [jobs.view(Job.from_doc(doc)) for doc in found], "limit": limit, "offset": offset})
+
+
+@bp.get("/download")
+def download():
+    """The MP3 of a done job, with Range and ETag."""
+    user = auth_client.current_user()
+    fid = request.args.get("fid", "")
+    if not fid:
+        raise ApiError(400, "missing_fid", "give the MP3 id as ?fid=MP3_ID")
+    job = owned_job({"mp3_id": fid}, user)
+    if job.status == Status.EXPIRED:
+        raise ApiError(410, "expired", "the MP3 was removed after its retention period; upload the video again")
+    if job.status != Status.DONE:
+        raise ApiError(404, "not_found", "no such job or file")
+    bucket = storage.mp3s()
+    info = storage.file_info(bucket, fid)
+    if info is None:
+        raise ApiError(404, "not_found", "no such job or file")
+    etag = f'"{fid}"'
+    if request.if_none_match.contains_weak(fid):
+        return Response(status=304, headers={"ETag": etag, "Cache-Control": "private, max-age=3600"})
+    length = info["length"]
+    try:
+        requested = byte_range(request.headers.get("Range"), length)
+    except RangeNotSatisfiable as exc:
+        raise ApiError(416, "range_not_satisfiable", str(exc), {"Content-Range": exc.content_range}) from None
+    start, end = requested or (0, length - 1)
+    name = jobs.mp3_name(job)
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(max(end - start + 1, 0)),
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
+        "ETag": etag,
+        "Cache-Control": "private, max-age=3600",
+    }
+    if requested:
+        headers["Content-Range"] = f"bytes {start}-{end}/{length}"
+    body = storage.read_file(bucket, fid, start, end) if length else iter(())
+    return Response(body, status=206 if requested else 200, mimetype="audio/mpeg", headers=headers,
+                    direct_passthrough=True)
