@@ -13,7 +13,7 @@ from typing import BinaryIO, Iterator
 
 import gridfs
 import pymongo
-from bson import Binary
+from bson import Binary, ObjectId
 from pymongo import ReturnDocument
 
 from . import config
@@ -183,6 +183,32 @@ def jobs():
 
 def notifications():
     return client()[config.env("MONGO_JOBS_DB")].notifications
+
+
+def uploads():
+    """Videos being received: a record from the first byte until the job exists, so the janitor
+    can tell an upload a crashed gateway abandoned from one in progress."""
+    return client()[config.env("MONGO_JOBS_DB")].uploads
+
+
+def janitor_stats():
+    return client()[config.env("MONGO_JOBS_DB")].janitor
+
+
+def record_upload(video_id: str, owner: str) -> None:
+    uploads().insert_one({"_id": video_id, "owner": owner, "started": time.time()})
+
+
+def forget_upload(video_id: str) -> None:
+    uploads().delete_one({"_id": video_id})
+
+
+def last_write(bucket: Bucket, file_id) -> float | None:
+    """When the newest chunk of a file was written (chunk ids are ObjectIds: they carry the time)."""
+    newest = list(bucket.chunks.find({"files_id": file_id}, {"_id": 1}).sort("n", -1).limit(1))
+    if not newest or not isinstance(newest[0]["_id"], ObjectId):
+        return None
+    return newest[0]["_id"].generation_time.timestamp()
 
 
 def ensure_indexes() -> None:

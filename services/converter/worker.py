@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -19,7 +18,7 @@ from typing import Iterator
 
 from opentelemetry import trace
 
-from services.common import config, jobs, messaging, metrics, storage, telemetry
+from services.common import config, jobs, messaging, metrics, storage, telemetry, workdirs
 from services.common.jobs import FinishedMessage, Job, Status, VideoMessage
 from services.common.messaging import Delivery, PermanentError, TransientError
 
@@ -27,7 +26,6 @@ from . import media, source
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
-WORK_PREFIX = "vid2mp3-"
 VIDEO_SERVER = source.VideoServer()  # one loopback server per process
 SYSTEM_FAILURE = "internal error: the conversion could not be completed; please upload again"
 
@@ -97,28 +95,12 @@ class ProgressReporter:
         self.written_at, self.written = now, progress
 
 
-def clean_stale_work_dirs(root: str) -> None:
-    """Remove temp folders of converters that died (kill -9 skips their own clean-up)."""
-    for name in os.listdir(root):
-        if not name.startswith(WORK_PREFIX):
-            continue
-        try:
-            pid = int(name[len(WORK_PREFIX):].split("-")[0])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-        except (ValueError, PermissionError):
-            continue
-
-
 class Converter:
     def __init__(self, publisher: messaging.Publisher):
         self.publisher = publisher
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = config.env_float("JOB_LEASE_SECONDS")
-        self.work_root = config.env("WORK_DIR") or tempfile.gettempdir()
-        os.makedirs(self.work_root, exist_ok=True)
-        clean_stale_work_dirs(self.work_root)
+        workdirs.clean_stale()
 
     # ---- message entry points (called by messaging.Consumer)
     def handle(self, delivery: Delivery) -> None:
@@ -192,7 +174,7 @@ class Converter:
 
     def _convert(self, job: Job, keeper: LeaseKeeper) -> Status:
         """Probe, encode and finish; a PermanentError (the media's fault) ends the job failed."""
-        work_dir = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=self.work_root)
+        work_dir = workdirs.make()
         try:
             if job.pending_mp3_id:  # left by a worker that died mid-job
                 storage.delete_file(storage.mp3s(), job.pending_mp3_id)

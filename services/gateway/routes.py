@@ -51,7 +51,7 @@ def upload():
     """Store a video and queue its conversion."""
     user = auth_client.current_user()
     try:
-        stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"))
+        stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), user["sub"])
     except ApiError:
         metrics.UPLOADS.labels("rejected").inc()
         raise
@@ -63,6 +63,7 @@ def upload():
         job = storage.create_job(Job(job_id, owner=user["sub"], owner_email=user.get("email"),
                                      filename=stored.filename, size=stored.size, content_type=stored.content_type,
                                      video_id=stored.video_id, trace=carrier))
+        storage.forget_upload(stored.video_id)
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)
         with broker.publishers.publisher() as publisher:

@@ -35,8 +35,8 @@ class StoredUpload:
 class _FilePartWriter:
     """Follows the decoder's events: the one file part goes into storage, form fields are bounded."""
 
-    def __init__(self, bucket: storage.Bucket):
-        self.bucket = bucket
+    def __init__(self, bucket: storage.Bucket, owner: str):
+        self.bucket, self.owner = bucket, owner
         self.writer: storage.FileWriter | None = None
         self.stored: StoredUpload | None = None
         self.part: File | Field | None = None
@@ -55,7 +55,9 @@ class _FilePartWriter:
             raise ApiError(400, "too_many_files", "send exactly one file per upload")
         self.part = part
         metadata = {"content_type": part.headers.get("Content-Type"), "original_name": part.filename}
-        self.writer = storage.open_writer(self.bucket, storage.new_id(), safe_filename(part.filename), metadata)
+        video_id = storage.new_id()
+        storage.record_upload(video_id, self.owner)
+        self.writer = storage.open_writer(self.bucket, video_id, safe_filename(part.filename), metadata)
 
     def _data(self, event: Data) -> None:
         if not isinstance(self.part, File):
@@ -73,12 +75,14 @@ class _FilePartWriter:
     def discard(self) -> None:
         """Remove what a failed upload wrote (best effort: if MongoDB is down, so is the damage)."""
         try:
-            if self.writer is not None:
-                self.writer.abort()
+            for writer in filter(None, (self.writer,)):
+                writer.abort()
+                storage.forget_upload(writer.file_id)
             if self.stored is not None:
                 storage.delete_file(self.bucket, self.stored.video_id)
+                storage.forget_upload(self.stored.video_id)
         except Exception:
-            pass
+            pass  # the upload record stays: the janitor removes the rest
 
 
 def _check_request(max_bytes: int) -> bytes:
@@ -114,14 +118,15 @@ def _feed(decoder: MultipartDecoder, target: _FilePartWriter, max_bytes: int) ->
             return
 
 
-def receive_video(max_bytes: int) -> StoredUpload:
+def receive_video(max_bytes: int, owner: str) -> StoredUpload:
     """Parse the multipart body as it arrives and write its one file part into GridFS.
 
     Raises ApiError for anything but exactly one non-empty file; a partial file is removed.
+    The upload stays recorded (storage.record_upload) until the caller has stored its job.
     """
     # The decoder bounds its internal buffer with this; field sizes are checked by the target.
     decoder = MultipartDecoder(_check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
-    target = _FilePartWriter(storage.videos())
+    target = _FilePartWriter(storage.videos(), owner)
     try:
         _feed(decoder, target, max_bytes)
         return _the_one_file(target)
