@@ -1,17 +1,21 @@
-"""Publisher and Consumer against the real RabbitMQ: confirms, retries, dead letters, heartbeats."""
+"""Publisher and Consumer against the real RabbitMQ: confirms, retries, dead letters, heartbeats,
+reconnect back-off, consumers cancelled by the broker."""
 from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import threading
 import time
 import uuid
 
 import pika
+import pika.exceptions
 import pytest
 
 from services.common import config, messaging
+from tests.support.net import free_port
 
 
 @pytest.fixture
@@ -250,3 +254,92 @@ def test_consumer_services_its_idle_publisher(queue_name, monkeypatch, caplog):
     assert [b for _, b in get_all(messaging.dead_queue(queue_name))] == [{"job": 1}, {"job": 2}]
     assert _reconnects() == before
     assert not _amqp_errors(caplog)
+
+
+def _consumers(queue: str) -> int | None:
+    """How many consumers `queue` has, or None when it does not exist."""
+    connection = pika.BlockingConnection(messaging.connection_parameters())
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return None
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def test_consumer_cancelled_by_the_broker_consumes_again(queue_name, caplog):
+    # RabbitMQ sends basic.cancel when the queue is deleted (or a replicated queue loses its
+    # leader): the consumer finishes the message in hand, declares the queue again and consumes.
+    caplog.set_level(logging.INFO)
+    before = _reconnects()
+    started, release, received = threading.Event(), threading.Event(), []
+
+    def handler(delivery):
+        body = delivery.json()
+        if body["n"] == "in hand":
+            started.set()
+            release.wait(15)
+        received.append(body)
+
+    consumer = messaging.Consumer(queue_name, handler)
+    thread = run_consumer(consumer)
+    publisher = messaging.Publisher()
+    publisher.publish(queue_name, {"n": "in hand"})
+    assert started.wait(10)
+    admin = pika.BlockingConnection(messaging.connection_parameters())
+    admin.channel().queue_delete(queue_name)
+    admin.close()
+    time.sleep(1)
+    assert _consumers(queue_name) is None  # not declared again while the message in hand runs
+    release.set()
+    assert wait_until(lambda: _consumers(queue_name) == 1), "the consumer did not consume again"
+    publisher.publish(queue_name, {"n": "after"}, declare=False)  # routable only if the consumer re-declared
+    assert wait_until(lambda: len(received) == 2)
+    assert consumer.connected.is_set() and consumer.healthy()
+    consumer.stop()
+    thread.join(10)
+    publisher.close()
+    assert not thread.is_alive()
+    assert received == [{"n": "in hand"}, {"n": "after"}]
+    assert any(r.getMessage() == "consumer cancelled by the broker, consuming again" for r in caplog.records)
+    assert _reconnects() == before  # consumed again on the same connection
+    assert get_all(queue_name) == [] and get_all(messaging.dead_queue(queue_name)) == []
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped():
+    backoff = messaging.Backoff(base=1.0, cap=30.0, rng=random.Random(7))
+    waits = [backoff.next() for _ in range(12)]
+    for n, wait in enumerate(waits):
+        assert 0 <= wait <= min(30.0, 2 ** n), (n, wait)
+    assert waits[:5] != [1.0, 2.0, 4.0, 8.0, 16.0] and len(set(waits)) == len(waits)
+    # At the cap the waits spread over the whole interval rather than sitting at 30 s.
+    capped = [backoff.next() for _ in range(500)]
+    assert max(capped) <= 30.0 and min(capped) < 3.0 and max(capped) > 27.0
+    assert 12.0 < sum(capped) / len(capped) < 18.0
+    assert backoff.ceiling() == 30.0 and backoff.attempt == 512  # no overflow however long the outage
+    backoff.reset()
+    assert backoff.ceiling() == 1.0 and backoff.next() <= 1.0
+
+
+def test_consumer_reconnects_with_jittered_backoff_reset_on_success(queue_name, caplog):
+    caplog.set_level(logging.INFO)
+    consumer = messaging.Consumer(queue_name, lambda delivery: None, url=f"amqp://guest:guest@127.0.0.1:{free_port()}/")
+    assert (consumer.backoff.base, consumer.backoff.cap) == (1.0, 30.0)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+
+    def waits():
+        return [r.retry_in for r in caplog.records if r.getMessage() == "broker connection lost, reconnecting"]
+
+    assert wait_until(lambda: len(waits()) >= 3, timeout=15)
+    assert not consumer.connected.is_set() and consumer.healthy()
+    consumer.url = None  # the broker "comes back": the next attempt reaches the real one
+    assert consumer.connected.wait(35)
+    assert consumer.backoff.attempt == 0, "a successful connection resets the back-off"
+    consumer.stop()
+    thread.join(10)
+    observed = waits()
+    for n, wait in enumerate(observed):
+        assert 0 <= wait <= min(30.0, 2 ** n), observed
+    assert observed[:3] != [1.0, 2.0, 4.0], "the waits are not jittered"
