@@ -235,6 +235,24 @@ def find_job(query: dict) -> Job | None:
     return Job.from_doc(doc) if doc else None
 
 
+def find_jobs(query: dict) -> list[Job]:
+    return [Job.from_doc(doc) for doc in jobs().find(query)]
+
+
+def claim_video_removal(job_id: str) -> bool:
+    """Take the removal of a job's video (retention); False when another janitor took it."""
+    result = jobs().update_one({"_id": job_id, "video_removed": {"$ne": True}},
+                               {"$set": {"video_removed": True}})
+    return result.matched_count == 1
+
+
+def clear_pending_mp3(job_id: str, mp3_id: str) -> bool:
+    """Take the removal of a half-written MP3 that no converter holds any more."""
+    result = jobs().update_one({"_id": job_id, "pending_mp3_id": mp3_id, "status": {"$ne": Status.CONVERTING}},
+                               {"$set": {"pending_mp3_id": None}})
+    return result.matched_count == 1
+
+
 def claim_job(job_id: str, worker: str, lease_seconds: float) -> Job | None:
     """Take a queued job, or a converting one whose previous worker's lease ran out."""
     now = time.time()

@@ -199,6 +199,8 @@ def processes() -> list[Process]:
     procs.append(Process("notification", [py, "-m", "services.notification"],
                          dict(env, OTEL_SERVICE_NAME="notification",
                               METRICS_PORT=config.env("NOTIFICATION_METRICS_PORT"))))
+    # A round every JANITOR_INTERVAL_SECONDS (a CronJob in Kubernetes); it shares the converter's WORK_DIR.
+    procs.append(Process("janitor", [py, "-m", "services.janitor"], dict(env, OTEL_SERVICE_NAME="janitor")))
     return procs
 
 

@@ -1,0 +1,108 @@
+"""The janitor: removes what retention says is due, and what crashes left behind.
+
+One round (`run_once`):
+- the source video of every job that ended VIDEO_RETENTION_SECONDS ago; a failed or cancelled
+  job has no other file, so it turns `expired` then;
+- the MP3 of every job done RESULT_RETENTION_SECONDS ago, which turns `expired`;
+- uploads a crashed gateway abandoned (an upload record with no job, nothing written for
+  JANITOR_GRACE_SECONDS), and MP3s a crashed converter left half-written for a job that
+  no converter holds any more;
+- temp folders of converters that died (where the janitor shares their disk).
+
+Every removal is claimed first with a conditional update, so two janitors at once never remove
+anything twice, and nothing a live job needs matches the queries. The round's totals go to the
+`janitor` collection, which the gateway exposes as metrics (a CronJob's process is gone before
+any scrape).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from services.common import config, storage, workdirs
+from services.common.jobs import ENDED, Status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Round:
+    removed: Counter = field(default_factory=Counter)  # files removed, by reason
+    expired: int = 0  # jobs turned expired
+
+
+def run_once(now: float | None = None) -> Round:
+    now = time.time() if now is None else now
+    tally = Round()
+    remove_old_videos(now, tally)
+    remove_old_results(now, tally)
+    remove_abandoned_uploads(now, tally)
+    remove_abandoned_mp3s(tally)
+    tally.removed["stale_work_dir"] += workdirs.clean_stale()
+    record(tally, now)
+    log.info("janitor round", extra={"removed": dict(tally.removed), "expired": tally.expired})
+    return tally
+
+
+def remove_old_videos(now: float, tally: Round) -> None:
+    cutoff = now - config.env_float("VIDEO_RETENTION_SECONDS")
+    for job in storage.find_jobs({"ended_at": {"$lt": cutoff}, "video_removed": {"$ne": True}}):
+        if not storage.claim_video_removal(job.id):
+            continue  # another janitor has it
+        storage.delete_file(storage.videos(), job.video_id)
+        tally.removed["video_retention"] += 1
+        if job.status in (Status.FAILED, Status.CANCELLED) and storage.expire_job(job.id, job.status):
+            tally.expired += 1
+
+
+def remove_old_results(now: float, tally: Round) -> None:
+    cutoff = now - config.env_float("RESULT_RETENTION_SECONDS")
+    for job in storage.find_jobs({"status": Status.DONE, "ended_at": {"$lt": cutoff}}):
+        if not storage.expire_job(job.id, Status.DONE):
+            continue
+        tally.expired += 1
+        if job.mp3_id and not storage.find_job({"mp3_id": job.mp3_id, "status": Status.DONE}):
+            storage.delete_file(storage.mp3s(), job.mp3_id)  # unless another job still shares it
+            tally.removed["result_retention"] += 1
+
+
+def remove_abandoned_uploads(now: float, tally: Round) -> None:
+    grace = config.env_float("JANITOR_GRACE_SECONDS")
+    for upload in storage.uploads().find({"started": {"$lt": now - grace}}):
+        video_id = upload["_id"]
+        if storage.find_job({"video_id": video_id}) is None:
+            written = storage.last_write(storage.videos(), video_id)
+            if written is not None and written > now - grace:
+                continue  # still arriving, slowly
+            storage.delete_file(storage.videos(), video_id)
+            tally.removed["abandoned_upload"] += 1
+        storage.forget_upload(video_id)
+
+
+def remove_abandoned_mp3s(tally: Round) -> None:
+    """Half-written MP3s of jobs that ended without their converter finishing (killed, then the
+    job was cancelled or dead-lettered); a converting job's is its converter's to clean."""
+    for job in storage.find_jobs({"pending_mp3_id": {"$ne": None}, "status": {"$in": [str(s) for s in ENDED]}}):
+        if storage.clear_pending_mp3(job.id, job.pending_mp3_id):
+            storage.delete_file(storage.mp3s(), job.pending_mp3_id)
+            tally.removed["abandoned_mp3"] += 1
+
+
+def record(tally: Round, now: float) -> None:
+    """The round's totals and what storage holds now, for the gateway's metrics."""
+    stored = {kind: _sizes(bucket) for kind, bucket in (("videos", storage.videos()), ("mp3s", storage.mp3s()))}
+    increments = {f"removed.{reason}": count for reason, count in tally.removed.items() if count}
+    if tally.expired:
+        increments["expired"] = tally.expired
+    update = {"$set": {"stored": stored, "uploads_in_progress": storage.uploads().count_documents({}),
+                       "last_run": now}}
+    if increments:
+        update["$inc"] = increments
+    storage.janitor_stats().update_one({"_id": "stats"}, update, upsert=True)
+
+
+def _sizes(bucket: storage.Bucket) -> dict[str, int]:
+    lengths = [f.get("length", 0) for f in bucket.files.find({}, {"length": 1})]
+    return {"files": len(lengths), "bytes": sum(lengths)}
