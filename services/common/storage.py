@@ -9,11 +9,11 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import datetime, timezone
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import gridfs
 import pymongo
-from bson import Binary, ObjectId
+from bson import Binary
 from pymongo import ReturnDocument
 
 from . import config
@@ -22,6 +22,7 @@ from .jobs import Job, Status, sources_of
 
 CHUNK_WINDOW = 16  # chunks per query or insert: 16 x 255 KiB = ~4 MiB in memory at most
 CHUNK_SIZE = 255 * 1024  # GridFS' default
+FLUSH_SECONDS = 10  # a slow writer's chunks still reach storage (and say so: on_flush) this often
 
 _client: pymongo.MongoClient | None = None
 
@@ -105,12 +106,15 @@ class FileWriter:
     """Writes one file chunk by chunk, a window of chunks per insert; the file exists only once
     `close` writes its `fs.files` entry, and `abort` (or an exception inside `with`) removes it all."""
 
-    def __init__(self, bucket: Bucket, file_id, filename: str, metadata: dict):
+    def __init__(self, bucket: Bucket, file_id, filename: str, metadata: dict,
+                 on_flush: Callable[[], None] | None = None):
         self.bucket, self.file_id, self.filename, self.metadata = bucket, file_id, filename, metadata
+        self.on_flush = on_flush
         self.length = 0
         self._pending = bytearray()
         self._chunks: list[dict] = []
         self._next_n = 0
+        self._flushed_at = time.monotonic()
 
     def write(self, data: bytes) -> None:
         self._pending += data
@@ -122,13 +126,16 @@ class FileWriter:
         self._chunks.append({"files_id": self.file_id, "n": self._next_n, "data": Binary(data)})
         self._next_n += 1
         self.length += len(data)
-        if len(self._chunks) >= CHUNK_WINDOW:
+        if len(self._chunks) >= CHUNK_WINDOW or time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
             self._flush()
 
     def _flush(self) -> None:
         if self._chunks:
             self.bucket.chunks.insert_many(self._chunks, ordered=True)
             self._chunks = []
+            if self.on_flush is not None:
+                self.on_flush()
+        self._flushed_at = time.monotonic()
 
     def close(self) -> None:
         if self._pending:
@@ -153,8 +160,9 @@ class FileWriter:
             self.abort()
 
 
-def open_writer(bucket: Bucket, file_id, filename: str, metadata: dict) -> FileWriter:
-    return FileWriter(bucket, file_id, filename, metadata)
+def open_writer(bucket: Bucket, file_id, filename: str, metadata: dict,
+                on_flush: Callable[[], None] | None = None) -> FileWriter:
+    return FileWriter(bucket, file_id, filename, metadata, on_flush)
 
 
 def store_file(bucket: Bucket, file_id, filename: str, source: BinaryIO, metadata: dict) -> int:
@@ -196,19 +204,17 @@ def janitor_stats():
 
 
 def record_upload(video_id: str, owner: str) -> None:
-    uploads().insert_one({"_id": video_id, "owner": owner, "started": time.time()})
+    now = time.time()
+    uploads().insert_one({"_id": video_id, "owner": owner, "started": now, "touched": now})
+
+
+def touch_upload(video_id: str) -> None:
+    """The upload is alive: some of its bytes just reached storage."""
+    uploads().update_one({"_id": video_id}, {"$set": {"touched": time.time()}})
 
 
 def forget_upload(video_id: str) -> None:
     uploads().delete_one({"_id": video_id})
-
-
-def last_write(bucket: Bucket, file_id) -> float | None:
-    """When the newest chunk of a file was written (chunk ids are ObjectIds: they carry the time)."""
-    newest = list(bucket.chunks.find({"files_id": file_id}, {"_id": 1}).sort("n", -1).limit(1))
-    if not newest or not isinstance(newest[0]["_id"], ObjectId):
-        return None
-    return newest[0]["_id"].generation_time.timestamp()
 
 
 def ensure_indexes() -> None:

@@ -57,7 +57,8 @@ class _FilePartWriter:
         metadata = {"content_type": part.headers.get("Content-Type"), "original_name": part.filename}
         video_id = storage.new_id()
         storage.record_upload(video_id, self.owner)
-        self.writer = storage.open_writer(self.bucket, video_id, safe_filename(part.filename), metadata)
+        self.writer = storage.open_writer(self.bucket, video_id, safe_filename(part.filename), metadata,
+                                          on_flush=lambda: storage.touch_upload(video_id))
 
     def _data(self, event: Data) -> None:
         if not isinstance(self.part, File):

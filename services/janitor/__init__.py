@@ -4,7 +4,7 @@ One round (`run_once`):
 - the source video of every job that ended VIDEO_RETENTION_SECONDS ago; a failed or cancelled
   job has no other file, so it turns `expired` then;
 - the MP3 of every job done RESULT_RETENTION_SECONDS ago, which turns `expired`;
-- uploads a crashed gateway abandoned (an upload record with no job, nothing written for
+- uploads a crashed gateway abandoned (an upload record with no job and no new bytes for
   JANITOR_GRACE_SECONDS), and MP3s a crashed converter left half-written for a job that
   no converter holds any more;
 - temp folders of converters that died (where the janitor shares their disk).
@@ -69,13 +69,12 @@ def remove_old_results(now: float, tally: Round) -> None:
 
 
 def remove_abandoned_uploads(now: float, tally: Round) -> None:
+    """An upload is alive while its bytes keep reaching storage (FileWriter touches its record at
+    least every FLUSH_SECONDS while a chunk a while arrives); one silent for the grace period is not."""
     grace = config.env_float("JANITOR_GRACE_SECONDS")
-    for upload in storage.uploads().find({"started": {"$lt": now - grace}}):
+    for upload in storage.uploads().find({"touched": {"$lt": now - grace}}):
         video_id = upload["_id"]
         if storage.find_job({"video_id": video_id}) is None:
-            written = storage.last_write(storage.videos(), video_id)
-            if written is not None and written > now - grace:
-                continue  # still arriving, slowly
             storage.delete_file(storage.videos(), video_id)
             tally.removed["abandoned_upload"] += 1
         storage.forget_upload(video_id)
