@@ -6,11 +6,10 @@ import base64
 import pymysql
 from flask import Blueprint, Response, jsonify, request
 
-from services.common import metrics
 from services.common import openapi as api_docs
 from services.common.web import ApiError, create_base_app, error_response, json_body
 
-from . import accounts, db, limits, openapi, tokens
+from . import accounts, db, limits, metrics, openapi, tokens
 
 bp = Blueprint("auth", __name__)
 

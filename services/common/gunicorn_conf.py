@@ -44,9 +44,8 @@ if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def _serve_metrics(log):
-    from services.common import metrics, metrics_http
+    from services.common import metrics_http
 
-    metrics.expose_only(_service)
     port = _env_int(_metrics_port)
 
     def bind():

@@ -180,10 +180,9 @@ def init_telemetry(service: str) -> None:
     _setup_logging(service)
     _setup_tracing(service)
     _setup_sentry(service)
-    from . import metrics
+    from . import metrics  # here, not at the top: metrics must not need telemetry at import
 
     metrics.BUILD_INFO.labels(service, config.env("SERVICE_VERSION"), config.env("GIT_SHA")).set(1)
-    metrics.expose_only(service)
 
 
 def service_name() -> str | None:

@@ -12,8 +12,10 @@ from typing import BinaryIO, Callable
 
 import ffmpeg
 
-from services.common import config, metrics
+from services.common import config
 from services.common.messaging import PermanentError, TransientError
+
+from . import metrics
 
 log = logging.getLogger(__name__)
 READ_BLOCK = 1024 * 1024

@@ -18,11 +18,12 @@ from typing import Iterator
 
 from opentelemetry import trace
 
-from services.common import config, jobs, messaging, metrics, storage, telemetry, workdirs
+from services.common import config, jobs, messaging, storage, telemetry, workdirs
+from services.common.metrics import observe
 from services.common.jobs import FinishedMessage, Job, Status, VideoMessage
 from services.common.messaging import Delivery, PermanentError, TransientError
 
-from . import media, source
+from . import media, metrics, source
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
@@ -108,7 +109,7 @@ class Converter:
         token = telemetry.job_context(job_id)
         try:
             if delivery.published_at:
-                metrics.observe(metrics.QUEUE_WAIT, max(time.time() - delivery.published_at, 0))
+                observe(metrics.QUEUE_WAIT, max(time.time() - delivery.published_at, 0))
             self._handle_job(job_id)
         finally:
             telemetry.detach(token)
@@ -205,7 +206,7 @@ class Converter:
             written = media.to_mp3(served.url, info, writer, log_path, on_progress=progress, stop=keeper.stop)
             check_read(served)  # a short read must not pass for a finished MP3
             span.set_attribute("vid2mp3.bytes", written)
-        metrics.observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
+        observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
         return Encoded(mp3_id, written, served.length)
 
     def _finish_done(self, job: Job, keeper: LeaseKeeper, encoded: Encoded, info: media.MediaInfo) -> Status:
@@ -218,7 +219,7 @@ class Converter:
         metrics.BYTES_OUT.inc(encoded.mp3_bytes)
         metrics.AUDIO_SECONDS.inc(audio_seconds)
         metrics.JOBS.labels("success").inc()
-        metrics.observe(metrics.JOB_E2E_LATENCY, max(time.time() - job.created, 0))
+        observe(metrics.JOB_E2E_LATENCY, max(time.time() - job.created, 0))
         log.info("job converted", extra={"job_id": job.id, "audio_seconds": audio_seconds,
                                          "mp3_bytes": encoded.mp3_bytes})
         return Status.DONE

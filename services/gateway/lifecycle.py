@@ -6,11 +6,11 @@ import threading
 import time
 from typing import Iterator
 
-from services.common import config, jobs, metrics, storage
+from services.common import config, jobs, storage
 from services.common.jobs import Job, Status
 from services.common.web import ApiError
 
-from . import broker
+from . import broker, metrics
 
 POLL_SECONDS = 0.5  # how often a live stream looks at its job
 HEARTBEAT_SECONDS = 15  # a comment line this often keeps proxies from closing a quiet stream

@@ -12,8 +12,10 @@ import logging
 import threading
 import time
 
-from services.common import config, messaging, metrics, storage, telemetry
+from services.common import config, messaging, storage, telemetry
 from services.common.jobs import Job, VideoMessage
+
+from . import metrics
 
 log = logging.getLogger(__name__)
 

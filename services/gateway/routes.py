@@ -7,12 +7,12 @@ from urllib.parse import quote
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from opentelemetry import propagate
 
-from services.common import config, jobs, metrics, storage, telemetry
+from services.common import config, jobs, storage, telemetry
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.web import ApiError
 
-from . import auth_client, broker, lifecycle, outbox, uploads
+from . import auth_client, broker, lifecycle, metrics, outbox, uploads
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)

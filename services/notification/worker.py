@@ -20,11 +20,11 @@ import uuid
 import pymongo.errors
 from opentelemetry.trace import SpanKind
 
-from services.common import config, metrics, storage, telemetry
+from services.common import config, storage, telemetry
 from services.common.jobs import CONVERTER_OUTCOMES, FinishedMessage, Status
 from services.common.messaging import Delivery, PermanentError, TransientError
 
-from . import mailer
+from . import mailer, metrics
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)

@@ -1,0 +1,21 @@
+"""The converter's own metrics (jobs by outcome, their timings and volumes, killed children). Names are the contract of the dashboards and alerts."""
+from prometheus_client import Counter, Gauge, Histogram
+
+CONVERSION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+QUEUE_WAIT_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600)
+E2E_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+
+
+JOBS = Counter("converter_jobs", "Conversion attempts by outcome", ["result"])
+CONVERSION_DURATION = Histogram("converter_conversion_duration_seconds", "Time ffmpeg spent on one job",
+                                buckets=CONVERSION_BUCKETS)
+QUEUE_WAIT = Histogram("converter_queue_wait_seconds", "Time from publish to pick-up by a converter",
+                       buckets=QUEUE_WAIT_BUCKETS)
+JOB_E2E_LATENCY = Histogram("converter_job_e2e_latency_seconds", "Time from upload accepted to MP3 ready",
+                            buckets=E2E_BUCKETS)
+AUDIO_SECONDS = Counter("converter_audio_seconds", "Seconds of audio produced")
+BYTES_IN = Counter("converter_bytes_in", "Bytes of video read by the converter")
+BYTES_OUT = Counter("converter_bytes_out", "Bytes of MP3 written by the converter")
+CHILD_FAILURES = Counter("converter_child_failures", "ffprobe/ffmpeg runs ended by a system fault and retried",
+                         ["tool", "cause"])
+JOBS_IN_PROGRESS = Gauge("converter_jobs_in_progress", "Jobs being converted right now")
