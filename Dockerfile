@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# The image of every vid2mp3 service; SERVICE (auth, gateway, converter or notification) picks the
-# service. Build from the repository root:
+# The image of every vid2mp3 service; SERVICE (auth, gateway, converter, notification or janitor)
+# picks the service. Build from the repository root:
 #   docker build --build-arg SERVICE=converter -t vid2mp3/converter:dev \
 #                --build-arg VERSION=0.1.0 --build-arg GIT_SHA=$(git rev-parse HEAD) .
 # SERVICE selects the dependency lock (requirements/<service>.lock: the service's extra of
@@ -103,6 +103,13 @@ EXPOSE 9101
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['METRICS_PORT'], timeout=4)"]
 CMD ["python", "-m", "services.notification"]
+
+FROM runtime AS janitor
+LABEL org.opencontainers.image.description="vid2mp3 janitor: retention and leftovers, one round per run (a Kubernetes CronJob)"
+# Runs to completion: no port and no health check (the exit code says how the round went; the
+# Job's activeDeadlineSeconds bounds a hung one). compose runs `python -m services.janitor`, a loop.
+HEALTHCHECK NONE
+CMD ["python", "-m", "services.janitor", "--once"]
 
 # ---- the image: the stage named by SERVICE (a stage of this file, so it has no tag of its own)
 # checkov:skip=CKV_DOCKER_7:FROM ${SERVICE} names one of the stages above; both base images are pinned

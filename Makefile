@@ -12,7 +12,7 @@ TOOLS_STAMP := $(VENV)/.tools-installed
 #   requirements/tools.lock    offline validators of the deployment files, Locust, schemathesis, uv
 #   requirements/checkov.lock  checkov, in its own venv (.venv-tools): it pins old libraries
 #   requirements/<service>.lock  one per service image (Dockerfile), the same versions as requirements.lock
-SERVICES := auth gateway converter notification
+SERVICES := auth gateway converter notification janitor
 PIP_LOCKED := pip install -q --require-hashes --no-deps -r
 
 # Virtualenv with the locked dependencies and the project (editable), plus ffmpeg (from Debian when root).

@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 TOOLS_BIN = ROOT / ".venv-tools" / "bin"
 OVERLAYS = ["dev", "staging", "prod"]
+# the long-running services (a Deployment each); the image builds these and the janitor (a CronJob)
 SERVICES = ["auth", "gateway", "converter", "notification"]
+IMAGES = [*SERVICES, "janitor"]
 
 
 def tool(name: str, *candidates: Path) -> str:
@@ -80,3 +82,5 @@ def pod_specs(docs: list[dict]):
     for d in docs:
         if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
             yield d, d["spec"]["template"]["spec"]
+        elif d["kind"] == "CronJob":
+            yield d, d["spec"]["jobTemplate"]["spec"]["template"]["spec"]

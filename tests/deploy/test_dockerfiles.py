@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 
 import pytest
 
-from .conftest import ROOT, SERVICES, VENV_BIN, tool
+from .conftest import IMAGES, ROOT, SERVICES, VENV_BIN, tool
 
 DOCKERFILE = ROOT / "Dockerfile"
 PIN = re.compile(r"^([a-z0-9][a-z0-9._-]*)==(\S+) \\$", re.M)
@@ -42,11 +43,16 @@ def test_image_rules():
         assert before.startswith("#") and len(before) > 20, "ignored hadolint rule without a reason"
     # the image is the stage named by the SERVICE build argument
     assert text.rstrip().endswith("FROM ${SERVICE} AS image")
+    assert set(re.findall(r"^FROM runtime AS (\S+)", text, re.M)) == set(IMAGES)
     for service in SERVICES:
         stage = _stage(text, service)
-        assert "HEALTHCHECK" in stage and re.search(r"^CMD \[", stage, re.M) and "EXPOSE" in stage
+        assert "HEALTHCHECK --" in stage and re.search(r"^CMD \[", stage, re.M) and "EXPOSE" in stage
         if service in ("auth", "gateway"):
             assert '"gunicorn", "-c", "python:services.common.gunicorn_conf"' in stage
+    # the janitor runs to completion (a CronJob): one round, no port, no health check
+    janitor = _stage(text, "janitor")
+    assert 'CMD ["python", "-m", "services.janitor", "--once"]' in janitor
+    assert "EXPOSE" not in janitor and re.search(r"^HEALTHCHECK NONE$", janitor, re.M)
     # ffmpeg in the converter image only
     assert 'if [ "${SERVICE}" = converter ]; then' in text and "install -y --no-install-recommends ffmpeg" in text
 
@@ -58,7 +64,7 @@ def test_images_leave_out_the_local_stack_tool():
     assert "services/devstack" in (ROOT / ".dockerignore").read_text().splitlines()
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", IMAGES)
 def test_service_lock(service):
     """Each image's lock: hashes for every pin, the same versions as the .venv's, only its own extras."""
     lock = ROOT / "requirements" / f"{service}.lock"
@@ -68,6 +74,15 @@ def test_service_lock(service):
     assert ("ffmpeg-python" in pins) == (service == "converter")
     assert ("flask" in pins) == (service in ("auth", "gateway"))
     assert ("pyjwt" in pins) == (service == "auth")
+
+
+def test_every_image_has_its_extra_and_lock():
+    """make lock makes a lock per image from the pyproject extra of the same name."""
+    make = re.search(r"^SERVICES := (.*)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+    assert make == IMAGES
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(IMAGES) <= set(extras) and (ROOT / "requirements" / "janitor.lock").exists()
+    assert extras["janitor"] == [], "the janitor needs only the shared dependencies"
 
 
 @pytest.mark.parametrize("lock", ["requirements.lock", "requirements/tools.lock", "requirements/checkov.lock"])

@@ -79,6 +79,10 @@ def test_dev_is_one_replica_with_in_cluster_infra(build):
     assert rabbit["prometheus.io/path"] == "/metrics/per-object" and rabbit["prometheus.io/port"] == "15692"
 
 
+# workloads whose pods exit when done: their exit code is their health, so no probes
+RUN_TO_COMPLETION = ("Job", "CronJob")
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_is_probed_limited_and_unprivileged(build, overlay):
     problems = []
@@ -100,7 +104,7 @@ def test_every_container_is_probed_limited_and_unprivileged(build, overlay):
             if sc.get("capabilities", {}).get("drop") != ["ALL"]:
                 problems.append(f"{cname}: drop ALL capabilities")
             for p in ("livenessProbe", "readinessProbe"):
-                if p not in c:
+                if p not in c and d["kind"] not in RUN_TO_COMPLETION:
                     problems.append(f"{cname}: {p}")
             res = c.get("resources", {})
             for kind in ("requests", "limits"):
@@ -129,15 +133,19 @@ def test_service_probes_hit_the_real_endpoints(prod):
         assert d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == s
 
 
-def _ingress_ports(policy: dict, pod: dict) -> list[tuple[dict, set]]:
-    """(peer, ports) of every ingress rule of `policy` that applies to a pod with these labels."""
+def _selects(policy: dict, pod: dict) -> bool:
+    """Whether `policy` applies to a pod with this pod template's labels."""
     sel = policy["spec"]["podSelector"]
     labels = pod["metadata"]["labels"]
     if any(labels.get(k) != v for k, v in sel.get("matchLabels", {}).items()):
+        return False
+    return all(e["operator"] == "In" and labels.get(e["key"]) in e["values"] for e in sel.get("matchExpressions", []))
+
+
+def _ingress_ports(policy: dict, pod: dict) -> list[tuple[dict, set]]:
+    """(peer, ports) of every ingress rule of `policy` that applies to a pod with these labels."""
+    if not _selects(policy, pod):
         return []
-    for e in sel.get("matchExpressions", []):
-        if e["operator"] != "In" or labels.get(e["key"]) not in e["values"]:
-            return []
     return [(peer, {p["port"] for p in rule.get("ports", [])} or {"any"})
             for rule in policy["spec"].get("ingress", []) for peer in rule.get("from", [{}])]
 
@@ -207,3 +215,94 @@ def test_overlay_egress_adds_to_the_in_cluster_rules(build, overlay):
     assert any(peer.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "auth"}
                and {p["port"] for p in rule["ports"]} == {5000}
                for rule in gateway["spec"]["egress"] for peer in rule["to"])
+
+
+DNS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+MONGODB_PEER = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mongodb"}}}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_janitor_cronjob(build, overlay):
+    """One retention round every 5 minutes, never two at once, each bounded; a locked-down pod
+    without probes, with MongoDB's URI and the retention settings it shares with the gateway."""
+    docs = build.docs(f"kustomize/overlays/{overlay}")
+    cron = find(docs, "CronJob", "janitor")
+    spec = cron["spec"]
+    assert cron["apiVersion"] == "batch/v1" and spec["schedule"] == "*/5 * * * *"
+    assert spec["concurrencyPolicy"] == "Forbid" and not spec.get("suspend")
+    assert 0 < spec["startingDeadlineSeconds"] < 300
+    assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
+    job = spec["jobTemplate"]["spec"]
+    assert 0 < job["backoffLimit"] <= 3
+    assert 0 < job["activeDeadlineSeconds"] < 300, "a hung round must end before the next one is due"
+    assert job["ttlSecondsAfterFinished"] > 0
+    pod = job["template"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "janitor"
+    ps = pod["spec"]
+    assert ps["restartPolicy"] == "Never" and ps["serviceAccountName"] == "janitor"
+    assert ps["automountServiceAccountToken"] is False
+    assert find(docs, "ServiceAccount", "janitor")["automountServiceAccountToken"] is False
+    psc = ps["securityContext"]
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 10001 and psc["seccompProfile"]["type"] == "RuntimeDefault"
+    (c,) = ps["containers"]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"] and not sc.get("privileged")
+    assert not {"livenessProbe", "readinessProbe", "startupProbe", "ports"} & set(c)
+    assert c["command"] == ["python", "-m", "services.janitor", "--once"]
+    # named like the other images, with the same tag
+    gateway = find(docs, "Deployment", "gateway")["spec"]["template"]["spec"]
+    gw_image = gateway["containers"][0]["image"]
+    assert c["image"] == gw_image.replace("/gateway:", "/janitor:"), (c["image"], gw_image)
+    assert c["imagePullPolicy"] == gateway["containers"][0]["imagePullPolicy"]
+    # settings: known keys; MongoDB from the shared Secret; no broker
+    cms = [e["configMapRef"]["name"] for e in c["envFrom"]]
+    keys = set()
+    for n in cms:
+        data = find(docs, "ConfigMap", n)["data"]
+        assert not {k for k in data if k not in SETTING_NAMES and not k.startswith("OTEL_")}, n
+        keys |= set(data)
+    assert {"VIDEO_RETENTION_SECONDS", "RESULT_RETENTION_SECONDS", "JANITOR_GRACE_SECONDS", "DEPLOY_ENV",
+            "OTEL_SERVICE_NAME"} <= keys
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    assert env["MONGO_URI"]["name"].startswith("vid2mp3-secrets-") and "RABBITMQ_URL" not in env
+    # the gateway reads the same retention settings (expires_at in the job view)
+    storage = next(n for n in cms if n.startswith("storage-config"))
+    assert storage in [e["configMapRef"]["name"] for e in gateway["containers"][0]["envFrom"]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_janitor_network_policy(build, overlay):
+    """Nothing may reach the janitor; it may reach MongoDB (and DNS) only."""
+    docs = build.docs(f"kustomize/overlays/{overlay}")
+    pod = find(docs, "CronJob", "janitor")["spec"]["jobTemplate"]["spec"]["template"]
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy" and _selects(d, pod)]
+    # isolated both ways (default-deny), and no rule lets anything in
+    assert any("Ingress" in p["spec"]["policyTypes"] for p in policies)
+    assert any("Egress" in p["spec"]["policyTypes"] for p in policies)
+    assert not [p["metadata"]["name"] for p in policies if p["spec"].get("ingress")]
+    own = find(docs, "NetworkPolicy", "janitor")
+    assert set(own["spec"]["policyTypes"]) == {"Ingress", "Egress"} and not own["spec"].get("ingress")
+    # every egress rule is DNS or MongoDB's port
+    mongo_peers = []
+    for p in policies:
+        for rule in p["spec"].get("egress", []):
+            ports = {(x["protocol"], x["port"]) for x in rule.get("ports", [])}
+            peers = rule.get("to", [])
+            assert peers and ports, f"{p['metadata']['name']}: an egress rule open to any peer or port"
+            if peers == [DNS_PEER]:
+                assert ports == {("UDP", 53), ("TCP", 53)}
+                continue
+            assert ports == {("TCP", 27017)}, (p["metadata"]["name"], ports)
+            mongo_peers += peers
+    assert MONGODB_PEER in mongo_peers
+    if overlay == "prod":  # the managed MongoDB, the same range as the gateway's
+        managed = find(docs, "NetworkPolicy", "gateway-managed-egress")["spec"]["egress"]
+        mongo_cidrs = [peer for rule in managed if {x["port"] for x in rule["ports"]} == {27017} for peer in rule["to"]]
+        assert [p for p in mongo_peers if "ipBlock" in p] == mongo_cidrs
+    else:  # the in-cluster MongoDB lets it in
+        mongodb = find(docs, "StatefulSet", "mongodb")["spec"]["template"]
+        assert any(_selects({"spec": {"podSelector": peer["podSelector"]}}, pod) and 27017 in ports
+                   for policy in docs if policy["kind"] == "NetworkPolicy"
+                   for peer, ports in _ingress_ports(policy, mongodb) if "podSelector" in peer)
