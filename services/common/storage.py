@@ -13,6 +13,7 @@ from typing import BinaryIO, Callable, Iterator
 
 import gridfs
 import pymongo
+import pymongo.errors
 from bson import Binary
 from pymongo import ReturnDocument
 
@@ -176,9 +177,14 @@ def store_file(bucket: Bucket, file_id, filename: str, source: BinaryIO, metadat
 
 def delete_file(bucket: Bucket, file_id) -> None:
     """Remove a file and any stray chunks of it; no error when there is nothing to remove."""
-    # Checked first: the MongoDB stand-in answers a delete of a missing file with an error.
+    # The MongoDB stand-in answers a delete of a missing file with an error: checked first, and
+    # forgiven when another remover (a second janitor) got there in between.
     if bucket.files.find_one({"_id": file_id}, {"_id": 1}) is not None:
-        bucket.files.delete_one({"_id": file_id})
+        try:
+            bucket.files.delete_one({"_id": file_id})
+        except pymongo.errors.OperationFailure:
+            if bucket.files.find_one({"_id": file_id}, {"_id": 1}) is not None:
+                raise
     bucket.chunks.delete_many({"files_id": file_id})
 
 

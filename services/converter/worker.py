@@ -134,8 +134,9 @@ class Converter:
     # ---- the job
     def _handle_job(self, job_id: str) -> None:
         job = storage.get_job(job_id)
-        if job is None:
-            raise PermanentError(f"unknown job {job_id}")
+        if job is None:  # messages are published only for stored jobs: this one was deleted since
+            log.info("job deleted before its conversion, dropping its message", extra={"job_id": job_id})
+            return
         if job.status in jobs.FINAL:
             # A redelivery or a duplicate: the work is done; make sure notification heard of it.
             # (A cancelled job was announced by whoever cancelled it.)
@@ -166,7 +167,9 @@ class Converter:
         try:
             yield keeper
         except Exception:
-            if keeper.lost:  # whatever failed after the job was taken away no longer matters
+            # Whatever failed after the job was taken away (cancelled, deleted: its files go at
+            # once) no longer matters; ask now rather than wait for the keeper's next tick.
+            if keeper.lost or not _still_held(job.id, self.worker_id):
                 raise JobLost() from None
             raise
         finally:
@@ -266,6 +269,13 @@ def probe(served: source.ServedVideo) -> media.MediaInfo:
                              "media.audio_streams": info.audio_streams, "media.video_streams": info.video_streams})
         media.check_convertible(info)
     return info
+
+
+def _still_held(job_id: str, worker_id: str) -> bool:
+    try:
+        return storage.holds(job_id, worker_id)
+    except Exception:  # MongoDB down: the failure stands as it is
+        return True
 
 
 def check_read(served: source.ServedVideo) -> None:

@@ -9,8 +9,9 @@ One round (`run_once`):
   no converter holds any more;
 - temp folders of converters that died (where the janitor shares their disk).
 
-Every removal is claimed first with a conditional update, so two janitors at once never remove
-anything twice, and nothing a live job needs matches the queries. The round's totals go to the
+Every removal is recorded with a conditional update after the file is gone: two janitors at once
+count nothing twice, a round killed half-way leaves nothing behind, and nothing a live job needs
+matches the queries. The round's totals go to the
 `janitor` collection, which the gateway exposes as metrics (a CronJob's process is gone before
 any scrape).
 """
@@ -40,7 +41,8 @@ def run_once(now: float | None = None) -> Round:
     remove_old_results(now, tally)
     remove_abandoned_uploads(now, tally)
     remove_abandoned_mp3s(tally)
-    tally.removed["stale_work_dir"] += workdirs.clean_stale()
+    if config.env("WORK_DIR"):  # only where it shares the converters' disk and pids (the local stack)
+        tally.removed["stale_work_dir"] += workdirs.clean_stale()
     record(tally, now)
     log.info("janitor round", extra={"removed": dict(tally.removed), "expired": tally.expired})
     return tally
@@ -49,9 +51,11 @@ def run_once(now: float | None = None) -> Round:
 def remove_old_videos(now: float, tally: Round) -> None:
     cutoff = now - config.env_float("VIDEO_RETENTION_SECONDS")
     for job in storage.find_jobs({"ended_at": {"$lt": cutoff}, "video_removed": {"$ne": True}}):
-        if not storage.claim_video_removal(job.id):
-            continue  # another janitor has it
+        # Removed first, claimed after: a round killed in between leaves nothing behind (the next
+        # round removes nothing again and claims it); of two janitors only the claimer counts it.
         storage.delete_file(storage.videos(), job.video_id)
+        if not storage.claim_video_removal(job.id):
+            continue
         tally.removed["video_retention"] += 1
         if job.status in (Status.FAILED, Status.CANCELLED) and storage.expire_job(job.id, job.status):
             tally.expired += 1
@@ -60,12 +64,13 @@ def remove_old_videos(now: float, tally: Round) -> None:
 def remove_old_results(now: float, tally: Round) -> None:
     cutoff = now - config.env_float("RESULT_RETENTION_SECONDS")
     for job in storage.find_jobs({"status": Status.DONE, "ended_at": {"$lt": cutoff}}):
+        shared = storage.find_job({"mp3_id": job.mp3_id, "status": Status.DONE, "_id": {"$ne": job.id}})
+        if job.mp3_id and not shared:
+            storage.delete_file(storage.mp3s(), job.mp3_id)  # first, as for videos
         if not storage.expire_job(job.id, Status.DONE):
             continue
         tally.expired += 1
-        if job.mp3_id and not storage.find_job({"mp3_id": job.mp3_id, "status": Status.DONE}):
-            storage.delete_file(storage.mp3s(), job.mp3_id)  # unless another job still shares it
-            tally.removed["result_retention"] += 1
+        tally.removed["result_retention"] += bool(job.mp3_id and not shared)
 
 
 def remove_abandoned_uploads(now: float, tally: Round) -> None:
@@ -84,8 +89,8 @@ def remove_abandoned_mp3s(tally: Round) -> None:
     """Half-written MP3s of jobs that ended without their converter finishing (killed, then the
     job was cancelled or dead-lettered); a converting job's is its converter's to clean."""
     for job in storage.find_jobs({"pending_mp3_id": {"$ne": None}, "status": {"$in": [str(s) for s in ENDED]}}):
+        storage.delete_file(storage.mp3s(), job.pending_mp3_id)
         if storage.clear_pending_mp3(job.id, job.pending_mp3_id):
-            storage.delete_file(storage.mp3s(), job.pending_mp3_id)
             tally.removed["abandoned_mp3"] += 1
 
 

@@ -62,9 +62,10 @@ def test_smtp_outage_is_transient_and_nothing_is_recorded(stack, smtp, monkeypat
     assert len(inbox.messages) == 1
 
 
-def test_unknown_job_and_status_mismatch_are_permanent(stack, smtp):
-    with pytest.raises(PermanentError, match="unknown job"):
-        worker.notify("0" * 24, "done")
+def test_a_deleted_job_gets_no_email_and_a_status_mismatch_is_permanent(stack, smtp):
+    inbox, _ = smtp
+    worker.notify("0" * 24, "done")  # deleted by its owner since: dropped, not dead-lettered
+    assert inbox.messages == []
     job = done_job()
     with pytest.raises(PermanentError, match="not failed"):
         worker.notify(job["_id"], "failed")
