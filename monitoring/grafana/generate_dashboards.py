@@ -345,26 +345,79 @@ def pipeline() -> dict:
     b.add(timeseries("Retries and dead letters", "Transient failures sent to a retry queue and jobs "
                      "dead-lettered after their last retry (per second).",
                      [(f'sum by (result) (rate(converter_jobs_total{{{NS}, result=~"retried|dead_lettered"}}[$__rate_interval]))',
-                       "{{result}}")], "ops", thresholds=[(0.0001, "red")]), 6, 7)
+                       "{{result}}")], "ops", thresholds=[(0.0001, "red")]), 8, 7)
+    b.add(timeseries("Media tool system faults by tool and cause", "ffprobe/ffmpeg runs ended by a signal "
+                     "(SIGKILL is usually the OOM killer) or a system fault, per second; each one was retried. "
+                     "More than 5 of one tool in 30 minutes opens a ticket (ConverterChildFailures).",
+                     [(f"sum by (tool, cause) (rate(converter_child_failures_total{{{NS}}}[$__rate_interval]))",
+                       "{{tool}} {{cause}}")], "ops", thresholds=[(0.003, "red")]), 8, 7)
     b.add(timeseries("Retry delay queues", "Messages waiting out their back-off in the delay queues "
                      "(<queue>.retry.<ms>); they flow back to the work queue when their TTL expires.",
                      [(f'namespace_queue:rabbitmq_queue_messages:max{{{NS}, queue=~".*[.]retry[.][0-9]+ms"}}',
-                       "{{queue}}")], "short"), 6, 7)
+                       "{{queue}}")], "short"), 8, 7)
     b.add(timeseries("Dead-letter queues", "Messages parked in the dead-letter queues (<queue>.dead) after "
                      "their last retry. Anything here opens a ticket (DeadLetterQueueNotEmpty).",
                      [(f'namespace_queue:rabbitmq_queue_messages:max{{{NS}, queue=~".*[.]dead"}}',
-                       "{{queue}}")], "short", thresholds=[(1, "red")]), 6, 7)
+                       "{{queue}}")], "short", thresholds=[(1, "red")]), 12, 7)
     b.add(timeseries("Emails by result", "Notification emails per second: sent, failed (SMTP error), "
                      "duplicate (already sent for this job, skipped).",
                      [(f"sum by (result) (rate(notification_emails_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
-                     "ops"), 6, 7)
+                     "ops"), 12, 7)
+
+    b.row("Cancels, deletes, live events")
+    b.add(timeseries("Cancels and deletes", "Jobs cancelled (POST /jobs/<id>/cancel that stopped a queued or "
+                     "converting job) and jobs deleted with their files (DELETE /jobs/<id>), per second.",
+                     [(f"sum(rate(gateway_job_cancels_total{{{NS}}}[$__rate_interval]))", "cancelled"),
+                      (f"sum(rate(gateway_job_deletes_total{{{NS}}}[$__rate_interval]))", "deleted")], "ops"), 12, 7)
+    b.add(timeseries("Open event streams per gateway", "Live job event streams (GET /jobs/<id>/events) open on "
+                     "each gateway; beyond EVENT_STREAMS_MAX a gateway answers 503 too_busy.",
+                     [(f"sum by (instance) (gateway_event_streams{{{NS}}})", "{{instance}}")], "short"), 12, 7)
+
+    # The janitor's figures, exposed by every gateway replica alike: the recording rules take max, never sum.
+    b.row("Storage")
+    b.add(stat("Stored", "Bytes of videos and MP3s stored, at the janitor's last round.",
+               [f"namespace:vid2mp3_storage_bytes:sum{{{NS}}}"], "bytes", color_mode="none"), 6, 5)
+    b.add(stat("Capacity used", "Stored bytes as a share of the storage capacity (STORAGE_CAPACITY_BYTES).",
+               [f"namespace:vid2mp3_storage_bytes:sum{{{NS}}} / namespace:vid2mp3_storage_capacity_bytes:max{{{NS}}}"],
+               "percentunit", thresholds=[(0.7, "orange"), (0.9, "red")], decimals=1), 6, 5)
+    b.add(stat("Predicted in 24 h", "Stored bytes in 24 hours at the trend of the last 6 hours (predict_linear), "
+               "as a share of the capacity; above 100% for 30 minutes opens a ticket (StorageFullIn24h).",
+               [f"namespace:vid2mp3_storage_bytes:predict_linear6h_24h{{{NS}}} / namespace:vid2mp3_storage_capacity_bytes:max{{{NS}}}"],
+               "percentunit", thresholds=[(0.8, "orange"), (1, "red")], decimals=1), 6, 5)
+    b.add(stat("Since last janitor round", "Time since the janitor last finished a round (every 5 minutes); "
+               "above 30 minutes opens a ticket (JanitorNotRunning).",
+               [f"time() - namespace:vid2mp3_janitor_last_run_timestamp_seconds:max{{{NS}}}"], "s",
+               thresholds=[(900, "orange"), (1800, "red")]), 6, 5)
+    b.add(timeseries("Stored bytes by kind, capacity, prediction", "Bytes stored per kind (videos, mp3s) at "
+                     "each janitor round, the capacity, and the total predicted in 24 hours from the last 6 hours.",
+                     [(f"namespace_kind:vid2mp3_storage_bytes:max{{{NS}}}", "{{kind}}"),
+                      (f"namespace:vid2mp3_storage_capacity_bytes:max{{{NS}}}", "capacity"),
+                      (f"namespace:vid2mp3_storage_bytes:predict_linear6h_24h{{{NS}}}", "total predicted in 24 h")],
+                     "bytes"), 8, 7)
+    b.add(timeseries("Stored files by kind", "Files stored per kind (videos, mp3s), unfinished uploads included.",
+                     [(f"namespace_kind:vid2mp3_storage_files:max{{{NS}}}", "{{kind}}")], "short"), 8, 7)
+    b.add(timeseries("Files removed per hour by reason", "Files the janitor removed in the last hour: "
+                     "video_retention, result_retention, abandoned_upload, abandoned_mp3, stale_work_dir.",
+                     [(f"namespace_reason:vid2mp3_storage_removed_files:increase1h{{{NS}}}", "{{reason}}")],
+                     "short"), 8, 7)
+    b.add(timeseries("Jobs expired per hour", "Jobs whose files retention removed in the last hour "
+                     "(status expired; their download answers 410).",
+                     [(f"namespace:vid2mp3_jobs_expired:increase1h{{{NS}}}", "expired")], "short"), 8, 7)
+    b.add(timeseries("Uploads in progress", "Videos being received at the janitor's last round (upload "
+                     "records without a job yet); one that stays is an abandoned upload, removed after JANITOR_GRACE_SECONDS.",
+                     [(f"max(vid2mp3_storage_uploads_in_progress{{{NS}}})", "uploads")], "short"), 8, 7)
+    b.add(timeseries("Time since last janitor round", "Seconds since the janitor last finished a round; "
+                     "a saw-tooth up to JANITOR_INTERVAL_SECONDS when healthy.",
+                     [(f"time() - namespace:vid2mp3_janitor_last_run_timestamp_seconds:max{{{NS}}}", "since last round")],
+                     "s", thresholds=[(1800, "red")]), 8, 7)
 
     return dashboard(
         "vid2mp3-pipeline", "vid2mp3 / Conversion pipeline",
         "Is every upload becoming an MP3 and an email? Follows a job through the pipeline: uploads and "
         "the gateway outbox, the video and mp3 queues (depth, wait, consumers), conversions by result, "
-        "conversion and end-to-end latency, throughput in media seconds per second, retries, dead letters "
-        "and notification emails.",
+        "conversion and end-to-end latency, throughput in media seconds per second, retries, media tool "
+        "faults, dead letters and notification emails; then cancels, deletes and live event streams, and "
+        "storage: bytes and files stored, capacity and the 24-hour prediction, the janitor's removals.",
         b, [var_datasource(), namespace_var("vid2mp3_build_info")])
 
 

@@ -2,8 +2,10 @@
 configuration and rules, and every dashboard query and recording rule must return data."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,20 +74,69 @@ def query(url: str, expr: str) -> list:
     return body["data"]["result"]
 
 
+def janitor_round_with_a_leftover(stack) -> None:
+    """A temp folder of a converter that died (kill -9 skips its clean-up), then one more janitor round,
+    as the CronJob runs it: the round removes the folder, so vid2mp3_storage_removed_files_total has a
+    `reason` child. The stack's own janitor ran a round at start (vid2mp3_storage_* exist from then on)."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = stack["home"] / "work" / f"vid2mp3-{dead.pid}-leftover"
+    leftover.mkdir(parents=True)
+    (leftover / "partial.mp3").write_bytes(b"\0" * 1024)
+    env = {**os.environ, "WORK_DIR": str(stack["home"] / "work")}  # the stack's converter work dir
+    done = subprocess.run([sys.executable, "-m", "services.janitor", "--once"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not leftover.exists()
+
+
+def cancel_one(user: Client, media: Path) -> None:
+    """A job cancelled right after its upload (a few tries: a short one may finish first)."""
+    for _ in range(5):
+        job_id = user.upload(media).json()["job_id"]
+        cancelled = requests.post(f"{user.base}/jobs/{job_id}/cancel", headers=user.auth, timeout=10)
+        if cancelled.status_code == 200:
+            return
+        assert cancelled.status_code == 409, cancelled.text  # finished before the cancel arrived
+    pytest.fail("no upload could be cancelled before it finished")
+
+
+def delete(user: Client, job_id: str) -> None:
+    # a finished job: deleting a queued one would leave its video message to a converter that no longer
+    # finds the job, which dead-letters it (not what this traffic is meant to show)
+    deleted = requests.delete(f"{user.base}/jobs/{job_id}", headers=user.auth, timeout=10)
+    assert deleted.status_code == 204, deleted.text
+
+
+def wait_for_series(url: str, expr: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not query(url, expr):
+        assert time.monotonic() < deadline, f"no series for {expr} after {timeout} s"
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
 def traffic(stack, prometheus, tmp_path_factory):
-    """Successful and failed conversions, and a few client errors, while Prometheus watches."""
+    """Successful, failed and cancelled conversions, deleted jobs, a few client errors and a janitor
+    round with something to remove, while Prometheus watches."""
+    janitor_round_with_a_leftover(stack)
     user = Client(stack["gateway"]).signed_up()
     media = tmp_path_factory.mktemp("live")
     video = make_media(media / "live.mp4", seconds=2)
+    long_audio = make_media(media / "long.mp4", seconds=120, video=None)
     junk = media / "junk.mp4"
     junk.write_text("not a video" * 50)
     for _ in range(2):
         time.sleep(2)  # spread the samples so rate() sees increases between scrapes
         assert user.wait_job(user.upload(video).json()["job_id"])["status"] == "done"
-        assert user.wait_job(user.upload(junk).json()["job_id"])["status"] == "failed"
+        failed = user.upload(junk).json()["job_id"]
+        assert user.wait_job(failed)["status"] == "failed"
+        delete(user, failed)
+        cancel_one(user, long_audio)
         user.job("000000000000000000000000")
         requests.get(f"{stack['gateway']}/jobs", headers=user.auth, timeout=10)
+    # the gateway reads the janitor's figures at most every 10 s
+    wait_for_series(prometheus, "vid2mp3_storage_removed_files_total")
     time.sleep(8)  # scrapes (1 s) and rule evaluations (1 s) catch up, including chained rules
     return user
 

@@ -126,6 +126,9 @@ INCIDENT_ONLY: dict[str, str] = {
     f'sum by (result) (rate(converter_jobs_total{{namespace="{_NS}", result=~"retried|dead_lettered"}}[1m]))':
         "the retried/dead_lettered children of converter_jobs_total exist only after the first transient "
         "failure (prometheus_client creates a labelled child on first use).",
+    f'sum by (tool, cause) (rate(converter_child_failures_total{{namespace="{_NS}"}}[1m]))':
+        "converter_child_failures_total{tool,cause} has children only after a media tool was killed or hit a "
+        "system fault (the fault tests produce them; a healthy conversion never does).",
 }
 
 # Expressions that are correct but need time after Prometheus starts before they return data.

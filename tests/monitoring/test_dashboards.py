@@ -26,7 +26,14 @@ CONTRACT_METRICS = {
     "converter_jobs_total", "converter_conversion_duration_seconds", "converter_queue_wait_seconds",
     "converter_job_e2e_latency_seconds", "converter_audio_seconds_total", "converter_bytes_in_total",
     "converter_bytes_out_total", "converter_jobs_in_progress", "notification_emails_total",
-    "process_cpu_seconds_total", "process_resident_memory_bytes",
+    "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds",
+    # job lifecycle (gateway) and media tool faults (converter)
+    "gateway_job_cancels_total", "gateway_job_deletes_total", "gateway_event_streams",
+    "converter_child_failures_total",
+    # the janitor's figures, exposed by the gateway (services/gateway/storage_metrics.py)
+    "vid2mp3_storage_bytes", "vid2mp3_storage_files", "vid2mp3_storage_capacity_bytes",
+    "vid2mp3_storage_removed_files_total", "vid2mp3_jobs_expired_total", "vid2mp3_storage_uploads_in_progress",
+    "vid2mp3_janitor_last_run_timestamp_seconds",
 }
 PROMETHEUS_BUILTIN = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 
