@@ -55,22 +55,19 @@ def _serve_metrics(log):
                 metrics_http.start(port)
                 return
             except OSError as exc:
-                if attempt == 0:
+                if attempt == 0 and workers == 1:  # with several workers, all but one wait here
                     log.warning("metrics port %s busy (%s); retrying", port, exc)
                 time.sleep(1)
 
     threading.Thread(target=bind, name="metrics-bind", daemon=True).start()
 
 
-# /metrics is served on its own port (never the public one), by exactly one process of the server:
+# /metrics is served on its own port (never the public one) by a worker, never by the arbiter: a
+# thread in the arbiter can hold an import lock at the moment it forks a worker, which then hangs
+# at boot. With several workers the first to bind serves the sum of all (PROMETHEUS_MULTIPROC_DIR);
+# the others keep trying, so one takes over when it is replaced.
 def post_worker_init(worker):
-    if workers == 1:  # the only worker serves its own registry (with exemplars)
-        _serve_metrics(worker.log)
-
-
-def when_ready(server):
-    if workers > 1:  # the arbiter serves the sum of all workers (PROMETHEUS_MULTIPROC_DIR)
-        _serve_metrics(server.log)
+    _serve_metrics(worker.log)
 
 
 def child_exit(server, worker):

@@ -29,11 +29,21 @@ def observe(histogram, value: float) -> None:
     histogram.observe(value, exemplar=exemplar())
 
 
+_collectors: list = []  # collected at scrape time (not per-process values): exposed in both modes
+
+
+def register_collector(collector) -> None:
+    REGISTRY.register(collector)
+    _collectors.append(collector)
+
+
 def registry():
     """The registry to expose: all gunicorn workers' values in multiprocess mode, else this process'."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         reg = CollectorRegistry()
         multiprocess.MultiProcessCollector(reg)
+        for collector in _collectors:
+            reg.register(collector)
         return reg
     return REGISTRY
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 
 import pymongo.errors
-from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from services.common import config, storage
+from services.common import config, metrics, storage
 
 CACHE_SECONDS = 10  # scrapes are frequent; the janitor writes once a round
 
@@ -63,5 +62,5 @@ def register_once() -> None:
     """create_app may run more than once in a process (tests); the registry takes one collector."""
     global _registered
     if not _registered:
-        REGISTRY.register(StorageCollector())
+        metrics.register_collector(StorageCollector())
         _registered = True
