@@ -45,6 +45,8 @@ class RetryPolicy:
     def process(self, delivery: Delivery, handler: Callable[[Delivery], None]) -> None:
         token = context.attach(propagate.extract(delivery.headers))
         try:
+            # Made by hand, not by opentelemetry-instrumentation-pika: that one ends its consumer
+            # span on the I/O thread, while the work runs (and must be timed) on the worker thread.
             with tracer().start_as_current_span(
                 f"process {self.queue}", kind=SpanKind.CONSUMER, attributes=self._span_attributes(delivery)
             ) as span:
