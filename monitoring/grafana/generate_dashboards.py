@@ -424,16 +424,14 @@ def pipeline() -> dict:
 
 def slo() -> dict:
     b = Board()
-    slos = [
-        ("api", "API availability", "namespace:slo_api_errors", "namespace:slo_api_error_budget:remaining_30d",
-         0.001, "APIAvailability"),
-        ("job", "Job success", "namespace:slo_job_errors", "namespace:slo_job_error_budget:remaining_30d",
-         0.001, "JobSuccess"),
-        ("latency", "Job latency (<= 300 s)", "namespace:slo_job_latency_errors",
-         "namespace:slo_job_latency_error_budget:remaining_30d", 0.05, "JobLatency"),
+    slos = [  # name, error-ratio recording rule, budget-left recording rule, allowed error ratio
+        ("API availability", "namespace:slo_api_errors", "namespace:slo_api_error_budget:remaining_30d", 0.001),
+        ("Job success", "namespace:slo_job_errors", "namespace:slo_job_error_budget:remaining_30d", 0.001),
+        ("Job latency (<= 300 s)", "namespace:slo_job_latency_errors",
+         "namespace:slo_job_latency_error_budget:remaining_30d", 0.05),
     ]
     b.row("30-day SLO status")
-    for _key, name, ratio, budget, allowed, _alert in slos:
+    for name, ratio, budget, allowed in slos:
         objective = 1 - allowed
         b.add(stat(f"{name}: 30 days", f"Share of good events over the last 30 days; objective {objective:.1%}.",
                    [f"1 - {ratio}:ratio_rate30d{{{NS}}}"], "percentunit",
@@ -444,7 +442,7 @@ def slo() -> dict:
                    thresholds=[(0, "orange"), (0.5, "green")], base="red", decimals=1), 4, 5)
 
     b.row("Burn rates (1 = spending exactly the budget over 30 days)")
-    for _key, name, ratio, _budget, allowed, _alert in slos:
+    for name, ratio, _budget, allowed in slos:
         queries = [(f"{ratio}:ratio_rate{w}{{{NS}}} / {allowed}", w) for w in WINDOWS]
         thresholds = [(1, "yellow"), (3, "orange"), (6, "red"), (14.4, "dark-red")]
         b.add(timeseries(f"{name}: burn rate per window",
