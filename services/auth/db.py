@@ -1,10 +1,13 @@
-"""The users table in MySQL/MariaDB (PyMySQL): schema, lookups, creation."""
+"""The users table in MySQL/MariaDB (PyMySQL): schema, lookups, creation, through a connection pool."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pymysql
 import pymysql.cursors
+from dbutils.pooled_db import PooledDB
 
 from services.common import config
 
@@ -28,26 +31,50 @@ SCHEMA = [
 
 _schema_ready = threading.Event()
 _schema_lock = threading.Lock()
+_pool: PooledDB | None = None
+_pool_lock = threading.Lock()
 
 
 class DuplicateEmail(Exception):
     pass
 
 
-def connect(database: bool = True) -> pymysql.connections.Connection:
-    return pymysql.connect(
-        host=config.env("MYSQL_HOST"),
-        port=config.env_int("MYSQL_PORT"),
-        user=config.env("MYSQL_USER"),
-        password=config.env("MYSQL_PASSWORD"),
-        database=config.env("MYSQL_DATABASE") if database else None,
-        charset="utf8mb4",
-        connect_timeout=5,
-        read_timeout=10,
-        write_timeout=10,
-        autocommit=True,
-        cursorclass=pymysql.cursors.DictCursor,
-    )
+def _settings(database: bool = True) -> dict:
+    return {
+        "host": config.env("MYSQL_HOST"),
+        "port": config.env_int("MYSQL_PORT"),
+        "user": config.env("MYSQL_USER"),
+        "password": config.env("MYSQL_PASSWORD"),
+        "database": config.env("MYSQL_DATABASE") if database else None,
+        "charset": "utf8mb4",
+        "connect_timeout": 5,
+        "read_timeout": 10,
+        "write_timeout": 10,
+        "autocommit": True,
+        "cursorclass": pymysql.cursors.DictCursor,
+    }
+
+
+def pool() -> PooledDB:
+    """The process's pool, made on first use: in the gunicorn worker, after telemetry has instrumented
+    pymysql.connect (PooledDB keeps the connect function it was made with)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            # Up to MYSQL_POOL_SIZE idle connections are kept; a thread that finds none opens one (at most
+            # one per request thread). Each is pinged when taken from the pool and reopened when the
+            # server has gone away (a MariaDB restart). Autocommit: nothing to roll back on return.
+            _pool = PooledDB(pymysql, maxcached=max(config.env_int("MYSQL_POOL_SIZE"), 1), ping=1,
+                             reset=False, **_settings())
+        return _pool
+
+
+@contextmanager
+def cursor() -> Iterator[pymysql.cursors.DictCursor]:
+    """A cursor on a pooled connection (autocommit), returned to the pool afterwards."""
+    ensure_schema()
+    with pool().connection() as conn, conn.cursor() as cur:
+        yield cur
 
 
 def ensure_schema() -> None:
@@ -58,7 +85,7 @@ def ensure_schema() -> None:
         if _schema_ready.is_set():
             return
         name = config.env("MYSQL_DATABASE")
-        conn = connect(database=False)
+        conn = pymysql.connect(**_settings(database=False))  # once per process, before the database exists
         try:
             with conn.cursor() as cur:
                 cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name.replace('`', '')}` "
@@ -72,26 +99,16 @@ def ensure_schema() -> None:
 
 
 def query_one(sql: str, args: tuple) -> dict | None:
-    ensure_schema()
-    conn = connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchone()
-    finally:
-        conn.close()
+    with cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchone()
 
 
 def execute(sql: str, args: tuple) -> int:
     """Run one statement; returns the last inserted id (or 0)."""
-    ensure_schema()
-    conn = connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.lastrowid or 0
-    finally:
-        conn.close()
+    with cursor() as cur:
+        cur.execute(sql, args)
+        return cur.lastrowid or 0
 
 
 def find_user(email: str) -> dict | None:
@@ -113,19 +130,12 @@ def update_password(user_id: int, password_hash: str) -> None:
 
 
 def set_admin(email: str, is_admin: bool) -> bool:
-    ensure_schema()
-    conn = connect()
-    try:
-        with conn.cursor() as cur:
-            return cur.execute("UPDATE users SET is_admin = %s WHERE email = %s", (is_admin, email)) == 1
-    finally:
-        conn.close()
+    with cursor() as cur:
+        return cur.execute("UPDATE users SET is_admin = %s WHERE email = %s", (is_admin, email)) == 1
 
 
 def ping() -> None:
+    """Raise unless the database answers (a pooled connection, reopened if the server restarted)."""
     ensure_schema()
-    conn = connect()
-    try:
-        conn.ping(reconnect=False)
-    finally:
-        conn.close()
+    with pool().connection() as conn:
+        conn.ping(False)

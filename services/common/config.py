@@ -34,6 +34,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("MYSQL_USER", "root", "MySQL user"),
     ("MYSQL_PASSWORD", "", "MySQL password"),
     ("MYSQL_DATABASE", "vid2mp3_auth", "database of the users table (created if missing)"),
+    ("MYSQL_POOL_SIZE", "8", "idle MySQL connections each auth process keeps for reuse (at least 1); a request that finds none opens one, so at most one per request thread is open"),
     ("JWT_SECRET", "", "HS256 signing key, at least 32 characters; required unless AUTH_DEV_MODE=1"),
     ("JWT_TTL_SECONDS", "86400", "lifetime of an issued token"),
     ("AUTH_DEV_MODE", "0", "1 allows a missing or short JWT_SECRET (never in production)"),
@@ -94,7 +95,7 @@ _DEFAULTS = {name: default for name, default, _ in SETTINGS}
 # Settings that are not free text, and what their value must be; checked once at start-up, so a
 # bad value stops the process at boot instead of failing a request later.
 TYPES: dict[str, str] = {
-    **dict.fromkeys(("AMQP_HEARTBEAT_SECONDS", "MAX_UPLOAD_BYTES", "MONGO_TIMEOUT_MS", "MYSQL_PORT", "JWT_TTL_SECONDS",
+    **dict.fromkeys(("AMQP_HEARTBEAT_SECONDS", "MAX_UPLOAD_BYTES", "MONGO_TIMEOUT_MS", "MYSQL_PORT", "MYSQL_POOL_SIZE", "JWT_TTL_SECONDS",
                      "LOGIN_MAX_FAILURES", "LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_LOCKOUT_SECONDS", "AUTH_PORT",
                      "GATEWAY_PORT", "METRICS_PORT", "SMTP_PORT", "MONGO_LOCAL_PORT", "CONVERTER_METRICS_PORT",
                      "NOTIFICATION_METRICS_PORT", "GATEWAY_METRICS_PORT", "AUTH_METRICS_PORT", "TRUSTED_PROXY_HOPS",

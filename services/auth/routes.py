@@ -1,0 +1,95 @@
+"""auth's routes: registration, login (HTTP Basic to a token) and token validation."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from services.common.web import ApiError, json_body
+
+from . import accounts, db, limits, metrics, tokens
+
+bp = Blueprint("auth", __name__)
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="vid2mp3"'}
+
+
+def basic_credentials() -> tuple[str, str]:
+    """(email, password) from HTTP Basic, or a 401 ApiError."""
+    credentials = request.authorization
+    if credentials is None and request.headers.get("Authorization"):
+        # werkzeug answers None for a Basic value that is not base64 of UTF-8 text.
+        raise ApiError(401, "invalid_credentials", "malformed Basic credentials", BASIC_CHALLENGE)
+    if credentials is None or credentials.type != "basic" or not (credentials.username or credentials.password):
+        raise ApiError(401, "missing_credentials", "send the email and password with HTTP Basic (curl -u)",
+                       BASIC_CHALLENGE)
+    if not credentials.password:
+        # No colon in the value, or nothing after it: no account has an empty password.
+        raise ApiError(401, "invalid_credentials", "malformed Basic credentials", BASIC_CHALLENGE)
+    return credentials.username, credentials.password
+
+
+def bearer_token() -> str:
+    """The token of an `Authorization: Bearer` header, or a 401 ApiError."""
+    credentials = request.authorization
+    if credentials is None or credentials.type != "bearer" or not credentials.token:
+        raise ApiError(401, "missing_token", "send a token in the header Authorization: Bearer TOKEN")
+    return credentials.token
+
+
+def client_address() -> str:
+    """The user's address: the gateway's X-Client-Address, else the caller's own."""
+    # auth is internal: only the gateway reaches it (NetworkPolicy), and the gateway always sets this
+    # header to the user's address; without it the caller itself is the client.
+    return request.headers.get("X-Client-Address") or request.remote_addr or "unknown"
+
+
+@bp.post("/register")
+def register():
+    """Create an account from a JSON email and password."""
+    # Every attempt counts (each valid one costs an argon2 hash), before the body is even read.
+    retry_after = limits.take(limits.registration_key(client_address()))
+    if retry_after:
+        metrics.REGISTRATIONS.labels("rate_limited").inc()
+        raise ApiError(429, "too_many_registrations", "too many registrations from your address; try again later",
+                       {"Retry-After": str(retry_after)})
+    data = json_body()
+    try:
+        user = accounts.register(data.get("email"), data.get("password"))
+    except accounts.InvalidAccount as exc:
+        metrics.REGISTRATIONS.labels("invalid").inc()
+        raise ApiError(400, exc.code, str(exc)) from None
+    except db.DuplicateEmail:
+        metrics.REGISTRATIONS.labels("duplicate").inc()
+        raise ApiError(409, "email_taken", "an account with this email exists") from None
+    metrics.REGISTRATIONS.labels("created").inc()
+    return jsonify({"id": str(user["id"]), "email": user["email"]}), 201
+
+
+@bp.post("/login")
+def login():
+    """Exchange HTTP Basic credentials for a token."""
+    email, password = basic_credentials()
+    keys = limits.keys_for(email, client_address())
+    retry_after = limits.blocked_for(keys)
+    if retry_after:
+        metrics.LOGINS.labels("rate_limited").inc()
+        raise ApiError(429, "too_many_attempts", "too many failed logins; try again later",
+                       {"Retry-After": str(retry_after)})
+    user = accounts.authenticate(email, password)
+    if user is None:
+        limits.record(keys)
+        metrics.LOGINS.labels("bad_credentials").inc()
+        raise ApiError(401, "invalid_credentials", "wrong email or password", BASIC_CHALLENGE)
+    limits.clear(limits.keys_for(email, None))
+    metrics.LOGINS.labels("success").inc()
+    return Response(tokens.issue(user), mimetype="text/plain")
+
+
+@bp.post("/validate")
+def validate():
+    """The claims of a valid Bearer token."""
+    try:
+        claims = tokens.validate(bearer_token())
+    except tokens.TokenError as exc:
+        metrics.TOKEN_VALIDATIONS.labels("invalid").inc()
+        raise ApiError(401, exc.code, str(exc)) from None
+    metrics.TOKEN_VALIDATIONS.labels("valid").inc()
+    return jsonify(claims)
