@@ -205,6 +205,10 @@ def uploads():
     return client()[config.env("MONGO_JOBS_DB")].uploads
 
 
+def deleted_jobs():
+    return client()[config.env("MONGO_JOBS_DB")].deleted_jobs
+
+
 def janitor_stats():
     return client()[config.env("MONGO_JOBS_DB")].janitor
 
@@ -321,11 +325,24 @@ def cancel_job(query: dict) -> Job | None:
     return Job.from_doc(doc) if doc else None
 
 
+TOMBSTONE_SECONDS = 7 * 86400  # longer than any message waits in a queue
+
+
 def delete_job(job_id: str) -> None:
-    """Remove the job and the records of its emails (its files are the caller's to remove first)."""
+    """Remove the job and the records of its emails (its files are the caller's to remove first),
+    leaving a tombstone: a message still on its way for it is then dropped, not taken for poison."""
+    deleted_jobs().update_one({"_id": job_id}, {"$set": {"deleted_at": time.time()}}, upsert=True)
     for status in jobs_module.ENDED:
         notifications().delete_many({"_id": f"{job_id}:{status}"})
     jobs().delete_one({"_id": job_id})
+
+
+def was_deleted(job_id: str) -> bool:
+    return deleted_jobs().find_one({"_id": job_id}, {"_id": 1}) is not None
+
+
+def forget_old_tombstones(now: float) -> int:
+    return deleted_jobs().delete_many({"deleted_at": {"$lt": now - TOMBSTONE_SECONDS}}).deleted_count
 
 
 def expire_job(job_id: str, status: Status) -> bool:

@@ -134,9 +134,11 @@ class Converter:
     # ---- the job
     def _handle_job(self, job_id: str) -> None:
         job = storage.get_job(job_id)
-        if job is None:  # messages are published only for stored jobs: this one was deleted since
-            log.info("job deleted before its conversion, dropping its message", extra={"job_id": job_id})
-            return
+        if job is None:
+            if storage.was_deleted(job_id):  # by its owner, since its message was published
+                log.info("job deleted before its conversion, dropping its message", extra={"job_id": job_id})
+                return
+            raise PermanentError(f"unknown job {job_id}")
         if job.status in jobs.FINAL:
             # A redelivery or a duplicate: the work is done; make sure notification heard of it.
             # (A cancelled job was announced by whoever cancelled it.)

@@ -41,6 +41,7 @@ def run_once(now: float | None = None) -> Round:
     remove_old_results(now, tally)
     remove_abandoned_uploads(now, tally)
     remove_abandoned_mp3s(tally)
+    storage.forget_old_tombstones(now)
     if config.env("WORK_DIR"):  # only where it shares the converters' disk and pids (the local stack)
         tally.removed["stale_work_dir"] += workdirs.clean_stale()
     record(tally, now)

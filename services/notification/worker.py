@@ -57,9 +57,11 @@ def notify(job_id: str, status: Status) -> None:
         log.info("email already sent", extra={"job_id": job_id, "status": status})
         return
     job = storage.get_job(job_id)
-    if job is None:  # its owner deleted it since it ended: nobody to tell any more
-        log.info("job deleted, no email", extra={"job_id": job_id, "status": status})
-        return
+    if job is None:
+        if storage.was_deleted(job_id):  # by its owner since it ended: nobody to tell any more
+            log.info("job deleted, no email", extra={"job_id": job_id, "status": status})
+            return
+        raise PermanentError(f"unknown job {job_id}")
     if job.status != status:
         raise PermanentError(f"job {job_id} is {job.status}, not {status}")
     if not job.owner_email:

@@ -62,9 +62,13 @@ def test_smtp_outage_is_transient_and_nothing_is_recorded(stack, smtp, monkeypat
     assert len(inbox.messages) == 1
 
 
-def test_a_deleted_job_gets_no_email_and_a_status_mismatch_is_permanent(stack, smtp):
+def test_unknown_job_and_status_mismatch_are_permanent_but_a_deleted_job_is_dropped(stack, smtp):
     inbox, _ = smtp
-    worker.notify("0" * 24, "done")  # deleted by its owner since: dropped, not dead-lettered
+    with pytest.raises(PermanentError, match="unknown job"):
+        worker.notify("0" * 24, "done")
+    deleted = done_job()
+    storage.delete_job(deleted["_id"])
+    worker.notify(deleted["_id"], "done")  # deleted by its owner since: no email, not dead-lettered
     assert inbox.messages == []
     job = done_job()
     with pytest.raises(PermanentError, match="not failed"):
