@@ -55,11 +55,11 @@ class Job:
 
     _id: str
     owner: str
-    owner_email: str | None
-    filename: str
-    size: int
-    content_type: str | None
     video_id: str
+    owner_email: str | None = None
+    filename: str = ""
+    size: int = 0
+    content_type: str | None = None
     status: Status = Status.QUEUED
     created: float = 0.0
     times: dict[str, float] = field(default_factory=dict)  # when each status was entered

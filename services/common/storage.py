@@ -257,7 +257,7 @@ def find_jobs(query: dict) -> list[Job]:
 
 def claim_video_removal(job_id: str) -> bool:
     """Take the removal of a job's video (retention); False when another janitor took it."""
-    result = jobs().update_one({"_id": job_id, "video_removed": {"$ne": True}},
+    result = jobs().update_one({"_id": job_id, "video_removed": {"$in": [False, None]}},
                                {"$set": {"video_removed": True}})
     return result.matched_count == 1
 

@@ -51,7 +51,7 @@ def run_once(now: float | None = None) -> Round:
 
 def remove_old_videos(now: float, tally: Round) -> None:
     cutoff = now - config.env_float("VIDEO_RETENTION_SECONDS")
-    for job in storage.find_jobs({"ended_at": {"$lt": cutoff}, "video_removed": {"$ne": True}}):
+    for job in storage.find_jobs({"ended_at": {"$lt": cutoff}, "video_removed": {"$in": [False, None]}}):
         # Removed first, claimed after: a round killed in between leaves nothing behind (the next
         # round removes nothing again and claims it); of two janitors only the claimer counts it.
         storage.delete_file(storage.videos(), job.video_id)
