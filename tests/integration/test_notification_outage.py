@@ -27,10 +27,13 @@ class MongoStandIn:
 
     def __init__(self, folder: Path):
         self.folder, self.port, self.proc = folder, free_port(), None
+        folder.mkdir(parents=True, exist_ok=True)
 
     def start(self) -> None:
+        # Its own pid file: without one the stand-in refuses to start while any other instance runs.
         self.proc = subprocess.Popen([str(Path(sys.executable).parent / "nx-27017"), "--data-dir", str(self.folder),
-                                      "--host", "127.0.0.1", "-p", str(self.port)],
+                                      "--host", "127.0.0.1", "-p", str(self.port),
+                                      "--pid-file", str(self.folder / "nx.pid")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: port_open(self.port), "MongoDB stand-in", 30, 0.1)
 
