@@ -211,6 +211,9 @@ class PrivateStack:
             "RETRY_DELAYS": "1,2,4,8,16",
             "JOB_LEASE_SECONDS": "4",
             "OUTBOX_INTERVAL_SECONDS": "1",
+            # The stack's janitor does its round at start only: the tests run their own rounds, and a
+            # periodic one in the middle of a test would clean up what the test is about to look at.
+            "JANITOR_INTERVAL_SECONDS": "86400",
             "AMQP_HEARTBEAT_SECONDS": "10",
             "OTEL_TRACES_EXPORTER": "none",
             "FFMPEG_BINARY": str(tools / "slow-ffmpeg"),
