@@ -35,9 +35,13 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("MYSQL_PASSWORD", "", "MySQL password"),
     ("MYSQL_DATABASE", "vid2mp3_auth", "database of the users table (created if missing)"),
     ("MYSQL_POOL_SIZE", "8", "idle MySQL connections each auth process keeps for reuse (at least 1); a request that finds none opens one, so at most one per request thread is open"),
-    ("JWT_SECRET", "", "HS256 signing key, at least 32 characters; required unless AUTH_DEV_MODE=1"),
+    ("ARGON2_TIME_COST", "3", "argon2id passes over memory (RFC 9106 second choice: 3)"),
+    ("ARGON2_MEMORY_KIB", "65536", "argon2id memory per hash in KiB (RFC 9106 second choice: 64 MiB; OWASP's floor is 19 MiB with 2 passes)"),
+    ("ARGON2_PARALLELISM", "4", "argon2id lanes (RFC 9106: 4); part of the hash, so a change rehashes each password at its next login"),
+    ("JWT_PRIVATE_KEY", "", "Ed25519 private key (PEM; literal \\n accepted) that signs tokens (EdDSA, kid = its RFC 7638 thumbprint); required unless AUTH_DEV_MODE=1"),
+    ("JWT_PUBLIC_KEYS", "", "further Ed25519 public keys (PEM, one after another) that verify tokens and are published in the JWKS: the next key before it signs, retired keys until their tokens expire"),
     ("JWT_TTL_SECONDS", "86400", "lifetime of an issued token"),
-    ("AUTH_DEV_MODE", "0", "1 allows a missing or short JWT_SECRET (never in production)"),
+    ("AUTH_DEV_MODE", "0", "1 allows a missing JWT_PRIVATE_KEY: auth makes a key at start (make up keeps one in VID2MP3_HOME; never in production)"),
     ("LOGIN_MAX_FAILURES", "10", "failed logins of one account before its login is refused for a while"),
     ("LOGIN_MAX_FAILURES_PER_ADDRESS", "100", "failed logins from one client address before its logins are refused for a while"),
     ("LOGIN_LOCKOUT_SECONDS", "300", "window of the failed-login limit"),
@@ -53,6 +57,8 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("OUTBOX_INTERVAL_SECONDS", "5", "how often the gateway re-publishes stored jobs whose message is not confirmed yet"),
     ("EVENT_STREAMS_MAX", "4", "live job event streams (GET /jobs/<id>/events) one gateway process serves at once, each holding a thread; more answer 503 too_busy"),
     ("UPSTREAM_TIMEOUT_SECONDS", "5", "timeout of calls from the gateway to auth"),
+    ("JWKS_CACHE_SECONDS", "300", "how long the gateway uses auth's public keys before fetching them again (a removed key stops verifying within this time)"),
+    ("JWKS_REFRESH_MIN_SECONDS", "10", "least time between two fetches of auth's public keys prompted by tokens naming an unknown kid"),
     # --- converter
     ("FFMPEG_BINARY", "ffmpeg", "ffmpeg executable"),
     ("FFPROBE_BINARY", "ffprobe", "ffprobe executable"),
@@ -85,7 +91,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     # --- telemetry
     ("SENTRY_DSN", "", "enables Sentry error reporting when set"),
     ("PROMETHEUS_MULTIPROC_DIR", "", "folder for gunicorn multi-worker metrics (set by the gunicorn config when empty)"),
-    ("GUNICORN_WORKERS", "1", "gunicorn worker processes of auth and gateway (above 1, metrics switch to multiprocess mode, which drops exemplars)"),
+    ("GUNICORN_WORKERS", "1", "gunicorn worker processes of auth and gateway: keep 1 and scale pods with the HPA (above 1, metrics switch to multiprocess mode, which drops exemplars and the process_* CPU and memory series)"),
     ("GUNICORN_THREADS", "8", "threads per gunicorn worker"),
     ("GUNICORN_TIMEOUT", "120", "gunicorn worker timeout in seconds"),
 ]
@@ -95,12 +101,13 @@ _DEFAULTS = {name: default for name, default, _ in SETTINGS}
 # Settings that are not free text, and what their value must be; checked once at start-up, so a
 # bad value stops the process at boot instead of failing a request later.
 TYPES: dict[str, str] = {
-    **dict.fromkeys(("AMQP_HEARTBEAT_SECONDS", "MAX_UPLOAD_BYTES", "MONGO_TIMEOUT_MS", "MYSQL_PORT", "MYSQL_POOL_SIZE", "JWT_TTL_SECONDS",
+    **dict.fromkeys(("AMQP_HEARTBEAT_SECONDS", "MAX_UPLOAD_BYTES", "MONGO_TIMEOUT_MS", "MYSQL_PORT", "MYSQL_POOL_SIZE", "JWT_TTL_SECONDS", "ARGON2_TIME_COST",
+                     "ARGON2_MEMORY_KIB", "ARGON2_PARALLELISM",
                      "LOGIN_MAX_FAILURES", "LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_LOCKOUT_SECONDS", "AUTH_PORT",
                      "GATEWAY_PORT", "METRICS_PORT", "SMTP_PORT", "MONGO_LOCAL_PORT", "CONVERTER_METRICS_PORT",
                      "NOTIFICATION_METRICS_PORT", "GATEWAY_METRICS_PORT", "AUTH_METRICS_PORT", "TRUSTED_PROXY_HOPS",
                      "REGISTER_MAX_PER_ADDRESS", "REGISTER_WINDOW_SECONDS", "EVENT_STREAMS_MAX", "STORAGE_CAPACITY_BYTES", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"), "count"),
-    **dict.fromkeys(("OUTBOX_INTERVAL_SECONDS", "UPSTREAM_TIMEOUT_SECONDS", "FFMPEG_TIMEOUT_SECONDS", "MAX_MEDIA_SECONDS",
+    **dict.fromkeys(("OUTBOX_INTERVAL_SECONDS", "UPSTREAM_TIMEOUT_SECONDS", "JWKS_CACHE_SECONDS", "JWKS_REFRESH_MIN_SECONDS", "FFMPEG_TIMEOUT_SECONDS", "MAX_MEDIA_SECONDS",
                      "JOB_LEASE_SECONDS", "SMTP_TIMEOUT_SECONDS", "VIDEO_RETENTION_SECONDS", "RESULT_RETENTION_SECONDS",
                      "JANITOR_INTERVAL_SECONDS", "JANITOR_GRACE_SECONDS"), "seconds"),
     **dict.fromkeys(("AUTH_DEV_MODE", "SMTP_STARTTLS", "SMTP_SSL"), "flag"),

@@ -11,7 +11,7 @@ from services.common import config, storage
 from services.common import openapi as api_docs
 from services.common.web import create_base_app, error_response
 
-from . import auth_client, broker, lifecycle, openapi, outbox, storage_metrics
+from . import auth_client, broker, jwks, lifecycle, openapi, outbox, storage_metrics
 from .routes import bp
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def create_app():
     app.register_error_handler(gridfs.errors.GridFSError, _corrupt_file)
     lifecycle.configure()
     storage_metrics.register_once()
+    jwks.warm()
     try:
         storage.ensure_indexes()
     except pymongo.errors.PyMongoError:

@@ -9,3 +9,7 @@ JOB_CANCELS = Counter("gateway_job_cancels", "Jobs cancelled by their owner")
 JOB_DELETES = Counter("gateway_job_deletes", "Jobs deleted with their files by their owner")
 EVENT_STREAMS = Gauge("gateway_event_streams", "Live job event streams open", multiprocess_mode="livesum")
 OUTBOX_PUBLISHED = Counter("gateway_outbox_published", "Jobs published late by the outbox relay")
+TOKEN_VERIFICATIONS = Counter("gateway_token_verifications", "Bearer tokens verified by the gateway, by outcome",
+                              ["result"])
+JWKS_FETCHES = Counter("gateway_jwks_fetches", "Fetches of auth's public keys (JWKS) by outcome", ["result"])
+JWKS_KEYS = Gauge("gateway_jwks_keys", "Public keys the gateway holds to verify tokens", multiprocess_mode="max")

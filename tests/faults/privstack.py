@@ -19,6 +19,7 @@ import pika
 import pymongo
 import requests
 
+from tests.support.keys import new_private_pem
 from tests.support.net import free_port
 from tests.support.stack import ROOT
 
@@ -218,7 +219,7 @@ class PrivateStack:
             "OTEL_TRACES_EXPORTER": "none",
             "FFMPEG_BINARY": str(tools / "slow-ffmpeg"),
             "FFPROBE_BINARY": str(tools / "slow-ffprobe"),
-            "JWT_SECRET": "faults-" + uuid.uuid4().hex + uuid.uuid4().hex,
+            "JWT_PRIVATE_KEY": new_private_pem(),
             "LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_ADDRESS": "1000", "REGISTER_MAX_PER_ADDRESS": "100000",
             "UPSTREAM_TIMEOUT_SECONDS": "5",
             "LOG_LEVEL": "INFO",
