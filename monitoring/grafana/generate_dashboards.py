@@ -247,9 +247,15 @@ def service_overview() -> dict:
     b.add(timeseries("Registrations by result", "Registration attempts per second: created, duplicate, invalid.",
                      [(f"sum by (result) (rate(auth_registrations_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
                      "ops"), 8, 7)
-    b.add(timeseries("Token validations by result", "JWT validations asked by the gateway: valid, invalid.",
-                     [(f"sum by (result) (rate(auth_token_validations_total{{{NS}}}[$__rate_interval]))",
-                       "{{result}}")], "ops"), 8, 7)
+    b.add(timeseries("Token checks by result",
+                     "Bearer tokens the gateway verified with auth's public keys (valid, invalid, keys_unavailable), "
+                     "fetches of those keys (JWKS) and calls to auth's POST /validate (kept for compatibility).",
+                     [(f"sum by (result) (rate(gateway_token_verifications_total{{{NS}}}[$__rate_interval]))",
+                       "gateway {{result}}"),
+                      (f"sum by (result) (rate(gateway_jwks_fetches_total{{{NS}}}[$__rate_interval]))",
+                       "JWKS fetch {{result}}"),
+                      (f"sum by (result) (rate(auth_token_validations_total{{{NS}}}[$__rate_interval]))",
+                       "auth /validate {{result}}")], "ops"), 8, 7)
 
     b.row("Saturation and versions")
     b.add(timeseries("CPU per process", "CPU cores used by each scraped process (1 = one full core).",

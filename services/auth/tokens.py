@@ -13,7 +13,8 @@ import time
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption, PrivateFormat, PublicFormat,
+                                                          load_pem_private_key, load_pem_public_key)
 
 from services.common import config
 from services.common.tokens import ALGORITHM, TokenError, key_id, to_jwk, verify
@@ -68,6 +69,16 @@ def keys() -> KeySet:
 def jwks() -> dict:
     """The public keys that verify tokens (RFC 7517), for GET /.well-known/jwks.json."""
     return {"keys": [to_jwk(k) for k in keys().verifying.values()]}
+
+
+def new_key_lines() -> str:
+    """A new key pair in env-file form (one line each, PEM with literal \\n): the private key for
+    JWT_PRIVATE_KEY, and its public key to add to JWT_PUBLIC_KEYS first (README: rotation)."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    public = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    return "\n".join([f"# kid {key_id(key.public_key())}", "JWT_PRIVATE_KEY=" + private.strip().replace("\n", "\\n"),
+                      "JWT_PUBLIC_KEYS=" + public.strip().replace("\n", "\\n")])
 
 
 def issue(user: dict) -> str:

@@ -48,7 +48,7 @@ def test_signing_key_is_required_outside_dev_mode(monkeypatch):
     with pytest.raises(RuntimeError, match="JWT_PRIVATE_KEY"):
         _keys(monkeypatch, "")
     with pytest.raises(ValueError):
-        _keys(monkeypatch, "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----")
+        _keys(monkeypatch, "-----BEGIN PRIVATE KEY-----\n!not a key\n-----END PRIVATE KEY-----")
     with pytest.raises(RuntimeError, match="JWT_PUBLIC_KEYS"):
         _keys(monkeypatch, new_private_pem(), public="garbage")
     assert len(_keys(monkeypatch, "", dev="1").verifying) == 1  # dev mode makes a key
