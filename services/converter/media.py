@@ -189,7 +189,8 @@ def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     """Convert `source` as `options` say (default: today's MP3) into `sink`; returns the bytes written.
 
     Streamed formats go through a pipe while ffmpeg encodes (memory stays flat); formats whose
-    header is written last (m4a, flac, wav, VBR mp3) go to a file beside `stderr_path` first.
+    header is written last (m4a, flac, wav, VBR mp3, mp3 with its cover: the muxer holds the audio
+    back until the picture is there, which a pipe cannot take) go to a file beside `stderr_path` first.
     `on_progress(seconds)` hears how much of the output is encoded (both passes of a loudness
     normalisation count half); setting `stop` kills ffmpeg and raises Stopped.
     """
@@ -202,7 +203,7 @@ def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     if options.normalize:
         plan.loudness = _measure_loudness(plan, stderr_path, lambda s: report(s / 2), stop)
         on_progress = lambda s: report(total / 2 + s / 2)  # noqa: E731
-    if options.spec.seekable or options.quality is not None:
+    if options.spec.seekable or options.quality is not None or options.cover:
         plan.target = os.path.join(os.path.dirname(stderr_path) or ".", "output." + options.spec.extension)
     written = _run(command.build(plan), stderr_path, source, sink if plan.target == "pipe:1" else None,
                    on_progress, stop)
