@@ -1,6 +1,7 @@
 """ffprobe and ffmpeg: inspect a file and extract its audio in the job's format (commands: command.py)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -203,6 +204,8 @@ def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     if options.normalize:
         plan.loudness = _measure_loudness(plan, stderr_path, lambda s: report(s / 2), stop)
         on_progress = lambda s: report(total / 2 + s / 2)  # noqa: E731
+        if plan.loudness is None:  # silence (or under one 400 ms block): nothing to normalize, left as it is
+            plan.options = dataclasses.replace(options, normalize=False)
     if options.spec.seekable or options.quality is not None or options.cover:
         plan.target = os.path.join(os.path.dirname(stderr_path) or ".", "output." + options.spec.extension)
     written = _run(command.build(plan), stderr_path, source, sink if plan.target == "pipe:1" else None,
@@ -216,8 +219,9 @@ def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     return written
 
 
-def _measure_loudness(plan: command.Plan, stderr_path: str, on_progress, stop: threading.Event) -> dict:
-    """Normalisation's first pass: loudnorm's JSON measurement, the last thing ffmpeg prints."""
+def _measure_loudness(plan: command.Plan, stderr_path: str, on_progress, stop: threading.Event) -> dict | None:
+    """Normalisation's first pass: loudnorm's JSON measurement, the last thing ffmpeg prints;
+    None when there is no loudness to measure."""
     _run(command.analysis(plan), stderr_path, plan.source, None, on_progress, stop)
     text = _text(_stderr_tail(stderr_path, 8192))
     try:
@@ -225,9 +229,7 @@ def _measure_loudness(plan: command.Plan, stderr_path: str, on_progress, stop: t
         float(measured["input_i"])
     except (ValueError, KeyError):
         raise PermanentError("the loudness of the audio could not be measured") from None
-    if measured["input_i"] in ("-inf", "inf"):
-        raise PermanentError("the audio is silent: there is no loudness to normalize")
-    return measured
+    return None if measured["input_i"] in ("-inf", "inf") or measured["input_thresh"] in ("-inf", "inf") else measured
 
 
 def _run(args: list[str], stderr_path: str, source: str, sink: BinaryIO | None,

@@ -203,3 +203,9 @@ def test_killed_normalize_pass_is_a_retry_not_a_verdict(clip, tmp_path, monkeypa
     with pytest.raises(TransientError, match="ffmpeg was killed by SIGKILL"):
         media.to_mp3(str(clip), media.probe(str(clip)), io.BytesIO(), str(tmp_path / "log"),
                      options=parse({"normalize": "true", "format": "flac"}))
+
+
+def test_normalizing_silence_leaves_it_as_it_is(tmp_path):
+    silent = make_media(tmp_path / "silent.wav", seconds=1, video=None, audio="anullsrc=r=44100:cl=mono")
+    out = convert(silent, tmp_path / "silent.mp3", {"normalize": "true"})
+    assert abs(float(ffprobe(out)["format"]["duration"]) - 1) < 0.1
