@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from . import config
 from .messaging import Delivery, PermanentError
+from .options import DEFAULT_FORMAT, FORMATS, Format
 
 
 class Status(StrEnum):
@@ -78,6 +79,7 @@ class Job:
     ended_at: float | None = None  # when it reached done, failed or cancelled: retention counts from here
     video_removed: bool = False  # retention removed the source video
     rev: int = 0  # bumped by every change users can see: the id of its live events
+    options: dict = field(default_factory=dict)  # options.Options.to_dict(); empty: today's MP3
 
     @property
     def id(self) -> str:
@@ -174,8 +176,19 @@ def stem(filename: str | None) -> str:
     return os.path.splitext(filename or "")[0] or "audio"
 
 
+def output_format(job: Job) -> Format:
+    """The format of the job's result (an unknown stored one reads as the default, MP3)."""
+    return FORMATS.get(str((job.options or {}).get("format")), FORMATS[DEFAULT_FORMAT])
+
+
 def mp3_name(job: Job) -> str:
-    return stem(job.filename) + ".mp3"
+    """The result's file name: the upload's, with the extension of the job's format."""
+    return stem(job.filename) + "." + output_format(job).extension
+
+
+def media_type(job: Job) -> str:
+    """The result's Content-Type."""
+    return output_format(job).media_type
 
 
 def _iso(ts: float | None) -> str | None:
@@ -202,6 +215,7 @@ def view(job: Job) -> dict:
         "expires_at": _iso(job.expires_at()),
         "mp3_id": None,
         "download_url": None,
+        "options": job.options or {},
     }
     if job.status == Status.DONE and job.mp3_id:
         shown.update(mp3_id=job.mp3_id, download_url=download_path(job.mp3_id), audio_seconds=job.audio_seconds)

@@ -62,7 +62,7 @@ def upload():
         propagate.inject(carrier)  # the outbox re-publishes into this same trace
         job = storage.create_job(Job(job_id, owner=user["sub"], owner_email=user.get("email"),
                                      filename=stored.filename, size=stored.size, content_type=stored.content_type,
-                                     video_id=stored.video_id, trace=carrier))
+                                     video_id=stored.video_id, trace=carrier, options=stored.options.to_dict()))
         storage.forget_upload(stored.video_id)
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)
@@ -73,7 +73,7 @@ def upload():
                 # The job is durable: whatever went wrong with the broker, the outbox relay publishes it later.
                 log.warning("publish failed, left to the outbox", extra={"job_id": job_id, "error": str(exc)})
                 publisher.close()
-        log.info("upload accepted", extra={"job_id": job_id, "size": stored.size})
+        log.info("upload accepted", extra={"job_id": job_id, "size": stored.size, "options": stored.options.used()})
     finally:
         telemetry.detach(token)
     status_url = jobs.status_path(job_id)
@@ -170,5 +170,5 @@ def download():
     if requested:
         headers["Content-Range"] = f"bytes {start}-{end}/{length}"
     body = storage.read_file(bucket, fid, start, end) if length else iter(())
-    return Response(body, status=206 if requested else 200, mimetype="audio/mpeg", headers=headers,
+    return Response(body, status=206 if requested else 200, mimetype=jobs.media_type(job), headers=headers,
                     direct_passthrough=True)

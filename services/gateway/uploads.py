@@ -9,11 +9,14 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
+from services.common import options as output_options
 from services.common import storage
+from services.common.options import Options, OptionError
 from services.common.web import ApiError
 
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
+MAX_FIELDS = 32  # the options are 13; room for a client's own extras, no more
 
 
 def safe_filename(raw: str | None) -> str:
@@ -30,6 +33,30 @@ class StoredUpload:
     filename: str
     size: int
     content_type: str | None
+    options: Options = Options()
+
+
+def invalid_option(error: OptionError) -> ApiError:
+    return ApiError(400, "invalid_option", f"invalid option {error.field}: {error.message}")
+
+
+def check_fields_so_far(fields: dict[str, str]) -> None:
+    """Refuse, before the file is stored, options that are bad whatever the fields after the file
+    say (only `format` can still change what the others allow)."""
+    try:
+        output_options.parse(fields)
+    except OptionError as exc:
+        later_formats = [] if "format" in fields else list(output_options.FORMATS)
+        if all(_fails(dict(fields, format=name)) for name in later_formats):
+            raise invalid_option(exc) from None
+
+
+def _fails(fields: dict[str, str]) -> bool:
+    try:
+        output_options.parse(fields)
+    except OptionError:
+        return True
+    return False
 
 
 class _FilePartWriter:
@@ -41,18 +68,22 @@ class _FilePartWriter:
         self.stored: StoredUpload | None = None
         self.part: File | Field | None = None
         self.field_bytes = 0
+        self.fields: dict[str, str] = {}
+        self.field_data = bytearray()
 
     def on_event(self, event) -> None:
         if isinstance(event, File):
             self._open(event)
         elif isinstance(event, Field):
             self.part, self.field_bytes = event, 0
+            self.field_data.clear()
         elif isinstance(event, Data):
             self._data(event)
 
     def _open(self, part: File) -> None:
         if self.writer is not None or self.stored is not None:
             raise ApiError(400, "too_many_files", "send exactly one file per upload")
+        check_fields_so_far(self.fields)
         self.part = part
         metadata = {"content_type": part.headers.get("Content-Type"), "original_name": part.filename}
         video_id = storage.new_id()
@@ -65,6 +96,9 @@ class _FilePartWriter:
             self.field_bytes += len(event.data)
             if self.field_bytes > MAX_FIELD_BYTES:
                 raise ApiError(413, "payload_too_large", "form field too large")
+            self.field_data += event.data
+            if not event.more_data:
+                self._field_done(self.part)
             return
         self.writer.write(event.data)
         if not event.more_data:
@@ -72,6 +106,16 @@ class _FilePartWriter:
             self.stored = StoredUpload(self.writer.file_id, self.writer.filename, self.writer.length,
                                        self.part.headers.get("Content-Type"))
             self.writer = None
+
+    def _field_done(self, part: Field) -> None:
+        if part.name in self.fields:
+            raise ApiError(400, "invalid_option", f"form field {part.name[:40]!r} given twice")
+        if len(self.fields) >= MAX_FIELDS:
+            raise ApiError(400, "invalid_option", f"more than {MAX_FIELDS} form fields")
+        try:
+            self.fields[part.name] = self.field_data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "invalid_option", f"form field {part.name[:40]!r} is not UTF-8 text") from None
 
     def discard(self) -> None:
         """Remove what a failed upload wrote (best effort: if MongoDB is down, so is the damage)."""
@@ -149,4 +193,8 @@ def _the_one_file(target: _FilePartWriter) -> StoredUpload:
         raise ApiError(400, "missing_file", 'no file in the upload; send it as -F "file=@video.mp4"')
     if target.stored.size == 0:
         raise ApiError(400, "empty_file", "the uploaded file is empty")
+    try:
+        target.stored.options = output_options.parse(target.fields)
+    except OptionError as exc:  # a field after the file was bad: the stored file goes (receive_video)
+        raise invalid_option(exc) from None
     return target.stored
