@@ -9,3 +9,7 @@ JOB_CANCELS = Counter("gateway_job_cancels", "Jobs cancelled by their owner")
 JOB_DELETES = Counter("gateway_job_deletes", "Jobs deleted with their files by their owner")
 EVENT_STREAMS = Gauge("gateway_event_streams", "Live job event streams open", multiprocess_mode="livesum")
 OUTBOX_PUBLISHED = Counter("gateway_outbox_published", "Jobs published late by the outbox relay")
+TUS_UPLOADS = Counter("gateway_tus_uploads", "Resumable (tus) uploads by event: created, resumed (a PATCH past 0 "
+                      "after a HEAD), completed, terminated", ["event"])
+for _event in ("created", "resumed", "completed", "terminated"):
+    TUS_UPLOADS.labels(_event)  # every series exists from the start, for dashboards and rate()
