@@ -3,10 +3,13 @@
 The state (`tus_uploads`, one document per upload) holds the committed offset, so an upload survives
 a dropped connection, a gateway restart and a switch of replica. A PATCH takes the upload's lock
 only at the offset the client names (a stale offset or a second PATCH at once finds no match), and
-checkpoints the offset after each window of full chunks it stores. The last chunk of a PATCH may be
-partial: it is stored as it is, and the next PATCH reads it back and completes it. Bytes past the
-committed offset that a killed gateway left behind are overwritten or removed by the next PATCH.
-The GridFS `fs.files` entry is written only when the last byte is in.
+checkpoints the offset after each window of chunks it stores.
+
+Only full chunks go to `fs.chunks`, appended and never rewritten (the MongoDB stand-in cannot delete
+or replace one chunk of a file); the partial chunk a PATCH ends in (< 255 KiB) is kept in the state
+as `tail` and completed by the next PATCH. Full chunks a killed gateway stored past the committed
+offset hold the client's bytes at their place, so `recover` adopts them. The GridFS `fs.files`
+entry is written when the last byte is in.
 """
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ def create(upload_id: str, owner: str, owner_email: str | None, length: int, fil
     now = time.time()
     doc = {"_id": upload_id, "owner": owner, "owner_email": owner_email, "length": length, "offset": 0,
            "filename": filename, "options": options, "job_id": job_id, "completed": False,
-           "created": now, "expires": now + expiry_seconds(), "lock": None, "lock_until": 0.0, "headed": False}
+           "created": now, "expires": now + expiry_seconds(), "lock": None, "lock_until": 0.0, "headed": False,
+           "tail": Binary(b"")}
     collection().insert_one(doc)
     return doc
 
@@ -66,10 +70,10 @@ def lock(upload_id: str, owner: str, offset: int, token: str) -> dict | None:
         return_document=ReturnDocument.BEFORE)
 
 
-def checkpoint(upload_id: str, token: str, offset: int, release: bool = False) -> bool:
-    """Commit `offset` (every byte below it is stored); False when this PATCH lost its lock."""
+def checkpoint(upload_id: str, token: str, offset: int, tail: bytes, release: bool = False) -> bool:
+    """Commit `offset` (the bytes below it are in full chunks and `tail`); False once the lock is lost."""
     now = time.time()
-    fields: dict = {"offset": offset, "expires": now + expiry_seconds(), "headed": False,
+    fields: dict = {"offset": offset, "tail": Binary(tail), "expires": now + expiry_seconds(), "headed": False,
                     "lock_until": 0.0 if release else now + LOCK_SECONDS}
     if release:
         fields["lock"] = None
@@ -113,30 +117,18 @@ def renew(upload_id: str, token: str) -> bool:
 
 
 class ResumableWriter:
-    """Appends one PATCH's bytes to the upload's chunks, starting at the committed offset.
-
-    At most one window of chunks (~4 MiB) is held in memory; each stored window is checkpointed.
-    """
+    """Appends one PATCH's bytes to the upload, from the committed offset; at most a window of
+    chunks (~4 MiB) and the tail are in memory, and each stored window is checkpointed."""
 
     def __init__(self, bucket: Bucket, upload: dict, token: str):
         self.bucket, self.upload_id, self.token = bucket, upload["_id"], token
-        self.offset = upload["offset"]
-        self._start_n = self._stored_n = self.offset // CHUNK_SIZE  # chunks below _stored_n are final
-        self._pending = bytearray(self._partial_chunk(self.offset % CHUNK_SIZE))
+        self.offset, self.length = upload["offset"], upload["length"]
+        self._stored_n = self.offset // CHUNK_SIZE  # chunks below are in fs.chunks
+        self._pending = bytearray(bytes(upload.get("tail") or b""))
+        if self._stored_n * CHUNK_SIZE + len(self._pending) != self.offset:
+            raise gridfs.errors.CorruptGridFile(f"upload {self.upload_id!r}: tail and offset disagree")
         self._chunks: list[dict] = []
         self._stored_at = time.monotonic()
-        # A gateway killed mid-PATCH may have stored chunks past the committed offset.
-        first_stale = self._start_n + 1 if self._pending else self._start_n
-        bucket.chunks.delete_many({"files_id": self.upload_id, "n": {"$gte": first_stale}})
-
-    def _partial_chunk(self, size: int) -> bytes:
-        if not size:
-            return b""
-        chunk = self.bucket.chunks.find_one({"files_id": self.upload_id, "n": self._start_n})
-        data = bytes(chunk["data"]) if chunk else b""
-        if len(data) < size:
-            raise gridfs.errors.CorruptGridFile(f"upload {self.upload_id!r} lost the end of chunk {self._start_n}")
-        return data[:size]  # anything more is what a killed PATCH wrote and never committed
 
     def write(self, data: bytes) -> None:
         self._pending += data
@@ -151,34 +143,53 @@ class ResumableWriter:
         return {"files_id": self.upload_id, "n": n, "data": Binary(data)}
 
     def _store(self, final: bool) -> None:
-        """Store the full chunks so far (at the end the partial one too) and commit the new offset."""
+        """Store the full chunks so far (and the file's last, partial one) and commit the new offset."""
         self._stored_at = time.monotonic()
         if not renew(self.upload_id, self.token):
             raise LockLost(self.upload_id)
-        chunks = self._chunks
-        if final and self._pending:
-            chunks = chunks + [self._chunk(self._stored_n + len(chunks), bytes(self._pending))]
-        if chunks and chunks[0]["n"] == self._start_n:
-            # The chunk this PATCH started in may be stored partially: replaced, never inserted twice.
-            self.bucket.chunks.delete_many({"files_id": self.upload_id, "n": self._start_n})
-        if chunks:
-            self.bucket.chunks.insert_many(chunks, ordered=True)
+        if self._pending and (self._stored_n + len(self._chunks)) * CHUNK_SIZE + len(self._pending) == self.length:
+            # The file's last chunk is the one chunk that may be short.
+            self._chunks.append(self._chunk(self._stored_n + len(self._chunks), bytes(self._pending)))
+            self._pending.clear()
+        if self._chunks:
+            self.bucket.chunks.insert_many(self._chunks, ordered=True)
         self._stored_n += len(self._chunks)
+        offset = min(self._stored_n * CHUNK_SIZE, self.length) + len(self._pending)
         self._chunks = []
-        # Not final: only full chunks count, and a PATCH that began mid-chunk may not have filled one yet.
-        offset = self._stored_n * CHUNK_SIZE + len(self._pending) if final else max(self.offset, self._stored_n * CHUNK_SIZE)
-        if not checkpoint(self.upload_id, self.token, offset, release=final):
+        if not checkpoint(self.upload_id, self.token, offset, bytes(self._pending), release=final):
             raise LockLost(self.upload_id)
         self.offset = offset
 
     def commit(self) -> None:
-        """Store what is left (a partial last chunk included), commit the offset and unlock."""
+        """Store what is left, commit the offset and unlock."""
         self._store(final=True)
 
 
+def recover(bucket: Bucket, upload: dict) -> dict:
+    """Adopt the chunks a killed PATCH stored past the committed offset (they hold the client's bytes
+    at their place); the upload as it is now. Left alone while a PATCH holds it."""
+    if upload["completed"] or upload["lock_until"] > time.time():
+        return upload
+    stored_n = upload["offset"] // CHUNK_SIZE
+    last = None
+    for chunk in bucket.chunks.find({"files_id": upload["_id"], "n": {"$gte": stored_n}}):
+        short = len(chunk["data"]) < CHUNK_SIZE and stored_n * CHUNK_SIZE + len(chunk["data"]) != upload["length"]
+        if chunk["n"] != stored_n or short:
+            raise gridfs.errors.CorruptGridFile(f"upload {upload['_id']!r} has a stray chunk {chunk['n']}")
+        last, stored_n = chunk, stored_n + 1
+    if last is None:
+        return upload
+    offset = (stored_n - 1) * CHUNK_SIZE + len(last["data"])
+    found = collection().find_one_and_update(
+        {"_id": upload["_id"], "offset": upload["offset"], "lock_until": {"$lt": time.time()}},
+        {"$set": {"offset": offset, "tail": Binary(b"")}}, return_document=ReturnDocument.AFTER)
+    return found or upload
+
+
 def finish_file(bucket: Bucket, upload: dict, metadata: dict) -> None:
-    """Make the complete upload a GridFS file (once: a second finisher finds it there)."""
-    if bucket.files.find_one({"_id": upload["_id"]}, {"_id": 1}) is None:
-        bucket.files.insert_one({"_id": upload["_id"], "length": upload["length"], "chunkSize": CHUNK_SIZE,
-                                 "uploadDate": datetime.now(timezone.utc), "filename": upload["filename"],
-                                 "metadata": metadata})
+    """Make the complete upload a GridFS file. Inserted even when an entry exists: the stand-in makes
+    one (of length 0) at the first chunk and takes the insert as its update; MongoDB refuses a second
+    finisher's (DuplicateKeyError, the caller's to forgive)."""
+    bucket.files.insert_one({"_id": upload["_id"], "length": upload["length"], "chunkSize": CHUNK_SIZE,
+                             "uploadDate": datetime.now(timezone.utc), "filename": upload["filename"],
+                             "metadata": metadata})

@@ -137,7 +137,7 @@ def create():
 @bp.route("/<upload_id>", methods=["HEAD"], provide_automatic_options=False)
 def head(upload_id: str):
     """Where to resume: the offset the server has."""
-    upload = _owned(upload_id, auth_client.current_user())
+    upload = resumable.recover(storage.videos(), _owned(upload_id, auth_client.current_user()))
     if upload["offset"] == upload["length"] and not upload["completed"]:
         _finish(upload)  # the gateway that received the last byte died before making the job
     elif not upload["completed"]:
@@ -156,7 +156,7 @@ def patch(upload_id: str):
     if request.mimetype != OCTET_STREAM:
         raise ApiError(415, "unsupported_media_type", f"send the bytes as Content-Type: {OCTET_STREAM}")
     offset = _count_header("Upload-Offset")
-    upload = _owned(upload_id, user)
+    upload = resumable.recover(storage.videos(), _owned(upload_id, user))
     if offset != upload["offset"]:
         raise _offset_conflict(upload)
     remaining = upload["length"] - offset
