@@ -210,3 +210,18 @@ def test_an_expired_upload_answers_410_and_the_janitor_removes_it(user, video):
     assert tally.removed["tus_expired"] >= 1
     assert head(user, url).status_code == 404
     assert list(storage.videos().chunks.find({"files_id": upload_id})) == []
+
+
+def test_chunks_a_killed_patch_stored_past_the_offset_are_adopted(user, video):
+    url = upload_url(user, len(video))
+    assert patch(user, url, 0, video[:300_000]).status_code == 204  # one full chunk, the rest in the tail
+    upload_id = url.rsplit("/", 1)[1]
+    # What a gateway killed between storing a chunk and committing its offset leaves behind.
+    size = storage.CHUNK_SIZE
+    storage.videos().chunks.insert_one({"files_id": upload_id, "n": 1, "data": video[size:2 * size]})
+    assert patch(user, url, 300_000, video[300_000:]).status_code == 409
+    uploader = tuspy(user, video, url=url)
+    assert uploader.offset == 2 * size
+    uploader.upload()
+    assert user.wait_job(head(user, url).headers["Job-Id"])["status"] == "done"
+    assert stored_bytes(upload_id) == video
