@@ -11,6 +11,7 @@ import time
 
 import pymongo.errors
 from flask import Blueprint, Response, request
+from opentelemetry import trace
 from werkzeug.http import http_date
 
 from services.common import config, resumable, storage
@@ -166,8 +167,10 @@ def patch(upload_id: str):
     locked = resumable.lock(upload_id, user["sub"], offset, token)
     if locked is None:
         raise _lock_refused(upload_id, user)
-    if offset > 0 and locked["headed"]:
+    resumed = offset > 0 and bool(locked["headed"])
+    if resumed:
         metrics.TUS_UPLOADS.labels("resumed").inc()
+    trace.get_current_span().set_attributes({"tus.upload_id": upload_id, "tus.offset": offset, "tus.resumed": resumed})
     return _receive(locked, token, remaining)
 
 
@@ -217,6 +220,7 @@ def _receive(upload: dict, token: str, remaining: int):
     except BaseException:
         resumable.unlock(upload["_id"], token)
         raise
+    trace.get_current_span().set_attribute("tus.received_bytes", writer.offset - upload["offset"])
     return _patched(dict(upload, offset=writer.offset), overflow)
 
 
