@@ -310,6 +310,15 @@ def pipeline() -> dict:
                      [(f"max(gateway_outbox_backlog{{{NS}}})", "backlog"),
                       (f"sum(rate(gateway_outbox_published_total{{{NS}}}[$__rate_interval]))", "published late /s")],
                      "short", thresholds=[(1, "orange")]), 8, 7)
+    b.add(timeseries("Resumable (tus) uploads", "tus uploads created and not finished (in progress), and per "
+                     "hour: created, resumed (a PATCH past 0 after a HEAD: a client came back after a cut), "
+                     "completed (job made), terminated (DELETE) and expired (unfinished past "
+                     "TUS_UPLOAD_EXPIRY_SECONDS, removed by the janitor).",
+                     [(f"max(vid2mp3_tus_uploads_in_progress{{{NS}}})", "in progress"),
+                      (f"sum by (event) (increase(gateway_tus_uploads_total{{{NS}}}[1h]))", "{{event}} /h"),
+                      (f'sum(namespace_reason:vid2mp3_storage_removed_files:increase1h{{{NS}, reason="tus_expired"}})',
+                       "expired /h")],
+                     "short"), 24, 7)
 
     b.row("Queues")
     b.add(timeseries("Queue depth", "Messages ready (waiting) and unacked (being worked on) in the work queues.",

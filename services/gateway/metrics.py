@@ -13,3 +13,7 @@ TOKEN_VERIFICATIONS = Counter("gateway_token_verifications", "Bearer tokens veri
                               ["result"])
 JWKS_FETCHES = Counter("gateway_jwks_fetches", "Fetches of auth's public keys (JWKS) by outcome", ["result"])
 JWKS_KEYS = Gauge("gateway_jwks_keys", "Public keys the gateway holds to verify tokens", multiprocess_mode="max")
+TUS_UPLOADS = Counter("gateway_tus_uploads", "Resumable (tus) uploads by event: created, resumed (a PATCH past 0 "
+                      "after a HEAD), completed, terminated", ["event"])
+for _event in ("created", "resumed", "completed", "terminated"):
+    TUS_UPLOADS.labels(_event)  # every series exists from the start, for dashboards and rate()

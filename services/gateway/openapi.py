@@ -8,6 +8,68 @@ STATUSES = [str(status) for status in Status]
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 JOB = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
 
+_DIGITS = {"type": "string", "pattern": "^[0-9]+$"}
+_TUS = {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"type": "string", "enum": ["1.0.0"]},
+        "description": "the tus protocol version (required on every tus request but OPTIONS)"}
+_UPLOAD_ID = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_EXPIRES = {"Upload-Expires": {"description": "when the unfinished upload expires (RFC 7231 date)",
+                               "schema": {"type": "string"}}}
+_JOB_ID_HEADER = {"Job-Id": {"description": "the job made of the finished upload", "schema": {"type": "string"}}}
+_TUS_OPTIONS = {"summary": "tus: what the server supports (no token needed)",
+                "responses": {"204": {"description": "Tus-Version, Tus-Extension, Tus-Max-Size", "headers": {
+                    "Tus-Version": {"schema": {"type": "string"}, "required": True},
+                    "Tus-Extension": {"schema": {"type": "string"}, "required": True},
+                    "Tus-Max-Size": {"schema": _DIGITS, "required": True}}}}}
+
+
+def _head_errors(*statuses: int) -> dict:
+    """A HEAD answer carries no body, so its errors have no content."""
+    return {code: {"description": answer["description"]} for code, answer in _errors(*statuses).items()}
+
+
+TUS_PATHS = {
+    "/uploads/": {
+        "options": _TUS_OPTIONS,
+        "post": {
+            "summary": "tus creation: start a resumable upload of Upload-Length bytes, then PATCH them",
+            "description": "Upload-Metadata: comma-separated `key base64(value)` pairs; `filename` names the video.",
+            "security": [{"bearer": []}],
+            "parameters": [_TUS,
+                           {"name": "Upload-Length", "in": "header", "required": True, "schema": _DIGITS},
+                           {"name": "Upload-Metadata", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "responses": {"201": {"description": "Created; PATCH the bytes to Location", "headers": {
+                "Location": {"schema": {"type": "string"}, "required": True}, **_EXPIRES}},
+                **_errors(400, 401, 412, 413, 429, 503)},
+        },
+    },
+    "/uploads/{upload_id}": {
+        "options": dict(_TUS_OPTIONS, parameters=[_UPLOAD_ID]),
+        "head": {
+            "summary": "tus: the offset to resume at (and Job-Id once the upload is finished)",
+            "security": [{"bearer": []}], "parameters": [_UPLOAD_ID, _TUS],
+            "responses": {"200": {"description": "The upload's state", "headers": {
+                "Upload-Offset": {"schema": _DIGITS, "required": True},
+                "Upload-Length": {"schema": _DIGITS, "required": True}, **_EXPIRES, **_JOB_ID_HEADER}},
+                **_head_errors(400, 401, 404, 410, 412, 503)},
+        },
+        "patch": {
+            "summary": "tus: append bytes at Upload-Offset; the last byte makes the job (Job-Id)",
+            "security": [{"bearer": []}],
+            "parameters": [_UPLOAD_ID, _TUS, {"name": "Upload-Offset", "in": "header", "required": True, "schema": _DIGITS}],
+            "requestBody": {"required": True, "content": {"application/offset+octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"204": {"description": "Stored; Upload-Offset is the new offset", "headers": {
+                "Upload-Offset": {"schema": _DIGITS, "required": True}, **_EXPIRES, **_JOB_ID_HEADER}},
+                **_errors(400, 401, 404, 409, 410, 412, 413, 415, 423, 503)},
+        },
+        "delete": {
+            "summary": "tus termination: remove the upload and its bytes",
+            "security": [{"bearer": []}], "parameters": [_UPLOAD_ID, _TUS],
+            "responses": {"204": {"description": "Removed"}, **_errors(401, 404, 412, 423, 503)},
+        },
+    },
+}
+
 SPEC = {
     "openapi": "3.0.3",
     "info": {
@@ -112,6 +174,7 @@ SPEC = {
                 "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                 **_errors(400, 401, 404, 410, 416, 503)},
         }},
+        **TUS_PATHS,
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "Readiness (auth, MongoDB, RabbitMQ)",
                             "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},

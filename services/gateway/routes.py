@@ -1,20 +1,16 @@
 """The gateway's public routes: accounts (relayed to auth), uploads, jobs and downloads."""
 from __future__ import annotations
 
-import logging
 from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
-from opentelemetry import propagate
-
-from services.common import config, jobs, storage, telemetry
+from services.common import config, jobs, storage
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.web import ApiError
 
-from . import auth_client, broker, lifecycle, metrics, outbox, uploads
+from . import auth_client, lifecycle, metrics, uploads
 
-log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
 
 
@@ -55,27 +51,8 @@ def upload():
     except ApiError:
         metrics.UPLOADS.labels("rejected").inc()
         raise
-    job_id = storage.new_id()
-    token = telemetry.job_context(job_id)
-    try:
-        carrier: dict = {}
-        propagate.inject(carrier)  # the outbox re-publishes into this same trace
-        job = storage.create_job(Job(job_id, owner=user["sub"], owner_email=user.get("email"),
-                                     filename=stored.filename, size=stored.size, content_type=stored.content_type,
-                                     video_id=stored.video_id, trace=carrier, options=stored.options.to_dict()))
-        storage.forget_upload(stored.video_id)
-        metrics.UPLOADS.labels("accepted").inc()
-        metrics.UPLOAD_BYTES.inc(stored.size)
-        with broker.publishers.publisher() as publisher:
-            try:
-                outbox.publish_job(publisher, job)
-            except Exception as exc:
-                # The job is durable: whatever went wrong with the broker, the outbox relay publishes it later.
-                log.warning("publish failed, left to the outbox", extra={"job_id": job_id, "error": str(exc)})
-                publisher.close()
-        log.info("upload accepted", extra={"job_id": job_id, "size": stored.size, "options": stored.options.used()})
-    finally:
-        telemetry.detach(token)
+    job_id = uploads.accept(user, stored).id
+    storage.forget_upload(stored.video_id)
     status_url = jobs.status_path(job_id)
     return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}
 

@@ -5,14 +5,23 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+import logging
+
+import pymongo.errors
 from flask import request
+from opentelemetry import propagate
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from services.common import options as output_options
-from services.common import storage
+from services.common import storage, telemetry
+from services.common.jobs import Job
 from services.common.options import Options, OptionError
 from services.common.web import ApiError
+
+from . import broker, metrics, outbox
+
+log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
@@ -198,3 +207,38 @@ def _the_one_file(target: _FilePartWriter) -> StoredUpload:
     except OptionError as exc:  # a field after the file was bad: the stored file goes (receive_video)
         raise invalid_option(exc) from None
     return target.stored
+
+
+def accept(user: dict, stored: StoredUpload, job_id: str | None = None) -> Job:
+    """Make a stored video a job and queue it: the one way in for multipart and tus uploads alike.
+
+    With a `job_id` chosen beforehand (tus), accepting twice (a retried final PATCH) makes one job.
+    """
+    job_id = job_id or storage.new_id()
+    token = telemetry.job_context(job_id)
+    try:
+        carrier: dict = {}
+        propagate.inject(carrier)  # the outbox re-publishes into this same trace
+        job = Job(job_id, owner=user["sub"], owner_email=user.get("email"), filename=stored.filename,
+                  size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier, options=stored.options.to_dict())
+        try:
+            job = storage.create_job(job)
+        except pymongo.errors.DuplicateKeyError:
+            return storage.get_job(job_id)
+        metrics.UPLOADS.labels("accepted").inc()
+        metrics.UPLOAD_BYTES.inc(stored.size)
+        _publish(job)
+        log.info("upload accepted", extra={"job_id": job_id, "size": stored.size, "options": stored.options.used()})
+        return job
+    finally:
+        telemetry.detach(token)
+
+
+def _publish(job: Job) -> None:
+    with broker.publishers.publisher() as publisher:
+        try:
+            outbox.publish_job(publisher, job)
+        except Exception as exc:
+            # The job is durable: whatever went wrong with the broker, the outbox relay publishes it later.
+            log.warning("publish failed, left to the outbox", extra={"job_id": job.id, "error": str(exc)})
+            publisher.close()
