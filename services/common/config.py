@@ -52,6 +52,10 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("MAX_UPLOAD_BYTES", "2147483648", "largest accepted upload body; larger answers 413"),
     ("OUTBOX_INTERVAL_SECONDS", "5", "how often the gateway re-publishes stored jobs whose message is not confirmed yet"),
     ("EVENT_STREAMS_MAX", "4", "live job event streams (GET /jobs/<id>/events) one gateway process serves at once, each holding a thread; more answer 503 too_busy"),
+    ("UPLOADS_MAX", "256", "uploads (POST /upload bodies) one gateway process receives at once, each holding a thread; more answer 503 too_busy"),
+    ("USER_MAX_ACTIVE_JOBS", "5", "unfinished jobs (queued, converting, or still uploading) one user may have; more answer 429 quota_exceeded (admins are exempt)"),
+    ("USER_MAX_STORED_BYTES", "10737418240", "bytes one user may keep stored: videos, MP3s and uploads in progress (counted at their declared length); more answer 429 quota_exceeded"),
+    ("USER_MAX_UPLOADS_PER_DAY", "200", "uploads one user may start in any 24 hours; more answer 429 quota_exceeded with Retry-After"),
     ("UPSTREAM_TIMEOUT_SECONDS", "5", "timeout of calls from the gateway to auth"),
     # --- converter
     ("FFMPEG_BINARY", "ffmpeg", "ffmpeg executable"),
@@ -86,8 +90,10 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("SENTRY_DSN", "", "enables Sentry error reporting when set"),
     ("PROMETHEUS_MULTIPROC_DIR", "", "folder for gunicorn multi-worker metrics (set by the gunicorn config when empty)"),
     ("GUNICORN_WORKERS", "1", "gunicorn worker processes of auth and gateway (above 1, metrics switch to multiprocess mode, which drops exemplars)"),
-    ("GUNICORN_THREADS", "8", "threads per gunicorn worker"),
+    ("GUNICORN_THREADS", "8", "threads per gunicorn worker for short requests (the gateway adds one for each of its UPLOADS_MAX and EVENT_STREAMS_MAX places)"),
     ("GUNICORN_TIMEOUT", "120", "gunicorn worker timeout in seconds"),
+    ("HTTP_HEADER_TIMEOUT_SECONDS", "15", "time a client has to send its request line and headers once it started; then the connection is closed"),
+    ("HTTP_IDLE_TIMEOUT_SECONDS", "30", "longest silence of a client in the middle of a request (headers or body) before its connection is closed"),
 ]
 
 _DEFAULTS = {name: default for name, default, _ in SETTINGS}
@@ -99,10 +105,12 @@ TYPES: dict[str, str] = {
                      "LOGIN_MAX_FAILURES", "LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_LOCKOUT_SECONDS", "AUTH_PORT",
                      "GATEWAY_PORT", "METRICS_PORT", "SMTP_PORT", "MONGO_LOCAL_PORT", "CONVERTER_METRICS_PORT",
                      "NOTIFICATION_METRICS_PORT", "GATEWAY_METRICS_PORT", "AUTH_METRICS_PORT", "TRUSTED_PROXY_HOPS",
-                     "REGISTER_MAX_PER_ADDRESS", "REGISTER_WINDOW_SECONDS", "EVENT_STREAMS_MAX", "STORAGE_CAPACITY_BYTES", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"), "count"),
+                     "REGISTER_MAX_PER_ADDRESS", "REGISTER_WINDOW_SECONDS", "EVENT_STREAMS_MAX", "UPLOADS_MAX",
+                     "USER_MAX_ACTIVE_JOBS", "USER_MAX_STORED_BYTES", "USER_MAX_UPLOADS_PER_DAY", "STORAGE_CAPACITY_BYTES", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"), "count"),
     **dict.fromkeys(("OUTBOX_INTERVAL_SECONDS", "UPSTREAM_TIMEOUT_SECONDS", "FFMPEG_TIMEOUT_SECONDS", "MAX_MEDIA_SECONDS",
                      "JOB_LEASE_SECONDS", "SMTP_TIMEOUT_SECONDS", "VIDEO_RETENTION_SECONDS", "RESULT_RETENTION_SECONDS",
-                     "JANITOR_INTERVAL_SECONDS", "JANITOR_GRACE_SECONDS"), "seconds"),
+                     "JANITOR_INTERVAL_SECONDS", "JANITOR_GRACE_SECONDS", "HTTP_HEADER_TIMEOUT_SECONDS",
+                     "HTTP_IDLE_TIMEOUT_SECONDS"), "seconds"),
     **dict.fromkeys(("AUTH_DEV_MODE", "SMTP_STARTTLS", "SMTP_SSL"), "flag"),
     "RETRY_DELAYS": "delays",
     "AMQP_QUEUE_TYPE": "queue_type",

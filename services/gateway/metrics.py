@@ -9,3 +9,13 @@ JOB_CANCELS = Counter("gateway_job_cancels", "Jobs cancelled by their owner")
 JOB_DELETES = Counter("gateway_job_deletes", "Jobs deleted with their files by their owner")
 EVENT_STREAMS = Gauge("gateway_event_streams", "Live job event streams open", multiprocess_mode="livesum")
 OUTBOX_PUBLISHED = Counter("gateway_outbox_published", "Jobs published late by the outbox relay")
+UPLOADS_IN_PROGRESS = Gauge("gateway_uploads_in_progress", "Upload bodies this gateway is receiving now",
+                            multiprocess_mode="livesum")
+QUOTA_REJECTIONS = Counter("gateway_quota_rejections", "Uploads refused with 429 quota_exceeded, by the limit reached",
+                           ["limit"])
+TOO_BUSY = Counter("gateway_too_busy", "Requests refused with 503 too_busy, by what was full (uploads, event_streams)",
+                   ["what"])
+for _limit in ("active_jobs", "stored_bytes", "uploads_per_day"):
+    QUOTA_REJECTIONS.labels(_limit)
+for _what in ("uploads", "event_streams"):
+    TOO_BUSY.labels(_what)
