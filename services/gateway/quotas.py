@@ -114,10 +114,10 @@ def _check(used: Usage, started: list[float], cap: Usage, declared_bytes: int) -
     if used.active_jobs >= cap.active_jobs:
         raise _refuse("active_jobs", f"too many unfinished jobs: {used.active_jobs} of {cap.active_jobs} allowed "
                       "(USER_MAX_ACTIVE_JOBS); wait for one to finish", ACTIVE_RETRY_AFTER)
-    if len(started) >= cap.uploads_per_day:
+    if len(started) >= cap.uploads_24h:
         wait = int(started[0] + DAY - time.time()) + 1
         raise _refuse("uploads_per_day", f"daily upload quota exceeded: {len(started)} uploads in the last 24 hours "
-                      f"of {cap.uploads_per_day} allowed (USER_MAX_UPLOADS_PER_DAY)", str(max(wait, 1)))
+                      f"of {cap.uploads_24h} allowed (USER_MAX_UPLOADS_PER_DAY)", str(max(wait, 1)))
     _check_stored(used, cap, declared_bytes)
 
 
