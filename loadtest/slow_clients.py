@@ -95,7 +95,10 @@ class Trickler:
 def timed_get(url: str, headers: dict | None = None, timeout: float = 20) -> tuple[float, int]:
     started = time.perf_counter()
     try:
-        status = requests.get(url, headers=headers, timeout=timeout).status_code
+        answer = requests.get(url, headers=headers, timeout=timeout)
+        status = answer.status_code
+        if status != 200 and os.environ.get("SLOW_CLIENTS_DEBUG"):
+            print(url, status, answer.text[:200], file=sys.stderr)
     except requests.RequestException:
         status = 0
     return time.perf_counter() - started, status
@@ -121,11 +124,11 @@ def _percentiles(values: list[float]) -> dict:
             "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], "max": ordered[-1]}
 
 
-def start_gateway(env: dict, args: list[str], extra_env: dict, log: Path) -> tuple[subprocess.Popen, str]:
+def start_gateway(stack, args: list[str], extra_env: dict, log: Path) -> tuple[subprocess.Popen, str]:
     from tests.support.net import free_port, wait_ready
 
     port = free_port()
-    env = dict(env, GATEWAY_PORT=str(port), GATEWAY_METRICS_PORT=str(free_port()), OUTBOX_INTERVAL_SECONDS="0",
+    env = dict(stack.env, MONGO_URI=stack.mongo_uri, AUTH_URL=stack.auth, GATEWAY_PORT=str(port), GATEWAY_METRICS_PORT=str(free_port()), OUTBOX_INTERVAL_SECONDS="0",
                OTEL_SERVICE_NAME="gateway", OTEL_TRACES_EXPORTER="none", **extra_env)
     proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "python:services.common.gunicorn_conf", *args,
                              "services.gateway:create_app()"], env=env, cwd=ROOT, stdout=log.open("wb"),
@@ -138,7 +141,7 @@ def start_gateway(env: dict, args: list[str], extra_env: dict, log: Path) -> tup
 def run_option(name: str, stack, users: dict, media: Path, n: int, seconds: float) -> dict:
     args, extra = OPTIONS[name]
     log = Path(tempfile.mkdtemp(prefix="slow-clients-")) / "gateway.log"
-    proc, base = start_gateway(stack.env, args, extra, log)
+    proc, base = start_gateway(stack, args, extra, log)
     try:
         prober = users["prober"]
         baseline = probe(base, users["job_id"], prober.auth, seconds / 2)
@@ -162,8 +165,10 @@ def _normal_upload(base: str, client, media: Path) -> dict:
     started = time.perf_counter()
     try:
         with open(media, "rb") as f:
-            status = requests.post(f"{base}/upload", headers=client.auth, files={"file": ("ok.mp4", f)},
-                                   timeout=60).status_code
+            answer = requests.post(f"{base}/upload", headers=client.auth, files={"file": ("ok.mp4", f)}, timeout=60)
+        status = answer.status_code
+        if status != 202 and os.environ.get("SLOW_CLIENTS_DEBUG"):
+            print("upload", status, answer.text[:200], file=sys.stderr)
     except requests.RequestException:
         status = 0
     return {"status": status, "seconds": time.perf_counter() - started}
