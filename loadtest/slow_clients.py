@@ -124,24 +124,27 @@ def _percentiles(values: list[float]) -> dict:
             "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], "max": ordered[-1]}
 
 
-def start_gateway(stack, args: list[str], extra_env: dict, log: Path) -> tuple[subprocess.Popen, str]:
+def start_gateway(env: dict, args: list[str], extra_env: dict, log: Path) -> tuple[subprocess.Popen, str, str]:
+    """A gateway process of its own on the stack that `env` names (MONGO_URI and AUTH_URL included):
+    the process, its base URL and its metrics URL."""
     from tests.support.net import free_port, wait_ready
 
-    port = free_port()
-    env = dict(stack.env, MONGO_URI=stack.mongo_uri, AUTH_URL=stack.auth, GATEWAY_PORT=str(port), GATEWAY_METRICS_PORT=str(free_port()), OUTBOX_INTERVAL_SECONDS="0",
+    port, metrics_port = free_port(), free_port()
+    env = dict(env, GATEWAY_PORT=str(port), GATEWAY_METRICS_PORT=str(metrics_port), OUTBOX_INTERVAL_SECONDS="0",
                OTEL_SERVICE_NAME="gateway", OTEL_TRACES_EXPORTER="none", **extra_env)
     proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "python:services.common.gunicorn_conf", *args,
                              "services.gateway:create_app()"], env=env, cwd=ROOT, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     wait_ready(f"{base}/healthz", "gateway", proc)
-    return proc, base
+    return proc, base, f"http://127.0.0.1:{metrics_port}"
 
 
 def run_option(name: str, stack, users: dict, media: Path, n: int, seconds: float) -> dict:
     args, extra = OPTIONS[name]
     log = Path(tempfile.mkdtemp(prefix="slow-clients-")) / "gateway.log"
-    proc, base = start_gateway(stack, args, extra, log)
+    env = dict(stack.env, MONGO_URI=stack.mongo_uri, AUTH_URL=stack.auth)
+    proc, base, _ = start_gateway(env, args, extra, log)
     try:
         prober = users["prober"]
         baseline = probe(base, users["job_id"], prober.auth, seconds / 2)
