@@ -39,30 +39,29 @@ class _TimedSocket(socket.socket):
             super().setblocking(False)
 
     def recv(self, size: int, *flags) -> bytes:
-        self._bound_wait()
+        why = self._bound_wait()
         try:
             return super().recv(size, *flags)
         except TimeoutError:
-            raise _gone("idle too long") from None
+            raise _gone(why) from None
 
     def recv_into(self, buffer, *args) -> int:
-        self._bound_wait()
+        why = self._bound_wait()
         try:
             return super().recv_into(buffer, *args)
         except TimeoutError:
-            raise _gone("idle too long") from None
+            raise _gone(why) from None
 
-    def _bound_wait(self) -> None:
+    def _bound_wait(self) -> str:
+        """Set the timeout of the next read; returns what its expiry would mean."""
         if self.gettimeout() in (None, 0.0):
-            return  # the poller's non-blocking reads
+            return "idle too long"  # the poller's non-blocking reads never wait
         deadline = getattr(_request, "header_deadline", None)
-        if deadline is None:
-            self.settimeout(self.idle_timeout)
-            return
-        left = deadline - time.monotonic()
+        left = self.idle_timeout if deadline is None else deadline - time.monotonic()
         if left <= 0:
             raise _gone("request headers not complete in time")
         self.settimeout(min(self.idle_timeout, left))
+        return "idle too long" if left >= self.idle_timeout else "request headers not complete in time"
 
 
 def _gone(why: str) -> OSError:

@@ -91,7 +91,7 @@ def test_200_trickling_uploads_block_nobody_and_one_more_is_too_busy(gateway, st
         try:
             ready, _, _ = select.select(extra.socks, [], [], 20)
             assert len(ready) == 1
-            busy = ready[0].recv(4096).decode()
+            busy = _read_answer(ready[0])
             assert busy.startswith("HTTP/1.1 503") and "too_busy" in busy and "Retry-After: 10" in busy, busy
         finally:
             extra.close()
@@ -99,6 +99,18 @@ def test_200_trickling_uploads_block_nobody_and_one_more_is_too_busy(gateway, st
         trickler.close()
     _wait(lambda: _metric(gateway["metrics"], "gateway_uploads_in_progress") == 0, "every upload place given back")
     assert _metric(gateway["metrics"], 'gateway_too_busy_total{what="uploads"}') >= 1
+
+
+def _read_answer(sock: socket.socket) -> str:
+    """The whole short answer on `sock` (headers and body may come in separate segments)."""
+    sock.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 20:
+        more = sock.recv(4096)
+        if not more:
+            break
+        data += more
+    return data.decode()
 
 
 def _closed_by_server(sock: socket.socket, keep_sending: bytes | None, limit: float = 40) -> bool:
