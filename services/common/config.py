@@ -52,7 +52,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("MAX_UPLOAD_BYTES", "2147483648", "largest accepted upload body; larger answers 413"),
     ("OUTBOX_INTERVAL_SECONDS", "5", "how often the gateway re-publishes stored jobs whose message is not confirmed yet"),
     ("EVENT_STREAMS_MAX", "4", "live job event streams (GET /jobs/<id>/events) one gateway process serves at once, each holding a thread; more answer 503 too_busy"),
-    ("UPLOADS_MAX", "256", "uploads (POST /upload bodies) one gateway process receives at once, each holding a thread; more answer 503 too_busy"),
+    ("UPLOADS_MAX", "256", "uploads (POST /upload bodies) one gateway process receives at once, each holding a thread and up to ~4 MiB of not yet stored chunks (size the memory limit for it); more answer 503 too_busy"),
     ("USER_MAX_ACTIVE_JOBS", "5", "unfinished jobs (queued, converting, or still uploading) one user may have; more answer 429 quota_exceeded (admins are exempt)"),
     ("USER_MAX_STORED_BYTES", "10737418240", "bytes one user may keep stored: videos, MP3s and uploads in progress (counted at their declared length); more answer 429 quota_exceeded"),
     ("USER_MAX_UPLOADS_PER_DAY", "200", "uploads one user may start in any 24 hours; more answer 429 quota_exceeded with Retry-After"),
