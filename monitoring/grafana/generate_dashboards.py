@@ -389,6 +389,18 @@ def pipeline() -> dict:
                      "each gateway; beyond EVENT_STREAMS_MAX a gateway answers 503 too_busy.",
                      [(f"sum by (instance) (gateway_event_streams{{{NS}}})", "{{instance}}")], "short"), 12, 7)
 
+    b.row("Uploads in progress and refused")
+    b.add(timeseries("Uploads in progress per gateway", "Upload bodies each gateway is receiving now; beyond "
+                     "UPLOADS_MAX a gateway answers 503 too_busy (each upload holds one of its threads).",
+                     [(f"sum by (instance) (gateway_uploads_in_progress{{{NS}}})", "{{instance}}")], "short"), 12, 7)
+    b.add(timeseries("Uploads refused: quota and too busy", "Uploads refused with 429 quota_exceeded, by the limit "
+                     "reached (USER_MAX_ACTIVE_JOBS, USER_MAX_STORED_BYTES, USER_MAX_UPLOADS_PER_DAY), and requests "
+                     "refused with 503 too_busy, by what was full (uploads, event_streams), per second.",
+                     [(f"sum by (limit) (rate(gateway_quota_rejections_total{{{NS}}}[$__rate_interval]))",
+                       "quota: {{limit}}"),
+                      (f"sum by (what) (rate(gateway_too_busy_total{{{NS}}}[$__rate_interval]))", "too busy: {{what}}")],
+                     "ops"), 12, 7)
+
     # The janitor's figures, exposed by every gateway replica alike: the recording rules take max, never sum.
     b.row("Storage")
     b.add(stat("Stored", "Bytes of videos and MP3s stored, at the janitor's last round.",

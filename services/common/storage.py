@@ -213,9 +213,14 @@ def janitor_stats():
     return client()[config.env("MONGO_JOBS_DB")].janitor
 
 
-def record_upload(video_id: str, owner: str) -> None:
+def record_upload(video_id: str, owner: str, declared_bytes: int = 0) -> None:
+    """`declared_bytes` (the length the client announced) counts against the owner's storage quota."""
     now = time.time()
-    uploads().insert_one({"_id": video_id, "owner": owner, "started": now, "touched": now})
+    uploads().insert_one({"_id": video_id, "owner": owner, "started": now, "touched": now, "bytes": declared_bytes})
+
+
+def set_upload_bytes(video_id: str, size: int) -> None:
+    uploads().update_one({"_id": video_id}, {"$set": {"bytes": size, "touched": time.time()}})
 
 
 def touch_upload(video_id: str) -> None:

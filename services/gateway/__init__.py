@@ -11,7 +11,7 @@ from services.common import config, resumable, storage
 from services.common import openapi as api_docs
 from services.common.web import create_base_app, error_response
 
-from . import auth_client, broker, jwks, lifecycle, openapi, outbox, storage_metrics, tus
+from . import account, auth_client, broker, jwks, lifecycle, openapi, outbox, storage_metrics, tus
 from .routes import bp
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ def create_app():
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
     app.register_blueprint(bp)
     app.register_blueprint(tus.bp)
+    app.register_blueprint(account.bp)
     api_docs.register(app, openapi.SPEC)
     app.register_error_handler(pymongo.errors.PyMongoError, _storage_down)
     app.register_error_handler(gridfs.errors.GridFSError, _corrupt_file)

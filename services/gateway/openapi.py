@@ -7,6 +7,25 @@ from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHE
 STATUSES = [str(status) for status in Status]
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 JOB = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
+_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}}
+TOO_BUSY = {"503": {"description": "too_busy: this server has no upload or stream place free (UPLOADS_MAX, "
+                                   "EVENT_STREAMS_MAX), or a dependency is unavailable; retry after Retry-After",
+                    "headers": RETRY_AFTER, "content": _ERROR_BODY}}
+UPLOAD_ERRORS = {
+    "408": {"description": "request_timeout: the body stopped arriving (HTTP_IDLE_TIMEOUT_SECONDS)",
+            "content": _ERROR_BODY},
+    "429": {"description": "quota_exceeded: unfinished jobs (USER_MAX_ACTIVE_JOBS), stored bytes "
+                           "(USER_MAX_STORED_BYTES, checked at Content-Length and again at the real size) or "
+                           "uploads in 24 h (USER_MAX_UPLOADS_PER_DAY); the message gives the limit and the usage. "
+                           "Retry-After when waiting helps (jobs finishing, the day's window moving)",
+            "headers": RETRY_AFTER, "content": _ERROR_BODY},
+    **TOO_BUSY,
+}
+USAGE = {"type": "object", "required": ["active_jobs", "stored_bytes", "uploads_24h"], "properties": {
+    "active_jobs": {"type": "integer", "description": "queued or converting jobs, and uploads in progress"},
+    "stored_bytes": {"type": "integer", "description": "videos, MP3s and uploads in progress (at their declared length)"},
+    "uploads_24h": {"type": "integer", "description": "uploads started in the last 24 hours"}}}
 
 _DIGITS = {"type": "string", "pattern": "^[0-9]+$"}
 _TUS = {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"type": "string", "enum": ["1.0.0"]},
@@ -117,7 +136,16 @@ SPEC = {
             "responses": {"202": {"description": "Accepted; poll status_url", "content": {"application/json": {
                 "schema": {"type": "object", "required": ["job_id", "status_url"], "properties": {
                     "job_id": {"type": "string"}, "status_url": {"type": "string"}}}}}},
-                **_errors(400, 401, 413, 415, 503)},
+                **_errors(400, 401, 413, 415), **UPLOAD_ERRORS},
+        }},
+        "/me": {"get": {
+            "summary": "Your account: email, usage and limits (limits are null for admins: they are exempt)",
+            "security": [{"bearer": []}],
+            "responses": {"200": {"description": "You", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["email", "admin", "usage", "limits"], "properties": {
+                    "email": {"type": "string", "nullable": True}, "admin": {"type": "boolean"},
+                    "usage": USAGE, "limits": dict(USAGE, nullable=True)}}}}},
+                **_errors(401, 503)},
         }},
         "/jobs": {"get": {
             "summary": "Your jobs, newest first",
@@ -158,7 +186,7 @@ SPEC = {
                 "properties": {"id": {"type": "string", "description": "the job's revision"},
                                "event": {"type": "string", "enum": ["message", "deleted"]},
                                "data": {"type": "string", "description": "the job's view as JSON (a Job)"}}}}}},
-                          **_errors(401, 404, 503)},
+                          **_errors(401, 404), **TOO_BUSY},
         }},
         "/download": {"get": {
             "summary": "Download the MP3 of a finished job (HTTP Range supported)",

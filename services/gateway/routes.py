@@ -9,7 +9,7 @@ from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.web import ApiError
 
-from . import auth_client, lifecycle, metrics, uploads
+from . import auth_client, lifecycle, metrics, quotas, uploads
 
 bp = Blueprint("gateway", __name__)
 
@@ -45,16 +45,32 @@ def login():
 @bp.post("/upload")
 def upload():
     """Store a video and queue its conversion."""
-    user = auth_client.current_user()
-    try:
-        stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), user["sub"])
-    except ApiError:
-        metrics.UPLOADS.labels("rejected").inc()
-        raise
+    with uploads.slot():
+        user = auth_client.current_user()
+        try:
+            stored = _receive(user)
+        except ApiError:
+            metrics.UPLOADS.labels("rejected").inc()
+            raise
     job_id = uploads.accept(user, stored).id
     storage.forget_upload(stored.video_id)
     status_url = jobs.status_path(job_id)
     return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}
+
+
+def _receive(user: dict) -> uploads.StoredUpload:
+    """The body, stored, within the user's quotas: checked at the declared length before the first
+    byte is read and again at the real one (the video is removed if that no longer fits)."""
+    declared = min(request.content_length or 0, config.env_int("MAX_UPLOAD_BYTES"))
+    upload_id = quotas.admit(user, declared)
+    stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), upload_id)
+    try:
+        quotas.confirm(user, upload_id, stored.size)
+    except BaseException:
+        storage.delete_file(storage.videos(), upload_id)
+        storage.forget_upload(upload_id)
+        raise
+    return stored
 
 
 @bp.get("/jobs/<job_id>")

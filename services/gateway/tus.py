@@ -19,7 +19,7 @@ from services.common import options as output_options
 from services.common.options import Options, OptionError
 from services.common.web import ApiError
 
-from . import auth_client, metrics, uploads
+from . import auth_client, metrics, quotas, uploads
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tus", __name__, url_prefix="/uploads")
@@ -30,12 +30,7 @@ OCTET_STREAM = "application/offset+octet-stream"
 MAX_METADATA_CHARS = 8192
 
 
-# ---------------------------------------------------------------- hooks for the neighbouring features
-
-
-def check_quota(user: dict, upload_length: int) -> None:
-    """Hook of the per-user quotas: raise ApiError(429) when `upload_length` more bytes are too many.
-    A no-op until the quota module exists; tus creation calls it before anything is stored."""
+# ---------------------------------------------------------------- what the metadata asks for
 
 
 def upload_options(metadata: dict[str, str]) -> dict:
@@ -131,10 +126,10 @@ def create():
     if request.content_length:
         raise ApiError(400, "unexpected_body", "create the upload without a body, then PATCH its bytes")
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
-    check_quota(user, length)
-    upload = resumable.create(storage.new_id(), user["sub"], user.get("email"), length,
-                              uploads.safe_filename(metadata.get("filename")), upload_options(metadata),
-                              job_id=storage.new_id())
+    filename, options = uploads.safe_filename(metadata.get("filename")), upload_options(metadata)
+    upload_id = quotas.admit(user, length, reserve=lambda new_id: resumable.create(
+        new_id, user["sub"], user.get("email"), length, filename, options, job_id=storage.new_id()))
+    upload = resumable.find(upload_id, user["sub"])
     metrics.TUS_UPLOADS.labels("created").inc()
     log.info("tus upload created", extra={"upload_id": upload["_id"], "size": length})
     return "", 201, {"Location": f"/uploads/{upload['_id']}", **_expires_header(upload)}

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import logging
 
@@ -14,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from services.common import options as output_options
-from services.common import storage, telemetry
+from services.common import config, storage, telemetry
 from services.common.jobs import Job
 from services.common.options import Options, OptionError
 from services.common.web import ApiError
@@ -26,6 +29,26 @@ log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
 MAX_FIELDS = 32  # the options are 13; room for a client's own extras, no more
+_places: threading.BoundedSemaphore | None = None  # UPLOADS_MAX, made at the first upload
+
+
+@contextmanager
+def slot() -> Iterator[None]:
+    """Hold one of this process' UPLOADS_MAX upload places while receiving a body, or answer 503
+    too_busy: each upload holds a thread as long as its client is slow, and the threads are sized for it."""
+    global _places
+    if _places is None:
+        _places = threading.BoundedSemaphore(config.env_int("UPLOADS_MAX"))
+    if not _places.acquire(blocking=False):
+        metrics.TOO_BUSY.labels("uploads").inc()
+        raise ApiError(503, "too_busy", "too many uploads in progress on this server; retry shortly",
+                       {"Retry-After": "10"})
+    metrics.UPLOADS_IN_PROGRESS.inc()
+    try:
+        yield
+    finally:
+        metrics.UPLOADS_IN_PROGRESS.dec()
+        _places.release()
 
 
 def safe_filename(raw: str | None) -> str:
@@ -71,8 +94,8 @@ def _fails(fields: dict[str, str]) -> bool:
 class _FilePartWriter:
     """Follows the decoder's events: the one file part goes into storage, form fields are bounded."""
 
-    def __init__(self, bucket: storage.Bucket, owner: str):
-        self.bucket, self.owner = bucket, owner
+    def __init__(self, bucket: storage.Bucket, video_id: str):
+        self.bucket, self.video_id = bucket, video_id
         self.writer: storage.FileWriter | None = None
         self.stored: StoredUpload | None = None
         self.part: File | Field | None = None
@@ -95,8 +118,7 @@ class _FilePartWriter:
         check_fields_so_far(self.fields)
         self.part = part
         metadata = {"content_type": part.headers.get("Content-Type"), "original_name": part.filename}
-        video_id = storage.new_id()
-        storage.record_upload(video_id, self.owner)
+        video_id = self.video_id
         self.writer = storage.open_writer(self.bucket, video_id, safe_filename(part.filename), metadata,
                                           on_flush=lambda: storage.touch_upload(video_id))
 
@@ -129,12 +151,11 @@ class _FilePartWriter:
     def discard(self) -> None:
         """Remove what a failed upload wrote (best effort: if MongoDB is down, so is the damage)."""
         try:
-            for writer in filter(None, (self.writer,)):
-                writer.abort()
-                storage.forget_upload(writer.file_id)
+            if self.writer is not None:
+                self.writer.abort()
             if self.stored is not None:
                 storage.delete_file(self.bucket, self.stored.video_id)
-                storage.forget_upload(self.stored.video_id)
+            storage.forget_upload(self.video_id)
         except Exception:
             pass  # the upload record stays: the janitor removes the rest
 
@@ -159,7 +180,10 @@ def _feed(decoder: MultipartDecoder, target: _FilePartWriter, max_bytes: int) ->
     """Read the body block by block into the decoder, handing its events to `target`."""
     received = 0
     while True:
-        data = request.stream.read(READ_SIZE)
+        try:
+            data = request.stream.read(READ_SIZE)
+        except OSError:  # the client went away or stayed silent past HTTP_IDLE_TIMEOUT_SECONDS
+            raise ApiError(408, "request_timeout", "the upload stopped arriving; send it again") from None
         received += len(data)
         if received > max_bytes:
             raise _too_large(max_bytes)
@@ -172,15 +196,16 @@ def _feed(decoder: MultipartDecoder, target: _FilePartWriter, max_bytes: int) ->
             return
 
 
-def receive_video(max_bytes: int, owner: str) -> StoredUpload:
-    """Parse the multipart body as it arrives and write its one file part into GridFS.
+def receive_video(max_bytes: int, video_id: str) -> StoredUpload:
+    """Parse the multipart body as it arrives and write its one file part into GridFS as `video_id`
+    (recorded by storage.record_upload beforehand, see quotas.admit).
 
-    Raises ApiError for anything but exactly one non-empty file; a partial file is removed.
-    The upload stays recorded (storage.record_upload) until the caller has stored its job.
+    Raises ApiError for anything but exactly one non-empty file; a partial file and its upload record
+    are removed. On success the record stays until the caller has stored its job.
     """
     # The decoder bounds its internal buffer with this; field sizes are checked by the target.
     decoder = MultipartDecoder(_check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
-    target = _FilePartWriter(storage.videos(), owner)
+    target = _FilePartWriter(storage.videos(), video_id)
     try:
         _feed(decoder, target, max_bytes)
         return _the_one_file(target)

@@ -40,6 +40,9 @@ class IsolatedStack:
             "VIDEO_QUEUE": f"{tag}.video", "MP3_QUEUE": f"{tag}.mp3", "MYSQL_DATABASE": f"vid2mp3_{tag}",
             "MONGO_VIDEOS_DB": f"{tag}_videos", "MONGO_MP3S_DB": f"{tag}_mp3s", "MONGO_JOBS_DB": f"{tag}_jobs",
             "JWT_PRIVATE_KEY": new_private_pem(),
+            # Tests and benchmarks upload many jobs per user; quotas are tested on gateways of their own
+            # (tests/integration/test_quotas.py).
+            "USER_MAX_ACTIVE_JOBS": "1000", "USER_MAX_UPLOADS_PER_DAY": "100000",
         })
         if otlp is not None:
             self.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{otlp.port}"
