@@ -47,7 +47,9 @@ def build_overlays() -> dict[str, list[dict]]:
 
     with tempfile.TemporaryDirectory() as tmp:
         for d in ("k8s", "kustomize", "monitoring", "loadtest"):
-            shutil.copytree(ROOT / d, Path(tmp) / d, ignore=shutil.ignore_patterns("*.env", "__pycache__", "out"))
+            # an operator's real secrets (kustomize/**/*.env) are never copied
+            skip = ("*.env", "__pycache__") if d == "kustomize" else ("__pycache__", "out", "capacity")
+            shutil.copytree(ROOT / d, Path(tmp) / d, ignore=shutil.ignore_patterns(*skip))
         for example in (Path(tmp) / "kustomize").rglob("*.env.example"):
             shutil.copy(example, example.with_suffix(""))
         keda = Path(tmp) / "kustomize" / "overlays" / "prod-keda"
@@ -57,9 +59,11 @@ def build_overlays() -> dict[str, list[dict]]:
             "resources: [../prod]\ncomponents: [../../components/keda]\n")
         built = {}
         for name in ("prod", "prod-keda"):
-            out = subprocess.run([*kubectl(), str(Path(tmp) / "kustomize" / "overlays" / name)],
-                                 capture_output=True, text=True, check=True).stdout
-            built[name] = [d for d in yaml.safe_load_all(out) if d]
+            p = subprocess.run([*kubectl(), str(Path(tmp) / "kustomize" / "overlays" / name)],
+                               capture_output=True, text=True)
+            if p.returncode:
+                sys.exit(f"building the {name} overlay failed:\n{p.stderr}")
+            built[name] = [d for d in yaml.safe_load_all(p.stdout) if d]
     return built
 
 
