@@ -184,6 +184,7 @@ class Keda:
     activation: float = 0.0
     cooldown_s: float = 300.0
     polling_s: float = 30.0
+    unacked: bool = False  # does the trigger count unacknowledged messages (http protocol)?
     last_active: float = float("-inf")
 
     def poll(self, now: float, current: int, metric_total: float) -> int:
@@ -206,5 +207,8 @@ def keda_from_scaledobject(doc: dict, max_override: int | None = None) -> Keda:
     min_count = int(spec.get("minReplicaCount", 0))
     hpa = HPA(spec_from_behavior(max(min_count, 1), max_override or int(spec.get("maxReplicaCount", 100)),
                                  quantity(meta["value"]), behavior))
+    # over amqp KEDA reads the queue's message count, ready messages only; over http (the
+    # management API) ready + unacked unless excludeUnacknowledged
+    unacked = meta.get("protocol") == "http" and str(meta.get("excludeUnacknowledged", "false")).lower() != "true"
     return Keda(hpa, min_count, quantity(meta.get("activationValue", 0)), float(spec.get("cooldownPeriod", 300)),
-                float(spec.get("pollingInterval", 30)))
+                float(spec.get("pollingInterval", 30)), unacked)

@@ -24,11 +24,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import capacity_hpa as hpa  # noqa: E402
 import capacity_sim as sim  # noqa: E402
-from capacity_report import plot_run, plot_search, summary  # noqa: E402
+from capacity_report import describe, plot_run, plot_search, summary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SLO_S, SLO_SHARE = 300.0, 0.95  # the job-latency SLO: 95 % of jobs ready within 300 s
 HOUR = 3600.0
+KINDS = ("hpa", "keda", "keda-http")
 
 
 def kubectl() -> list[str]:
@@ -89,7 +90,10 @@ class Model:
         if kind == "hpa":
             return hpa.HPA(self.spec)
         # prod would patch the ScaledObject's maximum as it patches the HPA's: same ceiling for both
-        return hpa.keda_from_scaledobject(self.keda_doc, max_override=self.spec.max_replicas)
+        keda = hpa.keda_from_scaledobject(self.keda_doc, max_override=self.spec.max_replicas)
+        if kind == "keda-http":  # the variant: the trigger over http, counting unacked messages too
+            keda.unacked = True
+        return keda
 
     def run(self, rate_at, peak: float, hours: float, kind: str = "hpa") -> sim.Result:
         rng = random.Random(self.seed)
@@ -98,14 +102,19 @@ class Model:
         initial = self.spec.min_replicas if kind == "hpa" else 0
         return sim.simulate(jobs, self.scaler(kind), initial, self.startup_s, end)
 
-    def mean_work_s(self, n: int = 200_000) -> float:
+    def mean_work_s(self, n: int = 1_000_000) -> float:
         rng = random.Random(self.seed)
         return sum(self.service(sim.media_length(rng)) for _ in range(n)) / n
 
     def holds(self, rate: float, hours: float) -> tuple[bool, float]:
-        """Does a steady rate keep 95 % of the jobs of the trace's last hour within 300 s?"""
-        share = self.run(sim.steady(rate), rate, hours).within(SLO_S, since=(hours - 1) * HOUR)
-        return share >= SLO_SHARE, share
+        """Does a steady rate keep 95 % of the jobs of the run's last hour within 300 s, with a queue
+        that no longer grows? (A rate just above what the pods convert passes a short run on the
+        SLO alone: its backlog needs hours to reach 300 s of wait.)"""
+        result = self.run(sim.steady(rate), rate, hours)
+        share = result.within(SLO_S, since=(hours - 1) * HOUR)
+        last, before = (mean_waiting(result, (hours - k - 1) * HOUR, (hours - k) * HOUR) for k in (0, 1))
+        growing = last > before + 2 * self.spec.target * self.spec.max_replicas
+        return share >= SLO_SHARE and not growing, share
 
     def max_steady_rate(self, hours: float, steps: int) -> tuple[float, list[tuple[float, float]]]:
         bound = self.spec.max_replicas / self.mean_work_s()  # every pod busy all the time
@@ -113,9 +122,14 @@ class Model:
         for _ in range(steps):
             mid = (lo + hi) / 2
             ok, share = self.holds(mid, hours)
-            tried.append((mid, share))
+            tried.append((mid, share, ok))
             lo, hi = (mid, hi) if ok else (lo, mid)
         return lo, sorted(tried)
+
+
+def mean_waiting(result: sim.Result, start: float, end: float) -> float:
+    waiting = [s.waiting for s in result.samples if start <= s.t < end]
+    return sum(waiting) / len(waiting) if waiting else 0.0
 
 
 def drain_time(result: sim.Result, burst_end: float) -> float:
@@ -144,16 +158,20 @@ def main(argv: list[str] | None = None) -> int:
 
     rate, tried = model.max_steady_rate(args.search_hours, args.search_steps)
     plot_search(tried, SLO_SHARE, args.out / "rate-search.png")
-    runs = {"steady": {"hpa": model.run(sim.steady(rate), rate, args.search_hours)}}
+    runs = {"steady-90%": {"hpa": model.run(sim.steady(0.9 * rate), 0.9 * rate, args.search_hours)}}
     base, start, length = rate / 4, 1 * HOUR, 0.25 * HOUR
     scenarios = {"burst": (sim.burst(base, 10, start, length), 10 * base, 4.0),
                  "daily": (sim.daily(0.8 * rate), 0.8 * rate, 24.0),
                  "quiet-day": (sim.daily(1 / 60), 1 / 60, 24.0)}
     for name, (rate_at, peak, hours) in scenarios.items():
-        runs[name] = {kind: model.run(rate_at, peak, hours, kind) for kind in ("hpa", "keda")}
+        runs[name] = {kind: model.run(rate_at, peak, hours, kind) for kind in KINDS}
     for name, by_kind in runs.items():
         plot_run(name, by_kind, SLO_S, args.out / f"{name}.png")
     drains = {kind: drain_time(r, start + length) for kind, r in runs["burst"].items()}
+    (args.out / "figures.json").write_text(json.dumps(
+        {"max_steady_jobs_per_min": rate * 60, "burst_base_jobs_per_min": base * 60,
+         "burst_drain_min": {k: v / 60 for k, v in drains.items()},
+         "runs": {n: {k: describe(r) for k, r in by.items()} for n, by in runs.items()}}, indent=1))
     text = summary(spec, model, service, rate, tried, runs, drains, base, args)
     (args.out / "summary.md").write_text(text)
     print(text)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-COLORS = {"hpa": "tab:blue", "keda": "tab:orange"}
-LABELS = {"hpa": "HPA (prod)", "keda": "KEDA, scale to zero"}
+COLORS = {"hpa": "tab:blue", "keda": "tab:orange", "keda-http": "tab:green"}
+LABELS = {"hpa": "HPA (prod)", "keda": "KEDA as committed (amqp: ready msgs)",
+          "keda-http": "KEDA over http (ready + unacked)"}
 
 
 def _pyplot():
@@ -52,7 +53,10 @@ def plot_run(name: str, by_kind: dict, slo_s: float, path) -> None:
 def plot_search(tried: list[tuple[float, float]], share: float, path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot([r * 60 for r, _ in tried], [s * 100 for _, s in tried], marker="o")
+    ax.plot([r * 60 for r, _, _ in tried], [s * 100 for _, s, _ in tried], color="grey", lw=1)
+    for r, s, ok in tried:
+        ax.plot(r * 60, s * 100, "o", color="tab:green" if ok else "tab:red")
+    ax.plot([], [], "o", color="tab:red", label="does not hold (SLO missed, or the queue still grows)")
     ax.axhline(share * 100, color="tab:red", ls="--", lw=1, label=f"SLO: {share:.0%} within 300 s")
     ax.set_xlabel("steady upload rate (jobs/min)")
     ax.set_ylabel("% of jobs within 300 s\n(last hour of the run)")
@@ -110,7 +114,8 @@ def summary(spec, model, service, rate, tried, runs, drains, base, args) -> str:
         f"of a {args.search_hours:g} h run): **{rate * 60:.0f} jobs/min** ({rate:.2f}/s); the throughput of "
         f"{spec.max_replicas} busy pods is {bound * 60:.0f} jobs/min.",
         f"- A 10x burst for 15 min on {base * 60:.0f} jobs/min: the backlog is gone **{drains['hpa'] / 60:.1f} min** "
-        f"after the burst ends with the HPA ({drains['keda'] / 60:.1f} min with KEDA).",
+        f"after the burst ends with the HPA ({drains['keda'] / 60:.1f} min with KEDA as committed, "
+        f"{drains['keda-http'] / 60:.1f} min with KEDA over http).",
         "", "| trace | autoscaler | jobs | within 300 s | p50 s | p95 s | max s | max waiting | max replicas "
         "| replica-hours | jobs arriving at 0 replicas (p50) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -119,5 +124,5 @@ def summary(spec, model, service, rate, tried, runs, drains, base, args) -> str:
         for kind, res in by_kind.items():
             lines.append(_row(name, kind, describe(res)))
     lines += ["", "Search (jobs/min: share within 300 s): "
-              + ", ".join(f"{r * 60:.0f}: {s:.1%}" for r, s in tried), ""]
+              + ", ".join(f"{r * 60:.0f}: {s:.1%}{'' if ok else ' (fails)'}" for r, s, ok in tried), ""]
     return "\n".join(lines) + "\n"

@@ -182,17 +182,20 @@ class Simulation:
     def on_tick(self, now, _):
         if self.busy(now):
             self.push(now + self.sync_s, "tick")
-        # the HPA's metric: ready + unacknowledged messages (what rabbitmq_queue_messages counts);
-        # KEDA's amqp QueueLength trigger sees only the ready ones
-        metric = len(self.waiting) + (0 if self.keda else self.converting())
-        self.scale(now, self.scaler.sync(now, self.replicas, metric))
+        self.scale(now, self.scaler.sync(now, self.replicas, self.metric()))
         self.samples.append(Sample(now, len(self.waiting), self.converting(), self.replicas,
                                    sum(p.ready_at <= now and not p.leaving for p in self.pods)))
 
     def on_poll(self, now, _):
         if self.busy(now):
             self.push(now + self.scaler.polling_s, "poll")
-        self.scale(now, self.scaler.poll(now, self.replicas, len(self.waiting)))
+        self.scale(now, self.scaler.poll(now, self.replicas, self.metric()))
+
+    def metric(self) -> int:
+        """The HPA's metric: ready + unacknowledged messages (what rabbitmq_queue_messages counts);
+        KEDA's amqp QueueLength trigger sees only the ready ones."""
+        unacked = not self.keda or self.scaler.unacked
+        return len(self.waiting) + (self.converting() if unacked else 0)
 
     def scale(self, now: float, target: int):
         current = self.replicas

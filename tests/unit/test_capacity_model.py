@@ -155,6 +155,23 @@ def test_keda_from_scaledobject():
     k = hpa.keda_from_scaledobject(doc, max_override=20)
     assert (k.cooldown_s, k.polling_s, k.activation, k.hpa.spec.min_replicas, k.hpa.spec.max_replicas) == \
         (600, 15, 0, 1, 20)
+    assert not k.unacked  # no protocol given: amqp, which counts ready messages only
+    meta = doc["spec"]["triggers"][0]["metadata"]
+    meta["protocol"] = "http"
+    assert hpa.keda_from_scaledobject(doc).unacked
+    meta["excludeUnacknowledged"] = "true"
+    assert not hpa.keda_from_scaledobject(doc).unacked
+
+
+def test_keda_over_amqp_does_not_see_jobs_in_conversion():
+    """One long job converting, nothing ready: the amqp trigger is inactive and scales to zero after
+    the cooldown (the pod finishes its job first); counting unacked keeps the pod."""
+    for unacked, expected in ((False, 0), (True, 1)):
+        k = keda(cooldown=60)
+        k.unacked = unacked
+        res = sim.simulate([sim.Job(1, 1, 600)], k, 0, 0, 700)
+        assert res.jobs[0].end == pytest.approx(615)  # activated at the 15 s poll, then converted
+        assert res.samples[20].replicas == expected  # t = 300 s
 
 
 # ---------------------------------------------------------------- the queue
