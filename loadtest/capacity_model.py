@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rate, tried = model.max_steady_rate(args.search_hours, args.search_steps)
     plot_search(tried, SLO_SHARE, args.out / "rate-search.png")
-    runs = {"steady-90%": {"hpa": model.run(sim.steady(0.9 * rate), 0.9 * rate, args.search_hours)}}
+    runs = {"steady-90pct": {"hpa": model.run(sim.steady(0.9 * rate), 0.9 * rate, args.search_hours)}}
     base, start, length = rate / 4, 1 * HOUR, 0.25 * HOUR
     scenarios = {"burst": (sim.burst(base, 10, start, length), 10 * base, 4.0),
                  "daily": (sim.daily(0.8 * rate), 0.8 * rate, 24.0),
