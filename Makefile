@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test deps loadtest bench clean lock
+.PHONY: up down status test deps loadtest bench capacity clean lock
 
 TOOLS_STAMP := $(VENV)/.tools-installed
 # Every lock is made by `make lock` (uv, pinned in requirements/tools.in); each is installed hash-checked:
@@ -69,3 +69,7 @@ loadtest: $(TOOLS_STAMP)
 # The benchmark suite on its own isolated stack; writes loadtest/BENCHMARKS.md and benchmarks.json.
 bench: deps $(TOOLS_STAMP)
 	$(PY) loadtest/bench.py
+
+# Capacity model of the converter's autoscaler (no cluster, no stack): loadtest/CAPACITY.md
+capacity: $(TOOLS_STAMP)
+	$(PY) loadtest/capacity_model.py --out loadtest/capacity/

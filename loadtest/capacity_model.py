@@ -1,0 +1,184 @@
+"""Capacity model of the converter under its autoscaler, for operators (no cluster needed).
+
+    .venv/bin/python loadtest/capacity_model.py --out loadtest/capacity/
+
+Reads the converter HPA (and, for the comparison, the KEDA ScaledObject) from the BUILT prod overlay,
+fits the per-job conversion time from loadtest/benchmarks.json, replays upload traces through the
+HPA algorithm (capacity_hpa.py) and the queue (capacity_sim.py), and writes PNG plots and
+summary.md: the largest steady upload rate prod holds within the 300 s job-latency SLO (95 % of
+jobs, monitoring/prometheus/rules/alerts.yml), how long a 10x burst takes to drain, KEDA with
+scale-to-zero against the HPA. Not loadtest/capacity.py (that is a Locust scenario).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import capacity_hpa as hpa  # noqa: E402
+import capacity_sim as sim  # noqa: E402
+from capacity_report import describe, plot_run, plot_search, summary  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SLO_S, SLO_SHARE = 300.0, 0.95  # the job-latency SLO: 95 % of jobs ready within 300 s
+HOUR = 3600.0
+KINDS = ("hpa", "keda", "keda-http")
+
+
+def kubectl() -> list[str]:
+    for candidate in (Path(sys.executable).parent / "kubectl", shutil.which("kubectl")):
+        if candidate and Path(candidate).exists():
+            return [str(candidate), "kustomize"]
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    sys.exit("kubectl (or kustomize) is needed to build the prod overlay: make .venv/.tools-installed")
+
+
+def build_overlays() -> dict[str, list[dict]]:
+    """The prod overlay and prod + the keda component, built in a scratch copy whose *.env are the
+    committed *.env.example (real secrets are neither needed nor read)."""
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in ("k8s", "kustomize", "monitoring", "loadtest"):
+            # an operator's real secrets (kustomize/**/*.env) are never copied
+            skip = ("*.env", "__pycache__") if d == "kustomize" else ("__pycache__", "out", "capacity")
+            shutil.copytree(ROOT / d, Path(tmp) / d, ignore=shutil.ignore_patterns(*skip))
+        for example in (Path(tmp) / "kustomize").rglob("*.env.example"):
+            shutil.copy(example, example.with_suffix(""))
+        keda = Path(tmp) / "kustomize" / "overlays" / "prod-keda"
+        keda.mkdir()
+        (keda / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            "resources: [../prod]\ncomponents: [../../components/keda]\n")
+        built = {}
+        for name in ("prod", "prod-keda"):
+            p = subprocess.run([*kubectl(), str(Path(tmp) / "kustomize" / "overlays" / name)],
+                               capture_output=True, text=True)
+            if p.returncode:
+                sys.exit(f"building the {name} overlay failed:\n{p.stderr}")
+            built[name] = [d for d in yaml.safe_load_all(p.stdout) if d]
+    return built
+
+
+def find(docs: list[dict], kind: str, name: str) -> dict:
+    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+def benchmark_points(data: dict) -> list[tuple[float, float]]:
+    """(media seconds, converter seconds) of the benchmark: the long video (a) and the short clips
+    with one converter (b). The big uncompressed files (c) are left out: their time follows bytes."""
+    seconds = lambda name: float(re.search(r"-(\d+)s", name).group(1))  # noqa: E731
+    points = [(seconds(data["a"]["file"]), data["a"]["converter_s"])]
+    points += [(seconds(b["clip"]), b["converter_per_job_median_s"]) for b in data["b"] if b["converters"] == 1]
+    return points
+
+
+class Model:
+    def __init__(self, hpa_spec: hpa.HPASpec, keda_doc: dict, service: sim.ServiceTime, startup_s: float, seed: int):
+        self.spec, self.keda_doc, self.service, self.startup_s, self.seed = hpa_spec, keda_doc, service, startup_s, seed
+
+    def scaler(self, kind: str):
+        if kind == "hpa":
+            return hpa.HPA(self.spec)
+        # prod would patch the ScaledObject's maximum as it patches the HPA's: same ceiling for both
+        keda = hpa.keda_from_scaledobject(self.keda_doc, max_override=self.spec.max_replicas)
+        if kind == "keda-http":  # the variant: the trigger over http, counting unacked messages too
+            keda.unacked = True
+        return keda
+
+    def run(self, rate_at, peak: float, hours: float, kind: str = "hpa") -> sim.Result:
+        rng = random.Random(self.seed)
+        end = hours * HOUR
+        jobs = sim.make_jobs(sim.poisson_arrivals(rate_at, peak, 0.0, end, rng), self.service, rng)
+        initial = self.spec.min_replicas if kind == "hpa" else 0
+        return sim.simulate(jobs, self.scaler(kind), initial, self.startup_s, end)
+
+    def mean_work_s(self, n: int = 1_000_000) -> float:
+        rng = random.Random(self.seed)
+        return sum(self.service(sim.media_length(rng)) for _ in range(n)) / n
+
+    def holds(self, rate: float, hours: float) -> tuple[bool, float]:
+        """Does a steady rate keep 95 % of the jobs of the run's last hour within 300 s, with a queue
+        that no longer grows? (A rate just above what the pods convert passes a short run on the
+        SLO alone: its backlog needs hours to reach 300 s of wait.)"""
+        result = self.run(sim.steady(rate), rate, hours)
+        share = result.within(SLO_S, since=(hours - 1) * HOUR)
+        last, before = (mean_waiting(result, (hours - k - 1) * HOUR, (hours - k) * HOUR) for k in (0, 1))
+        # growth beyond two targets' worth per replica (120 jobs in prod, ~5 s of wait) is a trend,
+        # not the noise of a stable queue
+        growing = last > before + 2 * self.spec.target * self.spec.max_replicas
+        return share >= SLO_SHARE and not growing, share
+
+    def max_steady_rate(self, hours: float, steps: int) -> tuple[float, list[tuple[float, float, bool]]]:
+        bound = self.spec.max_replicas / self.mean_work_s()  # every pod busy all the time
+        lo, hi, tried = 0.0, 1.2 * bound, []
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            ok, share = self.holds(mid, hours)
+            tried.append((mid, share, ok))
+            lo, hi = (mid, hi) if ok else (lo, mid)
+        return lo, sorted(tried)
+
+
+def mean_waiting(result: sim.Result, start: float, end: float) -> float:
+    waiting = [s.waiting for s in result.samples if start <= s.t < end]
+    return sum(waiting) / len(waiting) if waiting else 0.0
+
+
+def drain_time(result: sim.Result, burst_end: float) -> float:
+    """Seconds from the burst's end until every job that arrived before it is done."""
+    return max(j.end for j in result.jobs if j.arrival < burst_end) - burst_end
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=ROOT / "loadtest" / "capacity")
+    p.add_argument("--benchmarks", type=Path, default=ROOT / "loadtest" / "benchmarks.json")
+    p.add_argument("--startup", type=float, default=30.0, help="seconds from scale-up to a pod taking jobs")
+    p.add_argument("--slowdown", type=float, default=1.0, help="conversion time factor of prod nodes vs the benchmark machine")
+    p.add_argument("--search-hours", type=float, default=3.0, help="length of each steady run of the search")
+    p.add_argument("--search-steps", type=int, default=9)
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args(argv)
+
+    built = build_overlays()
+    spec = hpa.spec_from_hpa(find(built["prod"], "HorizontalPodAutoscaler", "converter"))
+    keda_doc = find(built["prod-keda"], "ScaledObject", "converter")
+    line = sim.fit_line(benchmark_points(json.loads(args.benchmarks.read_text())))
+    service = sim.ServiceTime(line.fixed_s * args.slowdown, line.per_media_s * args.slowdown)
+    model = Model(spec, keda_doc, service, args.startup, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    rate, tried = model.max_steady_rate(args.search_hours, args.search_steps)
+    plot_search(tried, SLO_SHARE, args.out / "rate-search.png")
+    runs = {"steady-90pct": {"hpa": model.run(sim.steady(0.9 * rate), 0.9 * rate, args.search_hours)}}
+    base, start, length = rate / 4, 1 * HOUR, 0.25 * HOUR
+    scenarios = {"burst": (sim.burst(base, 10, start, length), 10 * base, 4.0),
+                 "daily": (sim.daily(0.8 * rate), 0.8 * rate, 24.0),
+                 "quiet-day": (sim.daily(1 / 60), 1 / 60, 24.0)}
+    for name, (rate_at, peak, hours) in scenarios.items():
+        runs[name] = {kind: model.run(rate_at, peak, hours, kind) for kind in KINDS}
+    for name, by_kind in runs.items():
+        plot_run(name, by_kind, SLO_S, args.out / f"{name}.png")
+    drains = {kind: drain_time(r, start + length) for kind, r in runs["burst"].items()}
+    (args.out / "figures.json").write_text(json.dumps(
+        {"max_steady_jobs_per_min": rate * 60, "burst_base_jobs_per_min": base * 60,
+         "burst_drain_min": {k: v / 60 for k, v in drains.items()},
+         "runs": {n: {k: describe(r) for k, r in by.items()} for n, by in runs.items()}}, indent=1))
+    text = summary(spec, model, service, rate, tried, runs, drains, base, args)
+    (args.out / "summary.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
