@@ -7,17 +7,18 @@ import gridfs
 import pymongo.errors
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.common import config, storage
+from services.common import config, links, storage
 from services.common import openapi as api_docs
 from services.common.web import create_base_app, error_response
 
-from . import auth_client, broker, lifecycle, openapi, outbox, storage_metrics
+from . import auth_client, broker, lifecycle, openapi, outbox, shared_links, storage_metrics, webhook_account
 from .routes import bp
 
 log = logging.getLogger(__name__)
 
 
 def create_app():
+    links.signing_key()  # a missing LINK_SECRET stops the start, not the first job view
     app = create_base_app("gateway", {"auth": auth_client.ping, "mongodb": storage.ping, "rabbitmq": broker.ready})
     hops = config.env_int("TRUSTED_PROXY_HOPS")
     if hops:
@@ -25,6 +26,8 @@ def create_app():
         # hops-th X-Forwarded-For entry from the right. Entries a client wrote itself are further left.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
     app.register_blueprint(bp)
+    app.register_blueprint(shared_links.bp)
+    app.register_blueprint(webhook_account.bp)
     api_docs.register(app, openapi.SPEC)
     app.register_error_handler(pymongo.errors.PyMongoError, _storage_down)
     app.register_error_handler(gridfs.errors.GridFSError, _corrupt_file)

@@ -9,3 +9,7 @@ JOB_CANCELS = Counter("gateway_job_cancels", "Jobs cancelled by their owner")
 JOB_DELETES = Counter("gateway_job_deletes", "Jobs deleted with their files by their owner")
 EVENT_STREAMS = Gauge("gateway_event_streams", "Live job event streams open", multiprocess_mode="livesum")
 OUTBOX_PUBLISHED = Counter("gateway_outbox_published", "Jobs published late by the outbox relay")
+LINK_DOWNLOADS = Counter("gateway_link_downloads", "Signed-link downloads by outcome (ok, forged, expired, revoked)",
+                         ["result"])
+for _result in ("ok", "forged", "expired", "revoked"):  # exported from the start: panels see zeros, not gaps
+    LINK_DOWNLOADS.labels(_result)

@@ -62,7 +62,8 @@ def upload():
         propagate.inject(carrier)  # the outbox re-publishes into this same trace
         job = storage.create_job(Job(job_id, owner=user["sub"], owner_email=user.get("email"),
                                      filename=stored.filename, size=stored.size, content_type=stored.content_type,
-                                     video_id=stored.video_id, trace=carrier))
+                                     video_id=stored.video_id, trace=carrier,
+                                     callback_url=stored.fields.get("callback_url") or None))
         storage.forget_upload(stored.video_id)
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)
@@ -145,10 +146,16 @@ def download():
         raise ApiError(410, "expired", "the MP3 was removed after its retention period; upload the video again")
     if job.status != Status.DONE:
         raise ApiError(404, "not_found", "no such job or file")
-    bucket = storage.mp3s()
-    info = storage.file_info(bucket, fid)
+    info = storage.file_info(storage.mp3s(), fid)
     if info is None:
         raise ApiError(404, "not_found", "no such job or file")
+    return send_mp3(job, info)
+
+
+def send_mp3(job: Job, info: dict) -> Response:
+    """The done job's MP3 (`info` its stored file's), whole or the requested range, with its ETag:
+    the one answer of both the token download and the signed link."""
+    fid = job.mp3_id
     etag = f'"{fid}"'
     if request.if_none_match.contains_weak(fid):
         return Response(status=304, headers={"ETag": etag, "Cache-Control": "private, max-age=3600"})
@@ -169,6 +176,6 @@ def download():
     }
     if requested:
         headers["Content-Range"] = f"bytes {start}-{end}/{length}"
-    body = storage.read_file(bucket, fid, start, end) if length else iter(())
+    body = storage.read_file(storage.mp3s(), fid, start, end) if length else iter(())
     return Response(body, status=206 if requested else 200, mimetype="audio/mpeg", headers=headers,
                     direct_passthrough=True)

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from services.common import storage
+from services.common import callbacks, storage
 from services.common.web import ApiError
 
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
+KEPT_FIELDS = ("callback_url",)  # form fields read (others are skipped unread)
 
 
 def safe_filename(raw: str | None) -> str:
@@ -30,6 +31,7 @@ class StoredUpload:
     filename: str
     size: int
     content_type: str | None
+    fields: dict[str, str] = field(default_factory=dict)  # the form fields the upload keeps (KEPT_FIELDS)
 
 
 class _FilePartWriter:
@@ -41,12 +43,14 @@ class _FilePartWriter:
         self.stored: StoredUpload | None = None
         self.part: File | Field | None = None
         self.field_bytes = 0
+        self.field_value = bytearray()
+        self.fields: dict[str, str] = {}
 
     def on_event(self, event) -> None:
         if isinstance(event, File):
             self._open(event)
         elif isinstance(event, Field):
-            self.part, self.field_bytes = event, 0
+            self.part, self.field_bytes, self.field_value = event, 0, bytearray()
         elif isinstance(event, Data):
             self._data(event)
 
@@ -65,13 +69,30 @@ class _FilePartWriter:
             self.field_bytes += len(event.data)
             if self.field_bytes > MAX_FIELD_BYTES:
                 raise ApiError(413, "payload_too_large", "form field too large")
+            if self.part is not None and self.part.name in KEPT_FIELDS:
+                self.field_value += event.data
+                if not event.more_data:
+                    self._keep_field(self.part.name, bytes(self.field_value))
             return
         self.writer.write(event.data)
         if not event.more_data:
             self.writer.close()
             self.stored = StoredUpload(self.writer.file_id, self.writer.filename, self.writer.length,
-                                       self.part.headers.get("Content-Type"))
+                                       self.part.headers.get("Content-Type"), self.fields)
             self.writer = None
+
+    def _keep_field(self, name: str, raw: bytes) -> None:
+        """Check a kept field as soon as it ends, so a bad one stops the upload before the file is stored."""
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, f"invalid_{name}", f"{name} must be UTF-8 text") from None
+        if name == "callback_url":
+            try:
+                value = callbacks.callback_url(value) or ""
+            except callbacks.CallbackRefused as exc:
+                raise ApiError(400, "invalid_callback_url", str(exc)) from None
+        self.fields[name] = value
 
     def discard(self) -> None:
         """Remove what a failed upload wrote (best effort: if MongoDB is down, so is the damage)."""

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from datetime import datetime, timezone
 from email.message import EmailMessage
 
 from services.common import config
-from services.common.jobs import Job, Status, download_path, public_url, status_path
+from services.common.jobs import Job, Status, public_url, signed_link, status_path
 
 
 def compose(job: Job, status: Status) -> EmailMessage:
@@ -18,14 +19,13 @@ def compose(job: Job, status: Status) -> EmailMessage:
     message["X-Vid2mp3-Job"] = job.id
     name = job.filename or "your video"
     if status == Status.DONE:
-        download = public_url(download_path(job.mp3_id))
         message["Subject"] = f"Your MP3 is ready: {name}"
         message.set_content(
             f"Your MP3 of {name} is ready.\n\n"
+            f"Download it (no login needed; this link works until {_day(job.expires_at())}):\n"
+            f"{signed_link(job)}\n\n"
             f"Job id: {job.id}\n"
             f"MP3 id: {job.mp3_id}\n"
-            f"Download: {download}\n\n"
-            f"curl -L \"{download}\" -H \"Authorization: Bearer TOKEN\" -o out.mp3\n"
         )
     else:
         message["Subject"] = f"Your conversion failed: {name}"
@@ -36,6 +36,10 @@ def compose(job: Job, status: Status) -> EmailMessage:
             f"Status: {public_url(status_path(job.id))}\n"
         )
     return message
+
+
+def _day(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts or 0, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def send(message: EmailMessage) -> None:

@@ -39,6 +39,7 @@ class IsolatedStack:
             "VIDEO_QUEUE": f"{tag}.video", "MP3_QUEUE": f"{tag}.mp3", "MYSQL_DATABASE": f"vid2mp3_{tag}",
             "MONGO_VIDEOS_DB": f"{tag}_videos", "MONGO_MP3S_DB": f"{tag}_mp3s", "MONGO_JOBS_DB": f"{tag}_jobs",
             "JWT_SECRET": f"{kind}-secret-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+            "LINK_SECRET": f"{kind}-link-{uuid.uuid4().hex}{uuid.uuid4().hex}",
         })
         if otlp is not None:
             self.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{otlp.port}"
