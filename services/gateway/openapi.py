@@ -7,6 +7,9 @@ from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHE
 STATUSES = [str(status) for status in Status]
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 JOB = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
+HTML_PAGE = {"text/html": {"schema": {"type": "string"}}}
+CALLBACK = ("http(s) URL the job's end (job.done, job.failed, job.cancelled) is POSTed to, signed per Standard "
+            "Webhooks with your secret; non-public addresses are refused (400 invalid_callback_url)")
 
 SPEC = {
     "openapi": "3.0.3",
@@ -38,7 +41,24 @@ SPEC = {
                                    "description": "when retention removes the job's files (then: expired)"},
                     "mp3_id": {"type": "string", "nullable": True, "description": "the fid to download, once done"},
                     "download_url": {"type": "string", "nullable": True},
+                    "link": {"type": "string", "nullable": True,
+                             "description": "once done: an absolute signed URL that downloads the MP3 without a token "
+                                            "(GET /links/{token}), valid until expires_at, void once the job is deleted"},
                     "audio_seconds": {"type": "number", "nullable": True},
+                    "callback_url": {"type": "string", "nullable": True,
+                                     "description": "where the job's end is POSTed as a signed webhook"},
+                    "webhook": {"allOf": [{"$ref": "#/components/schemas/WebhookAttempt"}], "nullable": True},
+                },
+            },
+            "WebhookAttempt": {
+                "type": "object", "description": "the last webhook delivery attempt of the job",
+                "properties": {
+                    "webhook_id": {"type": "string", "description": "the webhook-id header, the same on every retry"},
+                    "state": {"type": "string", "enum": ["delivered", "retrying", "failed"]},
+                    "attempts": {"type": "integer"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "status_code": {"type": "integer", "nullable": True},
+                    "error": {"type": "string", "nullable": True},
                 },
             },
         },
@@ -51,7 +71,8 @@ SPEC = {
             "security": [{"bearer": []}],
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+                "properties": {"file": {"type": "string", "format": "binary"},
+                               "callback_url": {"type": "string", "description": CALLBACK}}}}}},
             "responses": {"202": {"description": "Accepted; poll status_url", "content": {"application/json": {
                 "schema": {"type": "object", "required": ["job_id", "status_url"], "properties": {
                     "job_id": {"type": "string"}, "status_url": {"type": "string"}}}}}},
@@ -111,6 +132,28 @@ SPEC = {
                 "206": {"description": "Part of the MP3", "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}},
                 "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                 **_errors(400, 401, 404, 410, 416, 503)},
+        }},
+        "/links/{token}": {"get": {
+            "summary": "Download a done job's MP3 with the signed link of its view (no token; HTTP Range supported)",
+            "description": "A tampered link answers 403 and an expired or revoked one (job deleted) 410, each with "
+                           "an HTML page for people.",
+            "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
+                           {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "The MP3", "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}},
+                "206": {"description": "Part of the MP3", "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}},
+                "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+                "403": {"description": "The link was tampered with", "content": HTML_PAGE},
+                "410": {"description": "The link expired, or its job was deleted", "content": HTML_PAGE},
+                **_errors(404, 416, 503)},
+        }},
+        "/me/webhook-secret": {"post": {
+            "summary": "Replace your webhook signing secret (whsec_…); the old one stops signing at once",
+            "security": [{"bearer": []}],
+            "responses": {"200": {"description": "The new secret", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["webhook_secret"],
+                "properties": {"webhook_secret": {"type": "string", "pattern": "^whsec_"}}}}}},
+                **_errors(401, 503)},
         }},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "Readiness (auth, MongoDB, RabbitMQ)",

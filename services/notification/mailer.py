@@ -22,8 +22,7 @@ def compose(job: Job, status: Status) -> EmailMessage:
         message["Subject"] = f"Your MP3 is ready: {name}"
         message.set_content(
             f"Your MP3 of {name} is ready.\n\n"
-            f"Download it (no login needed; this link works until {_day(job.expires_at())}):\n"
-            f"{signed_link(job)}\n\n"
+            f"{_download_lines(job)}\n\n"
             f"Job id: {job.id}\n"
             f"MP3 id: {job.mp3_id}\n"
         )
@@ -38,8 +37,12 @@ def compose(job: Job, status: Status) -> EmailMessage:
     return message
 
 
-def _day(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts or 0, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def _download_lines(job: Job) -> str:
+    link = signed_link(job)
+    if link is None:  # no end time recorded (an old job): its status page still leads to the file
+        return f"Download it from: {public_url(status_path(job.id))}"
+    until = datetime.fromtimestamp(job.expires_at(), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"Download it (no login needed; this link works until {until}):\n{link}"
 
 
 def send(message: EmailMessage) -> None:
