@@ -7,7 +7,7 @@ import pytest
 import requests
 import standardwebhooks
 
-from services.common import links, storage
+from services.common import config, links, storage
 from services.common.webhook_secrets import webhook_secret_of
 from tests.helpers import Client, make_media, mails_for, wait_mail
 from tests.support.receiver import Receiver
@@ -95,14 +95,23 @@ def test_a_forbidden_callback_url_is_refused_at_upload(user, video, url, field_f
     assert storage.jobs().count_documents({}) == before
 
 
-def test_a_cancelled_job_gets_its_webhook(user, tmp_path):
+def test_a_cancelled_job_gets_its_webhook_retried_until_dead_lettered(user, tmp_path):
     long_video = make_media(tmp_path / "long.mp4", seconds=30)
-    with Receiver() as hook:
+    tries = 1 + len(config.retry_delays())
+    with Receiver(default=500) as hook:
         job_id = upload(user, long_video, hook.url).json()["job_id"]
         assert requests.post(f"{user.base}/jobs/{job_id}/cancel", headers=user.auth, timeout=10).status_code == 200
-        (headers, body), = hook.wait(1)
+        seen = hook.wait(tries)
+        deadline = time.monotonic() + 15
+        while (storage.get_job(job_id).webhook or {}).get("state") != "failed" and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert {headers["webhook-id"] for headers, _ in seen} == {f"msg_{job_id}_cancelled"}
+    headers, body = seen[0]
     event = standardwebhooks.Webhook(webhook_secret_of(storage.get_job(job_id).owner)).verify(body, headers)
     assert event["type"] == "job.cancelled" and event["data"]["status"] == "cancelled"
+    record = storage.get_job(job_id).webhook
+    assert (record["state"], record["attempts"], record["status_code"]) == ("failed", tries, 500)
+    assert len(hook.received) == tries  # given up: no further attempt
 
 
 def test_rotating_the_webhook_secret(stack, user):
