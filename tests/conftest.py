@@ -28,6 +28,8 @@ STACK = IsolatedStack("test", otlp=OTLP, settings={
     # every test client is 127.0.0.1 and many tests sign up; the limit itself is tested on private auths
     "REGISTER_MAX_PER_ADDRESS": "100000",
     "LOG_LEVEL": "INFO",
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the tests' webhook receivers listen on 127.0.0.1
+    "WEBHOOK_TIMEOUT_SECONDS": "2",
     "OTEL_BSP_SCHEDULE_DELAY": "200",
     "SENTRY_DSN": f"http://publickey@127.0.0.1:{OTLP.port}/1",
 })

@@ -401,6 +401,17 @@ def pipeline() -> dict:
                       (f"sum by (what) (rate(gateway_too_busy_total{{{NS}}}[$__rate_interval]))", "too busy: {{what}}")],
                      "ops"), 12, 7)
 
+    b.row("Webhooks and signed links")
+    b.add(timeseries("Webhook deliveries by result", "Webhook POSTs per second: delivered (2xx), failed (non-2xx, "
+                     "timeout or connection error; retried through the delay queues), gave_up (the last retry "
+                     "failed: dead-lettered), refused (non-public target), duplicate (already delivered, skipped).",
+                     [(f"sum by (result) (rate(notification_webhooks_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
+                     "ops"), 12, 7)
+    b.add(timeseries("Signed-link downloads by result", "GET /links/<token> per second: ok (file sent), forged "
+                     "(403: tampered link), expired (410: past retention), revoked (410: job deleted or file gone).",
+                     [(f"sum by (result) (rate(gateway_link_downloads_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
+                     "ops"), 12, 7)
+
     # The janitor's figures, exposed by every gateway replica alike: the recording rules take max, never sum.
     b.row("Storage")
     b.add(stat("Stored", "Bytes of videos and MP3s stored, at the janitor's last round.",
@@ -444,7 +455,8 @@ def pipeline() -> dict:
         "Is every upload becoming an MP3 and an email? Follows a job through the pipeline: uploads and "
         "the gateway outbox, the video and mp3 queues (depth, wait, consumers), conversions by result, "
         "conversion and end-to-end latency, throughput in media seconds per second, retries, media tool "
-        "faults, dead letters and notification emails; then cancels, deletes and live event streams, and "
+        "faults, dead letters and notification emails; then cancels, deletes and live event streams, webhook "
+        "deliveries and signed-link downloads, and "
         "storage: bytes and files stored, capacity and the 24-hour prediction, the janitor's removals.",
         b, [var_datasource(), namespace_var("vid2mp3_build_info")])
 

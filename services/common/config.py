@@ -41,7 +41,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("JWT_PRIVATE_KEY", "", "Ed25519 private key (PEM; literal \\n accepted) that signs tokens (EdDSA, kid = its RFC 7638 thumbprint); required unless AUTH_DEV_MODE=1"),
     ("JWT_PUBLIC_KEYS", "", "further Ed25519 public keys (PEM, one after another) that verify tokens and are published in the JWKS: the next key before it signs, retired keys until their tokens expire"),
     ("JWT_TTL_SECONDS", "86400", "lifetime of an issued token"),
-    ("AUTH_DEV_MODE", "0", "1 allows a missing JWT_PRIVATE_KEY: auth makes a key at start (make up keeps one in VID2MP3_HOME; never in production)"),
+    ("AUTH_DEV_MODE", "0", "1 allows a missing JWT_PRIVATE_KEY (auth makes a key at start; make up keeps one in VID2MP3_HOME) and a missing or short LINK_SECRET (never in production)"),
     ("LOGIN_MAX_FAILURES", "10", "failed logins of one account before its login is refused for a while"),
     ("LOGIN_MAX_FAILURES_PER_ADDRESS", "100", "failed logins from one client address before its logins are refused for a while"),
     ("LOGIN_LOCKOUT_SECONDS", "300", "window of the failed-login limit"),
@@ -53,6 +53,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("TRUSTED_PROXY_HOPS", "0", "reverse proxies in front of the gateway whose X-Forwarded-For names the client address (1 behind the ingress controller; 0 ignores the header)"),
     ("AUTH_URL", "http://127.0.0.1:5000", "base URL of the auth service, as the gateway sees it"),
     ("PUBLIC_URL", "http://127.0.0.1:8080", "base URL users reach the gateway at (download links in emails)"),
+    ("LINK_SECRET", "", "key signing the token-free download links of done jobs (`link`, emails), at least 32 characters; required unless AUTH_DEV_MODE=1; changing it voids every link given out"),
     ("MAX_UPLOAD_BYTES", "2147483648", "largest accepted upload body; larger answers 413"),
     ("TUS_UPLOAD_EXPIRY_SECONDS", "86400", "how long an unfinished resumable (tus) upload waits for its next PATCH; then it answers 410 and the janitor removes its bytes"),
     ("OUTBOX_INTERVAL_SECONDS", "5", "how often the gateway re-publishes stored jobs whose message is not confirmed yet"),
@@ -88,6 +89,8 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("SMTP_SSL", "0", "1 connects with implicit TLS (port 465 style)"),
     ("SMTP_TIMEOUT_SECONDS", "10", "SMTP connect and command timeout"),
     ("MAIL_FROM", "vid2mp3 <noreply@vid2mp3.local>", "sender of notification emails"),
+    ("WEBHOOK_ALLOWED_NETWORKS", "", "comma-separated CIDR networks webhooks may reach although not public (make up sets 127.0.0.0/8); empty: public addresses only"),
+    ("WEBHOOK_TIMEOUT_SECONDS", "10", "connect and per-read timeout of one webhook delivery (a timeout is retried like a 5xx)"),
     # --- local stack (make up)
     ("VID2MP3_HOME", ".local", "folder of the local stack's data, logs, pid files and mail (relative to the repository)"),
     ("MONGO_LOCAL_PORT", "27017", "port of the local MongoDB stand-in that make up starts when MONGO_URI is not set"),
@@ -116,11 +119,12 @@ TYPES: dict[str, str] = {
                      "REGISTER_MAX_PER_ADDRESS", "REGISTER_WINDOW_SECONDS", "EVENT_STREAMS_MAX", "UPLOADS_MAX",
                      "USER_MAX_ACTIVE_JOBS", "USER_MAX_STORED_BYTES", "USER_MAX_UPLOADS_PER_DAY", "STORAGE_CAPACITY_BYTES", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"), "count"),
     **dict.fromkeys(("OUTBOX_INTERVAL_SECONDS", "UPSTREAM_TIMEOUT_SECONDS", "JWKS_CACHE_SECONDS", "JWKS_REFRESH_MIN_SECONDS", "FFMPEG_TIMEOUT_SECONDS", "MAX_MEDIA_SECONDS",
-                     "JOB_LEASE_SECONDS", "SMTP_TIMEOUT_SECONDS", "VIDEO_RETENTION_SECONDS", "RESULT_RETENTION_SECONDS",
+                     "JOB_LEASE_SECONDS", "SMTP_TIMEOUT_SECONDS", "WEBHOOK_TIMEOUT_SECONDS", "VIDEO_RETENTION_SECONDS", "RESULT_RETENTION_SECONDS",
                      "JANITOR_INTERVAL_SECONDS", "JANITOR_GRACE_SECONDS", "TUS_UPLOAD_EXPIRY_SECONDS",
                      "HTTP_HEADER_TIMEOUT_SECONDS", "HTTP_IDLE_TIMEOUT_SECONDS"), "seconds"),
     **dict.fromkeys(("AUTH_DEV_MODE", "SMTP_STARTTLS", "SMTP_SSL"), "flag"),
     "RETRY_DELAYS": "delays",
+    "WEBHOOK_ALLOWED_NETWORKS": "networks",
     "AMQP_QUEUE_TYPE": "queue_type",
 }
 _FLAGS = ("1", "0", "true", "false", "yes", "no", "on", "off")
@@ -136,9 +140,21 @@ def _valid(kind: str, value: str) -> bool:
             return all(float(x) >= 0 for x in value.split(",") if x.strip())
     except ValueError:
         return False
+    if kind == "networks":
+        return all(_network(x) for x in value.split(",") if x.strip())
     if kind == "flag":
         return value.strip().lower() in _FLAGS
     return value in ("quorum", "classic")
+
+
+def _network(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text.strip(), strict=False)
+        return True
+    except ValueError:
+        return False
 
 
 def validate() -> None:

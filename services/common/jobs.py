@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from urllib.parse import quote
 
-from . import config
+from . import config, links
 from .messaging import Delivery, PermanentError
 from .options import DEFAULT_FORMAT, FORMATS, Format
 
@@ -80,6 +80,8 @@ class Job:
     video_removed: bool = False  # retention removed the source video
     rev: int = 0  # bumped by every change users can see: the id of its live events
     options: dict = field(default_factory=dict)  # options.Options.to_dict(); empty: today's MP3
+    callback_url: str | None = None  # where its end is POSTed as a signed webhook (checked at upload and at delivery)
+    webhook: dict | None = None  # the last webhook delivery attempt: state, attempts, at, status_code, error
 
     @property
     def id(self) -> str:
@@ -216,7 +218,19 @@ def view(job: Job) -> dict:
         "mp3_id": None,
         "download_url": None,
         "options": job.options or {},
+        "link": None,
+        "callback_url": job.callback_url,
+        "webhook": job.webhook,
     }
     if job.status == Status.DONE and job.mp3_id:
-        shown.update(mp3_id=job.mp3_id, download_url=download_path(job.mp3_id), audio_seconds=job.audio_seconds)
+        shown.update(mp3_id=job.mp3_id, download_url=download_path(job.mp3_id), link=signed_link(job),
+                     audio_seconds=job.audio_seconds)
     return shown
+
+
+def signed_link(job: Job) -> str | None:
+    """The absolute token-free download URL of a done job's MP3, valid until retention removes it."""
+    expires = job.expires_at()
+    if job.status != Status.DONE or not job.mp3_id or expires is None:
+        return None
+    return public_url(links.link_path(links.sign(job.id, job.mp3_id, expires)))

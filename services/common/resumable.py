@@ -35,11 +35,12 @@ def ensure_indexes() -> None:
 
 
 def create(upload_id: str, owner: str, owner_email: str | None, length: int, filename: str,
-           options: dict, job_id: str) -> dict:
+           options: dict, job_id: str, callback_url: str | None = None) -> dict:
     """A new, empty upload; its job id is chosen now so that finishing it twice makes one job."""
     now = time.time()
     doc = {"_id": upload_id, "owner": owner, "owner_email": owner_email, "length": length, "offset": 0,
-           "filename": filename, "options": options, "job_id": job_id, "completed": False,
+           "filename": filename, "options": options, "callback_url": callback_url, "job_id": job_id,
+           "completed": False,
            "created": now, "expires": now + expiry_seconds(), "lock": None, "lock_until": 0.0, "headed": False,
            "tail": Binary(b"")}
     collection().insert_one(doc)

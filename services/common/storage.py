@@ -199,6 +199,10 @@ def notifications():
     return client()[config.env("MONGO_JOBS_DB")].notifications
 
 
+def webhook_secrets():  # one document per user: {_id: owner, secret: "whsec_…"} (services/common/webhook_secrets.py)
+    return client()[config.env("MONGO_JOBS_DB")].webhook_secrets
+
+
 def uploads():
     """Videos being received: a record from the first byte until the job exists, so the janitor
     can tell an upload a crashed gateway abandoned from one in progress."""
@@ -338,8 +342,13 @@ def delete_job(job_id: str) -> None:
     leaving a tombstone: a message still on its way for it is then dropped, not taken for poison."""
     deleted_jobs().update_one({"_id": job_id}, {"$set": {"deleted_at": time.time()}}, upsert=True)
     for status in jobs_module.ENDED:
-        notifications().delete_many({"_id": f"{job_id}:{status}"})
+        notifications().delete_many({"_id": {"$in": [f"{job_id}:{status}", f"{job_id}:{status}:webhook"]}})
     jobs().delete_one({"_id": job_id})
+
+
+def record_webhook(job_id: str, attempt: dict) -> None:
+    """Show the last webhook delivery attempt on the job (a change its owner sees: rev moves)."""
+    jobs().update_one({"_id": job_id}, {"$set": {"webhook": attempt}, "$inc": {"rev": 1}})
 
 
 def was_deleted(job_id: str) -> bool:

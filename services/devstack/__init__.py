@@ -152,6 +152,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _local_secret(secret_file: Path) -> str:
+    """A random secret kept in the local stack's home, so restarts keep tokens and links valid."""
+    if not secret_file.exists():
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
+        secret_file.write_text(secrets.token_urlsafe(48))
+        secret_file.chmod(0o600)
+    return secret_file.read_text().strip()
+
+
 def local_env() -> dict[str, str]:
     """The environment of every service: the caller's, plus local defaults for what it leaves open."""
     env = dict(os.environ)
@@ -161,6 +170,10 @@ def local_env() -> dict[str, str]:
     env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{config.env('GATEWAY_PORT')}")
     if not env.get("JWT_PRIVATE_KEY"):
         env["JWT_PRIVATE_KEY"] = _dev_signing_key(state / "jwt_private_key.pem")
+    if not env.get("LINK_SECRET"):
+        env["LINK_SECRET"] = _local_secret(state / "link_secret")
+    # Local webhook receivers run on this machine; production allows public addresses only.
+    env.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
     env.setdefault("WORK_DIR", str(state / "work"))
     # Locally every client (curl, Locust, the tests) is 127.0.0.1: the per-address limit would bite at once.
     env.setdefault("REGISTER_MAX_PER_ADDRESS", "1000")

@@ -7,17 +7,18 @@ import gridfs
 import pymongo.errors
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.common import config, resumable, storage
+from services.common import config, links, resumable, storage
 from services.common import openapi as api_docs
 from services.common.web import create_base_app, error_response
 
-from . import account, auth_client, broker, jwks, lifecycle, openapi, outbox, storage_metrics, tus
+from . import account, auth_client, broker, jwks, lifecycle, openapi, outbox, shared_links, storage_metrics, tus
 from .routes import bp
 
 log = logging.getLogger(__name__)
 
 
 def create_app():
+    links.signing_key()  # a missing LINK_SECRET stops the start, not the first job view
     app = create_base_app("gateway", {"auth": auth_client.ping, "mongodb": storage.ping, "rabbitmq": broker.ready})
     hops = config.env_int("TRUSTED_PROXY_HOPS")
     if hops:
@@ -27,6 +28,7 @@ def create_app():
     app.register_blueprint(bp)
     app.register_blueprint(tus.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(shared_links.bp)
     api_docs.register(app, openapi.SPEC)
     app.register_error_handler(pymongo.errors.PyMongoError, _storage_down)
     app.register_error_handler(gridfs.errors.GridFSError, _corrupt_file)

@@ -27,3 +27,7 @@ for _limit in ("active_jobs", "stored_bytes", "uploads_per_day"):
     QUOTA_REJECTIONS.labels(_limit)
 for _what in ("uploads", "event_streams"):
     TOO_BUSY.labels(_what)
+LINK_DOWNLOADS = Counter("gateway_link_downloads", "Signed-link downloads by outcome (ok, forged, expired, revoked)",
+                         ["result"])
+for _result in ("ok", "forged", "expired", "revoked"):  # exported from the start: panels see zeros, not gaps
+    LINK_DOWNLOADS.labels(_result)

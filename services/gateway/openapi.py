@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from services.common.jobs import Status
+from services.common.options import FORMATS
 from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES, errors as _errors
 
 STATUSES = [str(status) for status in Status]
@@ -88,6 +89,10 @@ TUS_PATHS = {
         },
     },
 }
+AUDIO = {spec.media_type: {"schema": {"type": "string", "format": "binary"}} for spec in FORMATS.values()}
+HTML_PAGE = {"text/html": {"schema": {"type": "string"}}}
+CALLBACK = ("http(s) URL the job's end (job.done, job.failed, job.cancelled) is POSTed to, signed per Standard "
+            "Webhooks with your secret; non-public addresses are refused (400 invalid_callback_url)")
 
 SPEC = {
     "openapi": "3.0.3",
@@ -119,7 +124,24 @@ SPEC = {
                                    "description": "when retention removes the job's files (then: expired)"},
                     "mp3_id": {"type": "string", "nullable": True, "description": "the fid to download, once done"},
                     "download_url": {"type": "string", "nullable": True},
+                    "link": {"type": "string", "nullable": True,
+                             "description": "once done: an absolute signed URL that downloads the MP3 without a token "
+                                            "(GET /links/{token}), valid until expires_at, void once the job is deleted"},
                     "audio_seconds": {"type": "number", "nullable": True},
+                    "callback_url": {"type": "string", "nullable": True,
+                                     "description": "where the job's end is POSTed as a signed webhook"},
+                    "webhook": {"allOf": [{"$ref": "#/components/schemas/WebhookAttempt"}], "nullable": True},
+                },
+            },
+            "WebhookAttempt": {
+                "type": "object", "description": "the last webhook delivery attempt of the job",
+                "properties": {
+                    "webhook_id": {"type": "string", "description": "the webhook-id header, the same on every retry"},
+                    "state": {"type": "string", "enum": ["delivered", "retrying", "failed"]},
+                    "attempts": {"type": "integer"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "status_code": {"type": "integer", "nullable": True},
+                    "error": {"type": "string", "nullable": True},
                 },
             },
         },
@@ -132,19 +154,22 @@ SPEC = {
             "security": [{"bearer": []}],
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+                "properties": {"file": {"type": "string", "format": "binary"},
+                               "callback_url": {"type": "string", "description": CALLBACK}}}}}},
             "responses": {"202": {"description": "Accepted; poll status_url", "content": {"application/json": {
                 "schema": {"type": "object", "required": ["job_id", "status_url"], "properties": {
                     "job_id": {"type": "string"}, "status_url": {"type": "string"}}}}}},
                 **_errors(400, 401, 413, 415), **UPLOAD_ERRORS},
         }},
         "/me": {"get": {
-            "summary": "Your account: email, usage and limits (limits are null for admins: they are exempt)",
+            "summary": "Your account: email, usage, limits (null for admins: they are exempt) and webhook secret",
             "security": [{"bearer": []}],
             "responses": {"200": {"description": "You", "content": {"application/json": {"schema": {
-                "type": "object", "required": ["email", "admin", "usage", "limits"], "properties": {
+                "type": "object", "required": ["email", "admin", "usage", "limits", "webhook_secret"], "properties": {
                     "email": {"type": "string", "nullable": True}, "admin": {"type": "boolean"},
-                    "usage": USAGE, "limits": dict(USAGE, nullable=True)}}}}},
+                    "usage": USAGE, "limits": dict(USAGE, nullable=True),
+                    "webhook_secret": {"type": "string", "pattern": "^whsec_",
+                                       "description": "the key your webhooks are signed with (Standard Webhooks)"}}}}}},
                 **_errors(401, 503)},
         }},
         "/jobs": {"get": {
@@ -197,12 +222,34 @@ SPEC = {
                 {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
             ],
             "responses": {
-                "200": {"description": "The MP3", "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}},
-                "206": {"description": "Part of the MP3", "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}},
+                "200": {"description": "The audio file", "content": AUDIO},
+                "206": {"description": "Part of the audio file", "content": AUDIO},
                 "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                 **_errors(400, 401, 404, 410, 416, 503)},
         }},
         **TUS_PATHS,
+        "/links/{token}": {"get": {
+            "summary": "Download a done job's MP3 with the signed link of its view (no token; HTTP Range supported)",
+            "description": "A tampered link answers 403 and an expired or revoked one (job deleted) 410, each with "
+                           "an HTML page for people.",
+            "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
+                           {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "The audio file", "content": AUDIO},
+                "206": {"description": "Part of the audio file", "content": AUDIO},
+                "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+                "403": {"description": "The link was tampered with", "content": HTML_PAGE},
+                "410": {"description": "The link expired, or its job was deleted", "content": HTML_PAGE},
+                **_errors(404, 416, 503)},
+        }},
+        "/me/webhook-secret": {"post": {
+            "summary": "Replace your webhook signing secret (whsec_…); the old one stops signing at once",
+            "security": [{"bearer": []}],
+            "responses": {"200": {"description": "The new secret", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["webhook_secret"],
+                "properties": {"webhook_secret": {"type": "string", "pattern": "^whsec_"}}}}}},
+                **_errors(401, 503)},
+        }},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "Readiness (auth, MongoDB, RabbitMQ)",
                             "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},

@@ -138,10 +138,16 @@ def download():
         raise ApiError(410, "expired", "the MP3 was removed after its retention period; upload the video again")
     if job.status != Status.DONE:
         raise ApiError(404, "not_found", "no such job or file")
-    bucket = storage.mp3s()
-    info = storage.file_info(bucket, fid)
+    info = storage.file_info(storage.mp3s(), fid)
     if info is None:
         raise ApiError(404, "not_found", "no such job or file")
+    return send_mp3(job, info)
+
+
+def send_mp3(job: Job, info: dict) -> Response:
+    """The done job's MP3 (`info` its stored file's), whole or the requested range, with its ETag:
+    the one answer of both the token download and the signed link."""
+    fid = job.mp3_id
     etag = f'"{fid}"'
     if request.if_none_match.contains_weak(fid):
         return Response(status=304, headers={"ETag": etag, "Cache-Control": "private, max-age=3600"})

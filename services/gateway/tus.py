@@ -36,7 +36,7 @@ MAX_METADATA_CHARS = 8192
 def upload_options(metadata: dict[str, str]) -> dict:
     """The output options carried in Upload-Metadata (every key but `filename`), checked like the
     multipart form fields: a bad one answers 400 invalid_option before anything is stored."""
-    fields = {key: value for key, value in metadata.items() if key != "filename"}
+    fields = {key: value for key, value in metadata.items() if key not in ("filename", "callback_url")}
     try:
         return output_options.parse(fields).to_dict()
     except OptionError as exc:
@@ -127,8 +127,10 @@ def create():
         raise ApiError(400, "unexpected_body", "create the upload without a body, then PATCH its bytes")
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
     filename, options = uploads.safe_filename(metadata.get("filename")), upload_options(metadata)
+    callback = uploads.checked_callback_url(metadata.get("callback_url"))
     upload_id = quotas.admit(user, length, reserve=lambda new_id: resumable.create(
-        new_id, user["sub"], user.get("email"), length, filename, options, job_id=storage.new_id()))
+        new_id, user["sub"], user.get("email"), length, filename, options, job_id=storage.new_id(),
+        callback_url=callback))
     upload = resumable.find(upload_id, user["sub"])
     metrics.TUS_UPLOADS.labels("created").inc()
     log.info("tus upload created", extra={"upload_id": upload["_id"], "size": length})
@@ -244,7 +246,8 @@ def _finish(upload: dict) -> str:
     except pymongo.errors.DuplicateKeyError:
         pass  # another finisher (a HEAD at the same moment) closed it
     stored = uploads.StoredUpload(upload["_id"], upload["filename"], upload["length"], None,
-                                  Options.from_dict(upload.get("options")))
+                                  Options.from_dict(upload.get("options")),
+                                  fields={"callback_url": upload.get("callback_url") or ""})
     owner = {"sub": upload["owner"], "email": upload.get("owner_email")}
     job = uploads.accept(owner, stored, job_id=upload["job_id"])
     if resumable.mark_completed(upload["_id"]):

@@ -5,7 +5,7 @@ import re
 import threading
 import unicodedata
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import logging
@@ -17,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from services.common import options as output_options
-from services.common import config, storage, telemetry
+from services.common import callbacks, config, storage, telemetry
 from services.common.jobs import Job
 from services.common.options import Options, OptionError
 from services.common.web import ApiError
@@ -66,10 +66,19 @@ class StoredUpload:
     size: int
     content_type: str | None
     options: Options = Options()
+    fields: dict[str, str] = field(default_factory=dict)  # the form fields next to the file (options, callback_url)
 
 
 def invalid_option(error: OptionError) -> ApiError:
     return ApiError(400, "invalid_option", f"invalid option {error.field}: {error.message}")
+
+
+def checked_callback_url(value: str | None) -> str | None:
+    """A webhook target from a form field or tus metadata, or 400 invalid_callback_url."""
+    try:
+        return callbacks.callback_url(value)
+    except callbacks.CallbackRefused as exc:
+        raise ApiError(400, "invalid_callback_url", str(exc)) from None
 
 
 def check_fields_so_far(fields: dict[str, str]) -> None:
@@ -135,7 +144,7 @@ class _FilePartWriter:
         if not event.more_data:
             self.writer.close()
             self.stored = StoredUpload(self.writer.file_id, self.writer.filename, self.writer.length,
-                                       self.part.headers.get("Content-Type"))
+                                       self.part.headers.get("Content-Type"), fields=self.fields)
             self.writer = None
 
     def _field_done(self, part: Field) -> None:
@@ -144,9 +153,12 @@ class _FilePartWriter:
         if len(self.fields) >= MAX_FIELDS:
             raise ApiError(400, "invalid_option", f"more than {MAX_FIELDS} form fields")
         try:
-            self.fields[part.name] = self.field_data.decode("utf-8")
+            value = self.field_data.decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(400, "invalid_option", f"form field {part.name[:40]!r} is not UTF-8 text") from None
+        if part.name == "callback_url":  # checked as soon as it ends: a bad one stops the upload before the file
+            value = checked_callback_url(value) or ""
+        self.fields[part.name] = value
 
     def discard(self) -> None:
         """Remove what a failed upload wrote (best effort: if MongoDB is down, so is the damage)."""
@@ -245,7 +257,8 @@ def accept(user: dict, stored: StoredUpload, job_id: str | None = None) -> Job:
         carrier: dict = {}
         propagate.inject(carrier)  # the outbox re-publishes into this same trace
         job = Job(job_id, owner=user["sub"], owner_email=user.get("email"), filename=stored.filename,
-                  size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier, options=stored.options.to_dict())
+                  size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier, options=stored.options.to_dict(),
+                  callback_url=stored.fields.get("callback_url") or None)
         try:
             job = storage.create_job(job)
         except pymongo.errors.DuplicateKeyError:

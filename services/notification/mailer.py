@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from datetime import datetime, timezone
 from email.message import EmailMessage
 
 from services.common import config
-from services.common.jobs import Job, Status, download_path, public_url, status_path
+from services.common.jobs import Job, Status, public_url, signed_link, status_path
 
 
 def compose(job: Job, status: Status) -> EmailMessage:
@@ -18,14 +19,12 @@ def compose(job: Job, status: Status) -> EmailMessage:
     message["X-Vid2mp3-Job"] = job.id
     name = job.filename or "your video"
     if status == Status.DONE:
-        download = public_url(download_path(job.mp3_id))
         message["Subject"] = f"Your MP3 is ready: {name}"
         message.set_content(
             f"Your MP3 of {name} is ready.\n\n"
+            f"{_download_lines(job)}\n\n"
             f"Job id: {job.id}\n"
             f"MP3 id: {job.mp3_id}\n"
-            f"Download: {download}\n\n"
-            f"curl -L \"{download}\" -H \"Authorization: Bearer TOKEN\" -o out.mp3\n"
         )
     else:
         message["Subject"] = f"Your conversion failed: {name}"
@@ -36,6 +35,14 @@ def compose(job: Job, status: Status) -> EmailMessage:
             f"Status: {public_url(status_path(job.id))}\n"
         )
     return message
+
+
+def _download_lines(job: Job) -> str:
+    link = signed_link(job)
+    if link is None:  # no end time recorded (an old job): its status page still leads to the file
+        return f"Download it from: {public_url(status_path(job.id))}"
+    until = datetime.fromtimestamp(job.expires_at(), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"Download it (no login needed; this link works until {until}):\n{link}"
 
 
 def send(message: EmailMessage) -> None:

@@ -1,4 +1,4 @@
-"""Send one email per finished job (done or failed): never lost, never sent twice.
+"""Send one email per finished job (done or failed): never lost, never sent twice (webhooks: deliveries.py).
 
 Each email has a record in the notifications collection, keyed by job and outcome:
 1. before sending, this worker records its intent (`sending`, with a short lease);
@@ -24,7 +24,7 @@ from services.common import config, storage, telemetry
 from services.common.jobs import CONVERTER_OUTCOMES, FinishedMessage, Status
 from services.common.messaging import Delivery, PermanentError, TransientError
 
-from . import mailer, metrics
+from . import deliveries, mailer, metrics
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
@@ -36,13 +36,26 @@ _sent_unrecorded: set[str] = set()
 
 
 def handle(delivery: Delivery) -> None:
+    """The email (done, failed: exactly once) and the webhook (every end: at least once) of a job.
+
+    Both are tried on every delivery, each skipping what its ledger says is done, so a retry for
+    one never repeats the other; a transient failure of either retries the message."""
     message = FinishedMessage.parse(delivery)
-    if message.status not in CONVERTER_OUTCOMES:  # a cancel is the user's own doing: no email
-        log.info("job cancelled, no email", extra={"job_id": message.job_id})
-        return
     token = telemetry.job_context(message.job_id)
     try:
-        notify(message.job_id, message.status)
+        failures = []
+        steps = [lambda: deliveries.notify_webhook(message.job_id, message.status, delivery.retries)]
+        if message.status in CONVERTER_OUTCOMES:  # a cancel is the user's own doing: no email
+            steps.insert(0, lambda: notify(message.job_id, message.status))
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:
+                failures.append(exc)
+        # A retry helps whatever is transient; a permanent failure only once nothing else needs it.
+        failures.sort(key=lambda exc: isinstance(exc, PermanentError))
+        if failures:
+            raise failures[0]
     finally:
         telemetry.detach(token)
 

@@ -78,7 +78,7 @@ def test_ready_email_names_the_job_and_the_mp3(stack, converted):
     body = mails[0].get_content()
     assert "ready" in mails[0]["Subject"]
     assert converted["job_id"] in body
-    assert f"/download?fid={converted['mp3_id']}" in body
+    assert converted["link"] in body  # signed, token-free (tests/e2e/test_links_webhooks.py)
 
 
 def test_non_video_fails_with_a_reason_and_an_email(stack, user, tmp_path):

@@ -209,7 +209,8 @@ def test_logs_are_json_with_trace_ids(run, stack):
 
 def test_no_secrets_in_logs_or_metrics(run, stack):
     user = run["user"]
-    secrets = [user.password, user.token, STACK_ENV["JWT_SECRET"]]
+    # the private key's base64 body (one line for Ed25519) and the link key
+    secrets = [user.password, user.token, STACK_ENV["JWT_PRIVATE_KEY"].splitlines()[1], STACK_ENV["LINK_SECRET"]]
     for path in stack["logs"].glob("*.log"):
         text = path.read_text()
         for secret in secrets:

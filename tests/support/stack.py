@@ -43,6 +43,7 @@ class IsolatedStack:
             # Tests and benchmarks upload many jobs per user; quotas are tested on gateways of their own
             # (tests/integration/test_quotas.py).
             "USER_MAX_ACTIVE_JOBS": "1000", "USER_MAX_UPLOADS_PER_DAY": "100000",
+            "LINK_SECRET": f"{kind}-link-{uuid.uuid4().hex}{uuid.uuid4().hex}",
         })
         if otlp is not None:
             self.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{otlp.port}"

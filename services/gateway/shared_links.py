@@ -1,0 +1,54 @@
+"""GET /links/<token>: a done job's MP3 without a token, for browsers, mail clients and audio players.
+
+Failures answer a small HTML page a person can read (the link was clicked, not called by a
+program): 403 for a tampered link, 410 for one past its expiry or whose job was deleted.
+"""
+from __future__ import annotations
+
+from html import escape
+
+from flask import Blueprint, Response
+
+from services.common import links, storage
+from services.common.jobs import Status
+
+from . import metrics
+from .routes import send_mp3
+
+bp = Blueprint("links", __name__)
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title></head>
+<body><main><h1>{title}</h1><p>{text}</p></main></body></html>
+"""
+
+
+def page(status: int, title: str, text: str) -> Response:
+    return Response(PAGE.format(title=escape(title), text=escape(text)), status=status, mimetype="text/html",
+                    headers={"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+                             "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+@bp.get("/links/<token>")
+def signed_download(token: str):
+    """The MP3 a signed link names, with Range and ETag like /download."""
+    try:
+        link = links.verify(token)
+    except links.LinkForged:
+        metrics.LINK_DOWNLOADS.labels("forged").inc()
+        return page(403, "This link is not valid",
+                    "The download link was changed or cut short. Open the link from your email again, "
+                    "or download the file from your job list.")
+    except links.LinkExpired:
+        metrics.LINK_DOWNLOADS.labels("expired").inc()
+        return page(410, "This link has expired",
+                    "The MP3 was kept for a limited time and has been removed. Upload the video again to convert it anew.")
+    # Signing cannot be undone: the job must still exist and hold this very MP3 (deleting it revokes the link).
+    job = storage.find_job({"_id": link.job_id, "mp3_id": link.mp3_id})
+    info = storage.file_info(storage.mp3s(), link.mp3_id) if job is not None and job.status == Status.DONE else None
+    if info is None:
+        metrics.LINK_DOWNLOADS.labels("revoked").inc()
+        return page(410, "This file is no longer available",
+                    "The conversion was deleted or its MP3 removed, so this link no longer works.")
+    metrics.LINK_DOWNLOADS.labels("ok").inc()
+    return send_mp3(job, info)
