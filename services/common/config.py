@@ -52,6 +52,8 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("MAX_UPLOAD_BYTES", "2147483648", "largest accepted upload body; larger answers 413"),
     ("OUTBOX_INTERVAL_SECONDS", "5", "how often the gateway re-publishes stored jobs whose message is not confirmed yet"),
     ("EVENT_STREAMS_MAX", "4", "live job event streams (GET /jobs/<id>/events) one gateway process serves at once, each holding a thread; more answer 503 too_busy"),
+    ("IDEMPOTENCY_KEY_SECONDS", "86400", "how long an upload's Idempotency-Key answers with its first job (then the janitor forgets it)"),
+    ("DEDUP_ACROSS_USERS", "0", "1 lets an upload reuse the MP3 of another user's identical upload (tells a user what others uploaded; see README)"),
     ("UPSTREAM_TIMEOUT_SECONDS", "5", "timeout of calls from the gateway to auth"),
     # --- converter
     ("FFMPEG_BINARY", "ffmpeg", "ffmpeg executable"),
@@ -102,8 +104,8 @@ TYPES: dict[str, str] = {
                      "REGISTER_MAX_PER_ADDRESS", "REGISTER_WINDOW_SECONDS", "EVENT_STREAMS_MAX", "STORAGE_CAPACITY_BYTES", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"), "count"),
     **dict.fromkeys(("OUTBOX_INTERVAL_SECONDS", "UPSTREAM_TIMEOUT_SECONDS", "FFMPEG_TIMEOUT_SECONDS", "MAX_MEDIA_SECONDS",
                      "JOB_LEASE_SECONDS", "SMTP_TIMEOUT_SECONDS", "VIDEO_RETENTION_SECONDS", "RESULT_RETENTION_SECONDS",
-                     "JANITOR_INTERVAL_SECONDS", "JANITOR_GRACE_SECONDS"), "seconds"),
-    **dict.fromkeys(("AUTH_DEV_MODE", "SMTP_STARTTLS", "SMTP_SSL"), "flag"),
+                     "JANITOR_INTERVAL_SECONDS", "JANITOR_GRACE_SECONDS", "IDEMPOTENCY_KEY_SECONDS"), "seconds"),
+    **dict.fromkeys(("AUTH_DEV_MODE", "SMTP_STARTTLS", "SMTP_SSL", "DEDUP_ACROSS_USERS"), "flag"),
     "RETRY_DELAYS": "delays",
     "AMQP_QUEUE_TYPE": "queue_type",
 }

@@ -78,6 +78,11 @@ class Job:
     ended_at: float | None = None  # when it reached done, failed or cancelled: retention counts from here
     video_removed: bool = False  # retention removed the source video
     rev: int = 0  # bumped by every change users can see: the id of its live events
+    options: dict = field(default_factory=dict)  # the output options the user asked for
+    sha256: str | None = None  # of the uploaded video, computed while it was stored
+    content_key: str | None = None  # sha256 + options: jobs with the same key make the same MP3 (dedup)
+    reused: bool = False  # done at once with the MP3 of an earlier job of the same content_key
+    mp3_released: bool = False  # let go of its MP3 (deleted or expiring): no longer counts as a user of it
 
     @property
     def id(self) -> str:
@@ -202,6 +207,7 @@ def view(job: Job) -> dict:
         "expires_at": _iso(job.expires_at()),
         "mp3_id": None,
         "download_url": None,
+        "reused": job.reused,
     }
     if job.status == Status.DONE and job.mp3_id:
         shown.update(mp3_id=job.mp3_id, download_url=download_path(job.mp3_id), audio_seconds=job.audio_seconds)

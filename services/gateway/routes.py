@@ -5,14 +5,13 @@ import logging
 from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
-from opentelemetry import propagate
 
-from services.common import config, jobs, storage, telemetry
+from services.common import config, idempotency, jobs, storage
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.web import ApiError
 
-from . import auth_client, broker, lifecycle, metrics, outbox, uploads
+from . import auth_client, intake, lifecycle, metrics, uploads
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
@@ -48,36 +47,48 @@ def login():
 
 @bp.post("/upload")
 def upload():
-    """Store a video and queue its conversion."""
+    """Store a video and queue its conversion (or answer the first job of a repeated Idempotency-Key)."""
     user = auth_client.current_user()
+    held = _hold_key(user)
+    if isinstance(held, str):
+        return _accepted(held, {"Idempotent-Replayed": "true"})
     try:
-        stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), user["sub"])
-    except ApiError:
-        metrics.UPLOADS.labels("rejected").inc()
+        try:
+            stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), user["sub"],
+                                           on_flush=held.touch if held else None)
+        except ApiError:
+            metrics.UPLOADS.labels("rejected").inc()
+            raise
+        job = intake.create_job(user, stored)
+        if held:
+            held.attach(job.id)
+    except BaseException:
+        if held:
+            held.release()  # the client's retry with the same key may try again
         raise
-    job_id = storage.new_id()
-    token = telemetry.job_context(job_id)
+    return _accepted(job.id)
+
+
+def _hold_key(user: dict) -> idempotency.Reservation | str | None:
+    """This request's hold on its Idempotency-Key (none without one), or the first job's id on a repeat;
+    decided before any byte of the body is read."""
+    key = idempotency.check_key(request.headers.get(idempotency.HEADER))
+    if key is None:
+        return None
     try:
-        carrier: dict = {}
-        propagate.inject(carrier)  # the outbox re-publishes into this same trace
-        job = storage.create_job(Job(job_id, owner=user["sub"], owner_email=user.get("email"),
-                                     filename=stored.filename, size=stored.size, content_type=stored.content_type,
-                                     video_id=stored.video_id, trace=carrier))
-        storage.forget_upload(stored.video_id)
-        metrics.UPLOADS.labels("accepted").inc()
-        metrics.UPLOAD_BYTES.inc(stored.size)
-        with broker.publishers.publisher() as publisher:
-            try:
-                outbox.publish_job(publisher, job)
-            except Exception as exc:
-                # The job is durable: whatever went wrong with the broker, the outbox relay publishes it later.
-                log.warning("publish failed, left to the outbox", extra={"job_id": job_id, "error": str(exc)})
-                publisher.close()
-        log.info("upload accepted", extra={"job_id": job_id, "size": stored.size})
-    finally:
-        telemetry.detach(token)
+        held = idempotency.reserve(user["sub"], key)
+    except ApiError:
+        metrics.IDEMPOTENT_REPLAYS.labels("conflict").inc()
+        raise
+    if isinstance(held, str):
+        metrics.IDEMPOTENT_REPLAYS.labels("replayed").inc()
+        log.info("idempotent upload replayed", extra={"job_id": held})
+    return held
+
+
+def _accepted(job_id: str, headers: dict | None = None):
     status_url = jobs.status_path(job_id)
-    return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}
+    return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url, **(headers or {})}
 
 
 @bp.get("/jobs/<job_id>")
@@ -140,7 +151,9 @@ def download():
     fid = request.args.get("fid", "")
     if not fid:
         raise ApiError(400, "missing_fid", "give the MP3 id as ?fid=MP3_ID")
-    job = owned_job({"mp3_id": fid}, user)
+    # A shared MP3 (dedup) may also belong to an expired job of the caller's: the done one counts.
+    job = storage.find_job(owned_query({"mp3_id": fid, "status": str(Status.DONE)}, user)) \
+        or owned_job({"mp3_id": fid}, user)
     if job.status == Status.EXPIRED:
         raise ApiError(410, "expired", "the MP3 was removed after its retention period; upload the video again")
     if job.status != Status.DONE:

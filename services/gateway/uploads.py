@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Callable
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -30,13 +31,14 @@ class StoredUpload:
     filename: str
     size: int
     content_type: str | None
+    sha256: str | None = None  # of the stored bytes (None where a writer could not compute it)
 
 
 class _FilePartWriter:
     """Follows the decoder's events: the one file part goes into storage, form fields are bounded."""
 
-    def __init__(self, bucket: storage.Bucket, owner: str):
-        self.bucket, self.owner = bucket, owner
+    def __init__(self, bucket: storage.Bucket, owner: str, on_flush: Callable[[], None] | None = None):
+        self.bucket, self.owner, self.on_flush = bucket, owner, on_flush
         self.writer: storage.FileWriter | None = None
         self.stored: StoredUpload | None = None
         self.part: File | Field | None = None
@@ -58,7 +60,12 @@ class _FilePartWriter:
         video_id = storage.new_id()
         storage.record_upload(video_id, self.owner)
         self.writer = storage.open_writer(self.bucket, video_id, safe_filename(part.filename), metadata,
-                                          on_flush=lambda: storage.touch_upload(video_id))
+                                          on_flush=lambda: self._flushed(video_id))
+
+    def _flushed(self, video_id: str) -> None:
+        storage.touch_upload(video_id)
+        if self.on_flush is not None:
+            self.on_flush()
 
     def _data(self, event: Data) -> None:
         if not isinstance(self.part, File):
@@ -70,7 +77,7 @@ class _FilePartWriter:
         if not event.more_data:
             self.writer.close()
             self.stored = StoredUpload(self.writer.file_id, self.writer.filename, self.writer.length,
-                                       self.part.headers.get("Content-Type"))
+                                       self.part.headers.get("Content-Type"), self.writer.sha256)
             self.writer = None
 
     def discard(self) -> None:
@@ -119,15 +126,16 @@ def _feed(decoder: MultipartDecoder, target: _FilePartWriter, max_bytes: int) ->
             return
 
 
-def receive_video(max_bytes: int, owner: str) -> StoredUpload:
+def receive_video(max_bytes: int, owner: str, on_flush: Callable[[], None] | None = None) -> StoredUpload:
     """Parse the multipart body as it arrives and write its one file part into GridFS.
 
     Raises ApiError for anything but exactly one non-empty file; a partial file is removed.
     The upload stays recorded (storage.record_upload) until the caller has stored its job.
+    `on_flush` is called whenever bytes reach storage (the upload is alive).
     """
     # The decoder bounds its internal buffer with this; field sizes are checked by the target.
     decoder = MultipartDecoder(_check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
-    target = _FilePartWriter(storage.videos(), owner)
+    target = _FilePartWriter(storage.videos(), owner, on_flush)
     try:
         _feed(decoder, target, max_bytes)
         return _the_one_file(target)

@@ -1,0 +1,84 @@
+"""MP3s shared by several jobs (dedup): a file is removed only when no other job uses it.
+
+Its references are the done jobs whose `mp3_id` names it and that have not let it go
+(`mp3_released`), found by a query, so nothing can drift out of step with the jobs. A remover
+and a new sharer can still cross; a short lease on the file's `fs.files` entry (`releasing_until`)
+orders them, with single-document steps only:
+- remover: takes the lease, marks its own job released, looks for another user; none: removes
+  the file; else gives the lease back;
+- sharer: stores its job (done, with the mp3_id) first, then `pin`s: the file exists and no
+  remover holds its lease.
+Either the remover's query sees the sharer's job, or the sharer sees the lease (and waits for
+the outcome, or converts its own video).
+"""
+from __future__ import annotations
+
+import time
+
+from . import storage
+from .jobs import Status
+
+LEASE_SECONDS = 30.0  # far longer than a remover's few steps; a crashed remover's lease runs out
+WAIT_SECONDS = 5.0  # how long a sharer or remover waits for another remover's lease
+
+
+def _free(now: float) -> dict:
+    return {"$or": [{"releasing_until": {"$lt": now}}, {"releasing_until": None}]}
+
+
+def _take_lease(mp3_id: str) -> bool:
+    now = time.time()
+    found = storage.mp3s().files.update_one({"_id": mp3_id, **_free(now)},
+                                            {"$set": {"releasing_until": now + LEASE_SECONDS}})
+    return found.matched_count == 1
+
+
+def other_user(mp3_id: str, job_id: str) -> str | None:
+    """A done job other than `job_id` that still uses the MP3."""
+    job = storage.find_job({"mp3_id": mp3_id, "status": str(Status.DONE), "_id": {"$ne": job_id},
+                            "mp3_released": {"$in": [False, None]}})
+    return job.id if job else None
+
+
+def release(mp3_id: str, job_id: str) -> bool:
+    """Job `job_id` no longer needs the MP3 (deleted, expiring): remove it unless another job uses
+    it. True when the file was removed. TimeoutError while another remover holds it too long."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not _take_lease(mp3_id):
+        if storage.file_info(storage.mp3s(), mp3_id) is None:
+            break  # gone already: only stray chunks to sweep
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"MP3 {mp3_id} is being released by another process")
+        time.sleep(0.1)
+    storage.jobs().update_one({"_id": job_id}, {"$set": {"mp3_released": True}})
+    if other_user(mp3_id, job_id):
+        storage.mp3s().files.update_one({"_id": mp3_id}, {"$set": {"releasing_until": 0.0}})
+        return False
+    storage.delete_file(storage.mp3s(), mp3_id)
+    return True
+
+
+def pin(mp3_id: str) -> bool:
+    """After storing a done job that shares `mp3_id`: whether the file stays (True) or is gone or
+    going (False: the caller converts its own video and calls `release`)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        info = storage.file_info(storage.mp3s(), mp3_id)
+        if info is None:
+            return False
+        if info.get("releasing_until") is None or info["releasing_until"] < time.time():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def unshare(job_id: str, mp3_id: str) -> None:
+    """A reused job whose MP3 went before it could `pin` it: back to queued, to convert its own video."""
+    try:
+        release(mp3_id, job_id)  # a remover that saw this job kept the file for it: let it go again
+    except TimeoutError:
+        pass  # that remover still holds it and decides without this job
+    now = time.time()
+    storage.jobs().update_one({"_id": job_id}, {"$set": {
+        "status": str(Status.QUEUED), "mp3_id": None, "reused": False, "mp3_released": False,
+        "audio_seconds": None, "ended_at": None, "times": {str(Status.QUEUED): now}}, "$inc": {"rev": 1}})
