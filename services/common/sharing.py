@@ -2,7 +2,7 @@
 
 Its references are the done jobs whose `mp3_id` names it and that have not let it go
 (`mp3_released`), found by a query, so nothing can drift out of step with the jobs. A remover
-and a new sharer can still cross; a short lease on the file's `fs.files` entry (`releasing_until`)
+and a new sharer can still cross; a short lease per file (`mp3_release_leases`)
 orders them, with single-document steps only:
 - remover: takes the lease, marks its own job released, looks for another user; none: removes
   the file; else gives the lease back;
@@ -15,22 +15,38 @@ from __future__ import annotations
 
 import time
 
-from . import storage
+import pymongo.errors
+
+from . import config, storage
 from .jobs import Status
 
 LEASE_SECONDS = 30.0  # far longer than a remover's few steps; a crashed remover's lease runs out
 WAIT_SECONDS = 5.0  # how long a sharer or remover waits for another remover's lease
 
 
-def _free(now: float) -> dict:
-    return {"$or": [{"releasing_until": {"$lt": now}}, {"releasing_until": None}]}
+def _leases():
+    # Beside the files, not on them: the MongoDB stand-in's fs.files takes no fields of ours.
+    return storage.client()[config.env("MONGO_JOBS_DB")].mp3_release_leases
 
 
-def _take_lease(mp3_id: str) -> bool:
+def _take_lease(mp3_id: str) -> float | None:
+    """The lease on releasing `mp3_id` (its expiry), or None while another live remover holds it."""
     now = time.time()
-    found = storage.mp3s().files.update_one({"_id": mp3_id, **_free(now)},
-                                            {"$set": {"releasing_until": now + LEASE_SECONDS}})
-    return found.matched_count == 1
+    until = now + LEASE_SECONDS
+    try:
+        _leases().insert_one({"_id": mp3_id, "until": until})
+        return until
+    except pymongo.errors.DuplicateKeyError:
+        held = _leases().find_one({"_id": mp3_id}) or {}
+    if held.get("until", now) < now:  # its remover died: taken over unless someone was quicker
+        taken = _leases().update_one({"_id": mp3_id, "until": held["until"]}, {"$set": {"until": until}})
+        return until if taken.matched_count == 1 else None
+    return None
+
+
+def _leased(mp3_id: str) -> bool:
+    held = _leases().find_one({"_id": mp3_id})
+    return held is not None and held.get("until", 0) >= time.time()
 
 
 def other_user(mp3_id: str, job_id: str) -> str | None:
@@ -44,18 +60,18 @@ def release(mp3_id: str, job_id: str) -> bool:
     """Job `job_id` no longer needs the MP3 (deleted, expiring): remove it unless another job uses
     it. True when the file was removed. TimeoutError while another remover holds it too long."""
     deadline = time.monotonic() + WAIT_SECONDS
-    while not _take_lease(mp3_id):
-        if storage.file_info(storage.mp3s(), mp3_id) is None:
-            break  # gone already: only stray chunks to sweep
+    while (until := _take_lease(mp3_id)) is None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"MP3 {mp3_id} is being released by another process")
         time.sleep(0.1)
-    storage.jobs().update_one({"_id": job_id}, {"$set": {"mp3_released": True}})
-    if other_user(mp3_id, job_id):
-        storage.mp3s().files.update_one({"_id": mp3_id}, {"$set": {"releasing_until": 0.0}})
-        return False
-    storage.delete_file(storage.mp3s(), mp3_id)
-    return True
+    try:
+        storage.jobs().update_one({"_id": job_id}, {"$set": {"mp3_released": True}})
+        if other_user(mp3_id, job_id):
+            return False
+        storage.delete_file(storage.mp3s(), mp3_id)
+        return True
+    finally:
+        _leases().delete_one({"_id": mp3_id, "until": until})
 
 
 def pin(mp3_id: str) -> bool:
@@ -63,11 +79,8 @@ def pin(mp3_id: str) -> bool:
     going (False: the caller converts its own video and calls `release`)."""
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
-        info = storage.file_info(storage.mp3s(), mp3_id)
-        if info is None:
-            return False
-        if info.get("releasing_until") is None or info["releasing_until"] < time.time():
-            return True
+        if not _leased(mp3_id):  # first the lease, then the file: a remover may finish in between
+            return storage.file_info(storage.mp3s(), mp3_id) is not None
         time.sleep(0.1)
     return False
 
