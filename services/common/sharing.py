@@ -13,6 +13,7 @@ the outcome, or converts its own video).
 """
 from __future__ import annotations
 
+import secrets
 import time
 
 import pymongo.errors
@@ -29,18 +30,18 @@ def _leases():
     return storage.client()[config.env("MONGO_JOBS_DB")].mp3_release_leases
 
 
-def _take_lease(mp3_id: str) -> float | None:
-    """The lease on releasing `mp3_id` (its expiry), or None while another live remover holds it."""
-    now = time.time()
-    until = now + LEASE_SECONDS
+def _take_lease(mp3_id: str) -> str | None:
+    """The lease on releasing `mp3_id` (its holder token), or None while another live remover holds it."""
+    now, holder = time.time(), secrets.token_hex(8)
+    mine = {"until": now + LEASE_SECONDS, "holder": holder}
     try:
-        _leases().insert_one({"_id": mp3_id, "until": until})
-        return until
+        _leases().insert_one(dict(mine, _id=mp3_id))
+        return holder
     except pymongo.errors.DuplicateKeyError:
         held = _leases().find_one({"_id": mp3_id}) or {}
     if held.get("until", now) < now:  # its remover died: taken over unless someone was quicker
-        taken = _leases().update_one({"_id": mp3_id, "until": held["until"]}, {"$set": {"until": until}})
-        return until if taken.matched_count == 1 else None
+        taken = _leases().update_one({"_id": mp3_id, "holder": held.get("holder")}, {"$set": mine})
+        return holder if taken.matched_count == 1 else None
     return None
 
 
@@ -60,7 +61,7 @@ def release(mp3_id: str, job_id: str) -> bool:
     """Job `job_id` no longer needs the MP3 (deleted, expiring): remove it unless another job uses
     it. True when the file was removed. TimeoutError while another remover holds it too long."""
     deadline = time.monotonic() + WAIT_SECONDS
-    while (until := _take_lease(mp3_id)) is None:
+    while (holder := _take_lease(mp3_id)) is None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"MP3 {mp3_id} is being released by another process")
         time.sleep(0.1)
@@ -71,7 +72,7 @@ def release(mp3_id: str, job_id: str) -> bool:
         storage.delete_file(storage.mp3s(), mp3_id)
         return True
     finally:
-        _leases().delete_one({"_id": mp3_id, "until": until})
+        _leases().delete_one({"_id": mp3_id, "holder": holder})
 
 
 def pin(mp3_id: str) -> bool:

@@ -186,6 +186,15 @@ def test_janitor_keeps_a_shared_mp3_until_its_last_job_expires(users, pair):
     assert alice.download(mp3_id).status_code == 410
 
 
+def test_reuses_and_replays_are_counted(stack, pair):
+    text = requests.get(f"{stack['metrics']['gateway']}/metrics", timeout=10).text
+    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith("gateway_") and not line.startswith("#")}
+    assert values["gateway_uploads_reused_total"] >= 1
+    assert values['gateway_idempotent_replays_total{result="replayed"}'] >= 1
+    assert values['gateway_idempotent_replays_total{result="conflict"}'] >= 1
+
+
 def test_deleting_one_of_two_sharing_jobs_leaves_the_other_its_mp3(stack, clips):
     alice = Client(stack["gateway"]).signed_up()
     first, second = _done_pair(alice, clips[1])
