@@ -3,7 +3,9 @@
 One round (`run_once`):
 - the source video of every job that ended VIDEO_RETENTION_SECONDS ago; a failed or cancelled
   job has no other file, so it turns `expired` then;
-- the MP3 of every job done RESULT_RETENTION_SECONDS ago, which turns `expired`;
+- the MP3 of every job done RESULT_RETENTION_SECONDS ago, which turns `expired` (an MP3 other
+  jobs share, dedup, stays until the last of them expires: services/common/sharing.py);
+- Idempotency-Keys older than IDEMPOTENCY_KEY_SECONDS;
 - uploads a crashed gateway abandoned (an upload record with no job and no new bytes for
   JANITOR_GRACE_SECONDS), and MP3s a crashed converter left half-written for a job that
   no converter holds any more;
