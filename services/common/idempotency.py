@@ -44,7 +44,12 @@ class Reservation:
         storage.idempotency_keys().update_one(self._mine(), {"$set": {"job_id": job_id}})
 
     def release(self) -> None:
-        storage.idempotency_keys().delete_one(dict(self._mine(), job_id=None))
+        """Best effort (called while another error is on its way): a key left held is taken over
+        once STALE_SECONDS silent."""
+        try:
+            storage.idempotency_keys().delete_one(dict(self._mine(), job_id=None))
+        except pymongo.errors.PyMongoError:
+            pass
 
 
 def check_key(raw: str | None) -> str | None:
