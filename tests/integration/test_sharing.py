@@ -70,3 +70,19 @@ def test_a_dead_removers_lease_is_taken_over(mp3):
     assert sharing.pin(mp3) is True
     assert sharing.release(mp3, job.id) is True
     assert sharing._leases().find_one({"_id": mp3}) is None  # given back
+
+
+def test_an_mp3_gone_before_the_pin_means_converting_after_all(stack):
+    from services.gateway import intake
+    from services.gateway.uploads import StoredUpload
+
+    owner, sha = f"u-{storage.new_id()}", hashlib.sha256(b"clip").hexdigest()
+    gone = storage.new_id()  # its remover won the race: the file is no more
+    source = stored_job(owner=owner, mp3_id=gone, content_key=intake.content_key(sha, {}))
+    storage.finish_job(source.id, None, Status.DONE, mp3_id=gone)
+    video_id = storage.new_id()
+    storage.store_file(storage.videos(), video_id, "clip.mp4", io.BytesIO(b"clip"), {})
+    job = intake.create_job({"sub": owner, "email": "o@example.com"},
+                            StoredUpload(video_id, "clip.mp4", 4, None, sha))
+    assert job.status == Status.QUEUED and not job.reused and job.mp3_id is None
+    assert storage.file_info(storage.videos(), video_id) is not None  # its own video, to convert
