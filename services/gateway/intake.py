@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 
+import pymongo.errors
 from opentelemetry import propagate, trace
 
 from services.common import config, sharing, storage, telemetry
@@ -40,10 +41,12 @@ def reusable(owner: str, key: str) -> Job | None:
     return storage.find_job(query)
 
 
-def create_job(user: dict, stored: StoredUpload, options: dict | None = None) -> Job:
-    """Store the job of an uploaded video (reused or queued) and publish it (or leave it to the outbox)."""
+def create_job(user: dict, stored: StoredUpload, options: dict | None = None, job_id: str | None = None) -> Job:
+    """Store the job of an uploaded video (reused or queued) and publish it (or leave it to the outbox).
+    With a `job_id` chosen beforehand (a resumable upload), a second call (a retried last chunk)
+    answers the job the first one made."""
     options = dict(options or {})
-    job_id = storage.new_id()
+    job_id = job_id or storage.new_id()
     token = telemetry.job_context(job_id)
     try:
         carrier: dict = {}
@@ -51,7 +54,10 @@ def create_job(user: dict, stored: StoredUpload, options: dict | None = None) ->
         job = Job(job_id, owner=user["sub"], owner_email=user.get("email"), filename=stored.filename,
                   size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier,
                   options=options, sha256=stored.sha256, content_key=content_key(stored.sha256, options))
-        job = _reuse(job) or storage.create_job(job)
+        try:
+            job = _reuse(job) or storage.create_job(job)
+        except pymongo.errors.DuplicateKeyError:
+            return storage.get_job(job_id)
         storage.forget_upload(stored.video_id)
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)

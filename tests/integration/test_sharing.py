@@ -86,3 +86,16 @@ def test_an_mp3_gone_before_the_pin_means_converting_after_all(stack):
                             StoredUpload(video_id, "clip.mp4", 4, None, sha))
     assert job.status == Status.QUEUED and not job.reused and job.mp3_id is None
     assert storage.file_info(storage.videos(), video_id) is not None  # its own video, to convert
+
+
+def test_a_job_id_chosen_beforehand_makes_one_job_when_accepted_twice(stack):
+    from services.gateway import intake
+    from services.gateway.uploads import StoredUpload
+
+    owner, job_id, video_id = f"u-{storage.new_id()}", storage.new_id(), storage.new_id()
+    stored = StoredUpload(video_id, "clip.mp4", 4, None, hashlib.sha256(b"other").hexdigest())
+    user = {"sub": owner, "email": "o@example.com"}
+    first = intake.create_job(user, stored, job_id=job_id)
+    again = intake.create_job(user, stored, job_id=job_id)
+    assert first.id == again.id == job_id
+    assert len(storage.find_jobs({"owner": owner})) == 1
