@@ -319,6 +319,12 @@ def pipeline() -> dict:
                       (f'sum(namespace_reason:vid2mp3_storage_removed_files:increase1h{{{NS}, reason="tus_expired"}})',
                        "expired /h")],
                      "short"), 24, 7)
+    b.add(timeseries("Reused and replayed uploads", "Uploads done at once with the MP3 of an identical earlier "
+                     "upload (no conversion, nothing stored twice), and repeats of an Idempotency-Key: answered "
+                     "with the first job (replayed) or 409 while the first still uploads (conflict).",
+                     [(f"sum(rate(gateway_uploads_reused_total{{{NS}}}[$__rate_interval]))", "reused"),
+                      (f"sum by (result) (rate(gateway_idempotent_replays_total{{{NS}}}[$__rate_interval]))",
+                       "idempotency {{result}}")], "ops"), 8, 7)
 
     b.row("Queues")
     b.add(timeseries("Queue depth", "Messages ready (waiting) and unacked (being worked on) in the work queues.",

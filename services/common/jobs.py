@@ -82,6 +82,10 @@ class Job:
     options: dict = field(default_factory=dict)  # options.Options.to_dict(); empty: today's MP3
     callback_url: str | None = None  # where its end is POSTed as a signed webhook (checked at upload and at delivery)
     webhook: dict | None = None  # the last webhook delivery attempt: state, attempts, at, status_code, error
+    sha256: str | None = None  # of the uploaded video, computed while it was stored
+    content_key: str | None = None  # sha256 + options: jobs with the same key make the same MP3 (dedup)
+    reused: bool = False  # done at once with the MP3 of an earlier job of the same content_key
+    mp3_released: bool = False  # let go of its MP3 (deleted or expiring): no longer counts as a user of it
 
     @property
     def id(self) -> str:
@@ -221,6 +225,7 @@ def view(job: Job) -> dict:
         "link": None,
         "callback_url": job.callback_url,
         "webhook": job.webhook,
+        "reused": job.reused,
     }
     if job.status == Status.DONE and job.mp3_id:
         shown.update(mp3_id=job.mp3_id, download_url=download_path(job.mp3_id), link=signed_link(job),

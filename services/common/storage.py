@@ -6,6 +6,7 @@ which answers a whole-file chunk query in one reply.
 """
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from datetime import datetime, timezone
@@ -105,7 +106,8 @@ def read_file(bucket: Bucket, file_id, start: int = 0, end: int | None = None) -
 
 class FileWriter:
     """Writes one file chunk by chunk, a window of chunks per insert; the file exists only once
-    `close` writes its `fs.files` entry, and `abort` (or an exception inside `with`) removes it all."""
+    `close` writes its `fs.files` entry, and `abort` (or an exception inside `with`) removes it all.
+    Its SHA-256 is computed on the way (`sha256`, also in `fs.files`): what dedup compares."""
 
     def __init__(self, bucket: Bucket, file_id, filename: str, metadata: dict,
                  on_flush: Callable[[], None] | None = None):
@@ -116,8 +118,14 @@ class FileWriter:
         self._chunks: list[dict] = []
         self._next_n = 0
         self._flushed_at = time.monotonic()
+        self._hash = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
 
     def write(self, data: bytes) -> None:
+        self._hash.update(data)
         self._pending += data
         while len(self._pending) >= CHUNK_SIZE:
             self._add_chunk(bytes(self._pending[:CHUNK_SIZE]))
@@ -145,7 +153,7 @@ class FileWriter:
         self._flush()
         self.bucket.files.insert_one({"_id": self.file_id, "length": self.length, "chunkSize": CHUNK_SIZE,
                                       "uploadDate": datetime.now(timezone.utc), "filename": self.filename,
-                                      "metadata": self.metadata})
+                                      "sha256": self.sha256, "metadata": self.metadata})
 
     def abort(self) -> None:
         self._chunks, self._pending = [], bytearray()
@@ -213,6 +221,11 @@ def deleted_jobs():
     return client()[config.env("MONGO_JOBS_DB")].deleted_jobs
 
 
+def idempotency_keys():
+    """Idempotency-Key reservations of uploads: one per owner and key (the _id), for 24 h."""
+    return client()[config.env("MONGO_JOBS_DB")].idempotency_keys
+
+
 def janitor_stats():
     return client()[config.env("MONGO_JOBS_DB")].janitor
 
@@ -241,11 +254,15 @@ def ensure_indexes() -> None:
     jobs().create_index([("published", 1), ("created", 1)])
     jobs().create_index("mp3_id")
     jobs().create_index("ended_at")
+    jobs().create_index("content_key")
 
 
-def create_job(job: Job) -> Job:
+def create_job(job: Job, status: Status = Status.QUEUED) -> Job:
+    """Store a new job: queued, or done at once (a reused MP3: dedup)."""
     job.created = time.time()
-    job.status, job.times, job.rev = Status.QUEUED, {str(Status.QUEUED): job.created}, 1
+    job.status, job.times, job.rev = status, {str(status): job.created}, 1
+    if status in jobs_module.ENDED:
+        job.ended_at = job.created
     jobs().insert_one(job.to_doc())
     return job
 

@@ -10,6 +10,7 @@ and never stopped. Tests call `up()` with their own home, ports and names.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket

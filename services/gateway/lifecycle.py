@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Iterator
 
-from services.common import config, jobs, storage
+from services.common import config, jobs, sharing, storage
 from services.common.jobs import Job, Status
 from services.common.web import ApiError
 
@@ -40,10 +40,11 @@ def cancel(query: dict) -> Job:
 def delete(job: Job) -> None:
     """Cancel the job if it runs, then remove its files, its email records and the job itself."""
     job = storage.cancel_job({"_id": job.id}) or job  # the latest pending_mp3_id, if it was converting
-    for bucket, file_id in ((storage.videos(), job.video_id), (storage.mp3s(), job.mp3_id),
-                            (storage.mp3s(), job.pending_mp3_id)):
+    for bucket, file_id in ((storage.videos(), job.video_id), (storage.mp3s(), job.pending_mp3_id)):
         if file_id:
             storage.delete_file(bucket, file_id)
+    if job.mp3_id:
+        sharing.release(job.mp3_id, job.id)  # removed unless another job shares it (dedup)
     storage.delete_job(job.id)
     metrics.JOB_DELETES.inc()
 

@@ -8,6 +8,12 @@ OUTBOX_BACKLOG = Gauge("gateway_outbox_backlog", "Jobs stored whose message is n
 JOB_CANCELS = Counter("gateway_job_cancels", "Jobs cancelled by their owner")
 JOB_DELETES = Counter("gateway_job_deletes", "Jobs deleted with their files by their owner")
 EVENT_STREAMS = Gauge("gateway_event_streams", "Live job event streams open", multiprocess_mode="livesum")
+UPLOADS_REUSED = Counter("gateway_uploads_reused", "Uploads done at once with the MP3 of an identical earlier upload")
+IDEMPOTENT_REPLAYS = Counter("gateway_idempotent_replays",
+                             "Uploads repeating an Idempotency-Key: answered with the first job, or 409 while it uploads",
+                             ["result"])
+for _result in ("replayed", "conflict"):
+    IDEMPOTENT_REPLAYS.labels(_result)
 OUTBOX_PUBLISHED = Counter("gateway_outbox_published", "Jobs published late by the outbox relay")
 TOKEN_VERIFICATIONS = Counter("gateway_token_verifications", "Bearer tokens verified by the gateway, by outcome",
                               ["result"])

@@ -128,6 +128,8 @@ SPEC = {
                              "description": "once done: an absolute signed URL that downloads the MP3 without a token "
                                             "(GET /links/{token}), valid until expires_at, void once the job is deleted"},
                     "audio_seconds": {"type": "number", "nullable": True},
+                    "reused": {"type": "boolean", "description": "done at once with the MP3 of an identical "
+                               "earlier upload (same content and options): no conversion ran"},
                     "callback_url": {"type": "string", "nullable": True,
                                      "description": "where the job's end is POSTed as a signed webhook"},
                     "webhook": {"allOf": [{"$ref": "#/components/schemas/WebhookAttempt"}], "nullable": True},
@@ -151,15 +153,24 @@ SPEC = {
         "/login": {"post": LOGIN},
         "/upload": {"post": {
             "summary": "Upload one video; conversion runs asynchronously",
+            "description": "With an Idempotency-Key, a repeat of the key by the same user within 24 h answers "
+                           "the first job (202, header Idempotent-Replayed) without reading or storing the body; "
+                           "409 idempotency_conflict while the first upload is still being received.",
             "security": [{"bearer": []}],
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                            "description": "a client-chosen key, unique per upload (a UUID)",
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:~+/=-]{1,128}$"}}],
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
                 "properties": {"file": {"type": "string", "format": "binary"},
                                "callback_url": {"type": "string", "description": CALLBACK}}}}}},
-            "responses": {"202": {"description": "Accepted; poll status_url", "content": {"application/json": {
-                "schema": {"type": "object", "required": ["job_id", "status_url"], "properties": {
-                    "job_id": {"type": "string"}, "status_url": {"type": "string"}}}}}},
-                **_errors(400, 401, 413, 415), **UPLOAD_ERRORS},
+            "responses": {"202": {"description": "Accepted; poll status_url", "headers": {
+                "Idempotent-Replayed": {"description": "true when this answers a repeated Idempotency-Key",
+                                        "schema": {"type": "string"}}},
+                "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["job_id", "status_url"], "properties": {
+                        "job_id": {"type": "string"}, "status_url": {"type": "string"}}}}}},
+                **_errors(400, 401, 409, 413, 415), **UPLOAD_ERRORS},
         }},
         "/me": {"get": {
             "summary": "Your account: email, usage, limits (null for admins: they are exempt) and webhook secret",

@@ -12,8 +12,8 @@ import logging
 import threading
 import time
 
-from services.common import config, messaging, storage, telemetry
-from services.common.jobs import Job, VideoMessage
+from services.common import config, messaging, storage
+from services.common.jobs import FinishedMessage, Job, Status, VideoMessage
 
 from . import metrics
 
@@ -24,8 +24,12 @@ LEASE_SECONDS = 30
 
 
 def publish_job(publisher: messaging.Publisher, job: Job) -> None:
-    message = VideoMessage(job.id)
-    publisher.publish(config.env("VIDEO_QUEUE"), message.body(), carrier=job.trace, message_id=message.message_id)
+    """A new job's message: to the converter, or for a reused job (done already) only its email."""
+    if job.reused:
+        message, queue = FinishedMessage(job.id, Status.DONE), config.env("MP3_QUEUE")
+    else:
+        message, queue = VideoMessage(job.id), config.env("VIDEO_QUEUE")
+    publisher.publish(queue, message.body(), carrier=job.trace, message_id=message.message_id)
     storage.mark_published(job.id)
 
 

@@ -1,16 +1,19 @@
 """The gateway's public routes: accounts (relayed to auth), uploads, jobs and downloads."""
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
-from services.common import config, jobs, storage
+
+from services.common import config, idempotency, jobs, storage
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.web import ApiError
 
-from . import auth_client, lifecycle, metrics, quotas, uploads
+from . import auth_client, intake, lifecycle, metrics, quotas, uploads
 
+log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
 
 
@@ -44,26 +47,56 @@ def login():
 
 @bp.post("/upload")
 def upload():
-    """Store a video and queue its conversion."""
+    """Store a video and queue its conversion (or answer the first job of a repeated Idempotency-Key)."""
     with uploads.slot():
         user = auth_client.current_user()
+        held = _hold_key(user)
+        if isinstance(held, str):
+            return _accepted(held, {"Idempotent-Replayed": "true"})
         try:
-            stored = _receive(user)
-        except ApiError:
-            metrics.UPLOADS.labels("rejected").inc()
+            try:
+                stored = _receive(user, on_flush=held.touch if held else None)
+            except ApiError:
+                metrics.UPLOADS.labels("rejected").inc()
+                raise
+            job = intake.create_job(user, stored)
+            if held:
+                held.attach(job.id)
+        except BaseException:
+            if held:
+                held.release()  # the client's retry with the same key may try again
             raise
-    job_id = uploads.accept(user, stored).id
-    storage.forget_upload(stored.video_id)
+    return _accepted(job.id)
+
+
+def _hold_key(user: dict) -> idempotency.Reservation | str | None:
+    """This request's hold on its Idempotency-Key (none without one), or the first job's id on a repeat;
+    decided before any byte of the body is read."""
+    key = idempotency.check_key(request.headers.get(idempotency.HEADER))
+    if key is None:
+        return None
+    try:
+        held = idempotency.reserve(user["sub"], key)
+    except ApiError:
+        metrics.IDEMPOTENT_REPLAYS.labels("conflict").inc()
+        raise
+    if isinstance(held, str):
+        metrics.IDEMPOTENT_REPLAYS.labels("replayed").inc()
+        log.info("idempotent upload replayed", extra={"job_id": held})
+    return held
+
+
+def _accepted(job_id: str, headers: dict | None = None):
     status_url = jobs.status_path(job_id)
-    return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}
+    return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url, **(headers or {})}
 
 
-def _receive(user: dict) -> uploads.StoredUpload:
+def _receive(user: dict, on_flush=None) -> uploads.StoredUpload:
     """The body, stored, within the user's quotas: checked at the declared length before the first
     byte is read and again at the real one (the video is removed if that no longer fits)."""
     declared = min(request.content_length or 0, config.env_int("MAX_UPLOAD_BYTES"))
     upload_id = quotas.admit(user, declared)
-    stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), upload_id)
+    stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), upload_id, on_flush)
     try:
         quotas.confirm(user, upload_id, stored.size)
     except BaseException:
@@ -133,7 +166,9 @@ def download():
     fid = request.args.get("fid", "")
     if not fid:
         raise ApiError(400, "missing_fid", "give the MP3 id as ?fid=MP3_ID")
-    job = owned_job({"mp3_id": fid}, user)
+    # A shared MP3 (dedup) may also belong to an expired job of the caller's: the done one counts.
+    job = storage.find_job(owned_query({"mp3_id": fid, "status": str(Status.DONE)}, user)) \
+        or owned_job({"mp3_id": fid}, user)
     if job.status == Status.EXPIRED:
         raise ApiError(410, "expired", "the MP3 was removed after its retention period; upload the video again")
     if job.status != Status.DONE:
@@ -168,6 +203,6 @@ def send_mp3(job: Job, info: dict) -> Response:
     }
     if requested:
         headers["Content-Range"] = f"bytes {start}-{end}/{length}"
-    body = storage.read_file(bucket, fid, start, end) if length else iter(())
+    body = storage.read_file(storage.mp3s(), fid, start, end) if length else iter(())
     return Response(body, status=206 if requested else 200, mimetype=jobs.media_type(job), headers=headers,
                     direct_passthrough=True)

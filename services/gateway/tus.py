@@ -1,11 +1,12 @@
 """tus 1.0.0 resumable uploads at /uploads/: the core protocol and the creation, termination and
 expiration extensions. The bytes and the state live in MongoDB (services/common/resumable.py), so
 any gateway replica can take the next PATCH; the finished upload becomes a job exactly like a
-multipart one (uploads.accept)."""
+multipart one (intake.create_job)."""
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import time
 
@@ -19,7 +20,7 @@ from services.common import options as output_options
 from services.common.options import Options, OptionError
 from services.common.web import ApiError
 
-from . import auth_client, metrics, quotas, uploads
+from . import auth_client, intake, metrics, quotas, uploads
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tus", __name__, url_prefix="/uploads")
@@ -247,13 +248,23 @@ def _finish(upload: dict) -> str:
         pass  # another finisher (a HEAD at the same moment) closed it
     stored = uploads.StoredUpload(upload["_id"], upload["filename"], upload["length"], None,
                                   Options.from_dict(upload.get("options")),
-                                  fields={"callback_url": upload.get("callback_url") or ""})
+                                  fields={"callback_url": upload.get("callback_url") or ""},
+                                  sha256=_sha256_of(upload["_id"], upload["length"]))
     owner = {"sub": upload["owner"], "email": upload.get("owner_email")}
-    job = uploads.accept(owner, stored, job_id=upload["job_id"])
+    job = intake.create_job(owner, stored, job_id=upload["job_id"])
     if resumable.mark_completed(upload["_id"]):
         metrics.TUS_UPLOADS.labels("completed").inc()
         log.info("tus upload completed", extra={"upload_id": upload["_id"], "job_id": job.id})
     return job.id
+
+
+def _sha256_of(video_id: str, length: int) -> str:
+    """The finished upload's SHA-256 (for dedup), read back from storage: a hash's state cannot be
+    kept between PATCH requests that may reach different replicas, so it costs one more read."""
+    digest = hashlib.sha256()
+    for block in storage.read_file(storage.videos(), video_id, 0, length - 1):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 @bp.route("/<upload_id>", methods=["DELETE"], provide_automatic_options=False)

@@ -6,25 +6,18 @@ import threading
 import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
-import logging
-
-import pymongo.errors
 from flask import request
-from opentelemetry import propagate
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from services.common import options as output_options
-from services.common import callbacks, config, storage, telemetry
-from services.common.jobs import Job
+from services.common import callbacks, config, storage
 from services.common.options import Options, OptionError
 from services.common.web import ApiError
 
-from . import broker, metrics, outbox
-
-log = logging.getLogger(__name__)
+from . import metrics
 
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
@@ -67,6 +60,7 @@ class StoredUpload:
     content_type: str | None
     options: Options = Options()
     fields: dict[str, str] = field(default_factory=dict)  # the form fields next to the file (options, callback_url)
+    sha256: str | None = None  # of the stored bytes (None where a writer could not compute it)
 
 
 def invalid_option(error: OptionError) -> ApiError:
@@ -103,8 +97,8 @@ def _fails(fields: dict[str, str]) -> bool:
 class _FilePartWriter:
     """Follows the decoder's events: the one file part goes into storage, form fields are bounded."""
 
-    def __init__(self, bucket: storage.Bucket, video_id: str):
-        self.bucket, self.video_id = bucket, video_id
+    def __init__(self, bucket: storage.Bucket, video_id: str, on_flush: Callable[[], None] | None = None):
+        self.bucket, self.video_id, self.on_flush = bucket, video_id, on_flush
         self.writer: storage.FileWriter | None = None
         self.stored: StoredUpload | None = None
         self.part: File | Field | None = None
@@ -129,7 +123,12 @@ class _FilePartWriter:
         metadata = {"content_type": part.headers.get("Content-Type"), "original_name": part.filename}
         video_id = self.video_id
         self.writer = storage.open_writer(self.bucket, video_id, safe_filename(part.filename), metadata,
-                                          on_flush=lambda: storage.touch_upload(video_id))
+                                          on_flush=lambda: self._flushed(video_id))
+
+    def _flushed(self, video_id: str) -> None:
+        storage.touch_upload(video_id)
+        if self.on_flush is not None:
+            self.on_flush()
 
     def _data(self, event: Data) -> None:
         if not isinstance(self.part, File):
@@ -144,7 +143,8 @@ class _FilePartWriter:
         if not event.more_data:
             self.writer.close()
             self.stored = StoredUpload(self.writer.file_id, self.writer.filename, self.writer.length,
-                                       self.part.headers.get("Content-Type"), fields=self.fields)
+                                       self.part.headers.get("Content-Type"), fields=self.fields,
+                                       sha256=self.writer.sha256)
             self.writer = None
 
     def _field_done(self, part: Field) -> None:
@@ -208,16 +208,17 @@ def _feed(decoder: MultipartDecoder, target: _FilePartWriter, max_bytes: int) ->
             return
 
 
-def receive_video(max_bytes: int, video_id: str) -> StoredUpload:
+def receive_video(max_bytes: int, video_id: str, on_flush: Callable[[], None] | None = None) -> StoredUpload:
     """Parse the multipart body as it arrives and write its one file part into GridFS as `video_id`
     (recorded by storage.record_upload beforehand, see quotas.admit).
 
     Raises ApiError for anything but exactly one non-empty file; a partial file and its upload record
     are removed. On success the record stays until the caller has stored its job.
+    `on_flush` is called whenever bytes reach storage (the upload is alive).
     """
     # The decoder bounds its internal buffer with this; field sizes are checked by the target.
     decoder = MultipartDecoder(_check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
-    target = _FilePartWriter(storage.videos(), video_id)
+    target = _FilePartWriter(storage.videos(), video_id, on_flush)
     try:
         _feed(decoder, target, max_bytes)
         return _the_one_file(target)
@@ -244,39 +245,3 @@ def _the_one_file(target: _FilePartWriter) -> StoredUpload:
     except OptionError as exc:  # a field after the file was bad: the stored file goes (receive_video)
         raise invalid_option(exc) from None
     return target.stored
-
-
-def accept(user: dict, stored: StoredUpload, job_id: str | None = None) -> Job:
-    """Make a stored video a job and queue it: the one way in for multipart and tus uploads alike.
-
-    With a `job_id` chosen beforehand (tus), accepting twice (a retried final PATCH) makes one job.
-    """
-    job_id = job_id or storage.new_id()
-    token = telemetry.job_context(job_id)
-    try:
-        carrier: dict = {}
-        propagate.inject(carrier)  # the outbox re-publishes into this same trace
-        job = Job(job_id, owner=user["sub"], owner_email=user.get("email"), filename=stored.filename,
-                  size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier, options=stored.options.to_dict(),
-                  callback_url=stored.fields.get("callback_url") or None)
-        try:
-            job = storage.create_job(job)
-        except pymongo.errors.DuplicateKeyError:
-            return storage.get_job(job_id)
-        metrics.UPLOADS.labels("accepted").inc()
-        metrics.UPLOAD_BYTES.inc(stored.size)
-        _publish(job)
-        log.info("upload accepted", extra={"job_id": job_id, "size": stored.size, "options": stored.options.used()})
-        return job
-    finally:
-        telemetry.detach(token)
-
-
-def _publish(job: Job) -> None:
-    with broker.publishers.publisher() as publisher:
-        try:
-            outbox.publish_job(publisher, job)
-        except Exception as exc:
-            # The job is durable: whatever went wrong with the broker, the outbox relay publishes it later.
-            log.warning("publish failed, left to the outbox", extra={"job_id": job.id, "error": str(exc)})
-            publisher.close()

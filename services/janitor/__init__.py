@@ -3,7 +3,9 @@
 One round (`run_once`):
 - the source video of every job that ended VIDEO_RETENTION_SECONDS ago; a failed or cancelled
   job has no other file, so it turns `expired` then;
-- the MP3 of every job done RESULT_RETENTION_SECONDS ago, which turns `expired`;
+- the MP3 of every job done RESULT_RETENTION_SECONDS ago, which turns `expired` (an MP3 other
+  jobs share, dedup, stays until the last of them expires: services/common/sharing.py);
+- Idempotency-Keys older than IDEMPOTENCY_KEY_SECONDS;
 - uploads a crashed gateway abandoned (an upload record with no job and no new bytes for
   JANITOR_GRACE_SECONDS), and MP3s a crashed converter left half-written for a job that
   no converter holds any more;
@@ -24,7 +26,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from services.common import config, resumable, storage, workdirs
+from services.common import config, idempotency, resumable, sharing, storage, workdirs
 from services.common.jobs import ENDED, Status
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ def run_once(now: float | None = None) -> Round:
     remove_abandoned_mp3s(tally)
     remove_expired_tus_uploads(now, tally)
     storage.forget_old_tombstones(now)
+    idempotency.forget_expired(now)
     if config.env("WORK_DIR"):  # only where it shares the converters' disk and pids (the local stack)
         tally.removed["stale_work_dir"] += workdirs.clean_stale()
     record(tally, now)
@@ -68,13 +71,16 @@ def remove_old_videos(now: float, tally: Round) -> None:
 def remove_old_results(now: float, tally: Round) -> None:
     cutoff = now - config.env_float("RESULT_RETENTION_SECONDS")
     for job in storage.find_jobs({"status": Status.DONE, "ended_at": {"$lt": cutoff}}):
-        shared = storage.find_job({"mp3_id": job.mp3_id, "status": Status.DONE, "_id": {"$ne": job.id}})
-        if job.mp3_id and not shared:
-            storage.delete_file(storage.mp3s(), job.mp3_id)  # first, as for videos
+        removed = False
+        if job.mp3_id:
+            try:  # first, as for videos; kept while another job shares it (dedup)
+                removed = sharing.release(job.mp3_id, job.id)
+            except TimeoutError:
+                continue  # another remover holds it: the next round
         if not storage.expire_job(job.id, Status.DONE):
             continue
         tally.expired += 1
-        tally.removed["result_retention"] += bool(job.mp3_id and not shared)
+        tally.removed["result_retention"] += removed
 
 
 def remove_abandoned_uploads(now: float, tally: Round) -> None:

@@ -14,8 +14,9 @@ from tests.helpers import Client, make_media
 from tests.faults.privstack import wait_until
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def user(stack):
+    # One per test: the same file uploaded again by the same user would be reused (done at once, dedup).
     return Client(stack["gateway"]).signed_up()
 
 

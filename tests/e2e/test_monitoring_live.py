@@ -93,6 +93,8 @@ def janitor_round_with_a_leftover(stack) -> None:
 def cancel_one(user: Client, media: Path) -> None:
     """A job cancelled right after its upload (a few tries: a short one may finish first)."""
     for _ in range(5):
+        # A fresh user per try: after a try that finished, the same file would be reused (done at once).
+        user = Client(user.base).signed_up()
         job_id = user.upload(media).json()["job_id"]
         cancelled = requests.post(f"{user.base}/jobs/{job_id}/cancel", headers=user.auth, timeout=10)
         if cancelled.status_code == 200:

@@ -152,11 +152,14 @@ def test_killed_converter_leaves_a_half_mp3_the_janitor_removes(private_stack, l
 def test_retention_expires_jobs_and_two_janitors_remove_nothing_twice(private_stack, media, long_video):
     stack = private_stack
     user = stack.client()
-    done = [upload_bytes(stack.gateway, user.token, media["short"], f"keep-{i}.mp4").json()["job_id"] for i in range(4)]
+    # One user each: the same content from one user would reuse the first MP3 (dedup), not convert.
+    owners = [user] + [stack.client() for _ in range(4)]
+    done = [upload_bytes(stack.gateway, owner.token, media["short"], f"keep-{i}.mp4").json()["job_id"]
+            for i, owner in enumerate(owners[:4])]
     failed = upload_bytes(stack.gateway, user.token, b"not a video at all" * 100, "bad.mp4").json()["job_id"]
     stack.wait_final(done + [failed], 90)
     stack.set_delay("ffmpeg", 8)  # a job converting while the janitors run: nothing of it may go
-    live = upload_bytes(stack.gateway, user.token, media["short"], "live.mp4").json()["job_id"]
+    live = upload_bytes(stack.gateway, owners[4].token, media["short"], "live.mp4").json()["job_id"]
     wait_until(lambda: (stack.job(live) or {}).get("status") == "converting", "live job converting", 30, 0.05)
     jobs = stack.jobs()
     ended = jobs.count_documents({"status": {"$in": ["done", "failed", "cancelled"]}})

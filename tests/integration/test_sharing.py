@@ -1,0 +1,101 @@
+"""Shared MP3s (dedup) against the MongoDB stand-in: a file goes only with its last user, a remover
+and a new sharer never cross, and the writer's SHA-256 is that of the bytes written."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import time
+
+import pytest
+
+from services.common import sharing, storage
+from services.common.jobs import Status
+from tests.helpers import stored_job
+
+
+@pytest.fixture
+def mp3(stack):
+    file_id = storage.new_id()
+    storage.store_file(storage.mp3s(), file_id, "a.mp3", io.BytesIO(b"mp3" * 1000), {})
+    yield file_id
+    storage.delete_file(storage.mp3s(), file_id)
+    sharing._leases().delete_many({"_id": file_id})
+
+
+def _done(mp3_id: str):
+    return storage.create_job(stored_job().__class__(storage.new_id(), owner="u1", video_id="v", mp3_id=mp3_id),
+                              Status.DONE)
+
+
+def test_writer_hashes_what_it_writes(stack):
+    data = os.urandom(3 * storage.CHUNK_SIZE + 17)
+    with storage.open_writer(storage.videos(), storage.new_id(), "x", {}) as writer:
+        for start in range(0, len(data), 100_000):
+            writer.write(data[start:start + 100_000])
+    storage.delete_file(storage.videos(), writer.file_id)
+    assert writer.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_file_goes_with_its_last_user_only(mp3):
+    first, second = _done(mp3), _done(mp3)
+    assert sharing.release(mp3, first.id) is False
+    assert storage.file_info(storage.mp3s(), mp3) is not None
+    assert sharing.release(mp3, first.id) is False  # releasing twice counts once
+    assert sharing.release(mp3, second.id) is True
+    assert storage.file_info(storage.mp3s(), mp3) is None
+    assert sharing.pin(mp3) is False  # a late sharer converts instead
+
+
+def test_sharer_waits_for_a_remover_and_sees_its_outcome(mp3):
+    only = _done(mp3)
+    assert sharing._take_lease(mp3) is not None  # a remover in the middle of its steps
+    assert sharing._take_lease(mp3) is None  # a second one must wait
+    outcome = []
+    sharer = threading.Thread(target=lambda: outcome.append(sharing.pin(mp3)))
+    sharer.start()
+    time.sleep(0.3)
+    assert not outcome  # still waiting for the remover
+    sharing._leases().delete_many({"_id": mp3})
+    storage.delete_file(storage.mp3s(), mp3)  # the remover removed it: the sharer must not keep it
+    sharer.join()
+    assert outcome == [False]
+    assert only.id
+
+
+def test_a_dead_removers_lease_is_taken_over(mp3):
+    job = _done(mp3)
+    sharing._leases().insert_one({"_id": mp3, "until": time.time() - 1, "holder": "dead"})
+    assert sharing.pin(mp3) is True
+    assert sharing.release(mp3, job.id) is True
+    assert sharing._leases().find_one({"_id": mp3}) is None  # given back
+
+
+def test_an_mp3_gone_before_the_pin_means_converting_after_all(stack):
+    from services.gateway import intake
+    from services.gateway.uploads import StoredUpload
+
+    owner, sha = f"u-{storage.new_id()}", hashlib.sha256(b"clip").hexdigest()
+    gone = storage.new_id()  # its remover won the race: the file is no more
+    source = stored_job(owner=owner, mp3_id=gone, content_key=intake.content_key(sha, {}))
+    storage.finish_job(source.id, None, Status.DONE, mp3_id=gone)
+    video_id = storage.new_id()
+    storage.store_file(storage.videos(), video_id, "clip.mp4", io.BytesIO(b"clip"), {})
+    job = intake.create_job({"sub": owner, "email": "o@example.com"},
+                            StoredUpload(video_id, "clip.mp4", 4, None, sha))
+    assert job.status == Status.QUEUED and not job.reused and job.mp3_id is None
+    assert storage.file_info(storage.videos(), video_id) is not None  # its own video, to convert
+
+
+def test_a_job_id_chosen_beforehand_makes_one_job_when_accepted_twice(stack):
+    from services.gateway import intake
+    from services.gateway.uploads import StoredUpload
+
+    owner, job_id, video_id = f"u-{storage.new_id()}", storage.new_id(), storage.new_id()
+    stored = StoredUpload(video_id, "clip.mp4", 4, None, hashlib.sha256(b"other").hexdigest())
+    user = {"sub": owner, "email": "o@example.com"}
+    first = intake.create_job(user, stored, job_id=job_id)
+    again = intake.create_job(user, stored, job_id=job_id)
+    assert first.id == again.id == job_id
+    assert len(storage.find_jobs({"owner": owner})) == 1
