@@ -8,7 +8,7 @@ from flask import Response, request
 from services.common import config, tokens
 from services.common.web import ApiError
 
-from . import jwks, metrics
+from . import jwks, metrics, verified
 
 _session = requests.Session()
 _FORWARDED_HEADERS = ("Content-Type", "WWW-Authenticate", "Retry-After")
@@ -45,7 +45,7 @@ def current_user() -> dict:
     if credentials is None or credentials.type != "bearer" or not credentials.token:
         raise ApiError(401, "missing_token", "send a token in the header Authorization: Bearer TOKEN")
     try:
-        claims = tokens.verify(credentials.token, jwks.public_key)
+        claims = verified.verify(credentials.token)
     except tokens.TokenError as exc:
         metrics.TOKEN_VERIFICATIONS.labels("invalid").inc()
         raise ApiError(401, exc.code, str(exc)) from None

@@ -143,3 +143,25 @@ def test_rate_limited_registrations_are_counted_on_the_metrics_port(replicas):
             if line.startswith('auth_registrations_total{result="rate_limited"}'):
                 total += float(line.split()[-1])
     assert total >= 1
+
+
+def test_logins_reuse_pooled_mysql_connections(private):
+    """Each login (limit checks, user lookup, limit reset) takes its connections from auth's pool: the same
+    few MySQL connection ids serve every login instead of a new connection per query."""
+    import pymysql
+
+    database = f"vid2mp3_sec_{uuid.uuid4().hex[:8]}"
+    base = private("auth", MYSQL_DATABASE=database, MYSQL_POOL_SIZE=2, ARGON2_TIME_COST=1, ARGON2_MEMORY_KIB=8192,
+                   ARGON2_PARALLELISM=1)[0]
+    user = Client(base).signed_up()
+    seen = set()
+    admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    try:
+        for _ in range(6):
+            assert _login(base, user.email, user.password).status_code == 200
+            with admin.cursor() as cur:
+                cur.execute("SELECT id FROM information_schema.PROCESSLIST WHERE db = %s", (database,))
+                seen |= {row[0] for row in cur.fetchall()}
+    finally:
+        admin.close()
+    assert 1 <= len(seen) <= 2, seen
