@@ -2,7 +2,8 @@
 
     .venv/bin/python loadtest/bench.py                # everything (~15-25 min on 2 cores)
     .venv/bin/python loadtest/bench.py --only a,b     # some figures: a overhead, b throughput, c memory,
-                                                      # d API capacity, e moviepy reference
+                                                      # d API capacity, e moviepy reference, api: GET
+                                                      # /jobs/<id> vs /healthz and login vs argon2
     .venv/bin/python loadtest/bench.py --long-seconds 120 --big-mb 300 --clips 20
     .venv/bin/python loadtest/bench.py --only b --clips 2 --converters 1 --clip-seconds 2 \\
         --out /tmp/BENCHMARKS.md --json /tmp/benchmarks.json           # a quick check that it works
@@ -24,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
+import bench_api  # noqa: E402  (loadtest/bench_api.py)
 import bench_figures as figures  # noqa: E402  (loadtest/bench_figures.py)
 import bench_report  # noqa: E402  (loadtest/bench_report.py)
 from tests.support.otlp import Receiver  # noqa: E402
@@ -31,7 +33,7 @@ from tests.support.otlp import Receiver  # noqa: E402
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="a,b,c,d,e")
+    p.add_argument("--only", default="a,b,c,d,e,api")
     p.add_argument("--long-seconds", type=int, default=600)
     p.add_argument("--clip-seconds", type=int, default=20)
     p.add_argument("--clips", type=int, default=20)
@@ -58,6 +60,8 @@ def measure(args: argparse.Namespace, only: set[str], files: dict, data: dict) -
         if "c" in only:
             data["c"] = figures.figure_c(stack, files, [50, args.big_mb])
             data["notes"].append(f"Memory figure c uses a {args.big_mb} MB upload (not 1 GB) against 50 MB.")
+        if "api" in only:
+            data["api"] = bench_api.figure_api(stack, files["clip"])
         if "d" in only:
             data["d"] = figures.figure_d(stack, [int(x) for x in args.steps.split(",")], args.step_seconds,
                                          Path(tempfile.mkdtemp(prefix="vid2mp3-bench-locust-")))
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     data: dict = {"machine": bench_report.machine(), "notes": []}
     files = figures.make_media(args.long_seconds, args.clip_seconds, [50, args.big_mb] if "c" in only else [])
-    if only & {"a", "b", "c", "d"}:
+    if only & {"a", "b", "c", "d", "api"}:
         measure(args, only, files, data)
     if "e" in only:
         data["e"] = figures.figure_e(files, (data.get("a") or {}).get("ffmpeg_alone_s"))

@@ -85,7 +85,7 @@ class User:
     def __init__(self, base: str):
         self.base = base
         self.email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
-        password = "bench-password-42"
+        self.password = password = "bench-password-42"
         assert requests.post(f"{base}/register", json={"email": self.email, "password": password},
                              timeout=30).status_code == 201
         response = requests.post(f"{base}/login", auth=(self.email, password), timeout=30)

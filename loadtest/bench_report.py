@@ -68,6 +68,10 @@ def _summary(data: dict) -> list[str]:
     c = data.get("c")
     if c and len(c) >= 2:
         lines += _rows_c(c)
+    if data.get("api"):
+        import bench_api  # loadtest/bench_api.py
+
+        lines += bench_api.rows(data["api"])
     if data.get("d"):
         lines.append(_row_d(data["d"]))
     if data.get("e"):

@@ -248,14 +248,13 @@ def service_overview() -> dict:
                      [(f"sum by (result) (rate(auth_registrations_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
                      "ops"), 8, 7)
     b.add(timeseries("Token checks by result",
-                     "Bearer tokens the gateway verified with auth's public keys (valid, invalid, keys_unavailable), "
-                     "fetches of those keys (JWKS) and calls to auth's POST /validate (kept for compatibility).",
+                     "Bearer tokens the gateway verified with auth's public keys (valid, invalid, keys_unavailable) "
+                     "and its fetches of those keys (JWKS). auth's POST /validate (auth_token_validations_total) "
+                     "is kept for other callers; the gateway no longer calls it.",
                      [(f"sum by (result) (rate(gateway_token_verifications_total{{{NS}}}[$__rate_interval]))",
                        "gateway {{result}}"),
                       (f"sum by (result) (rate(gateway_jwks_fetches_total{{{NS}}}[$__rate_interval]))",
-                       "JWKS fetch {{result}}"),
-                      (f"sum by (result) (rate(auth_token_validations_total{{{NS}}}[$__rate_interval]))",
-                       "auth /validate {{result}}")], "ops"), 8, 7)
+                       "JWKS fetch {{result}}")], "ops"), 8, 7)
 
     b.row("Saturation and versions")
     b.add(timeseries("CPU per process", "CPU cores used by each scraped process (1 = one full core).",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import requests
 from flask import Response, request
 
-from services.common import config, tokens
+from services.common import config, telemetry, tokens
 from services.common.web import ApiError
 
-from . import jwks, metrics
+from . import jwks, metrics, verified
 
 _session = requests.Session()
+_tracer = telemetry.tracer(__name__)
 _FORWARDED_HEADERS = ("Content-Type", "WWW-Authenticate", "Retry-After")
 
 
@@ -44,17 +45,23 @@ def current_user() -> dict:
     credentials = request.authorization
     if credentials is None or credentials.type != "bearer" or not credentials.token:
         raise ApiError(401, "missing_token", "send a token in the header Authorization: Bearer TOKEN")
-    try:
-        claims = tokens.verify(credentials.token, jwks.public_key)
-    except tokens.TokenError as exc:
-        metrics.TOKEN_VERIFICATIONS.labels("invalid").inc()
-        raise ApiError(401, exc.code, str(exc)) from None
-    except jwks.KeysUnavailable:
-        metrics.TOKEN_VERIFICATIONS.labels("keys_unavailable").inc()
-        raise ApiError(503, "auth_unavailable", "the token cannot be checked yet: auth's keys are unavailable; "
-                       "try again shortly", {"Retry-After": "5"}) from None
-    metrics.TOKEN_VERIFICATIONS.labels("valid").inc()
-    return claims
+    with _tracer.start_as_current_span("verify token") as span:
+        try:
+            claims = verified.verify(credentials.token)
+        except tokens.TokenError as exc:
+            _outcome(span, "invalid")
+            raise ApiError(401, exc.code, str(exc)) from None
+        except jwks.KeysUnavailable:
+            _outcome(span, "keys_unavailable")
+            raise ApiError(503, "auth_unavailable", "the token cannot be checked yet: auth's keys are unavailable; "
+                           "try again shortly", {"Retry-After": "5"}) from None
+        _outcome(span, "valid")
+        return claims
+
+
+def _outcome(span, result: str) -> None:
+    metrics.TOKEN_VERIFICATIONS.labels(result).inc()
+    span.set_attribute("vid2mp3.token.result", result)
 
 
 def ping() -> None:

@@ -56,17 +56,27 @@ def _refresh(now: float) -> None:
         metrics.JWKS_FETCHES.labels("failed").inc()
 
 
+def _due(kid: str, now: float) -> bool:
+    if _fetched_at == 0.0:  # until a first fetch succeeds, every request may try (one at a time)
+        return True
+    stale = now - _fetched_at >= config.env_float("JWKS_CACHE_SECONDS")
+    return (stale or kid not in _keys) and now - _tried_at >= config.env_float("JWKS_REFRESH_MIN_SECONDS")
+
+
 def public_key(kid: str) -> Ed25519PublicKey | None:
     """The key named `kid`, fetching the key set when it is stale or lacks the kid (rate-limited)."""
-    with _lock:
-        now = time.monotonic()
-        never = _fetched_at == 0.0  # until a first fetch succeeds, every request may try (one at a time)
-        stale = now - _fetched_at >= config.env_float("JWKS_CACHE_SECONDS")
-        if never or ((stale or kid not in _keys) and now - _tried_at >= config.env_float("JWKS_REFRESH_MIN_SECONDS")):
-            _refresh(now)
-        if _fetched_at == 0.0:
-            raise KeysUnavailable()
-        return _keys.get(kid)
+    if _due(kid, time.monotonic()):
+        # A token whose key is in hand never waits for a fetch another thread is making (auth may hang
+        # until the timeout); one whose kid is missing waits for it: that fetch may bring its key.
+        if _lock.acquire(blocking=kid not in _keys):
+            try:
+                if _due(kid, time.monotonic()):
+                    _refresh(time.monotonic())
+            finally:
+                _lock.release()
+    if _fetched_at == 0.0:
+        raise KeysUnavailable()
+    return _keys.get(kid)
 
 
 def warm() -> None:

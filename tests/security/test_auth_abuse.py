@@ -3,9 +3,7 @@ per client address, on every replica at once; and an unknown user cannot be told
 password by timing."""
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 import time
 import uuid
 
@@ -13,55 +11,6 @@ import pytest
 import requests
 
 from tests.helpers import Client
-from tests.support.net import free_port, wait_ready
-from tests.support.stack import ROOT
-
-
-@pytest.fixture(scope="module")
-def private(tmp_path_factory):
-    """Start auth or gateway processes of our own (gunicorn, as deployed) with chosen settings.
-    Returns (base URL, metrics URL). auth gets its own database on the shared MariaDB unless given one."""
-    started, databases = [], set()
-
-    def start(service: str, **settings) -> tuple[str, str]:
-        port, metrics_port = free_port(), free_port()
-        prefix = service.upper()
-        env = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
-        env.update({"OTEL_SERVICE_NAME": service, "OTEL_TRACES_EXPORTER": "none", "OUTBOX_INTERVAL_SECONDS": "0",
-                    f"{prefix}_PORT": str(port), f"{prefix}_METRICS_PORT": str(metrics_port)})
-        env.update({k: str(v) for k, v in settings.items()})
-        if service == "auth":
-            env["MYSQL_DATABASE"] = settings.get("MYSQL_DATABASE", f"vid2mp3_sec_{uuid.uuid4().hex[:8]}")
-            databases.add(env["MYSQL_DATABASE"])
-        log = open(tmp_path_factory.mktemp(service) / f"{service}.log", "wb")
-        proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "python:services.common.gunicorn_conf",
-                                 f"services.{service}:create_app()"], env=env, cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT)
-        started.append(proc)
-        base, metrics = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if (requests.get(f"{base}/healthz", timeout=2).status_code == 200
-                        and requests.get(f"{metrics}/metrics", timeout=2).status_code == 200):
-                    return base, metrics
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None, f"private {service} exited"
-            time.sleep(0.3)
-        raise AssertionError(f"private {service} did not become ready")
-
-    yield start
-    import pymysql
-
-    for proc in started:
-        proc.terminate()
-        proc.wait(30)
-    conn = pymysql.connect(host="127.0.0.1", user="root", password="")
-    with conn.cursor() as cur:
-        for database in databases:
-            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-    conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +143,25 @@ def test_rate_limited_registrations_are_counted_on_the_metrics_port(replicas):
             if line.startswith('auth_registrations_total{result="rate_limited"}'):
                 total += float(line.split()[-1])
     assert total >= 1
+
+
+def test_logins_reuse_pooled_mysql_connections(private):
+    """Each login (limit checks, user lookup, limit reset) takes its connections from auth's pool: the same
+    few MySQL connection ids serve every login instead of a new connection per query."""
+    import pymysql
+
+    database = f"vid2mp3_sec_{uuid.uuid4().hex[:8]}"
+    base = private("auth", MYSQL_DATABASE=database, MYSQL_POOL_SIZE=2, ARGON2_TIME_COST=1, ARGON2_MEMORY_KIB=8192,
+                   ARGON2_PARALLELISM=1)[0]
+    user = Client(base).signed_up()
+    seen = set()
+    admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    try:
+        for _ in range(6):
+            assert _login(base, user.email, user.password).status_code == 200
+            with admin.cursor() as cur:
+                cur.execute("SELECT id FROM information_schema.PROCESSLIST WHERE db = %s", (database,))
+                seen |= {row[0] for row in cur.fetchall()}
+    finally:
+        admin.close()
+    assert 1 <= len(seen) <= 2, seen

@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from services.auth import accounts, tokens
+from services.common import tokens as common_tokens
 from tests.support.keys import b64url, hmac_token, new_private_pem, public_pem
 
 
@@ -99,3 +100,12 @@ def test_forged_tokens(monkeypatch):
             tokens.validate(token)
             pytest.fail(name)
 
+
+
+def test_jwks_entries_the_gateway_accepts(monkeypatch):
+    _keys(monkeypatch, new_private_pem())
+    (good,) = tokens.jwks()["keys"]
+    assert common_tokens.key_id(common_tokens.from_jwk(good)) == good["kid"]
+    for bad in ({**good, "kty": "RSA"}, {**good, "crv": "X25519"}, {**good, "alg": "HS256"}, {**good, "use": "enc"},
+                {**good, "x": "too-short"}, {k: v for k, v in good.items() if k != "x"}, "not a dict", None):
+        assert common_tokens.from_jwk(bad) is None, bad
