@@ -361,6 +361,12 @@ def pipeline() -> dict:
                       (f"sum(rate(converter_bytes_out_total{{{NS}}}[$__rate_interval]))", "mp3 out")], "Bps"), 8, 7)
     b.add(timeseries("Jobs in progress", "Jobs being converted right now per converter process.",
                      [(f"converter_jobs_in_progress{{{NS}}}", "{{instance}}")], "short"), 8, 7)
+    b.add(timeseries("Conversions by format and option", "Finished conversions per second by output format "
+                     "(mp3, m4a, opus, flac, wav) and by option the upload gave (bitrate, quality, trim, normalize, "
+                     "tags, cover...; format counts when not mp3).",
+                     [(f"sum by (format) (rate(converter_outputs_total{{{NS}}}[$__rate_interval]))", "{{format}}"),
+                      (f"sum by (option) (rate(converter_option_uses_total{{{NS}}}[$__rate_interval]))",
+                       "option {{option}}")], "ops"), 8, 7)
 
     b.row("Retries, dead letters, notifications")
     b.add(timeseries("Retries and dead letters", "Transient failures sent to a retry queue and jobs "

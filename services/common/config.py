@@ -70,7 +70,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     # --- converter
     ("FFMPEG_BINARY", "ffmpeg", "ffmpeg executable"),
     ("FFPROBE_BINARY", "ffprobe", "ffprobe executable"),
-    ("MP3_BITRATE", "192k", "bitrate of produced MP3s (ignored when the source audio is already MP3 and is copied)"),
+    ("MP3_BITRATE", "192k", "bitrate of produced MP3s when the upload gives no `bitrate` or `quality` (ignored when the source audio is already MP3 and is copied)"),
     ("FFMPEG_TIMEOUT_SECONDS", "1800", "longest one conversion may run before the job fails"),
     ("MAX_MEDIA_SECONDS", "21600", "longest media duration accepted; longer sources fail with a reason"),
     ("JOB_LEASE_SECONDS", "30", "how long a converter's claim on a job lasts without renewal (a crashed worker's job is taken over after this)"),

@@ -54,7 +54,7 @@ DEFAULT_KBPS = {"m4a": 192, "opus": 128}
 TAG_FIELDS = ("title", "artist", "album")
 MAX_TAG_CHARS = 200
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-_TIME = re.compile(r"^(?:(?:(\d{1,2}):)?([0-5]?\d):)?(\d+(?:\.\d{1,3})?)$")
+_TIME = re.compile(r"^(?:(?:(\d{1,2}):)?([0-5]?\d):)?(\d{1,5}(?:\.\d{1,3})?)$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def _choice(name: str, raw: str, allowed) -> str:
 
 def _integer(name: str, raw: str, low: int, high: int, what: str | None = None) -> int:
     text = raw.strip()
-    if not re.fullmatch(r"\d{1,6}", text) or not low <= int(text) <= high:
+    if not re.fullmatch(r"[0-9]{1,6}", text) or not low <= int(text) <= high:
         raise OptionError(name, what or f"must be an integer from {low} to {high}")
     return int(text)
 
@@ -142,7 +142,7 @@ def read_bitrate(raw: str, spec: Format) -> int:
         raise OptionError("bitrate", f"{spec.name} is lossless and takes no bitrate")
     low, high = spec.bitrates[0], spec.bitrates[-1]
     allowed = ", ".join(f"{k}k" for k in spec.bitrates) if spec.name == "mp3" else f"{low}k to {high}k"
-    match = re.fullmatch(r"(\d{1,4})k?", raw.strip().lower())
+    match = re.fullmatch(r"([0-9]{1,4})k?", raw.strip().lower())
     if not match or int(match.group(1)) not in spec.bitrates:
         raise OptionError("bitrate", f"for {spec.name} must be one of {allowed} (kbit/s)")
     return int(match.group(1))

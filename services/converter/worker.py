@@ -201,7 +201,8 @@ class Converter:
 
     def _encode(self, job: Job, served: source.ServedVideo, info: media.MediaInfo, keeper: LeaseKeeper,
                 log_path: str) -> Encoded:
-        """ffmpeg's output streams straight into GridFS: no temp MP3, storage overlaps encoding."""
+        """ffmpeg's output streams straight into GridFS (storage overlaps encoding), but for the formats
+        whose header is written last, which go through a file in the job's work folder (media.to_mp3)."""
         options = job_options(job)
         media.check_options(info, options)  # before anything is written: a bad trim or track fails the job
         mp3_id = storage.new_id()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from services.common.jobs import Status
-from services.common.options import FORMATS
+from services.common.options import FORMATS, MAX_TAG_CHARS, MP3_BITRATES
 from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES, errors as _errors
 
 STATUSES = [str(status) for status in Status]
@@ -89,10 +89,49 @@ TUS_PATHS = {
         },
     },
 }
-AUDIO = {spec.media_type: {"schema": {"type": "string", "format": "binary"}} for spec in FORMATS.values()}
 HTML_PAGE = {"text/html": {"schema": {"type": "string"}}}
 CALLBACK = ("http(s) URL the job's end (job.done, job.failed, job.cancelled) is POSTed to, signed per Standard "
             "Webhooks with your secret; non-public addresses are refused (400 invalid_callback_url)")
+
+_TIME = {"type": "string", "pattern": r"^(\d{1,2}:)?([0-5]?\d:)?\d+(\.\d{1,3})?$",
+         "description": "seconds (12.5) or HH:MM:SS(.mmm), at most MAX_MEDIA_SECONDS (21600 by default)"}
+_FLAG = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]}
+_TAG = {"type": "string", "maxLength": MAX_TAG_CHARS}
+# The output options (services/common/options.py): form fields next to the file. A bad value answers
+# 400 invalid_option naming the field and what it allows, before anything is stored.
+UPLOAD_OPTIONS = {
+    "format": {"type": "string", "enum": list(FORMATS), "default": "mp3",
+               "description": "mp3, m4a (AAC), opus (Ogg), flac or wav"},
+    "bitrate": {"type": "string", "pattern": r"^\d{1,4}k?$", "description":
+                "CBR in kbit/s: mp3 " + ", ".join(f"{k}k" for k in MP3_BITRATES) + " (at most 160k below 32 kHz, "
+                "64k below 16 kHz); m4a 32k-320k; opus 16k-256k; none for flac and wav. Default: MP3_BITRATE "
+                "(192k) for mp3, 192k m4a, 128k opus"},
+    "quality": {"type": "string", "pattern": r"^\d$",
+                "description": "LAME VBR quality 0 (best) to 9, mp3 only, not together with bitrate"},
+    "sample_rate": {"type": "string", "enum": ["8000", "11025", "12000", "16000", "22050", "24000", "32000", "44100",
+                                               "48000"],
+                    "description": "Hz; opus: 8000, 12000, 16000, 24000, 48000; the others: all but 12000. "
+                                   "Default: the source's"},
+    "channels": {"type": "string", "enum": ["1", "2"], "description": "default: the source's, at most 2"},
+    "start": {**_TIME, "description": "trim: where the output starts; " + _TIME["description"]},
+    "end": {**_TIME, "description": "trim: where the output ends (later than start, within the media); "
+                                    + _TIME["description"]},
+    "normalize": {**_FLAG, "description": "EBU R128 to -16 LUFS, true peak -1.5 dBTP (two-pass loudnorm)"},
+    "audio_track": {"type": "string", "pattern": r"^\d{1,2}$", "description": "audio stream index, 0 (first) to 63"},
+    "title": {**_TAG, "description": "tag; default: the upload's name without extension"},
+    "artist": _TAG,
+    "album": _TAG,
+    "cover": {**_FLAG, "description": "a frame at 10 % of the video as cover art (mp3, m4a, flac)"},
+}
+JOB_OPTIONS = {"type": "object", "description": "the options given at upload, in canonical form (format always)",
+               "properties": {"format": {"type": "string", "enum": list(FORMATS)}, "bitrate": {"type": "string"},
+                              "quality": {"type": "integer"}, "sample_rate": {"type": "integer"},
+                              "channels": {"type": "integer"}, "start": {"type": "number"}, "end": {"type": "number"},
+                              "normalize": {"type": "boolean"}, "audio_track": {"type": "integer"},
+                              "title": {"type": "string"}, "artist": {"type": "string"},
+                              "album": {"type": "string"}, "cover": {"type": "boolean"}}}
+_AUDIO = {"schema": {"type": "string", "format": "binary"}}
+AUDIO_TYPES = {spec.media_type: _AUDIO for spec in FORMATS.values()}
 
 SPEC = {
     "openapi": "3.0.3",
@@ -128,6 +167,7 @@ SPEC = {
                              "description": "once done: an absolute signed URL that downloads the MP3 without a token "
                                             "(GET /links/{token}), valid until expires_at, void once the job is deleted"},
                     "audio_seconds": {"type": "number", "nullable": True},
+                    "options": JOB_OPTIONS,
                     "reused": {"type": "boolean", "description": "done at once with the MP3 of an identical "
                                "earlier upload (same content and options): no conversion ran"},
                     "callback_url": {"type": "string", "nullable": True,
@@ -153,7 +193,10 @@ SPEC = {
         "/login": {"post": LOGIN},
         "/upload": {"post": {
             "summary": "Upload one video; conversion runs asynchronously",
-            "description": "With an Idempotency-Key, a repeat of the key by the same user within 24 h answers "
+            "description": "Output options go as form fields next to the file (curl -F bitrate=320k -F file=@v.mp4). "
+                           "400 invalid_option names a bad field and its allowed values; options the media cannot "
+                           "satisfy (start beyond its end, a missing audio_track) end the job failed with a reason. "
+                           "With an Idempotency-Key, a repeat of the key by the same user within 24 h answers "
                            "the first job (202, header Idempotent-Replayed) without reading or storing the body; "
                            "409 idempotency_conflict while the first upload is still being received.",
             "security": [{"bearer": []}],
@@ -162,7 +205,7 @@ SPEC = {
                             "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:~+/=-]{1,128}$"}}],
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary"},
+                "properties": {"file": {"type": "string", "format": "binary"}, **UPLOAD_OPTIONS,
                                "callback_url": {"type": "string", "description": CALLBACK}}}}}},
             "responses": {"202": {"description": "Accepted; poll status_url", "headers": {
                 "Idempotent-Replayed": {"description": "true when this answers a repeated Idempotency-Key",
@@ -225,7 +268,7 @@ SPEC = {
                           **_errors(401, 404), **TOO_BUSY},
         }},
         "/download": {"get": {
-            "summary": "Download the MP3 of a finished job (HTTP Range supported)",
+            "summary": "Download the result of a finished job (HTTP Range supported); its type follows the format",
             "security": [{"bearer": []}],
             "parameters": [
                 {"name": "fid", "in": "query", "required": True, "schema": {"type": "string"}},
@@ -233,8 +276,8 @@ SPEC = {
                 {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
             ],
             "responses": {
-                "200": {"description": "The audio file", "content": AUDIO},
-                "206": {"description": "Part of the audio file", "content": AUDIO},
+                "200": {"description": "The audio file", "content": AUDIO_TYPES},
+                "206": {"description": "Part of the audio file", "content": AUDIO_TYPES},
                 "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                 **_errors(400, 401, 404, 410, 416, 503)},
         }},
@@ -246,8 +289,8 @@ SPEC = {
             "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
                            {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}}],
             "responses": {
-                "200": {"description": "The audio file", "content": AUDIO},
-                "206": {"description": "Part of the audio file", "content": AUDIO},
+                "200": {"description": "The audio file", "content": AUDIO_TYPES},
+                "206": {"description": "Part of the audio file", "content": AUDIO_TYPES},
                 "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                 "403": {"description": "The link was tampered with", "content": HTML_PAGE},
                 "410": {"description": "The link expired, or its job was deleted", "content": HTML_PAGE},

@@ -46,6 +46,17 @@ def test_bad_options_are_400_before_anything_is_stored(user, clip):
                                  headers={**user.auth, "Content-Type": body.content_type})
     assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_option")
     assert "quality" in response.json()["error"]["message"] and _stored_videos(name) == 0
+    # Hostile field shapes: the same option twice, bytes that are not text, a flood of fields.
+    for parts, words in (([("bitrate", "128k"), ("bitrate", "320k")], "given twice"),
+                         ([("title", (None, b"\xff\xfe", "text/plain"))], "not UTF-8"),
+                         ([(f"x{n}", "1") for n in range(40)], "more than 32")):
+        name = f"shape-{uuid.uuid4().hex}.mp4"
+        with open(clip, "rb") as f:
+            body = MultipartEncoder(parts + [("file", (name, f, "video/mp4"))])
+            response = requests.post(f"{user.base}/upload", data=body, timeout=30,
+                                     headers={**user.auth, "Content-Type": body.content_type})
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_option"), response.text
+        assert words in response.json()["error"]["message"] and _stored_videos(name) == 0
     # A format after the file may still make the fields before it valid: 320k at 22050 Hz is too much
     # for mp3 (the default), not for m4a.
     with open(clip, "rb") as f:

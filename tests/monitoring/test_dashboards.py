@@ -35,6 +35,8 @@ CONTRACT_METRICS = {
     "notification_webhooks_total", "gateway_link_downloads_total",
     # dedup and idempotent uploads (gateway)
     "gateway_uploads_reused_total", "gateway_idempotent_replays_total",
+    # conversions by output format and by option given (converter, issue 14)
+    "converter_outputs_total", "converter_option_uses_total",
     # the janitor's figures, exposed by the gateway (services/gateway/storage_metrics.py)
     "vid2mp3_storage_bytes", "vid2mp3_storage_files", "vid2mp3_storage_capacity_bytes",
     "vid2mp3_storage_removed_files_total", "vid2mp3_jobs_expired_total", "vid2mp3_storage_uploads_in_progress",

@@ -152,3 +152,10 @@ def test_stream_copy_only_when_nothing_changes_the_audio():
     aac = MediaInfo(10.0, "aac", 1, 0, 10.0, [AudioTrack("aac", 10.0, 44100, 2)])
     assert command.copies_audio(command.Plan("in", "x.m4a", parse({"format": "m4a"}), aac))
     assert command.build(command.Plan("in", "x.m4a", parse({"format": "m4a"}), aac)).count("copy") == 1
+
+
+def test_only_ascii_digits_and_no_huge_numbers():
+    for fields in ({"bitrate": "١٢٨k"}, {"quality": "٣"}, {"start": "١٢"}, {"channels": "²"}, {"start": "9" * 400},
+                   {"audio_track": "1" * 100}):
+        with pytest.raises(OptionError):
+            parse(fields)
