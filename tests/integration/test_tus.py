@@ -13,6 +13,7 @@ from tusclient import client as tus_client
 
 from services.common import resumable, storage
 from services.janitor import Round, remove_expired_tus_uploads
+from tests.e2e.test_telemetry import scrape
 from tests.helpers import Client, make_media
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -28,9 +29,9 @@ def video(tmp_path_factory) -> bytes:
     return data
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def user(stack) -> Client:
-    return Client(stack["gateway"]).signed_up()
+    return Client(stack["gateway"]).signed_up()  # each test makes its own uploads
 
 
 def b64(text: str) -> str:
@@ -127,7 +128,13 @@ def wait_offset(user: Client, url: str, expected: int) -> None:
         time.sleep(0.2)
 
 
-def test_connection_cut_midway_keeps_the_bytes_and_tuspy_resumes_at_the_server_offset(user, video):
+def tus_events(stack) -> dict[str, float]:
+    samples = scrape(stack["metrics"]["gateway"])
+    return {dict(labels)["event"]: v for (name, labels), v in samples.items() if name == "gateway_tus_uploads_total"}
+
+
+def test_connection_cut_midway_keeps_the_bytes_and_tuspy_resumes_at_the_server_offset(stack, user, video):
+    before = tus_events(stack)
     url = upload_url(user, len(video))
     cut = HalfPatch(user, url, 0, len(video))
     cut.send(video[:400_000])  # past one chunk, ending inside the second
@@ -140,6 +147,9 @@ def test_connection_cut_midway_keeps_the_bytes_and_tuspy_resumes_at_the_server_o
     job_id = head(user, url).headers["Job-Id"]
     assert user.wait_job(job_id)["status"] == "done"
     assert stored_bytes(url.rsplit("/", 1)[1]) == video
+    after = tus_events(stack)
+    assert {event: after[event] - before[event] for event in ("created", "resumed", "completed")} == \
+        {"created": 1, "resumed": 1, "completed": 1}
 
 
 def test_a_second_patch_while_one_is_writing_is_refused(user, video):

@@ -37,6 +37,8 @@ CONTRACT_METRICS = {
     "gateway_uploads_reused_total", "gateway_idempotent_replays_total",
     # conversions by output format and by option given (converter, issue 14)
     "converter_outputs_total", "converter_option_uses_total",
+    # resumable (tus) uploads (gateway; in progress counted from MongoDB by storage_metrics.py)
+    "gateway_tus_uploads_total", "vid2mp3_tus_uploads_in_progress",
     # the janitor's figures, exposed by the gateway (services/gateway/storage_metrics.py)
     "vid2mp3_storage_bytes", "vid2mp3_storage_files", "vid2mp3_storage_capacity_bytes",
     "vid2mp3_storage_removed_files_total", "vid2mp3_jobs_expired_total", "vid2mp3_storage_uploads_in_progress",

@@ -32,7 +32,9 @@ def test_service_matches_its_openapi_spec_under_fuzzing(stack, tmp_path, service
                "--header", f"Authorization: Bearer {user.token}", "--workers", "2",
                "--request-timeout", "20", "--phases", "examples,coverage,fuzzing",
                "--report", "ndjson", "--report-ndjson-path", str(report), "--no-color"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=170)
+    hooks = Path(__file__).with_name("schemathesis_hooks.py")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=170,
+                          env=dict(os.environ, SCHEMATHESIS_HOOKS=str(hooks)))
     summary = "\n".join(done.stdout.splitlines()[-40:])
     print(summary)
     cases = 0
