@@ -30,6 +30,8 @@ CONTRACT_METRICS = {
     # job lifecycle (gateway) and media tool faults (converter)
     "gateway_job_cancels_total", "gateway_job_deletes_total", "gateway_event_streams",
     "converter_child_failures_total",
+    # slow clients and quotas (gateway)
+    "gateway_uploads_in_progress", "gateway_quota_rejections_total", "gateway_too_busy_total",
     # the janitor's figures, exposed by the gateway (services/gateway/storage_metrics.py)
     "vid2mp3_storage_bytes", "vid2mp3_storage_files", "vid2mp3_storage_capacity_bytes",
     "vid2mp3_storage_removed_files_total", "vid2mp3_jobs_expired_total", "vid2mp3_storage_uploads_in_progress",
