@@ -109,7 +109,7 @@ class _FilePartWriter:
             pass  # the upload record stays: the janitor removes the rest
 
 
-def _check_request(max_bytes: int) -> bytes:
+def check_request(max_bytes: int) -> bytes:
     """The multipart boundary, once the request's type and declared size are acceptable."""
     if request.mimetype != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", 'send the video as multipart/form-data (curl -F "file=@video.mp4")')
@@ -153,7 +153,7 @@ def receive_video(max_bytes: int, video_id: str) -> StoredUpload:
     are removed. On success the record stays until the caller has stored its job.
     """
     # The decoder bounds its internal buffer with this; field sizes are checked by the target.
-    decoder = MultipartDecoder(_check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
+    decoder = MultipartDecoder(check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
     target = _FilePartWriter(storage.videos(), video_id)
     try:
         _feed(decoder, target, max_bytes)

@@ -151,3 +151,13 @@ def test_admins_are_exempt_and_me_needs_a_token(gateways, stack, media):
     assert requests.get(f"{gateways[0]}/me", timeout=10).status_code == 401
     forged = {"Authorization": "Bearer " + user.token[:-4] + "AAAA"}
     assert requests.get(f"{gateways[0]}/me", headers=forged, timeout=10).status_code == 401
+
+
+def test_requests_refused_for_their_form_cost_no_quota(gateways, stack):
+    user, _ = _user(stack)
+    for headers, body in (({"Content-Type": "application/json"}, b"{}"),  # 415
+                          ({"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(2**40)}, b"")):
+        answer = requests.post(f"{gateways[0]}/upload", data=body, headers={**user.auth, **headers}, timeout=10)
+        assert answer.status_code in (413, 415), answer.text
+    assert requests.get(f"{gateways[0]}/me", headers=user.auth, timeout=10).json()["usage"] == {
+        "active_jobs": 0, "stored_bytes": 0, "uploads_24h": 0}
