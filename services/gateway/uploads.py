@@ -1,6 +1,7 @@
 """Stream a multipart upload straight into GridFS: the body is never held whole in memory or on disk."""
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import unicodedata
@@ -17,6 +18,8 @@ from services.common.web import ApiError
 
 from . import metrics
 
+log = logging.getLogger(__name__)
+
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
 _places: threading.BoundedSemaphore | None = None  # UPLOADS_MAX, made at the first upload
@@ -31,6 +34,7 @@ def slot() -> Iterator[None]:
         _places = threading.BoundedSemaphore(config.env_int("UPLOADS_MAX"))
     if not _places.acquire(blocking=False):
         metrics.TOO_BUSY.labels("uploads").inc()
+        log.warning("upload refused: every upload place is taken", extra={"uploads_max": config.env_int("UPLOADS_MAX")})
         raise ApiError(503, "too_busy", "too many uploads in progress on this server; retry shortly",
                        {"Retry-After": "10"})
     metrics.UPLOADS_IN_PROGRESS.inc()
