@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from services.common.config import env_float
 from services.common.metrics import CLIENT_TIMEOUTS as TIMED_OUT
@@ -90,8 +90,6 @@ class TimedThreadWorker(ThreadWorker):
         timed = _TimedSocket(client.family, client.type, client.proto, fileno=client.detach())
         self.nr_conns += 1
         timed.setblocking(True)
-        from gunicorn.workers.gthread import TConn
-
         self.enqueue_req(TConn(self.cfg, timed, address, listener.getsockname()))
 
     def handle(self, conn):

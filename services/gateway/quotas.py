@@ -11,6 +11,7 @@ For any upload protocol: `admit` before the body is read, `confirm` once its rea
 """
 from __future__ import annotations
 
+import logging
 import random
 import time
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Iterator
 
 import pymongo.errors
+from opentelemetry import trace
 from pymongo import ReturnDocument
 
 from services.common import config, resumable, storage
@@ -26,6 +28,7 @@ from services.common.web import ApiError
 
 from . import metrics
 
+log = logging.getLogger(__name__)
 DAY = 86400
 LEASE_SECONDS = 10  # a gateway that dies holding the lease blocks its user's uploads this long at most
 LEASE_WAIT_SECONDS = 5
@@ -103,6 +106,8 @@ def _leased(owner: str) -> Iterator[dict]:
 
 def _refuse(limit: str, message: str, retry_after: str | None = None) -> ApiError:
     metrics.QUOTA_REJECTIONS.labels(limit).inc()
+    trace.get_current_span().set_attribute("vid2mp3.quota_exceeded", limit)
+    log.info("upload refused by quota", extra={"limit": limit, "reason": message})
     return ApiError(429, "quota_exceeded", message, {"Retry-After": retry_after} if retry_after else {})
 
 

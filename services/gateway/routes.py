@@ -94,8 +94,8 @@ def _accepted(job_id: str, headers: dict | None = None):
 def _receive(user: dict, on_flush=None) -> uploads.StoredUpload:
     """The body, stored, within the user's quotas: checked at the declared length before the first
     byte is read and again at the real one (the video is removed if that no longer fits)."""
-    declared = min(request.content_length or 0, config.env_int("MAX_UPLOAD_BYTES"))
-    upload_id = quotas.admit(user, declared)
+    uploads.check_request(config.env_int("MAX_UPLOAD_BYTES"))  # a 413 or 415 costs no quota
+    upload_id = quotas.admit(user, request.content_length or 0)
     stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), upload_id, on_flush)
     try:
         quotas.confirm(user, upload_id, stored.size)

@@ -1,6 +1,7 @@
 """Stream a multipart upload straight into GridFS: the body is never held whole in memory or on disk."""
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import unicodedata
@@ -19,6 +20,8 @@ from services.common.web import ApiError
 
 from . import metrics
 
+log = logging.getLogger(__name__)
+
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
 MAX_FIELDS = 32  # the options are 13; room for a client's own extras, no more
@@ -34,6 +37,7 @@ def slot() -> Iterator[None]:
         _places = threading.BoundedSemaphore(config.env_int("UPLOADS_MAX"))
     if not _places.acquire(blocking=False):
         metrics.TOO_BUSY.labels("uploads").inc()
+        log.warning("upload refused: every upload place is taken", extra={"uploads_max": config.env_int("UPLOADS_MAX")})
         raise ApiError(503, "too_busy", "too many uploads in progress on this server; retry shortly",
                        {"Retry-After": "10"})
     metrics.UPLOADS_IN_PROGRESS.inc()
@@ -172,7 +176,7 @@ class _FilePartWriter:
             pass  # the upload record stays: the janitor removes the rest
 
 
-def _check_request(max_bytes: int) -> bytes:
+def check_request(max_bytes: int) -> bytes:
     """The multipart boundary, once the request's type and declared size are acceptable."""
     if request.mimetype != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", 'send the video as multipart/form-data (curl -F "file=@video.mp4")')
@@ -217,7 +221,7 @@ def receive_video(max_bytes: int, video_id: str, on_flush: Callable[[], None] | 
     `on_flush` is called whenever bytes reach storage (the upload is alive).
     """
     # The decoder bounds its internal buffer with this; field sizes are checked by the target.
-    decoder = MultipartDecoder(_check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
+    decoder = MultipartDecoder(check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
     target = _FilePartWriter(storage.videos(), video_id, on_flush)
     try:
         _feed(decoder, target, max_bytes)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -32,7 +33,9 @@ def gateways(stack, tmp_path_factory):
     """Two gateway replicas of our own on the test stack, with small quotas."""
     start = _start_gateway()
     env = dict(os.environ, AUTH_URL=stack["auth"], **LIMITS)
-    started = [start(env, [], {}, tmp_path_factory.mktemp("quota") / "gateway.log") for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:  # both start at once: half the wait
+        started = list(pool.map(lambda _: start(env, [], {}, tmp_path_factory.mktemp("quota") / "gateway.log"),
+                                range(2)))
     yield [base for _, base, _ in started]
     for proc, _, _ in started:
         proc.terminate()
@@ -148,3 +151,13 @@ def test_admins_are_exempt_and_me_needs_a_token(gateways, stack, media):
     assert requests.get(f"{gateways[0]}/me", timeout=10).status_code == 401
     forged = {"Authorization": "Bearer " + user.token[:-4] + "AAAA"}
     assert requests.get(f"{gateways[0]}/me", headers=forged, timeout=10).status_code == 401
+
+
+def test_requests_refused_for_their_form_cost_no_quota(gateways, stack):
+    user, _ = _user(stack)
+    for headers, body in (({"Content-Type": "application/json"}, b"{}"),  # 415
+                          ({"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(2**40)}, b"")):
+        answer = requests.post(f"{gateways[0]}/upload", data=body, headers={**user.auth, **headers}, timeout=10)
+        assert answer.status_code in (413, 415), answer.text
+    assert requests.get(f"{gateways[0]}/me", headers=user.auth, timeout=10).json()["usage"] == {
+        "active_jobs": 0, "stored_bytes": 0, "uploads_24h": 0}

@@ -39,6 +39,8 @@ CONTRACT_METRICS = {
     "converter_outputs_total", "converter_option_uses_total",
     # resumable (tus) uploads (gateway; in progress counted from MongoDB by storage_metrics.py)
     "gateway_tus_uploads_total", "vid2mp3_tus_uploads_in_progress",
+    # slow clients and quotas (gateway)
+    "gateway_uploads_in_progress", "gateway_quota_rejections_total", "gateway_too_busy_total",
     # the janitor's figures, exposed by the gateway (services/gateway/storage_metrics.py)
     "vid2mp3_storage_bytes", "vid2mp3_storage_files", "vid2mp3_storage_capacity_bytes",
     "vid2mp3_storage_removed_files_total", "vid2mp3_jobs_expired_total", "vid2mp3_storage_uploads_in_progress",
