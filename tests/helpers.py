@@ -68,10 +68,11 @@ class Client:
     def auth(self) -> dict:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def upload(self, path: Path, name: str | None = None) -> requests.Response:
+    def upload(self, path: Path, name: str | None = None, options: dict | None = None) -> requests.Response:
+        """POST /upload; `options` go as form fields before the file."""
         with open(path, "rb") as f:
             return requests.post(f"{self.base}/upload", headers=self.auth, files={"file": (name or path.name, f)},
-                                 timeout=60)
+                                 data=options or {}, timeout=60)
 
     def job(self, job_id: str) -> requests.Response:
         return requests.get(f"{self.base}/jobs/{job_id}", headers=self.auth, timeout=10)

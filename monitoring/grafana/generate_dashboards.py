@@ -247,9 +247,15 @@ def service_overview() -> dict:
     b.add(timeseries("Registrations by result", "Registration attempts per second: created, duplicate, invalid.",
                      [(f"sum by (result) (rate(auth_registrations_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
                      "ops"), 8, 7)
-    b.add(timeseries("Token validations by result", "JWT validations asked by the gateway: valid, invalid.",
-                     [(f"sum by (result) (rate(auth_token_validations_total{{{NS}}}[$__rate_interval]))",
-                       "{{result}}")], "ops"), 8, 7)
+    b.add(timeseries("Token checks by result",
+                     "Bearer tokens the gateway verified with auth's public keys (valid, invalid, keys_unavailable), "
+                     "fetches of those keys (JWKS) and calls to auth's POST /validate (kept for compatibility).",
+                     [(f"sum by (result) (rate(gateway_token_verifications_total{{{NS}}}[$__rate_interval]))",
+                       "gateway {{result}}"),
+                      (f"sum by (result) (rate(gateway_jwks_fetches_total{{{NS}}}[$__rate_interval]))",
+                       "JWKS fetch {{result}}"),
+                      (f"sum by (result) (rate(auth_token_validations_total{{{NS}}}[$__rate_interval]))",
+                       "auth /validate {{result}}")], "ops"), 8, 7)
 
     b.row("Saturation and versions")
     b.add(timeseries("CPU per process", "CPU cores used by each scraped process (1 = one full core).",
@@ -304,6 +310,15 @@ def pipeline() -> dict:
                      [(f"max(gateway_outbox_backlog{{{NS}}})", "backlog"),
                       (f"sum(rate(gateway_outbox_published_total{{{NS}}}[$__rate_interval]))", "published late /s")],
                      "short", thresholds=[(1, "orange")]), 8, 7)
+    b.add(timeseries("Resumable (tus) uploads", "tus uploads created and not finished (in progress), and per "
+                     "hour: created, resumed (a PATCH past 0 after a HEAD: a client came back after a cut), "
+                     "completed (job made), terminated (DELETE) and expired (unfinished past "
+                     "TUS_UPLOAD_EXPIRY_SECONDS, removed by the janitor).",
+                     [(f"max(vid2mp3_tus_uploads_in_progress{{{NS}}})", "in progress"),
+                      (f"sum by (event) (increase(gateway_tus_uploads_total{{{NS}}}[1h]))", "{{event}} /h"),
+                      (f'sum(namespace_reason:vid2mp3_storage_removed_files:increase1h{{{NS}, reason="tus_expired"}})',
+                       "expired /h")],
+                     "short"), 24, 7)
     b.add(timeseries("Reused and replayed uploads", "Uploads done at once with the MP3 of an identical earlier "
                      "upload (no conversion, nothing stored twice), and repeats of an Idempotency-Key: answered "
                      "with the first job (replayed) or 409 while the first still uploads (conflict).",
@@ -379,6 +394,18 @@ def pipeline() -> dict:
     b.add(timeseries("Open event streams per gateway", "Live job event streams (GET /jobs/<id>/events) open on "
                      "each gateway; beyond EVENT_STREAMS_MAX a gateway answers 503 too_busy.",
                      [(f"sum by (instance) (gateway_event_streams{{{NS}}})", "{{instance}}")], "short"), 12, 7)
+
+    b.row("Uploads in progress and refused")
+    b.add(timeseries("Uploads in progress per gateway", "Upload bodies each gateway is receiving now; beyond "
+                     "UPLOADS_MAX a gateway answers 503 too_busy (each upload holds one of its threads).",
+                     [(f"sum by (instance) (gateway_uploads_in_progress{{{NS}}})", "{{instance}}")], "short"), 12, 7)
+    b.add(timeseries("Uploads refused: quota and too busy", "Uploads refused with 429 quota_exceeded, by the limit "
+                     "reached (USER_MAX_ACTIVE_JOBS, USER_MAX_STORED_BYTES, USER_MAX_UPLOADS_PER_DAY), and requests "
+                     "refused with 503 too_busy, by what was full (uploads, event_streams), per second.",
+                     [(f"sum by (limit) (rate(gateway_quota_rejections_total{{{NS}}}[$__rate_interval]))",
+                       "quota: {{limit}}"),
+                      (f"sum by (what) (rate(gateway_too_busy_total{{{NS}}}[$__rate_interval]))", "too busy: {{what}}")],
+                     "ops"), 12, 7)
 
     # The janitor's figures, exposed by every gateway replica alike: the recording rules take max, never sum.
     b.row("Storage")

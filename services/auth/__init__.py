@@ -1,4 +1,4 @@
-"""auth: users in MySQL, argon2id password hashes, HS256 JWTs."""
+"""auth: users in MySQL, argon2id password hashes, EdDSA JWTs with their public keys at /.well-known/jwks.json."""
 from __future__ import annotations
 
 import pymysql
@@ -11,7 +11,7 @@ from .routes import bp
 
 
 def create_app():
-    tokens.signing_key()  # refuse to start without a usable secret
+    tokens.keys()  # refuse to start without a usable signing key
     app = create_base_app("auth", {"mysql": db.ping})
     app.register_blueprint(bp)
     api_docs.register(app, openapi.SPEC)

@@ -2,6 +2,8 @@
 
     python -m services.auth.cli create-user EMAIL [--admin]     # password from VID2MP3_PASSWORD or a prompt
     python -m services.auth.cli set-admin EMAIL [--revoke]
+    python -m services.auth.cli new-signing-key     # JWT_PRIVATE_KEY and its public key, one line each
+                                                    # (env-file form: PEM with literal \\n), for a rotation
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import getpass
 import os
 import sys
 
-from . import accounts, db
+from . import accounts, db, tokens
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     admin = sub.add_parser("set-admin", help="grant (or with --revoke take away) the admin role")
     admin.add_argument("email")
     admin.add_argument("--revoke", action="store_true")
+    sub.add_parser("new-signing-key", help="print a new Ed25519 key pair as secrets.env lines (README: rotation)")
     args = parser.parse_args(argv)
-
+    if args.command == "new-signing-key":
+        print(tokens.new_key_lines())
+        return 0
     try:
         if args.command == "create-user":
             password = os.environ.get("VID2MP3_PASSWORD") or getpass.getpass("password: ")

@@ -83,9 +83,17 @@ def login():
     return Response(tokens.issue(user), mimetype="text/plain")
 
 
+@bp.get("/.well-known/jwks.json")
+def jwks():
+    """The public keys that verify tokens; the gateway caches them and verifies tokens itself."""
+    response = jsonify(tokens.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
 @bp.post("/validate")
 def validate():
-    """The claims of a valid Bearer token."""
+    """The claims of a valid Bearer token (kept for compatibility: the gateway verifies tokens itself)."""
     try:
         claims = tokens.validate(bearer_token())
     except tokens.TokenError as exc:

@@ -17,8 +17,14 @@ if _service not in _PORTS:
 _port, _metrics_port = _PORTS[_service]
 bind = f"{_env('BIND_HOST')}:{_env(_port)}"
 workers = _env_int("GUNICORN_WORKERS")
-threads = _env_int("GUNICORN_THREADS")
-worker_class = "gthread"
+# Each upload and live event stream of the gateway holds a thread for as long as its client is slow;
+# they get places of their own (bounded by the app, 503 too_busy beyond), so the GUNICORN_THREADS
+# threads are always there for short requests such as /healthz. Measured against gevent and plain
+# gthread in loadtest/slow_clients.py (loadtest/BENCHMARKS.md).
+threads = _env_int("GUNICORN_THREADS") + (_env_int("UPLOADS_MAX") + _env_int("EVENT_STREAMS_MAX")
+                                           if _service == "gateway" else 0)
+worker_class = "services.common.gunicorn_worker.TimedThreadWorker"
+worker_connections = threads + 256  # connections beyond the threads wait in the poller, not in the kernel
 timeout = _env_int("GUNICORN_TIMEOUT")
 graceful_timeout = 30
 keepalive = 5

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from . import config
 from .messaging import Delivery, PermanentError
+from .options import DEFAULT_FORMAT, FORMATS, Format
 
 
 class Status(StrEnum):
@@ -78,7 +79,7 @@ class Job:
     ended_at: float | None = None  # when it reached done, failed or cancelled: retention counts from here
     video_removed: bool = False  # retention removed the source video
     rev: int = 0  # bumped by every change users can see: the id of its live events
-    options: dict = field(default_factory=dict)  # the output options the user asked for
+    options: dict = field(default_factory=dict)  # options.Options.to_dict(); empty: today's MP3
     sha256: str | None = None  # of the uploaded video, computed while it was stored
     content_key: str | None = None  # sha256 + options: jobs with the same key make the same MP3 (dedup)
     reused: bool = False  # done at once with the MP3 of an earlier job of the same content_key
@@ -179,8 +180,19 @@ def stem(filename: str | None) -> str:
     return os.path.splitext(filename or "")[0] or "audio"
 
 
+def output_format(job: Job) -> Format:
+    """The format of the job's result (an unknown stored one reads as the default, MP3)."""
+    return FORMATS.get(str((job.options or {}).get("format")), FORMATS[DEFAULT_FORMAT])
+
+
 def mp3_name(job: Job) -> str:
-    return stem(job.filename) + ".mp3"
+    """The result's file name: the upload's, with the extension of the job's format."""
+    return stem(job.filename) + "." + output_format(job).extension
+
+
+def media_type(job: Job) -> str:
+    """The result's Content-Type."""
+    return output_format(job).media_type
 
 
 def _iso(ts: float | None) -> str | None:
@@ -208,6 +220,7 @@ def view(job: Job) -> dict:
         "mp3_id": None,
         "download_url": None,
         "reused": job.reused,
+        "options": job.options or {},
     }
     if job.status == Status.DONE and job.mp3_id:
         shown.update(mp3_id=job.mp3_id, download_url=download_path(job.mp3_id), audio_seconds=job.audio_seconds)

@@ -18,6 +18,12 @@ BUILD_INFO = Gauge("vid2mp3_build_info", "Build of the running process", ["servi
 AMQP_RECONNECTS = Counter("vid2mp3_amqp_reconnects", "AMQP connections found dead and reopened, by where it was noticed "
                           "(lost_while_idle, lost_on_publish, lost_on_check, consumer_lost)", ["reason"])
 
+# --- the HTTP services' gunicorn (services/common/gunicorn_worker.py)
+CLIENT_TIMEOUTS = Counter("vid2mp3_http_client_timeouts", "Client connections closed for sending nothing too long "
+                          "(idle) or not finishing their request headers in time (request)", ["reason"])
+for _reason in ("idle", "request"):
+    CLIENT_TIMEOUTS.labels(_reason)
+
 
 def exemplar() -> dict[str, str] | None:
     """The current trace id as an exemplar, when there is a trace (ignored by text-format scrapes)."""

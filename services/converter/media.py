@@ -1,21 +1,21 @@
-"""ffprobe and ffmpeg (through ffmpeg-python): inspect a file and extract its audio as MP3."""
+"""ffprobe and ffmpeg: inspect a file and extract its audio in the job's format (commands: command.py)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import signal
 import subprocess
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
-import ffmpeg
-
 from services.common import config
+from services.common.options import Options
 from services.common.messaging import PermanentError, TransientError
 
-from . import metrics
+from . import command, metrics
 
 log = logging.getLogger(__name__)
 READ_BLOCK = 1024 * 1024
@@ -28,12 +28,21 @@ SYSTEM_FAULT_MARKERS = ("Connection refused", "Connection reset", "Connection ti
 
 
 @dataclass
+class AudioTrack:
+    codec: str | None
+    duration: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+@dataclass
 class MediaInfo:
     duration: float | None
     audio_codec: str | None
     audio_streams: int
     video_streams: int
     audio_duration: float | None = None
+    tracks: list[AudioTrack] = field(default_factory=list)  # every audio stream, in order
 
     @property
     def audio_seconds(self) -> float:
@@ -116,8 +125,17 @@ def probe(path: str, timeout: float = 60) -> MediaInfo:
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     video = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
     duration = _seconds(data.get("format", {}).get("duration"))
-    return MediaInfo(duration, audio[0].get("codec_name") if audio else None, len(audio), len(video),
-                     _seconds(audio[0].get("duration")) if audio else None)
+    tracks = [AudioTrack(s.get("codec_name"), _seconds(s.get("duration")), _count(s.get("sample_rate")),
+                         _count(s.get("channels"))) for s in audio]
+    return MediaInfo(duration, tracks[0].codec if audio else None, len(audio), len(video),
+                     tracks[0].duration if audio else None, tracks)
+
+
+def _count(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _seconds(value) -> float | None:
@@ -137,19 +155,29 @@ def check_convertible(info: MediaInfo) -> None:
 
 
 def mp3_command(source: str, target: str, copy_audio: bool) -> list[str]:
-    """The ffmpeg command: first audio stream only (the video is never decoded), MP3 out.
+    """Today's default conversion (MP3 at MP3_BITRATE, or the MP3 source copied): for benchmarks."""
+    info = MediaInfo(None, None, 1, 0, tracks=[AudioTrack("mp3" if copy_audio else None)])
+    return command.build(command.Plan(source, target, Options(), info))
 
-    `target` may be "pipe:1"; no Xing header then, since a pipe cannot be rewound to fill it in.
-    """
-    codec = {"acodec": "copy"} if copy_audio else {"acodec": "libmp3lame", "audio_bitrate": config.env("MP3_BITRATE")}
-    stream = (
-        ffmpeg.input(source, **input_options(source))
-        .output(target, map="0:a:0", vn=None, sn=None, dn=None, format="mp3", write_xing=0,
-                t=config.env("MAX_MEDIA_SECONDS"), **codec)
-        .global_args("-hide_banner", "-nostdin", "-loglevel", "error")
-        .overwrite_output()
-    )
-    return ffmpeg.compile(stream, cmd=config.env("FFMPEG_BINARY"))
+
+def check_options(info: MediaInfo, options: Options) -> None:
+    """PermanentError for options this file cannot satisfy: a missing audio track, a trim past its end."""
+    track = command.track_of(info, options)
+    length = (track.duration if track else None) or info.duration
+    if length is None:
+        return
+    if options.start is not None and options.start >= length:
+        raise PermanentError(f"start ({options.start:g} s) is at or beyond the end of the media ({length:.3f} s)")
+    if options.end is not None and options.end > length + 0.001:
+        raise PermanentError(f"end ({options.end:g} s) is beyond the end of the media ({length:.3f} s)")
+
+
+def output_seconds(info: MediaInfo, options: Options) -> float:
+    """Seconds of audio the output will hold: the picked track, trimmed, cut at MAX_MEDIA_SECONDS."""
+    track = command.track_of(info, options)
+    length = (track.duration if track and track.duration is not None else None) or info.duration or 0.0
+    end = min(options.end, length) if options.end is not None else length
+    return max(min(end - (options.start or 0), config.env_float("MAX_MEDIA_SECONDS")), 0.0)
 
 
 class Stopped(Exception):
@@ -157,47 +185,96 @@ class Stopped(Exception):
 
 
 def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
-           on_progress: Callable[[float], None] | None = None, stop: threading.Event | None = None) -> int:
-    """Convert `source` and stream the MP3 into `sink` while ffmpeg encodes; returns the bytes written.
+           on_progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
+           options: Options | None = None, title: str | None = None) -> int:
+    """Convert `source` as `options` say (default: today's MP3) into `sink`; returns the bytes written.
 
-    Nothing is buffered beyond one read block, so memory stays flat whatever the length.
-    `on_progress(seconds)` hears how much audio is encoded (from ffmpeg's -progress output);
-    setting `stop` kills ffmpeg and raises Stopped.
+    Streamed formats go through a pipe while ffmpeg encodes (memory stays flat); formats whose
+    header is written last (m4a, flac, wav, VBR mp3, mp3 with its cover: the muxer holds the audio
+    back until the picture is there, which a pipe cannot take) go to a file beside `stderr_path` first.
+    `on_progress(seconds)` hears how much of the output is encoded (both passes of a loudness
+    normalisation count half); setting `stop` kills ffmpeg and raises Stopped.
     """
+    options = options or Options()
+    check_options(info, options)
+    stop = stop or threading.Event()
+    total = output_seconds(info, options)
+    report = on_progress or (lambda seconds: None)
+    plan = command.Plan(source, "pipe:1", options, info, title)
+    if options.normalize:
+        plan.loudness = _measure_loudness(plan, stderr_path, lambda s: report(s / 2), stop)
+        on_progress = lambda s: report(total / 2 + s / 2)  # noqa: E731
+        if plan.loudness is None:  # silence (or under one 400 ms block): nothing to normalize, left as it is
+            plan.options = dataclasses.replace(options, normalize=False)
+    if options.spec.seekable or options.quality is not None or options.cover:
+        plan.target = os.path.join(os.path.dirname(stderr_path) or ".", "output." + options.spec.extension)
+    written = _run(command.build(plan), stderr_path, source, sink if plan.target == "pipe:1" else None,
+                   on_progress, stop)
+    if plan.target != "pipe:1":
+        with open(plan.target, "rb") as output:
+            written = _drain(output, sink)
+        os.unlink(plan.target)
+    if written == 0:
+        raise PermanentError("no audio could be decoded from the file")
+    return written
+
+
+def _measure_loudness(plan: command.Plan, stderr_path: str, on_progress, stop: threading.Event) -> dict | None:
+    """Normalisation's first pass: loudnorm's JSON measurement, the last thing ffmpeg prints;
+    None when there is no loudness to measure."""
+    _run(command.analysis(plan), stderr_path, plan.source, None, on_progress, stop)
+    text = _text(_stderr_tail(stderr_path, 8192))
+    try:
+        measured = json.loads(text[text.rindex("{"):text.rindex("}") + 1])
+        float(measured["input_i"])
+    except (ValueError, KeyError):
+        raise PermanentError("the loudness of the audio could not be measured") from None
+    return None if measured["input_i"] in ("-inf", "inf") or measured["input_thresh"] in ("-inf", "inf") else measured
+
+
+def _run(args: list[str], stderr_path: str, source: str, sink: BinaryIO | None,
+         on_progress: Callable[[float], None] | None, stop: threading.Event) -> int:
+    """Run one ffmpeg command to its end (bounded by FFMPEG_TIMEOUT_SECONDS, stopped by `stop`);
+    its stdout goes into `sink`, when there is one. Returns the bytes written there."""
     timeout = config.env_float("FFMPEG_TIMEOUT_SECONDS")
     progress_read, progress_write = os.pipe()
-    command = mp3_command(source, "pipe:1", copy_audio=info.audio_codec == "mp3")
-    command[1:1] = ["-progress", f"pipe:{progress_write}", "-stats_period", "0.5"]
+    args[1:1] = ["-progress", f"pipe:{progress_write}", "-stats_period", "0.5"]
     with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                                   pass_fds=(progress_write,))
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=stderr, pass_fds=(progress_write,),
+                                   stdout=subprocess.PIPE if sink is not None else subprocess.DEVNULL)
     os.close(progress_write)
-    timed_out, stop = threading.Event(), stop or threading.Event()
+    timed_out, finished = threading.Event(), threading.Event()
     watchers = [threading.Timer(timeout, lambda: (timed_out.set(), process.kill())),
-                threading.Thread(target=lambda: stop.wait() and process.kill(), daemon=True),
+                threading.Thread(target=lambda: _wait_either(stop, finished) and process.kill(), daemon=True),
                 threading.Thread(target=_follow_progress, args=(progress_read, on_progress), daemon=True)]
     for watcher in watchers:
         watcher.start()
     try:
-        written = _drain(process.stdout, sink)
+        written = _drain(process.stdout, sink) if sink is not None else 0
         code = process.wait()
     finally:
         watchers[0].cancel()
         if process.poll() is None:
             process.kill()
             process.wait()
-        process.stdout.close()
-        if not stop.is_set():
-            stop.set()  # ends the stop watcher; ffmpeg is gone already
-        else:
-            raise Stopped("ffmpeg was stopped: the job is no longer this worker's")
+        if process.stdout:
+            process.stdout.close()
+        finished.set()  # ends the stop watcher; ffmpeg is gone already
+    if stop.is_set():
+        raise Stopped("ffmpeg was stopped: the job is no longer this worker's")
     if timed_out.is_set():
         raise PermanentError(f"conversion took longer than the {timeout:.0f} s limit")
     if code != 0:
         _raise_for_exit(code, stderr_path, source)
-    if written == 0:
-        raise PermanentError("no audio could be decoded from the file")
     return written
+
+
+def _wait_either(stop: threading.Event, finished: threading.Event) -> bool:
+    """True once `stop` is set while ffmpeg runs; False once it finished on its own."""
+    while not finished.is_set():
+        if stop.wait(0.2):
+            return not finished.is_set()
+    return False
 
 
 def _drain(stdout, sink: BinaryIO) -> int:
@@ -220,11 +297,15 @@ def _follow_progress(fd: int, on_progress: Callable[[float], None] | None) -> No
                     log.warning("progress report failed", exc_info=True)
 
 
-def _raise_for_exit(code: int, stderr_path: str, source: str) -> None:
+def _stderr_tail(stderr_path: str, size: int = 4096) -> bytes:
     with open(stderr_path, "rb") as f:
         f.seek(0, 2)
-        f.seek(max(f.tell() - 4096, 0))
-        stderr_tail = f.read()
+        f.seek(max(f.tell() - size, 0))
+        return f.read()
+
+
+def _raise_for_exit(code: int, stderr_path: str, source: str) -> None:
+    stderr_tail = _stderr_tail(stderr_path)
     detail = _tail(stderr_tail).replace(source, "the upload")
     raise system_fault("ffmpeg", code, stderr_tail) or PermanentError(
         f"the media could not be decoded ({detail or f'ffmpeg exit {code}'})")

@@ -1,6 +1,8 @@
 """The converter's own metrics (jobs by outcome, their timings and volumes, killed children). Names are the contract of the dashboards and alerts."""
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.options import FORMATS, Options, fields_named
+
 CONVERSION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 QUEUE_WAIT_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600)
 E2E_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
@@ -19,3 +21,16 @@ BYTES_OUT = Counter("converter_bytes_out", "Bytes of MP3 written by the converte
 CHILD_FAILURES = Counter("converter_child_failures", "ffprobe/ffmpeg runs ended by a system fault and retried",
                          ["tool", "cause"])
 JOBS_IN_PROGRESS = Gauge("converter_jobs_in_progress", "Jobs being converted right now")
+OUTPUTS = Counter("converter_outputs", "Finished conversions by output format", ["format"])
+OPTION_USES = Counter("converter_option_uses", "Finished conversions by option given (format: when not mp3)",
+                      ["option"])
+for _name in FORMATS:  # every series exists from the start (labels are bounded: the formats, the option names)
+    OUTPUTS.labels(_name)
+for _name in fields_named():
+    OPTION_USES.labels(_name)
+
+
+def count_output(options: Options) -> None:
+    OUTPUTS.labels(options.format).inc()
+    for name in options.used():
+        OPTION_USES.labels(name).inc()

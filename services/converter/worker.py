@@ -22,6 +22,7 @@ from services.common import config, jobs, messaging, storage, telemetry, workdir
 from services.common.metrics import observe
 from services.common.jobs import FinishedMessage, Job, Status, VideoMessage
 from services.common.messaging import Delivery, PermanentError, TransientError
+from services.common.options import OptionError, Options
 
 from . import media, metrics, source
 
@@ -40,6 +41,7 @@ class Encoded:
     mp3_id: str
     mp3_bytes: int
     video_bytes: int
+    audio_seconds: float = 0.0
 
 
 class LeaseKeeper(threading.Thread):
@@ -200,22 +202,29 @@ class Converter:
     def _encode(self, job: Job, served: source.ServedVideo, info: media.MediaInfo, keeper: LeaseKeeper,
                 log_path: str) -> Encoded:
         """ffmpeg's output streams straight into GridFS: no temp MP3, storage overlaps encoding."""
+        options = job_options(job)
+        media.check_options(info, options)  # before anything is written: a bad trim or track fails the job
         mp3_id = storage.new_id()
         if not storage.set_job_fields(job.id, self.worker_id, {"pending_mp3_id": mp3_id}):
             raise JobLost()
         started = time.monotonic()
         metadata = {"job_id": job.id, "owner": job.owner}
-        with tracer.start_as_current_span("ffmpeg convert"), tracer.start_as_current_span("gridfs write mp3") as span, \
+        seconds = media.output_seconds(info, options)
+        with tracer.start_as_current_span("ffmpeg convert") as convert, \
+                tracer.start_as_current_span("gridfs write mp3") as span, \
                 storage.open_writer(storage.mp3s(), mp3_id, jobs.mp3_name(job), metadata) as writer:
-            progress = ProgressReporter(job.id, self.worker_id, info.audio_seconds)
-            written = media.to_mp3(served.url, info, writer, log_path, on_progress=progress, stop=keeper.stop)
+            convert.set_attributes({"vid2mp3.format": options.format, "vid2mp3.options": ",".join(options.used())})
+            progress = ProgressReporter(job.id, self.worker_id, seconds)
+            written = media.to_mp3(served.url, info, writer, log_path, on_progress=progress, stop=keeper.stop,
+                                   options=options, title=jobs.stem(job.filename))
             check_read(served)  # a short read must not pass for a finished MP3
             span.set_attribute("vid2mp3.bytes", written)
         observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
-        return Encoded(mp3_id, written, served.length)
+        metrics.count_output(options)
+        return Encoded(mp3_id, written, served.length, seconds)
 
     def _finish_done(self, job: Job, keeper: LeaseKeeper, encoded: Encoded, info: media.MediaInfo) -> Status:
-        audio_seconds = info.audio_seconds
+        audio_seconds = encoded.audio_seconds
         if keeper.lost or not storage.finish_job(job.id, self.worker_id, Status.DONE, mp3_id=encoded.mp3_id,
                                                  audio_seconds=audio_seconds, pending_mp3_id=None):
             storage.delete_file(storage.mp3s(), encoded.mp3_id)
@@ -271,6 +280,14 @@ def probe(served: source.ServedVideo) -> media.MediaInfo:
                              "media.audio_streams": info.audio_streams, "media.video_streams": info.video_streams})
         media.check_convertible(info)
     return info
+
+
+def job_options(job: Job) -> Options:
+    """The job's options; stored ones no longer valid (limits changed since the upload) fail the job."""
+    try:
+        return Options.from_dict(job.options)
+    except OptionError as exc:
+        raise PermanentError(f"invalid option {exc}") from None
 
 
 def _still_held(job_id: str, worker_id: str) -> bool:

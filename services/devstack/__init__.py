@@ -10,7 +10,6 @@ and never stopped. Tests call `up()` with their own home, ports and names.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -160,13 +159,8 @@ def local_env() -> dict[str, str]:
     env.setdefault("MONGO_URI", f"mongodb://127.0.0.1:{config.env('MONGO_LOCAL_PORT')}")
     env.setdefault("AUTH_URL", f"http://127.0.0.1:{config.env('AUTH_PORT')}")
     env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{config.env('GATEWAY_PORT')}")
-    if not env.get("JWT_SECRET"):
-        secret_file = state / "jwt_secret"
-        if not secret_file.exists():
-            state.mkdir(parents=True, exist_ok=True)
-            secret_file.write_text(secrets.token_urlsafe(48))
-            secret_file.chmod(0o600)
-        env["JWT_SECRET"] = secret_file.read_text().strip()
+    if not env.get("JWT_PRIVATE_KEY"):
+        env["JWT_PRIVATE_KEY"] = _dev_signing_key(state / "jwt_private_key.pem")
     env.setdefault("WORK_DIR", str(state / "work"))
     # Locally every client (curl, Locust, the tests) is 127.0.0.1: the per-address limit would bite at once.
     env.setdefault("REGISTER_MAX_PER_ADDRESS", "1000")
@@ -175,6 +169,19 @@ def local_env() -> dict[str, str]:
         env["GIT_SHA"] = sha.stdout.strip() or "unknown"
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def _dev_signing_key(path: Path) -> str:
+    """The local stack's Ed25519 signing key (PEM), made once and kept so tokens outlive a restart."""
+    if not path.exists():
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+        pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(0o600)
+        path.write_bytes(pem)
+    return path.read_text().strip()
 
 
 def processes() -> list[Process]:

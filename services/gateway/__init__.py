@@ -7,11 +7,11 @@ import gridfs
 import pymongo.errors
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.common import config, storage
+from services.common import config, resumable, storage
 from services.common import openapi as api_docs
 from services.common.web import create_base_app, error_response
 
-from . import auth_client, broker, lifecycle, openapi, outbox, storage_metrics
+from . import account, auth_client, broker, jwks, lifecycle, openapi, outbox, storage_metrics, tus
 from .routes import bp
 
 log = logging.getLogger(__name__)
@@ -25,13 +25,17 @@ def create_app():
         # hops-th X-Forwarded-For entry from the right. Entries a client wrote itself are further left.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
     app.register_blueprint(bp)
+    app.register_blueprint(tus.bp)
+    app.register_blueprint(account.bp)
     api_docs.register(app, openapi.SPEC)
     app.register_error_handler(pymongo.errors.PyMongoError, _storage_down)
     app.register_error_handler(gridfs.errors.GridFSError, _corrupt_file)
     lifecycle.configure()
     storage_metrics.register_once()
+    jwks.warm()
     try:
         storage.ensure_indexes()
+        resumable.ensure_indexes()
     except pymongo.errors.PyMongoError:
         log.warning("MongoDB unavailable at start; indexes will be created by the next start")
     if config.env_float("OUTBOX_INTERVAL_SECONDS") > 0:

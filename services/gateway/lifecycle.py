@@ -52,6 +52,7 @@ def delete(job: Job) -> None:
 def open_stream() -> None:
     """Take one of this process' live-stream places, or answer 503 too_busy."""
     if not _streams.acquire(blocking=False):
+        metrics.TOO_BUSY.labels("event_streams").inc()
         raise ApiError(503, "too_busy", "too many live event streams on this server; poll the job or retry",
                        {"Retry-After": "5"})
 

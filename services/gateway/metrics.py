@@ -15,3 +15,21 @@ IDEMPOTENT_REPLAYS = Counter("gateway_idempotent_replays",
 for _result in ("replayed", "conflict"):
     IDEMPOTENT_REPLAYS.labels(_result)
 OUTBOX_PUBLISHED = Counter("gateway_outbox_published", "Jobs published late by the outbox relay")
+TOKEN_VERIFICATIONS = Counter("gateway_token_verifications", "Bearer tokens verified by the gateway, by outcome",
+                              ["result"])
+JWKS_FETCHES = Counter("gateway_jwks_fetches", "Fetches of auth's public keys (JWKS) by outcome", ["result"])
+JWKS_KEYS = Gauge("gateway_jwks_keys", "Public keys the gateway holds to verify tokens", multiprocess_mode="max")
+TUS_UPLOADS = Counter("gateway_tus_uploads", "Resumable (tus) uploads by event: created, resumed (a PATCH past 0 "
+                      "after a HEAD), completed, terminated", ["event"])
+for _event in ("created", "resumed", "completed", "terminated"):
+    TUS_UPLOADS.labels(_event)  # every series exists from the start, for dashboards and rate()
+UPLOADS_IN_PROGRESS = Gauge("gateway_uploads_in_progress", "Upload bodies this gateway is receiving now",
+                            multiprocess_mode="livesum")
+QUOTA_REJECTIONS = Counter("gateway_quota_rejections", "Uploads refused with 429 quota_exceeded, by the limit reached",
+                           ["limit"])
+TOO_BUSY = Counter("gateway_too_busy", "Requests refused with 503 too_busy, by what was full (uploads, event_streams)",
+                   ["what"])
+for _limit in ("active_jobs", "stored_bytes", "uploads_per_day"):
+    QUOTA_REJECTIONS.labels(_limit)
+for _what in ("uploads", "event_streams"):
+    TOO_BUSY.labels(_what)

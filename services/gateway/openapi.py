@@ -7,6 +7,87 @@ from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHE
 STATUSES = [str(status) for status in Status]
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 JOB = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
+_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}}
+TOO_BUSY = {"503": {"description": "too_busy: this server has no upload or stream place free (UPLOADS_MAX, "
+                                   "EVENT_STREAMS_MAX), or a dependency is unavailable; retry after Retry-After",
+                    "headers": RETRY_AFTER, "content": _ERROR_BODY}}
+UPLOAD_ERRORS = {
+    "408": {"description": "request_timeout: the body stopped arriving (HTTP_IDLE_TIMEOUT_SECONDS)",
+            "content": _ERROR_BODY},
+    "429": {"description": "quota_exceeded: unfinished jobs (USER_MAX_ACTIVE_JOBS), stored bytes "
+                           "(USER_MAX_STORED_BYTES, checked at Content-Length and again at the real size) or "
+                           "uploads in 24 h (USER_MAX_UPLOADS_PER_DAY); the message gives the limit and the usage. "
+                           "Retry-After when waiting helps (jobs finishing, the day's window moving)",
+            "headers": RETRY_AFTER, "content": _ERROR_BODY},
+    **TOO_BUSY,
+}
+USAGE = {"type": "object", "required": ["active_jobs", "stored_bytes", "uploads_24h"], "properties": {
+    "active_jobs": {"type": "integer", "description": "queued or converting jobs, and uploads in progress"},
+    "stored_bytes": {"type": "integer", "description": "videos, MP3s and uploads in progress (at their declared length)"},
+    "uploads_24h": {"type": "integer", "description": "uploads started in the last 24 hours"}}}
+
+_DIGITS = {"type": "string", "pattern": "^[0-9]+$"}
+_TUS = {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"type": "string", "enum": ["1.0.0"]},
+        "description": "the tus protocol version (required on every tus request but OPTIONS)"}
+_UPLOAD_ID = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_EXPIRES = {"Upload-Expires": {"description": "when the unfinished upload expires (RFC 7231 date)",
+                               "schema": {"type": "string"}}}
+_JOB_ID_HEADER = {"Job-Id": {"description": "the job made of the finished upload", "schema": {"type": "string"}}}
+_TUS_OPTIONS = {"summary": "tus: what the server supports (no token needed)",
+                "responses": {"204": {"description": "Tus-Version, Tus-Extension, Tus-Max-Size", "headers": {
+                    "Tus-Version": {"schema": {"type": "string"}, "required": True},
+                    "Tus-Extension": {"schema": {"type": "string"}, "required": True},
+                    "Tus-Max-Size": {"schema": _DIGITS, "required": True}}}}}
+
+
+def _head_errors(*statuses: int) -> dict:
+    """A HEAD answer carries no body, so its errors have no content."""
+    return {code: {"description": answer["description"]} for code, answer in _errors(*statuses).items()}
+
+
+TUS_PATHS = {
+    "/uploads/": {
+        "options": _TUS_OPTIONS,
+        "post": {
+            "summary": "tus creation: start a resumable upload of Upload-Length bytes, then PATCH them",
+            "description": "Upload-Metadata: comma-separated `key base64(value)` pairs; `filename` names the video.",
+            "security": [{"bearer": []}],
+            "parameters": [_TUS,
+                           {"name": "Upload-Length", "in": "header", "required": True, "schema": _DIGITS},
+                           {"name": "Upload-Metadata", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "responses": {"201": {"description": "Created; PATCH the bytes to Location", "headers": {
+                "Location": {"schema": {"type": "string"}, "required": True}, **_EXPIRES}},
+                **_errors(400, 401, 412, 413, 429, 503)},
+        },
+    },
+    "/uploads/{upload_id}": {
+        "options": dict(_TUS_OPTIONS, parameters=[_UPLOAD_ID]),
+        "head": {
+            "summary": "tus: the offset to resume at (and Job-Id once the upload is finished)",
+            "security": [{"bearer": []}], "parameters": [_UPLOAD_ID, _TUS],
+            "responses": {"200": {"description": "The upload's state", "headers": {
+                "Upload-Offset": {"schema": _DIGITS, "required": True},
+                "Upload-Length": {"schema": _DIGITS, "required": True}, **_EXPIRES, **_JOB_ID_HEADER}},
+                **_head_errors(400, 401, 404, 410, 412, 503)},
+        },
+        "patch": {
+            "summary": "tus: append bytes at Upload-Offset; the last byte makes the job (Job-Id)",
+            "security": [{"bearer": []}],
+            "parameters": [_UPLOAD_ID, _TUS, {"name": "Upload-Offset", "in": "header", "required": True, "schema": _DIGITS}],
+            "requestBody": {"required": True, "content": {"application/offset+octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"204": {"description": "Stored; Upload-Offset is the new offset", "headers": {
+                "Upload-Offset": {"schema": _DIGITS, "required": True}, **_EXPIRES, **_JOB_ID_HEADER}},
+                **_errors(400, 401, 404, 409, 410, 412, 413, 415, 423, 503)},
+        },
+        "delete": {
+            "summary": "tus termination: remove the upload and its bytes",
+            "security": [{"bearer": []}], "parameters": [_UPLOAD_ID, _TUS],
+            "responses": {"204": {"description": "Removed"}, **_errors(401, 404, 412, 423, 503)},
+        },
+    },
+}
 
 SPEC = {
     "openapi": "3.0.3",
@@ -66,7 +147,16 @@ SPEC = {
                 "content": {"application/json": {
                     "schema": {"type": "object", "required": ["job_id", "status_url"], "properties": {
                         "job_id": {"type": "string"}, "status_url": {"type": "string"}}}}}},
-                **_errors(400, 401, 409, 413, 415, 503)},
+                **_errors(400, 401, 409, 413, 415), **UPLOAD_ERRORS},
+        }},
+        "/me": {"get": {
+            "summary": "Your account: email, usage and limits (limits are null for admins: they are exempt)",
+            "security": [{"bearer": []}],
+            "responses": {"200": {"description": "You", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["email", "admin", "usage", "limits"], "properties": {
+                    "email": {"type": "string", "nullable": True}, "admin": {"type": "boolean"},
+                    "usage": USAGE, "limits": dict(USAGE, nullable=True)}}}}},
+                **_errors(401, 503)},
         }},
         "/jobs": {"get": {
             "summary": "Your jobs, newest first",
@@ -107,7 +197,7 @@ SPEC = {
                 "properties": {"id": {"type": "string", "description": "the job's revision"},
                                "event": {"type": "string", "enum": ["message", "deleted"]},
                                "data": {"type": "string", "description": "the job's view as JSON (a Job)"}}}}}},
-                          **_errors(401, 404, 503)},
+                          **_errors(401, 404), **TOO_BUSY},
         }},
         "/download": {"get": {
             "summary": "Download the MP3 of a finished job (HTTP Range supported)",
@@ -123,6 +213,7 @@ SPEC = {
                 "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                 **_errors(400, 401, 404, 410, 416, 503)},
         }},
+        **TUS_PATHS,
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "Readiness (auth, MongoDB, RabbitMQ)",
                             "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},

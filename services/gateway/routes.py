@@ -11,7 +11,7 @@ from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.web import ApiError
 
-from . import auth_client, intake, lifecycle, metrics, uploads
+from . import auth_client, lifecycle, metrics, quotas, uploads
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
@@ -48,25 +48,29 @@ def login():
 @bp.post("/upload")
 def upload():
     """Store a video and queue its conversion (or answer the first job of a repeated Idempotency-Key)."""
-    user = auth_client.current_user()
-    held = _hold_key(user)
-    if isinstance(held, str):
-        return _accepted(held, {"Idempotent-Replayed": "true"})
-    try:
+    with uploads.slot():
+        user = auth_client.current_user()
+        held = _hold_key(user)
+        if isinstance(held, str):
+            return _accepted(held, {"Idempotent-Replayed": "true"})
         try:
-            stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), user["sub"],
-                                           on_flush=held.touch if held else None)
-        except ApiError:
-            metrics.UPLOADS.labels("rejected").inc()
+            stored = _receive(user, held.touch if held else None)
+        except BaseException:
+            _give_back(held)
             raise
-        job = intake.create_job(user, stored)
+    try:
+        job = uploads.accept(user, stored)
         if held:
             held.attach(job.id)
     except BaseException:
-        if held:
-            held.release()  # the client's retry with the same key may try again
+        _give_back(held)
         raise
     return _accepted(job.id)
+
+
+def _give_back(held: idempotency.Reservation | None) -> None:
+    if held:
+        held.release()  # the upload failed: the client's retry with the same key may try again
 
 
 def _hold_key(user: dict) -> idempotency.Reservation | str | None:
@@ -89,6 +93,25 @@ def _hold_key(user: dict) -> idempotency.Reservation | str | None:
 def _accepted(job_id: str, headers: dict | None = None):
     status_url = jobs.status_path(job_id)
     return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url, **(headers or {})}
+
+
+def _receive(user: dict, on_flush=None) -> uploads.StoredUpload:
+    """The body, stored, within the user's quotas: checked at the declared length before the first
+    byte is read and again at the real one (the video is removed if that no longer fits)."""
+    declared = min(request.content_length or 0, config.env_int("MAX_UPLOAD_BYTES"))
+    upload_id = quotas.admit(user, declared)
+    try:
+        stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), upload_id, on_flush)
+    except ApiError:
+        metrics.UPLOADS.labels("rejected").inc()
+        raise
+    try:
+        quotas.confirm(user, upload_id, stored.size)
+    except BaseException:
+        storage.delete_file(storage.videos(), upload_id)
+        storage.forget_upload(upload_id)
+        raise
+    return stored
 
 
 @bp.get("/jobs/<job_id>")
@@ -183,5 +206,5 @@ def download():
     if requested:
         headers["Content-Range"] = f"bytes {start}-{end}/{length}"
     body = storage.read_file(bucket, fid, start, end) if length else iter(())
-    return Response(body, status=206 if requested else 200, mimetype="audio/mpeg", headers=headers,
+    return Response(body, status=206 if requested else 200, mimetype=jobs.media_type(job), headers=headers,
                     direct_passthrough=True)

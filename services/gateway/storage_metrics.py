@@ -11,7 +11,7 @@ import time
 import pymongo.errors
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from services.common import config, metrics, storage
+from services.common import config, metrics, resumable, storage
 
 CACHE_SECONDS = 10  # scrapes are frequent; the janitor writes once a round
 
@@ -25,6 +25,8 @@ class StorageCollector:
         if time.monotonic() - self._read_at > CACHE_SECONDS:
             try:
                 self._stats = storage.janitor_stats().find_one({"_id": "stats"}) or {}
+                # Counted here, not per process: any replica may hold any upload's next PATCH.
+                self._stats["tus_in_progress"] = resumable.count_in_progress()
             except pymongo.errors.PyMongoError:
                 self._stats = {}  # MongoDB down: no storage figures this scrape, the rest still works
             self._read_at = time.monotonic()
@@ -44,7 +46,7 @@ class StorageCollector:
             stored_files.add_metric([kind], sizes.get("files", 0))
         removed = CounterMetricFamily("vid2mp3_storage_removed_files", "Files the janitor removed, by reason",
                                       labels=["reason"])
-        for reason, count in stats.get("removed", {}).items():
+        for reason, count in {"tus_expired": 0, **stats.get("removed", {})}.items():
             removed.add_metric([reason], count)
         expired = CounterMetricFamily("vid2mp3_jobs_expired", "Jobs whose files retention removed")
         expired.add_metric([], stats.get("expired", 0))
@@ -52,7 +54,9 @@ class StorageCollector:
         uploads.add_metric([], stats.get("uploads_in_progress", 0))
         last_run = GaugeMetricFamily("vid2mp3_janitor_last_run_timestamp_seconds", "When the janitor last finished a round")
         last_run.add_metric([], stats.get("last_run", 0))
-        yield from (stored_bytes, stored_files, removed, expired, uploads, last_run)
+        tus = GaugeMetricFamily("vid2mp3_tus_uploads_in_progress", "Resumable (tus) uploads created and not finished yet")
+        tus.add_metric([], stats.get("tus_in_progress", 0))
+        yield from (stored_bytes, stored_files, removed, expired, uploads, last_run, tus)
 
 
 _registered = False

@@ -2,19 +2,51 @@
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
+
+import logging
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from services.common import storage
+from services.common import options as output_options
+from services.common import config, storage
+from services.common.jobs import Job
+from services.common.options import Options, OptionError
 from services.common.web import ApiError
+
+from . import intake, metrics
+
+log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
+MAX_FIELDS = 32  # the options are 13; room for a client's own extras, no more
+_places: threading.BoundedSemaphore | None = None  # UPLOADS_MAX, made at the first upload
+
+
+@contextmanager
+def slot() -> Iterator[None]:
+    """Hold one of this process' UPLOADS_MAX upload places while receiving a body, or answer 503
+    too_busy: each upload holds a thread as long as its client is slow, and the threads are sized for it."""
+    global _places
+    if _places is None:
+        _places = threading.BoundedSemaphore(config.env_int("UPLOADS_MAX"))
+    if not _places.acquire(blocking=False):
+        metrics.TOO_BUSY.labels("uploads").inc()
+        raise ApiError(503, "too_busy", "too many uploads in progress on this server; retry shortly",
+                       {"Retry-After": "10"})
+    metrics.UPLOADS_IN_PROGRESS.inc()
+    try:
+        yield
+    finally:
+        metrics.UPLOADS_IN_PROGRESS.dec()
+        _places.release()
 
 
 def safe_filename(raw: str | None) -> str:
@@ -31,34 +63,61 @@ class StoredUpload:
     filename: str
     size: int
     content_type: str | None
-    sha256: str | None = None  # of the stored bytes (None where a writer could not compute it)
+    options: Options = Options()
+    sha256: str | None = None  # of the stored bytes (what dedup compares; None: no reuse)
+
+
+def invalid_option(error: OptionError) -> ApiError:
+    return ApiError(400, "invalid_option", f"invalid option {error.field}: {error.message}")
+
+
+def check_fields_so_far(fields: dict[str, str]) -> None:
+    """Refuse, before the file is stored, options that are bad whatever the fields after the file
+    say (only `format` can still change what the others allow)."""
+    try:
+        output_options.parse(fields)
+    except OptionError as exc:
+        later_formats = [] if "format" in fields else list(output_options.FORMATS)
+        if all(_fails(dict(fields, format=name)) for name in later_formats):
+            raise invalid_option(exc) from None
+
+
+def _fails(fields: dict[str, str]) -> bool:
+    try:
+        output_options.parse(fields)
+    except OptionError:
+        return True
+    return False
 
 
 class _FilePartWriter:
     """Follows the decoder's events: the one file part goes into storage, form fields are bounded."""
 
-    def __init__(self, bucket: storage.Bucket, owner: str, on_flush: Callable[[], None] | None = None):
-        self.bucket, self.owner, self.on_flush = bucket, owner, on_flush
+    def __init__(self, bucket: storage.Bucket, video_id: str, on_flush: Callable[[], None] | None = None):
+        self.bucket, self.video_id, self.on_flush = bucket, video_id, on_flush
         self.writer: storage.FileWriter | None = None
         self.stored: StoredUpload | None = None
         self.part: File | Field | None = None
         self.field_bytes = 0
+        self.fields: dict[str, str] = {}
+        self.field_data = bytearray()
 
     def on_event(self, event) -> None:
         if isinstance(event, File):
             self._open(event)
         elif isinstance(event, Field):
             self.part, self.field_bytes = event, 0
+            self.field_data.clear()
         elif isinstance(event, Data):
             self._data(event)
 
     def _open(self, part: File) -> None:
         if self.writer is not None or self.stored is not None:
             raise ApiError(400, "too_many_files", "send exactly one file per upload")
+        check_fields_so_far(self.fields)
         self.part = part
         metadata = {"content_type": part.headers.get("Content-Type"), "original_name": part.filename}
-        video_id = storage.new_id()
-        storage.record_upload(video_id, self.owner)
+        video_id = self.video_id
         self.writer = storage.open_writer(self.bucket, video_id, safe_filename(part.filename), metadata,
                                           on_flush=lambda: self._flushed(video_id))
 
@@ -72,6 +131,9 @@ class _FilePartWriter:
             self.field_bytes += len(event.data)
             if self.field_bytes > MAX_FIELD_BYTES:
                 raise ApiError(413, "payload_too_large", "form field too large")
+            self.field_data += event.data
+            if not event.more_data:
+                self._field_done(self.part)
             return
         self.writer.write(event.data)
         if not event.more_data:
@@ -80,15 +142,24 @@ class _FilePartWriter:
                                        self.part.headers.get("Content-Type"), self.writer.sha256)
             self.writer = None
 
+    def _field_done(self, part: Field) -> None:
+        if part.name in self.fields:
+            raise ApiError(400, "invalid_option", f"form field {part.name[:40]!r} given twice")
+        if len(self.fields) >= MAX_FIELDS:
+            raise ApiError(400, "invalid_option", f"more than {MAX_FIELDS} form fields")
+        try:
+            self.fields[part.name] = self.field_data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "invalid_option", f"form field {part.name[:40]!r} is not UTF-8 text") from None
+
     def discard(self) -> None:
         """Remove what a failed upload wrote (best effort: if MongoDB is down, so is the damage)."""
         try:
-            for writer in filter(None, (self.writer,)):
-                writer.abort()
-                storage.forget_upload(writer.file_id)
+            if self.writer is not None:
+                self.writer.abort()
             if self.stored is not None:
                 storage.delete_file(self.bucket, self.stored.video_id)
-                storage.forget_upload(self.stored.video_id)
+            storage.forget_upload(self.video_id)
         except Exception:
             pass  # the upload record stays: the janitor removes the rest
 
@@ -113,7 +184,10 @@ def _feed(decoder: MultipartDecoder, target: _FilePartWriter, max_bytes: int) ->
     """Read the body block by block into the decoder, handing its events to `target`."""
     received = 0
     while True:
-        data = request.stream.read(READ_SIZE)
+        try:
+            data = request.stream.read(READ_SIZE)
+        except OSError:  # the client went away or stayed silent past HTTP_IDLE_TIMEOUT_SECONDS
+            raise ApiError(408, "request_timeout", "the upload stopped arriving; send it again") from None
         received += len(data)
         if received > max_bytes:
             raise _too_large(max_bytes)
@@ -126,16 +200,17 @@ def _feed(decoder: MultipartDecoder, target: _FilePartWriter, max_bytes: int) ->
             return
 
 
-def receive_video(max_bytes: int, owner: str, on_flush: Callable[[], None] | None = None) -> StoredUpload:
-    """Parse the multipart body as it arrives and write its one file part into GridFS.
+def receive_video(max_bytes: int, video_id: str, on_flush: Callable[[], None] | None = None) -> StoredUpload:
+    """Parse the multipart body as it arrives and write its one file part into GridFS as `video_id`
+    (recorded by storage.record_upload beforehand, see quotas.admit).
 
-    Raises ApiError for anything but exactly one non-empty file; a partial file is removed.
-    The upload stays recorded (storage.record_upload) until the caller has stored its job.
+    Raises ApiError for anything but exactly one non-empty file; a partial file and its upload record
+    are removed. On success the record stays until the caller has stored its job.
     `on_flush` is called whenever bytes reach storage (the upload is alive).
     """
     # The decoder bounds its internal buffer with this; field sizes are checked by the target.
     decoder = MultipartDecoder(_check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
-    target = _FilePartWriter(storage.videos(), owner, on_flush)
+    target = _FilePartWriter(storage.videos(), video_id, on_flush)
     try:
         _feed(decoder, target, max_bytes)
         return _the_one_file(target)
@@ -157,4 +232,17 @@ def _the_one_file(target: _FilePartWriter) -> StoredUpload:
         raise ApiError(400, "missing_file", 'no file in the upload; send it as -F "file=@video.mp4"')
     if target.stored.size == 0:
         raise ApiError(400, "empty_file", "the uploaded file is empty")
+    try:
+        target.stored.options = output_options.parse(target.fields)
+    except OptionError as exc:  # a field after the file was bad: the stored file goes (receive_video)
+        raise invalid_option(exc) from None
     return target.stored
+
+
+def accept(user: dict, stored: StoredUpload, job_id: str | None = None) -> Job:
+    """Make a stored video a job and queue it: the one way in for multipart and tus uploads alike
+    (intake.create_job, where dedup may reuse an identical upload's MP3).
+
+    With a `job_id` chosen beforehand (tus), accepting twice (a retried final PATCH) makes one job.
+    """
+    return intake.create_job(user, stored, stored.options.to_dict(), job_id)

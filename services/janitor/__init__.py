@@ -9,6 +9,8 @@ One round (`run_once`):
 - uploads a crashed gateway abandoned (an upload record with no job and no new bytes for
   JANITOR_GRACE_SECONDS), and MP3s a crashed converter left half-written for a job that
   no converter holds any more;
+- unfinished resumable (tus) uploads past their expiry (TUS_UPLOAD_EXPIRY_SECONDS after their last
+  PATCH), bytes and record; finished ones' records once the same time has passed (their job owns the bytes);
 - temp folders of converters that died (where the janitor shares their disk).
 
 Every removal is recorded with a conditional update after the file is gone: two janitors at once
@@ -24,7 +26,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from services.common import config, idempotency, sharing, storage, workdirs
+from services.common import config, idempotency, resumable, sharing, storage, workdirs
 from services.common.jobs import ENDED, Status
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ def run_once(now: float | None = None) -> Round:
     remove_old_results(now, tally)
     remove_abandoned_uploads(now, tally)
     remove_abandoned_mp3s(tally)
+    remove_expired_tus_uploads(now, tally)
     storage.forget_old_tombstones(now)
     idempotency.forget_expired(now)
     if config.env("WORK_DIR"):  # only where it shares the converters' disk and pids (the local stack)
@@ -90,6 +93,15 @@ def remove_abandoned_uploads(now: float, tally: Round) -> None:
             storage.delete_file(storage.videos(), video_id)
             tally.removed["abandoned_upload"] += 1
         storage.forget_upload(video_id)
+
+
+def remove_expired_tus_uploads(now: float, tally: Round) -> None:
+    """A tus upload whose client stopped for TUS_UPLOAD_EXPIRY_SECONDS will not come back (a PATCH
+    holding it keeps pushing `expires` forward, so a live one never matches)."""
+    for upload in resumable.expired(now):
+        resumable.remove(upload["_id"], keep_bytes=upload["completed"])
+        if not upload["completed"]:
+            tally.removed["tus_expired"] += 1
 
 
 def remove_abandoned_mp3s(tally: Round) -> None:

@@ -1,6 +1,7 @@
 """Every overlay and every component combination builds and validates against the Kubernetes schemas."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import kubernetes_validate
@@ -53,3 +54,8 @@ def test_no_real_secret_is_committed():
     for kust in (ROOT / "kustomize").rglob("kustomization.yaml"):
         text = kust.read_text()
         assert "kind: Secret" not in text
+    # token signing keys live only in secrets.env / the secret store: no PEM private key is committed
+    # (the examples leave JWT_PRIVATE_KEY empty; test stacks make theirs at run time)
+    found = subprocess.run(["git", "grep", "-lE", r"BEGIN (EC |RSA |OPENSSH )?PRIVATE KEY-----(\\n|$)[A-Za-z0-9+/]"],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert found.returncode == 1, f"private keys committed in: {found.stdout}"

@@ -4,16 +4,17 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from services.common.config import SETTINGS
 
-from .conftest import OVERLAYS, SERVICES, find, pod_specs
+from .conftest import OVERLAYS, ROOT, SERVICES, find, pod_specs
 
 SETTING_NAMES = {name for name, _, _ in SETTINGS}
 # what each service cannot run without in a cluster (ConfigMap keys or container env)
 NEEDED = {
     "auth": {"BIND_HOST", "AUTH_PORT", "MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD",
-             "MYSQL_DATABASE", "JWT_SECRET", "DEPLOY_ENV", "PROMETHEUS_MULTIPROC_DIR"},
+             "MYSQL_DATABASE", "JWT_PRIVATE_KEY", "JWT_PUBLIC_KEYS", "DEPLOY_ENV", "PROMETHEUS_MULTIPROC_DIR"},
     "gateway": {"BIND_HOST", "GATEWAY_PORT", "AUTH_URL", "PUBLIC_URL", "RABBITMQ_URL", "MONGO_URI",
                 "VIDEO_QUEUE", "MP3_QUEUE", "DEPLOY_ENV", "PROMETHEUS_MULTIPROC_DIR"},
     "converter": {"BIND_HOST", "METRICS_PORT", "RABBITMQ_URL", "MONGO_URI", "VIDEO_QUEUE", "MP3_QUEUE",
@@ -54,7 +55,6 @@ def test_converter_hpa_scales_converter_on_video_queue_depth(prod):
 def test_prod_shape(prod):
     gw = find(prod, "HorizontalPodAutoscaler", "gateway")
     assert gw["spec"]["metrics"][0]["resource"]["name"] == "cpu" and gw["spec"]["minReplicas"] >= 2
-    assert find(prod, "Deployment", "auth")["spec"]["replicas"] >= 2
     for s in SERVICES:
         find(prod, "PodDisruptionBudget", s)
         spec = find(prod, "Deployment", s)["spec"]["template"]["spec"]
@@ -66,6 +66,34 @@ def test_prod_shape(prod):
     assert find(prod, "Deployment", "converter")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 600
     assert all(d["metadata"].get("namespace") in ("vid2mp3", "kube-system") for d in prod
                if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding", "APIService"))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_http_services_run_one_process_per_pod_and_scale_with_an_hpa(build, overlay):
+    """Above one gunicorn worker, metrics go multiprocess: exemplars and the process_* CPU and memory
+    series vanish. So one worker everywhere, and in the autoscaled overlays an HPA adds pods."""
+    docs = build.docs(f"kustomize/overlays/{overlay}")
+    for service in ("auth", "gateway"):
+        deployment = find(docs, "Deployment", service)
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        config = {}
+        for ref in container.get("envFrom", []):
+            config.update(find(docs, "ConfigMap", ref["configMapRef"]["name"])["data"])
+        assert config.get("GUNICORN_WORKERS") == "1", (overlay, service)
+        assert "GUNICORN_WORKERS" not in {e["name"] for e in container.get("env", [])}
+        if overlay == "dev":
+            continue
+        hpa = find(docs, "HorizontalPodAutoscaler", service)
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
+        assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+        assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+        assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+
+
+def test_compose_runs_one_process_per_container():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    for service in ("auth", "gateway"):
+        assert compose["services"][service]["environment"]["GUNICORN_WORKERS"] == "1"
 
 
 def test_dev_is_one_replica_with_in_cluster_infra(build):

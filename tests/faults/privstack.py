@@ -19,6 +19,7 @@ import pika
 import pymongo
 import requests
 
+from tests.support.keys import new_private_pem
 from tests.support.net import free_port
 from tests.support.stack import ROOT
 
@@ -218,9 +219,11 @@ class PrivateStack:
             "OTEL_TRACES_EXPORTER": "none",
             "FFMPEG_BINARY": str(tools / "slow-ffmpeg"),
             "FFPROBE_BINARY": str(tools / "slow-ffprobe"),
-            "JWT_SECRET": "faults-" + uuid.uuid4().hex + uuid.uuid4().hex,
+            "JWT_PRIVATE_KEY": new_private_pem(),
             "LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_ADDRESS": "1000", "REGISTER_MAX_PER_ADDRESS": "100000",
             "UPSTREAM_TIMEOUT_SECONDS": "5",
+            # One user keeps many jobs in flight here; quotas have their tests (tests/integration/test_quotas.py).
+            "USER_MAX_ACTIVE_JOBS": "1000", "USER_MAX_UPLOADS_PER_DAY": "100000",
             "LOG_LEVEL": "INFO",
         })
         self.env = env

@@ -8,8 +8,12 @@ import jwt
 import pytest
 import requests
 
+from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+
+from services.common.tokens import key_id
 from tests.conftest import STACK_ENV
 from tests.helpers import Client, make_media
+from tests.support.keys import hmac_token, new_private_pem, public_pem
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +95,22 @@ def test_login_malformed_credentials(gw, header, code):
     assert error_code(response) == code
 
 
-def test_login_token_is_hs256_with_expected_claims(user):
+def test_login_token_is_eddsa_with_expected_claims(user):
     header = jwt.get_unverified_header(user.token)
-    assert header["alg"] == "HS256"
-    claims = jwt.decode(user.token, STACK_ENV["JWT_SECRET"], algorithms=["HS256"])
+    assert header["alg"] == "EdDSA" and header["kid"] == KID
+    claims = jwt.decode(user.token, load_pem_public_key(public_pem(SIGNING_PEM).encode()), algorithms=["EdDSA"])
     assert claims["email"] == user.email and claims["admin"] is False
     assert claims["exp"] > claims["iat"] and isinstance(claims["sub"], str)
 
 
-def _forged(claims: dict, key: str = STACK_ENV["JWT_SECRET"], alg: str = "HS256") -> str:
-    return jwt.encode(claims, key, algorithm=alg)
+SIGNING_PEM = STACK_ENV["JWT_PRIVATE_KEY"]
+SIGNING_KEY = load_pem_private_key(SIGNING_PEM.encode(), None)
+KID = key_id(SIGNING_KEY.public_key())
+
+
+def _forged(claims: dict, key=SIGNING_KEY, alg: str = "EdDSA", kid: str = KID) -> str:
+    """A token signed by the stack's own key unless told otherwise."""
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
 
 
 def _claims(**over) -> dict:
@@ -119,10 +129,12 @@ def _alg_none(claims: dict) -> str:
 @pytest.mark.parametrize("token,code", [
     ("not-a-jwt", "invalid_token"),
     ("a.b.c", "invalid_token"),
-    (_forged(_claims(), key="x" * 40), "invalid_token"),               # wrong key
+    (_forged(_claims(), key="x" * 40, alg="HS256"), "invalid_token"),  # HMAC with a made-up secret
+    (_forged(_claims(), key=load_pem_private_key(new_private_pem().encode(), None)), "invalid_token"),  # other key
+    (_forged(_claims(), kid="no-such-key"), "invalid_token"),          # unknown kid
     (_forged(_claims(iat=1, exp=2)), "token_expired"),                  # expired
     (_forged(_claims(nbf=int(time.time()) + 3600)), "invalid_token"),  # not yet valid
-    (_forged(_claims(), alg="HS512"), "invalid_token"),                 # another algorithm
+    (hmac_token(_claims(), public_pem(SIGNING_PEM).encode(), KID), "invalid_token"),  # public key as HMAC secret
     (_forged({"email": "x@example.com", "iat": 1, "exp": 9999999999}), "invalid_token"),  # no sub
     (_alg_none(_claims(admin=True)), "invalid_token"),                  # alg=none
     ("x" * 5000, "invalid_token"),

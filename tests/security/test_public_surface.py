@@ -10,7 +10,8 @@ from tests.helpers import Client
 # families each HTTP service must expose on its metrics port (a TYPE line appears even before a first sample)
 FAMILIES = {
     "gateway": ["http_requests_total", "http_request_duration_seconds", "gateway_uploads_total",
-                "gateway_upload_bytes_total", "gateway_outbox_backlog", "vid2mp3_build_info", "process_cpu_seconds_total"],
+                "gateway_upload_bytes_total", "gateway_outbox_backlog", "gateway_token_verifications_total",
+                "gateway_jwks_fetches_total", "gateway_jwks_keys", "vid2mp3_build_info", "process_cpu_seconds_total"],
     "auth": ["http_requests_total", "http_request_duration_seconds", "auth_logins_total", "auth_registrations_total",
              "auth_token_validations_total", "vid2mp3_build_info", "process_cpu_seconds_total"],
 }

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from unittest import mock
 
+from tests.support.keys import new_private_pem
 from tests.support.net import free_port
 from tests.support.otlp import Receiver
 
@@ -38,7 +39,10 @@ class IsolatedStack:
             "VID2MP3_HOME": str(self.home),
             "VIDEO_QUEUE": f"{tag}.video", "MP3_QUEUE": f"{tag}.mp3", "MYSQL_DATABASE": f"vid2mp3_{tag}",
             "MONGO_VIDEOS_DB": f"{tag}_videos", "MONGO_MP3S_DB": f"{tag}_mp3s", "MONGO_JOBS_DB": f"{tag}_jobs",
-            "JWT_SECRET": f"{kind}-secret-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+            "JWT_PRIVATE_KEY": new_private_pem(),
+            # Tests and benchmarks upload many jobs per user; quotas are tested on gateways of their own
+            # (tests/integration/test_quotas.py).
+            "USER_MAX_ACTIVE_JOBS": "1000", "USER_MAX_UPLOADS_PER_DAY": "100000",
         })
         if otlp is not None:
             self.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{otlp.port}"

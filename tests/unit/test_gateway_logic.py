@@ -29,3 +29,16 @@ def test_unsatisfiable_ranges(header):
 ])
 def test_safe_filename(raw, expected):
     assert safe_filename(raw) == expected
+
+
+def test_tus_metadata_parsing():
+    from services.common.web import ApiError
+    from services.gateway.tus import parse_metadata
+
+    assert parse_metadata(None) == {} and parse_metadata("") == {}
+    assert parse_metadata("filename dmlkw6lvLm1wNA==,is_confidential") == {"filename": "vidéo.mp4",
+                                                                           "is_confidential": ""}
+    for bad in ("filename x!", "a YQ==,a YQ==", "a b c", ",", "ké YQ==", "f " + "A" * 9000, "f /w=="):
+        with pytest.raises(ApiError) as raised:
+            parse_metadata(bad)
+        assert raised.value.status == 400, bad

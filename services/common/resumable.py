@@ -1,0 +1,195 @@
+"""Resumable (tus) uploads: their state in MongoDB and their bytes in GridFS, written as they arrive.
+
+The state (`tus_uploads`, one document per upload) holds the committed offset, so an upload survives
+a dropped connection, a gateway restart and a switch of replica. A PATCH takes the upload's lock
+only at the offset the client names (a stale offset or a second PATCH at once finds no match), and
+checkpoints the offset after each window of chunks it stores.
+
+Only full chunks go to `fs.chunks`, appended and never rewritten (the MongoDB stand-in cannot delete
+or replace one chunk of a file); the partial chunk a PATCH ends in (< 255 KiB) is kept in the state
+as `tail` and completed by the next PATCH. Full chunks a killed gateway stored past the committed
+offset hold the client's bytes at their place, so `recover` adopts them. The GridFS `fs.files`
+entry is written when the last byte is in.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import gridfs
+from bson import Binary
+from pymongo import ReturnDocument
+
+from . import config, storage
+from .storage import CHUNK_SIZE, CHUNK_WINDOW, Bucket
+
+LOCK_SECONDS = 60  # a PATCH's hold on its upload, renewed while bytes arrive; a killed gateway's lapses
+
+
+def collection():
+    return storage.client()[config.env("MONGO_JOBS_DB")].tus_uploads
+
+
+def ensure_indexes() -> None:
+    collection().create_index("expires")
+
+
+def create(upload_id: str, owner: str, owner_email: str | None, length: int, filename: str,
+           options: dict, job_id: str) -> dict:
+    """A new, empty upload; its job id is chosen now so that finishing it twice makes one job."""
+    now = time.time()
+    doc = {"_id": upload_id, "owner": owner, "owner_email": owner_email, "length": length, "offset": 0,
+           "filename": filename, "options": options, "job_id": job_id, "completed": False,
+           "created": now, "expires": now + expiry_seconds(), "lock": None, "lock_until": 0.0, "headed": False,
+           "tail": Binary(b"")}
+    collection().insert_one(doc)
+    return doc
+
+
+def expiry_seconds() -> float:
+    return config.env_float("TUS_UPLOAD_EXPIRY_SECONDS")
+
+
+def find(upload_id: str, owner: str) -> dict | None:
+    """The caller's upload (another user's id is as good as unknown)."""
+    return collection().find_one({"_id": upload_id, "owner": owner})
+
+
+def mark_headed(upload_id: str) -> None:
+    """The client asked where to go on: its next PATCH at an offset above 0 is a resumption."""
+    collection().update_one({"_id": upload_id}, {"$set": {"headed": True}})
+
+
+def lock(upload_id: str, owner: str, offset: int, token: str) -> dict | None:
+    """Take the upload for one PATCH at `offset`; None when the offset is stale, it is taken or gone."""
+    now = time.time()
+    return collection().find_one_and_update(
+        {"_id": upload_id, "owner": owner, "offset": offset, "completed": False, "expires": {"$gt": now},
+         "lock_until": {"$lt": now}},
+        {"$set": {"lock": token, "lock_until": now + LOCK_SECONDS}},
+        return_document=ReturnDocument.BEFORE)
+
+
+def checkpoint(upload_id: str, token: str, offset: int, tail: bytes, release: bool = False) -> bool:
+    """Commit `offset` (the bytes below it are in full chunks and `tail`); False once the lock is lost."""
+    now = time.time()
+    fields: dict = {"offset": offset, "tail": Binary(tail), "expires": now + expiry_seconds(), "headed": False,
+                    "lock_until": 0.0 if release else now + LOCK_SECONDS}
+    if release:
+        fields["lock"] = None
+    return collection().update_one({"_id": upload_id, "lock": token}, {"$set": fields}).matched_count == 1
+
+
+def unlock(upload_id: str, token: str) -> None:
+    """Give the upload up without committing anything (the next PATCH overwrites what this one wrote)."""
+    collection().update_one({"_id": upload_id, "lock": token}, {"$set": {"lock": None, "lock_until": 0.0}})
+
+
+def mark_completed(upload_id: str) -> bool:
+    """The upload's job exists; True for the one caller that marked it."""
+    result = collection().update_one({"_id": upload_id, "completed": False},
+                                     {"$set": {"completed": True, "lock": None, "lock_until": 0.0}})
+    return result.matched_count == 1
+
+
+def remove(upload_id: str, keep_bytes: bool = False) -> None:
+    """Forget an upload and (unless its job owns them now) its bytes."""
+    if not keep_bytes:
+        storage.delete_file(storage.videos(), upload_id)
+    collection().delete_one({"_id": upload_id})
+
+
+def expired(now: float) -> list[dict]:
+    return list(collection().find({"expires": {"$lt": now}}))
+
+
+def count_in_progress() -> int:
+    return collection().count_documents({"completed": False})
+
+
+class LockLost(Exception):
+    """Another PATCH took the upload (this one stalled past its lock): stop writing at once."""
+
+
+def renew(upload_id: str, token: str) -> bool:
+    return collection().update_one({"_id": upload_id, "lock": token},
+                                   {"$set": {"lock_until": time.time() + LOCK_SECONDS}}).matched_count == 1
+
+
+class ResumableWriter:
+    """Appends one PATCH's bytes to the upload, from the committed offset; at most a window of
+    chunks (~4 MiB) and the tail are in memory, and each stored window is checkpointed."""
+
+    def __init__(self, bucket: Bucket, upload: dict, token: str):
+        self.bucket, self.upload_id, self.token = bucket, upload["_id"], token
+        self.offset, self.length = upload["offset"], upload["length"]
+        self._stored_n = self.offset // CHUNK_SIZE  # chunks below are in fs.chunks
+        self._pending = bytearray(bytes(upload.get("tail") or b""))
+        if self._stored_n * CHUNK_SIZE + len(self._pending) != self.offset:
+            raise gridfs.errors.CorruptGridFile(f"upload {self.upload_id!r}: tail and offset disagree")
+        self._chunks: list[dict] = []
+        self._stored_at = time.monotonic()
+
+    def write(self, data: bytes) -> None:
+        self._pending += data
+        while len(self._pending) >= CHUNK_SIZE:
+            self._chunks.append(self._chunk(self._stored_n + len(self._chunks), bytes(self._pending[:CHUNK_SIZE])))
+            del self._pending[:CHUNK_SIZE]
+        if len(self._chunks) >= CHUNK_WINDOW or time.monotonic() - self._stored_at >= storage.FLUSH_SECONDS:
+            # A slow client's bytes still reach storage, and its lock stays renewed, this often.
+            self._store(final=False)
+
+    def _chunk(self, n: int, data: bytes) -> dict:
+        return {"files_id": self.upload_id, "n": n, "data": Binary(data)}
+
+    def _store(self, final: bool) -> None:
+        """Store the full chunks so far (and the file's last, partial one) and commit the new offset."""
+        self._stored_at = time.monotonic()
+        if not renew(self.upload_id, self.token):
+            raise LockLost(self.upload_id)
+        if self._pending and (self._stored_n + len(self._chunks)) * CHUNK_SIZE + len(self._pending) == self.length:
+            # The file's last chunk is the one chunk that may be short.
+            self._chunks.append(self._chunk(self._stored_n + len(self._chunks), bytes(self._pending)))
+            self._pending.clear()
+        if self._chunks:
+            self.bucket.chunks.insert_many(self._chunks, ordered=True)
+        self._stored_n += len(self._chunks)
+        offset = min(self._stored_n * CHUNK_SIZE, self.length) + len(self._pending)
+        self._chunks = []
+        if not checkpoint(self.upload_id, self.token, offset, bytes(self._pending), release=final):
+            raise LockLost(self.upload_id)
+        self.offset = offset
+
+    def commit(self) -> None:
+        """Store what is left, commit the offset and unlock."""
+        self._store(final=True)
+
+
+def recover(bucket: Bucket, upload: dict) -> dict:
+    """Adopt the chunks a killed PATCH stored past the committed offset (they hold the client's bytes
+    at their place); the upload as it is now. Left alone while a PATCH holds it."""
+    if upload["completed"] or upload["lock_until"] > time.time():
+        return upload
+    stored_n = upload["offset"] // CHUNK_SIZE
+    last = None
+    for chunk in bucket.chunks.find({"files_id": upload["_id"], "n": {"$gte": stored_n}}):
+        short = len(chunk["data"]) < CHUNK_SIZE and stored_n * CHUNK_SIZE + len(chunk["data"]) != upload["length"]
+        if chunk["n"] != stored_n or short:
+            raise gridfs.errors.CorruptGridFile(f"upload {upload['_id']!r} has a stray chunk {chunk['n']}")
+        last, stored_n = chunk, stored_n + 1
+    if last is None:
+        return upload
+    offset = (stored_n - 1) * CHUNK_SIZE + len(last["data"])
+    found = collection().find_one_and_update(
+        {"_id": upload["_id"], "offset": upload["offset"], "lock_until": {"$lt": time.time()}},
+        {"$set": {"offset": offset, "tail": Binary(b"")}}, return_document=ReturnDocument.AFTER)
+    return found or upload
+
+
+def finish_file(bucket: Bucket, upload: dict, metadata: dict) -> None:
+    """Make the complete upload a GridFS file. Inserted even when an entry exists: the stand-in makes
+    one (of length 0) at the first chunk and takes the insert as its update; MongoDB refuses a second
+    finisher's (DuplicateKeyError, the caller's to forgive)."""
+    bucket.files.insert_one({"_id": upload["_id"], "length": upload["length"], "chunkSize": CHUNK_SIZE,
+                             "uploadDate": datetime.now(timezone.utc), "filename": upload["filename"],
+                             "metadata": metadata})

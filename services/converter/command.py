@@ -1,0 +1,185 @@
+"""The ffmpeg commands of one conversion, built with ffmpeg-python from the job's options.
+
+Each option is one small function that returns its share of the command (input or output
+arguments, a filter, an extra stream); `build` only puts the shares together. `analysis` is
+the first pass of a loudness normalisation: it measures, `build` then applies the measurement.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import ffmpeg
+
+from services.common import config
+from services.common.messaging import PermanentError
+from services.common.options import DEFAULT_KBPS, Options, mp3_max_kbps
+
+from . import media  # media imports this module back: its names are read at call time
+
+LOUDNESS = {"I": -16, "TP": -1.5, "LRA": 11}  # EBU R128 for streaming/podcasts; true peak below -1.5 dBTP
+COVER_AT = 0.10  # the cover is the frame at 10 % of the video
+COVER_MAX_WIDTH = 1280  # a 4K frame would make a megabyte of cover art
+
+
+@dataclass
+class Plan:
+    source: str
+    target: str  # "pipe:1" or a file
+    options: Options = field(default_factory=Options)
+    info: media.MediaInfo | None = None
+    title: str | None = None  # the title tag when the options give none (the upload's name)
+    loudness: dict | None = None  # pass 1's measurement (normalize)
+
+
+def track_of(info: media.MediaInfo | None, options: Options) -> media.AudioTrack | None:
+    """The audio stream the options pick; PermanentError when the file has no such stream."""
+    index = options.audio_track or 0
+    if info is None or not info.tracks:
+        return None
+    if index >= len(info.tracks):
+        raise PermanentError(f"audio_track {index} does not exist: the file has {len(info.tracks)} audio "
+                             f"track(s), 0 to {len(info.tracks) - 1}")
+    return info.tracks[index]
+
+
+def copies_audio(plan: Plan) -> bool:
+    """The stream-copy shortcut: the source is already in the format and no option changes the audio."""
+    track = track_of(plan.info, plan.options)
+    return track is not None and track.codec == plan.options.spec.codec and not plan.options.changes_audio()
+
+
+# ---------------------------------------------------------------- one function per option
+
+
+def trim_input(options: Options) -> dict:
+    """Input seeking: with re-encoding, ffmpeg decodes from before `start` and drops up to it exactly."""
+    return {"ss": f"{options.start:.3f}"} if options.start else {}
+
+
+def trim_output(options: Options) -> dict:
+    """The output's length: up to `end`, never over MAX_MEDIA_SECONDS."""
+    limit = config.env_float("MAX_MEDIA_SECONDS")
+    if options.end is not None:
+        limit = min(limit, options.end - (options.start or 0))
+    return {"t": f"{limit:.3f}".rstrip("0").rstrip(".")}
+
+
+def codec_args(plan: Plan, copy: bool) -> dict:
+    spec = plan.options.spec
+    args = {"acodec": "copy" if copy else spec.encoder, "format": spec.muxer}
+    if spec.name == "mp3" and plan.target.startswith("pipe:"):
+        args["write_xing"] = 0  # a pipe cannot be rewound to fill the header in
+    if spec.name == "m4a" and not plan.target.startswith("pipe:"):
+        args["movflags"] = "+faststart"  # the index first: players start before the whole file is there
+    return args
+
+
+def bitrate_args(options: Options) -> dict:
+    """CBR at the asked (or default) bitrate; none for lossless formats and for VBR quality."""
+    spec = options.spec
+    if not spec.bitrates or options.quality is not None:
+        return {}
+    if options.bitrate is None:
+        default = config.env("MP3_BITRATE") if spec.name == "mp3" else f"{DEFAULT_KBPS[spec.name]}k"
+        return {"audio_bitrate": default}
+    args = {"audio_bitrate": f"{options.bitrate}k"}
+    if spec.name == "opus":
+        args["vbr"] = "off"  # libopus is VBR unless told: an asked bitrate is a constant one
+    return args
+
+
+def quality_args(options: Options) -> dict:
+    return {"q:a": options.quality} if options.quality is not None else {}
+
+
+def sample_rate_args(options: Options, track: media.AudioTrack | None) -> dict:
+    """The asked rate; else the source's, set explicitly only when it must be (loudnorm works at
+    192 kHz; LAME lowers a bitrate the source's rate cannot carry, so the rate goes up instead)."""
+    if options.sample_rate:
+        return {"ar": options.sample_rate}
+    source_rate = track.sample_rate if track and track.sample_rate else 48000
+    rate = source_rate
+    if options.spec.name == "mp3" and options.bitrate and options.bitrate > mp3_max_kbps(rate):
+        rate = 44100 if options.bitrate > 160 else 22050
+    if options.normalize and rate not in options.spec.sample_rates:
+        rate = min(options.spec.sample_rates, key=lambda allowed: abs(allowed - rate))
+    return {"ar": rate} if rate != source_rate or options.normalize else {}
+
+
+def channels_args(options: Options, track: media.AudioTrack | None) -> dict:
+    """The asked count; else the source's, at most 2 (5.1 is folded down to stereo)."""
+    if options.channels:
+        return {"ac": options.channels}
+    return {"ac": 2} if track and track.channels and track.channels > 2 else {}
+
+
+def tag_args(options: Options, default_title: str | None) -> dict:
+    """Title, artist, album as container tags (ID3, MP4 atoms, Vorbis comments, RIFF INFO)."""
+    tags = {"title": options.title or default_title, "artist": options.artist, "album": options.album}
+    # ffmpeg-python takes one value per option name; `-metadata:g:N` are all the global `-metadata`.
+    return {f"metadata:g:{n}": f"{key}={value}" for n, (key, value) in enumerate(
+        (key, value) for key, value in tags.items() if value)}
+
+
+def loudnorm_filter(options: Options, measured: dict | None) -> tuple[str, dict] | None:
+    """Pass 1 (no measurement yet) prints the source's loudness; pass 2 applies it, linearly when it can."""
+    if not options.normalize:
+        return None
+    if measured is None:
+        return "loudnorm", {**LOUDNESS, "print_format": "json"}
+    return "loudnorm", {**LOUDNESS, "measured_I": measured["input_i"], "measured_TP": measured["input_tp"],
+                        "measured_LRA": measured["input_lra"], "measured_thresh": measured["input_thresh"],
+                        "offset": measured["target_offset"], "linear": "true", "print_format": "none"}
+
+
+def cover_stream(plan: Plan):
+    """One frame of the video, as a JPEG attached picture; None without a video or cover art."""
+    info = plan.info
+    if not plan.options.cover or info is None or not info.video_streams:
+        return None
+    at = (info.duration or 0) * COVER_AT
+    frame = ffmpeg.input(plan.source, ss=f"{at:.3f}", **media.input_options(plan.source))["v:0"]
+    return frame.filter("scale", w=f"min({COVER_MAX_WIDTH},iw)", h=-2)
+
+
+def cover_args() -> dict:
+    return {"vcodec": "mjpeg", "frames:v": 1, "disposition:v": "attached_pic"}
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def _audio(plan: Plan, measured: dict | None):
+    source = ffmpeg.input(plan.source, **trim_input(plan.options), **media.input_options(plan.source))
+    audio = source[f"a:{plan.options.audio_track or 0}"]
+    loudnorm = loudnorm_filter(plan.options, measured)
+    return audio.filter(loudnorm[0], **loudnorm[1]) if loudnorm else audio
+
+
+def _compile(stream) -> list[str]:
+    stream = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error").overwrite_output()
+    return ffmpeg.compile(stream, cmd=config.env("FFMPEG_BINARY"))
+
+
+def build(plan: Plan) -> list[str]:
+    """The conversion: the picked audio stream (the video is never decoded, but for one cover frame)."""
+    copy = copies_audio(plan)
+    options, track = plan.options, track_of(plan.info, plan.options)
+    audio = ffmpeg.input(plan.source, **media.input_options(plan.source))[f"a:{options.audio_track or 0}"] if copy \
+        else _audio(plan, plan.loudness)
+    args = {**codec_args(plan, copy), **trim_output(options), **tag_args(options, plan.title), "sn": None, "dn": None}
+    if not copy:
+        args.update(**bitrate_args(options), **quality_args(options), **sample_rate_args(options, track),
+                    **channels_args(options, track))
+    cover = cover_stream(plan)
+    streams = [audio, cover] if cover is not None else [audio]
+    args.update(cover_args() if cover is not None else {"vn": None})
+    return _compile(ffmpeg.output(*streams, plan.target, **args))
+
+
+def analysis(plan: Plan) -> list[str]:
+    """Loudness normalisation's first pass: decode the part that will be kept, print its loudness."""
+    args = {**trim_output(plan.options), "format": "null", "vn": None, "sn": None, "dn": None}
+    command = _compile(ffmpeg.output(_audio(plan, None), "-", **args))
+    command[command.index("error")] = "info"  # loudnorm prints its measurement at info level
+    return command

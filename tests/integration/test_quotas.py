@@ -1,0 +1,150 @@
+"""Per-user quotas: refused with 429 quota_exceeded before the body is stored, enforced again at the end,
+right with two gateway replicas racing, admins exempt; GET /me shows usage and limits."""
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import requests
+from urllib3 import encode_multipart_formdata
+
+from tests.helpers import Client, make_media, stored_job
+from tests.support.stack import ROOT
+
+LIMITS = {"USER_MAX_ACTIVE_JOBS": "3", "USER_MAX_STORED_BYTES": "400000", "USER_MAX_UPLOADS_PER_DAY": "3"}
+
+
+def _start_gateway():
+    spec = importlib.util.spec_from_file_location("slow_clients", ROOT / "loadtest" / "slow_clients.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.start_gateway
+
+
+@pytest.fixture(scope="module")
+def gateways(stack, tmp_path_factory):
+    """Two gateway replicas of our own on the test stack, with small quotas."""
+    start = _start_gateway()
+    env = dict(os.environ, AUTH_URL=stack["auth"], **LIMITS)
+    started = [start(env, [], {}, tmp_path_factory.mktemp("quota") / "gateway.log") for _ in range(2)]
+    yield [base for _, base, _ in started]
+    for proc, _, _ in started:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    return make_media(tmp_path_factory.mktemp("quota-media") / "clip.mp4", seconds=1)
+
+
+def _user(stack) -> tuple[Client, str]:
+    user = Client(stack["gateway"]).signed_up()
+    claims = json.loads(base64.urlsafe_b64decode(user.token.split(".")[1] + "=="))
+    return user, claims["sub"]
+
+
+def _post(base: str, user: Client, media, **kwargs) -> requests.Response:
+    with open(media, "rb") as f:
+        return requests.post(f"{base}/upload", headers=user.auth, files={"file": ("clip.mp4", f)}, timeout=60, **kwargs)
+
+
+def _refused(response: requests.Response, limit_text: str) -> str:
+    assert response.status_code == 429, response.text
+    error = response.json()["error"]
+    assert error["code"] == "quota_exceeded" and limit_text in error["message"], error
+    return error["message"]
+
+
+def _uploads_of(owner: str) -> list[dict]:
+    from services.common import storage
+
+    return list(storage.uploads().find({"owner": owner}))
+
+
+def test_too_many_unfinished_jobs_is_refused_before_the_body_with_retry_after(gateways, stack, media):
+    user, sub = _user(stack)
+    for _ in range(3):
+        stored_job(owner=sub)  # queued jobs no converter will take: they stay unfinished
+    answer = _post(gateways[0], user, media)
+    message = _refused(answer, "USER_MAX_ACTIVE_JOBS")
+    assert "3 of 3" in message and int(answer.headers["Retry-After"]) > 0
+    assert _uploads_of(sub) == []  # nothing reserved, nothing stored
+    me = requests.get(f"{gateways[0]}/me", headers=user.auth, timeout=10).json()
+    assert me["email"] == user.email and me["usage"]["active_jobs"] == 3 and me["limits"]["active_jobs"] == 3
+
+
+def test_declared_length_beyond_the_storage_quota_is_refused_without_retry_after(gateways, stack, media):
+    from services.common import storage
+
+    user, sub = _user(stack)
+    storage.record_upload(storage.new_id(), sub, 390000)  # an upload in progress elsewhere counts at its length
+    answer = _post(gateways[1], user, media)
+    message = _refused(answer, "USER_MAX_STORED_BYTES")
+    assert "390000 bytes stored" in message and "Retry-After" not in answer.headers
+    assert len(_uploads_of(sub)) == 1
+    me = requests.get(f"{gateways[1]}/me", headers=user.auth, timeout=10).json()
+    assert me["usage"]["stored_bytes"] == 390000 and me["usage"]["active_jobs"] == 1
+
+
+def test_an_undeclared_length_is_enforced_at_the_end_and_the_video_removed(gateways, stack, media):
+    from services.common import storage
+
+    user, sub = _user(stack)
+    storage.record_upload(storage.new_id(), sub, 400000 - media.stat().st_size + 10)
+    body, content_type = encode_multipart_formdata({"file": ("clip.mp4", media.read_bytes())})
+    videos_before = {doc["_id"] for doc in storage.videos().files.find()}
+    answer = requests.post(f"{gateways[0]}/upload", data=iter([body]), timeout=60,  # chunked: no Content-Length
+                           headers={**user.auth, "Content-Type": content_type})
+    _refused(answer, "USER_MAX_STORED_BYTES")
+    assert {doc["_id"] for doc in storage.videos().files.find()} == videos_before
+    assert len(_uploads_of(sub)) == 1 and storage.find_job({"owner": sub}) is None
+
+
+def test_daily_uploads_are_counted_exactly_across_two_racing_replicas(gateways, stack, media):
+    user, _ = _user(stack)
+    answers: list[requests.Response] = []
+    threads = [threading.Thread(target=lambda i=i: answers.append(_post(gateways[i % 2], user, media)))
+               for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    codes = sorted(a.status_code for a in answers)
+    # The first three admitted hold the active-jobs (3) and the day's (3) places: the other five are refused.
+    assert codes == [202] * 3 + [429] * 5, [a.text for a in answers]
+    me = requests.get(f"{gateways[1]}/me", headers=user.auth, timeout=10).json()
+    assert me["usage"]["uploads_24h"] == 3
+
+
+def test_the_day_limit_answers_retry_after_until_the_oldest_upload_leaves_the_window(gateways, stack, media):
+    user, sub = _user(stack)
+    for _ in range(3):
+        assert _post(gateways[0], user, media).status_code == 202
+    from services.common import storage
+
+    storage.jobs().update_many({"owner": sub}, {"$set": {"status": "done"}})  # active jobs out of the way
+    answer = _post(gateways[1], user, media)
+    _refused(answer, "USER_MAX_UPLOADS_PER_DAY")
+    assert 86000 < int(answer.headers["Retry-After"]) <= 86401
+
+
+def test_admins_are_exempt_and_me_needs_a_token(gateways, stack, media):
+    user, sub = _user(stack)
+    subprocess.run([sys.executable, "-m", "services.auth.cli", "set-admin", user.email], cwd=ROOT, check=True,
+                   capture_output=True)
+    user.login()
+    for _ in range(3):
+        stored_job(owner=sub)
+    assert _post(gateways[0], user, media).status_code == 202
+    me = requests.get(f"{gateways[0]}/me", headers=user.auth, timeout=10).json()
+    assert me["admin"] is True and me["limits"] is None and me["usage"]["active_jobs"] >= 3
+    assert requests.get(f"{gateways[0]}/me", timeout=10).status_code == 401
+    forged = {"Authorization": "Bearer " + user.token[:-4] + "AAAA"}
+    assert requests.get(f"{gateways[0]}/me", headers=forged, timeout=10).status_code == 401
