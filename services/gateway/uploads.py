@@ -139,7 +139,7 @@ class _FilePartWriter:
         if not event.more_data:
             self.writer.close()
             self.stored = StoredUpload(self.writer.file_id, self.writer.filename, self.writer.length,
-                                       self.part.headers.get("Content-Type"), self.writer.sha256)
+                                       self.part.headers.get("Content-Type"), sha256=self.writer.sha256)
             self.writer = None
 
     def _field_done(self, part: Field) -> None:

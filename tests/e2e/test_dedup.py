@@ -159,12 +159,20 @@ def test_other_users_identical_upload_is_not_reused_by_default(users, clips, pai
     assert job["mp3_id"] != pair[0]["mp3_id"]
 
 
+def test_the_same_file_with_other_options_is_converted_again(users, clips, pair):
+    alice = users[0]
+    job = alice.job(_job_id(_post(alice, clips[0], data={"bitrate": "96k"}))).json()
+    assert job["reused"] is False and job["mp3_id"] != pair[0]["mp3_id"]
+    assert job["options"]["bitrate"] == "96k"
+
+
 def test_reuse_key_holds_options_and_owner(pair, users, monkeypatch):
     from services.gateway import intake
 
     first = storage.get_job(pair[0]["job_id"])
-    assert intake.reusable(first.owner, intake.content_key(first.sha256, {})).mp3_id == first.mp3_id
-    assert intake.reusable(first.owner, intake.content_key(first.sha256, {"bitrate": "128k"})) is None
+    assert intake.reusable(first.owner, intake.content_key(first.sha256, first.options)).mp3_id == first.mp3_id
+    other = dict(first.options, bitrate="96k" if first.options.get("bitrate") != "96k" else "128k")
+    assert intake.reusable(first.owner, intake.content_key(first.sha256, other)) is None
     assert intake.reusable("someone-else", first.content_key) is None
     monkeypatch.setenv("DEDUP_ACROSS_USERS", "1")
     assert intake.reusable("someone-else", first.content_key).mp3_id == first.mp3_id
