@@ -33,6 +33,9 @@ CONTRACT_METRICS = {
     "converter_child_failures_total",
     # dedup and idempotent uploads (gateway)
     "gateway_uploads_reused_total", "gateway_idempotent_replays_total",
+    # slow clients, quotas and tus (gateway)
+    "gateway_uploads_in_progress", "gateway_too_busy_total", "gateway_quota_rejections_total",
+    "gateway_tus_uploads_total", "vid2mp3_tus_uploads_in_progress",
     # the janitor's figures, exposed by the gateway (services/gateway/storage_metrics.py)
     "vid2mp3_storage_bytes", "vid2mp3_storage_files", "vid2mp3_storage_capacity_bytes",
     "vid2mp3_storage_removed_files_total", "vid2mp3_jobs_expired_total", "vid2mp3_storage_uploads_in_progress",
