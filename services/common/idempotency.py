@@ -27,6 +27,11 @@ VALID_KEY = re.compile(r"[A-Za-z0-9._:~+/=-]{1,128}")
 STALE_SECONDS = 120.0  # an upload touches its key at least every FLUSH_SECONDS while bytes arrive
 
 
+def _keys():
+    """One record per owner and key (the _id), for IDEMPOTENCY_KEY_SECONDS."""
+    return storage.client()[config.env("MONGO_JOBS_DB")].idempotency_keys
+
+
 @dataclass
 class Reservation:
     """This request's hold on a key, until `attach` gives it its job (or `release` gives it back)."""
@@ -38,16 +43,16 @@ class Reservation:
         return {"_id": self.record_id, "token": self.token}
 
     def touch(self) -> None:
-        storage.idempotency_keys().update_one(self._mine(), {"$set": {"touched": time.time()}})
+        _keys().update_one(self._mine(), {"$set": {"touched": time.time()}})
 
     def attach(self, job_id: str) -> None:
-        storage.idempotency_keys().update_one(self._mine(), {"$set": {"job_id": job_id}})
+        _keys().update_one(self._mine(), {"$set": {"job_id": job_id}})
 
     def release(self) -> None:
         """Best effort (called while another error is on its way): a key left held is taken over
         once STALE_SECONDS silent."""
         try:
-            storage.idempotency_keys().delete_one(dict(self._mine(), job_id=None))
+            _keys().delete_one(dict(self._mine(), job_id=None))
         except pymongo.errors.PyMongoError:
             pass
 
@@ -68,11 +73,11 @@ def reserve(owner: str, key: str) -> Reservation | str:
     mine = {"token": secrets.token_hex(8), "created": now, "touched": now, "job_id": None}
     for _attempt in range(3):  # the first holder may give the key back between our two steps
         try:
-            storage.idempotency_keys().insert_one(dict(mine, _id=record_id, owner=owner))
+            _keys().insert_one(dict(mine, _id=record_id, owner=owner))
             return Reservation(record_id, mine["token"])
         except pymongo.errors.DuplicateKeyError:
             pass
-        first = storage.idempotency_keys().find_one({"_id": record_id})
+        first = _keys().find_one({"_id": record_id})
         if first is None:
             continue
         if first.get("created", 0) >= now - config.env_float("IDEMPOTENCY_KEY_SECONDS") and first.get("job_id"):
@@ -81,7 +86,7 @@ def reserve(owner: str, key: str) -> Reservation | str:
         if not (expired or first.get("touched", 0) < now - STALE_SECONDS):
             break
         # Taken over only if nobody else took it since we looked (the token changes on every take).
-        taken = storage.idempotency_keys().update_one({"_id": record_id, "token": first.get("token")},
+        taken = _keys().update_one({"_id": record_id, "token": first.get("token")},
                                                       {"$set": mine})
         if taken.matched_count == 1:
             return Reservation(record_id, mine["token"])
@@ -93,4 +98,4 @@ def reserve(owner: str, key: str) -> Reservation | str:
 def forget_expired(now: float) -> int:
     """Remove keys past their lifetime (the janitor's round)."""
     cutoff = now - config.env_float("IDEMPOTENCY_KEY_SECONDS")
-    return storage.idempotency_keys().delete_many({"created": {"$lt": cutoff}}).deleted_count
+    return _keys().delete_many({"created": {"$lt": cutoff}}).deleted_count

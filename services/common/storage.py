@@ -107,7 +107,7 @@ def read_file(bucket: Bucket, file_id, start: int = 0, end: int | None = None) -
 class FileWriter:
     """Writes one file chunk by chunk, a window of chunks per insert; the file exists only once
     `close` writes its `fs.files` entry, and `abort` (or an exception inside `with`) removes it all.
-    Its SHA-256 is computed on the way (`sha256`, also in `fs.files`): what dedup compares."""
+    Its SHA-256 is computed on the way (`sha256`): what dedup compares."""
 
     def __init__(self, bucket: Bucket, file_id, filename: str, metadata: dict,
                  on_flush: Callable[[], None] | None = None):
@@ -153,7 +153,7 @@ class FileWriter:
         self._flush()
         self.bucket.files.insert_one({"_id": self.file_id, "length": self.length, "chunkSize": CHUNK_SIZE,
                                       "uploadDate": datetime.now(timezone.utc), "filename": self.filename,
-                                      "sha256": self.sha256, "metadata": self.metadata})
+                                      "metadata": self.metadata})
 
     def abort(self) -> None:
         self._chunks, self._pending = [], bytearray()
@@ -219,11 +219,6 @@ def uploads():
 
 def deleted_jobs():
     return client()[config.env("MONGO_JOBS_DB")].deleted_jobs
-
-
-def idempotency_keys():
-    """Idempotency-Key reservations of uploads: one per owner and key (the _id), for 24 h."""
-    return client()[config.env("MONGO_JOBS_DB")].idempotency_keys
 
 
 def janitor_stats():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import pymongo.errors
 from opentelemetry import propagate, trace
@@ -19,7 +20,9 @@ from services.common import config, sharing, storage, telemetry
 from services.common.jobs import Job, Status
 
 from . import broker, metrics, outbox
-from .uploads import StoredUpload
+
+if TYPE_CHECKING:
+    from .uploads import StoredUpload
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,14 @@ def content_key(sha256: str | None, options: dict) -> str | None:
         return None
     canonical = json.dumps({"sha256": sha256, "options": options}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def stored_sha256(video_id: str) -> str:
+    """The SHA-256 of a stored video, read back (a resumable upload's: see tus._finish)."""
+    digest = hashlib.sha256()
+    for block in storage.read_file(storage.videos(), video_id):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def reusable(owner: str, key: str) -> Job | None:

@@ -69,6 +69,11 @@ def upload():
     return _accepted(job.id)
 
 
+def _give_back(held: idempotency.Reservation | None) -> None:
+    if held:
+        held.release()  # the upload failed: the client's retry with the same key may try again
+
+
 def _hold_key(user: dict) -> idempotency.Reservation | str | None:
     """This request's hold on its Idempotency-Key (none without one), or the first job's id on a repeat;
     decided before any byte of the body is read."""

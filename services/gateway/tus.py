@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 import time
 
@@ -246,25 +245,17 @@ def _finish(upload: dict) -> str:
         resumable.finish_file(storage.videos(), upload, {"content_type": None, "original_name": upload["filename"]})
     except pymongo.errors.DuplicateKeyError:
         pass  # another finisher (a HEAD at the same moment) closed it
+    # Its bytes came over many requests (and gateways): no one writer saw them all, so they are read back.
     stored = uploads.StoredUpload(upload["_id"], upload["filename"], upload["length"], None,
                                   Options.from_dict(upload.get("options")),
                                   fields={"callback_url": upload.get("callback_url") or ""},
-                                  sha256=_sha256_of(upload["_id"], upload["length"]))
+                                  sha256=intake.stored_sha256(upload["_id"]))
     owner = {"sub": upload["owner"], "email": upload.get("owner_email")}
     job = intake.create_job(owner, stored, job_id=upload["job_id"])
     if resumable.mark_completed(upload["_id"]):
         metrics.TUS_UPLOADS.labels("completed").inc()
         log.info("tus upload completed", extra={"upload_id": upload["_id"], "job_id": job.id})
     return job.id
-
-
-def _sha256_of(video_id: str, length: int) -> str:
-    """The finished upload's SHA-256 (for dedup), read back from storage: a hash's state cannot be
-    kept between PATCH requests that may reach different replicas, so it costs one more read."""
-    digest = hashlib.sha256()
-    for block in storage.read_file(storage.videos(), video_id, 0, length - 1):
-        digest.update(block)
-    return digest.hexdigest()
 
 
 @bp.route("/<upload_id>", methods=["DELETE"], provide_automatic_options=False)

@@ -108,7 +108,7 @@ def test_concurrent_uploads_with_one_key_make_one_job(users, clips, pair):
     assert {r.status_code for r in answers} <= {202, 409}, [r.text for r in answers]
     assert len({r.json()["job_id"] for r in answers if r.status_code == 202}) == 1
     owner = storage.get_job(pair[0]["job_id"]).owner
-    assert storage.idempotency_keys().find_one({"_id": f"{owner}:{key}"})["job_id"]
+    assert idempotency._keys().find_one({"_id": f"{owner}:{key}"})["job_id"]
 
 
 def test_a_repeat_while_the_first_still_uploads_gets_409_then_the_job(users, clips, pair):
@@ -129,7 +129,7 @@ def test_a_repeat_while_the_first_still_uploads_gets_409_then_the_job(users, cli
     slow.start()
     owner = storage.get_job(pair[0]["job_id"]).owner
     deadline = time.monotonic() + 20
-    while storage.idempotency_keys().find_one({"_id": f"{owner}:{key}"}) is None and time.monotonic() < deadline:
+    while idempotency._keys().find_one({"_id": f"{owner}:{key}"}) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     conflict = _post(alice, clips[0], key)
     release.set()
@@ -146,9 +146,9 @@ def test_failed_upload_gives_its_key_back_and_expired_keys_are_forgotten(users, 
     assert broken.status_code == 400
     first = _job_id(_post(alice, clips[0], key))
     owner = storage.get_job(first).owner
-    assert idempotency.forget_expired(time.time()) == 0 or storage.idempotency_keys().find_one({"_id": f"{owner}:{key}"})
+    assert idempotency.forget_expired(time.time()) == 0 or idempotency._keys().find_one({"_id": f"{owner}:{key}"})
     idempotency.forget_expired(time.time() + 86400 + 60)
-    assert storage.idempotency_keys().find_one({"_id": f"{owner}:{key}"}) is None
+    assert idempotency._keys().find_one({"_id": f"{owner}:{key}"}) is None
     assert _job_id(_post(alice, clips[0], key)) != first  # a day later the key is new again
 
 
@@ -159,12 +159,20 @@ def test_other_users_identical_upload_is_not_reused_by_default(users, clips, pai
     assert job["mp3_id"] != pair[0]["mp3_id"]
 
 
+def test_the_same_file_with_other_options_is_converted_again(users, clips, pair):
+    alice = users[0]
+    job = alice.job(_job_id(_post(alice, clips[0], data={"bitrate": "96k"}))).json()
+    assert job["reused"] is False and job["mp3_id"] != pair[0]["mp3_id"]
+    assert job["options"]["bitrate"] == "96k"
+
+
 def test_reuse_key_holds_options_and_owner(pair, users, monkeypatch):
     from services.gateway import intake
 
     first = storage.get_job(pair[0]["job_id"])
-    assert intake.reusable(first.owner, intake.content_key(first.sha256, {})).mp3_id == first.mp3_id
-    assert intake.reusable(first.owner, intake.content_key(first.sha256, {"bitrate": "128k"})) is None
+    assert intake.reusable(first.owner, intake.content_key(first.sha256, first.options)).mp3_id == first.mp3_id
+    other = dict(first.options, bitrate="96k" if first.options.get("bitrate") != "96k" else "128k")
+    assert intake.reusable(first.owner, intake.content_key(first.sha256, other)) is None
     assert intake.reusable("someone-else", first.content_key) is None
     monkeypatch.setenv("DEDUP_ACROSS_USERS", "1")
     assert intake.reusable("someone-else", first.content_key).mp3_id == first.mp3_id

@@ -83,7 +83,7 @@ def test_an_mp3_gone_before_the_pin_means_converting_after_all(stack):
     video_id = storage.new_id()
     storage.store_file(storage.videos(), video_id, "clip.mp4", io.BytesIO(b"clip"), {})
     job = intake.create_job({"sub": owner, "email": "o@example.com"},
-                            StoredUpload(video_id, "clip.mp4", 4, None, sha))
+                            StoredUpload(video_id, "clip.mp4", 4, None, sha256=sha))
     assert job.status == Status.QUEUED and not job.reused and job.mp3_id is None
     assert storage.file_info(storage.videos(), video_id) is not None  # its own video, to convert
 
@@ -93,7 +93,7 @@ def test_a_job_id_chosen_beforehand_makes_one_job_when_accepted_twice(stack):
     from services.gateway.uploads import StoredUpload
 
     owner, job_id, video_id = f"u-{storage.new_id()}", storage.new_id(), storage.new_id()
-    stored = StoredUpload(video_id, "clip.mp4", 4, None, hashlib.sha256(b"other").hexdigest())
+    stored = StoredUpload(video_id, "clip.mp4", 4, None, sha256=hashlib.sha256(b"other").hexdigest())
     user = {"sub": owner, "email": "o@example.com"}
     first = intake.create_job(user, stored, job_id=job_id)
     again = intake.create_job(user, stored, job_id=job_id)
