@@ -11,7 +11,7 @@ from services.common import config, storage
 from services.common import openapi as api_docs
 from services.common.web import create_base_app, error_response
 
-from . import auth_client, broker, lifecycle, openapi, outbox, storage_metrics
+from . import auth_client, broker, lifecycle, openapi, outbox, storage_metrics, webapp
 from .routes import bp
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ def create_app():
         # hops-th X-Forwarded-For entry from the right. Entries a client wrote itself are further left.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
     app.register_blueprint(bp)
+    app.register_blueprint(webapp.bp)
     api_docs.register(app, openapi.SPEC)
     app.register_error_handler(pymongo.errors.PyMongoError, _storage_down)
     app.register_error_handler(gridfs.errors.GridFSError, _corrupt_file)
