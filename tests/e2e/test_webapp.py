@@ -1,0 +1,178 @@
+"""The web app in a real browser: Debian's Chromium driven by Playwright, by the page's accessible names
+(the contract an outside browser test relies on). Screenshots of every step: test-output/screenshots/."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.helpers import Client, make_media
+from tests.support.stack import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "test-output" / "screenshots"
+HOSTILE = "<img src=x onerror=alert(1)>.mp4"
+LONG = 20_000  # ms for things the server does (a conversion of a few seconds of media)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (Debian package 'chromium'); .ci/run installs it")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    """A fresh browser profile on the app; the test fails on any dialog, page error or CSP refusal."""
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    page.problems = []
+    page.on("dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
+    page.on("console", lambda msg: msg.type == "error" and "Content Security Policy" in msg.text
+            and page.problems.append(msg.text))
+    page.goto(stack["gateway"] + "/")
+    yield page
+    context.close()
+    assert page.problems == []
+
+
+@pytest.fixture(scope="module")
+def account(stack):
+    return Client(stack["gateway"]).signed_up()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("webapp")
+    return {"short": make_media(folder / "holiday clip.mp4", seconds=2),
+            "long": make_media(folder / "lecture.mp4", seconds=600, video="testsrc=size=160x120:rate=5")}
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Page, user: Client) -> None:
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(user.password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+def convert(page: Page, file) -> None:
+    page.get_by_label("Video file").set_input_files(file)
+    page.get_by_role("button", name="Convert").click()
+
+
+def job(page: Page, name: str):
+    return page.get_by_role("listitem").filter(has_text=name)
+
+
+def test_account_to_download_and_delete(page, stack, media):
+    user = Client(stack["gateway"])
+    shot(page, "01-start")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill("short")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("alert")).to_contain_text("at least 8 characters")  # checked before asking
+    page.get_by_label("Password").fill(user.password)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    shot(page, "02-account-created")
+
+    page.get_by_text("Output options").click()
+    page.get_by_label("Bitrate").select_option("128k")
+    page.get_by_label("Title").fill("Holiday")
+    convert(page, media["short"])
+    item = job(page, "holiday clip.mp4")
+    expect(item).to_have_count(1)
+    expect(item).to_contain_text(re.compile("queued|converting|done"))
+    expect(item.get_by_role("status")).to_have_text(re.compile("^done"), timeout=LONG)
+    expect(item.locator("audio")).to_have_count(1)
+    expect(item.locator("audio")).to_have_attribute("src", re.compile("^(blob:|https?:)"), timeout=LONG)
+    expect(item.get_by_role("button", name="Cancel")).to_be_hidden()
+    shot(page, "03-done")
+
+    with page.expect_download() as download:
+        item.get_by_role("link", name="Download").click()
+    data = Path(download.value.path()).read_bytes()
+    assert download.value.suggested_filename == "holiday clip.mp3"
+    assert data[:3] == b"ID3" or (data[0] == 0xFF and data[1] & 0xE0 == 0xE0), data[:16]
+    assert len(data) > 10_000
+
+    item.get_by_role("button", name="Delete").click()
+    expect(item).to_have_count(0)
+    expect(page.get_by_role("alert")).to_have_text("Deleted.")
+    user.login()
+    assert requests.get(f"{user.base}/jobs", headers=user.auth, timeout=10).json()["jobs"] == []
+    shot(page, "04-deleted")
+
+
+def test_cancel_a_long_conversion(page, account, media):
+    log_in(page, account)
+    convert(page, media["long"])
+    item = job(page, "lecture.mp4")
+    expect(item.get_by_role("status")).to_have_text(re.compile("^(queued|converting)"), timeout=LONG)
+    shot(page, "05-converting")
+    item.get_by_role("button", name="Cancel").click()
+    expect(item.get_by_role("status")).to_have_text("cancelled", timeout=LONG)
+    expect(item.get_by_role("button", name="Cancel")).to_be_hidden()
+    expect(item.get_by_role("button", name="Delete")).to_be_visible()
+    shot(page, "06-cancelled")
+
+
+def test_failed_job_shows_its_reason(page, account):
+    log_in(page, account)
+    convert(page, {"name": "notes.mp4", "mimeType": "video/mp4", "buffer": b"this is a shopping list\n" * 50})
+    status = job(page, "notes.mp4").get_by_role("status")
+    expect(status).to_have_text(re.compile(r"^failed: \w+"), timeout=LONG)
+    assert "{" not in status.inner_text()  # words, not JSON
+    shot(page, "07-failed")
+
+
+def test_hostile_file_name_is_text(page, account, media):
+    log_in(page, account)
+    convert(page, {"name": HOSTILE, "mimeType": "video/mp4", "buffer": media["short"].read_bytes()})
+    item = job(page, HOSTILE)
+    expect(item).to_have_count(1)
+    expect(item.locator(".job-name")).to_have_text(HOSTILE)
+    assert page.locator("#jobs img").count() == 0
+    expect(item.get_by_role("status")).to_have_text(re.compile("^done"), timeout=LONG)
+    page.wait_for_timeout(300)  # an injected onerror would have fired by now (the page fixture checks dialogs)
+    shot(page, "08-hostile-name")
+
+
+def test_keyboard_only_on_a_phone(page, account, media):
+    assert account.upload(media["short"], name="a rather long file name " * 6 + ".mp4").status_code == 202
+    page.set_viewport_size({"width": 390, "height": 844})
+    focused = lambda: page.evaluate("document.activeElement.id || document.activeElement.textContent")  # noqa: E731
+    for _ in range(5):  # skip link, then the form's fields in order
+        page.keyboard.press("Tab")
+        if focused() == "email":
+            break
+    assert focused() == "email"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none"), "no visible focus"
+    page.keyboard.type(account.email)
+    page.keyboard.press("Tab")
+    assert focused() == "password"
+    page.keyboard.type(account.password)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("listitem").first).to_be_visible(timeout=LONG)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "horizontal scroll"
+    shot(page, "09-phone")
+    page.get_by_role("button", name="Log out").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Email")).to_be_focused()
+    assert page.evaluate("sessionStorage.length") == 0
