@@ -112,6 +112,9 @@ SPEC = {
                 "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                 **_errors(400, 401, 404, 410, 416, 503)},
         }},
+        "/": {"get": {"summary": "The web app: a page that does all of the above in a browser",
+                      "responses": {"200": {"description": "The page", "content": {"text/html": {
+                          "schema": {"type": "string"}}}}}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "Readiness (auth, MongoDB, RabbitMQ)",
                             "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},

@@ -29,6 +29,7 @@ CONTRACT_METRICS = {
     "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds",
     # job lifecycle (gateway) and media tool faults (converter)
     "gateway_job_cancels_total", "gateway_job_deletes_total", "gateway_event_streams",
+    "gateway_web_page_loads_total",
     "converter_child_failures_total",
     # the janitor's figures, exposed by the gateway (services/gateway/storage_metrics.py)
     "vid2mp3_storage_bytes", "vid2mp3_storage_files", "vid2mp3_storage_capacity_bytes",
