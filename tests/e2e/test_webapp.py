@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
+from services.common import config
 from tests.helpers import Client, make_media
 from tests.support.stack import ROOT
 
@@ -176,3 +178,32 @@ def test_keyboard_only_on_a_phone(page, account, media):
     page.keyboard.press("Enter")
     expect(page.get_by_label("Email")).to_be_focused()
     assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_polls_when_the_server_refuses_streams(page, stack, account, media):
+    """Every live-stream place of the gateway taken (EVENT_STREAMS_MAX) by someone else's long job: the page
+    gets 503 too_busy for its stream and follows its job by polling instead, to the end."""
+    other = Client(stack["gateway"]).signed_up()
+    long_job = other.upload(media["long"]).json()["job_id"]
+    holders = []
+    for _ in range(config.env_int("EVENT_STREAMS_MAX")):
+        held = requests.get(f"{other.base}/jobs/{long_job}/events", headers=other.auth, stream=True, timeout=60)
+        assert held.status_code == 200, held.text
+        holders.append(held)
+    refused, polled = [], []
+    page.on("response", lambda r: r.url.endswith("/events") and refused.append(r.status))
+    page.on("request", lambda r: re.search(r"/jobs/[^/?]+$", r.url) and polled.append(r.url))
+    try:
+        log_in(page, account)
+        convert(page, {"name": "polled.mp4", "mimeType": "video/mp4", "buffer": media["short"].read_bytes()})
+        expect(job(page, "polled.mp4")).to_have_count(1)
+        deadline = time.monotonic() + 20
+        while len(polled) < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        assert 503 in refused and len(polled) >= 2, (refused, polled)
+    finally:
+        requests.post(f"{other.base}/jobs/{long_job}/cancel", headers=other.auth, timeout=10)
+        for held in holders:
+            held.close()
+    expect(job(page, "polled.mp4").get_by_role("status")).to_have_text(re.compile("^done"), timeout=LONG * 2)
+    shot(page, "10-polled")
