@@ -1,7 +1,7 @@
 // Sending a video: tus 1.0.0 resumable uploads when the server offers them (OPTIONS /uploads/ answers
 // with Tus-Resumable), else one multipart POST /upload. Both report the upload's own progress (XHR:
 // fetch() has no upload progress events) and both carry the chosen output options.
-import { ApiError, authHeaders, session } from "./api.js";
+import { ApiError, authHeaders } from "./api.js";
 
 const TUS = "1.0.0";
 const CHUNK = 8 * 1024 * 1024; // small enough that a lost chunk costs little, big enough to be fast
@@ -59,7 +59,7 @@ function failure(result) {
     const body = JSON.parse(result.text);
     if (body && body.error && body.error.message) { message = body.error.message; code = body.error.code; }
   } catch (_) { /* not JSON */ }
-  if (result.status === 401) { session.token = null; message = "Your session has ended. Please log in again."; }
+  if (result.status === 401) message = "Your session has ended. Please log in again."; // the page logs out
   return new ApiError(result.status, code, message);
 }
 
