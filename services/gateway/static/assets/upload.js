@@ -86,45 +86,46 @@ const resumeKey = (file) => `vid2mp3.tus:${file.name}:${file.size}:${file.lastMo
 async function tusUpload(file, options, onProgress) {
   const key = resumeKey(file);
   let url = localStorage.getItem(key);
-  let offset = url ? await tusOffset(url) : null;
-  if (offset === null) {
+  let state = url ? await tusState(url) : null;
+  if (state === null) {
     const created = await send("POST", "/uploads/", {
       "Tus-Resumable": TUS, "Upload-Length": String(file.size), "Upload-Metadata": metadata(file, options) });
     if (created.status !== 201 || !created.header("Location")) throw failure(created);
     url = new URL(created.header("Location"), new URL("/uploads/", location.href)).href;
     localStorage.setItem(key, url);
-    offset = 0;
+    state = { offset: 0, jobId: null };
   }
   for (let failures = 0; ;) {
-    if (offset >= file.size && offset > 0) { localStorage.removeItem(key); onProgress(1); return null; }
+    if (state.offset >= file.size) { localStorage.removeItem(key); onProgress(1); return state.jobId; }
     try {
-      const end = Math.min(offset + CHUNK, file.size);
+      const offset = state.offset;
       const result = await send("PATCH", url, {
         "Tus-Resumable": TUS, "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream",
-      }, file.slice(offset, end), (loaded) => onProgress((offset + loaded) / file.size));
+      }, file.slice(offset, Math.min(offset + CHUNK, file.size)), (sent) => onProgress((offset + sent) / file.size));
       if (result.status !== 204) throw failure(result);
-      offset = Number(result.header("Upload-Offset"));
+      state = { offset: Number(result.header("Upload-Offset")), jobId: result.header("Job-Id") };
       failures = 0;
-      if (offset >= file.size) { localStorage.removeItem(key); onProgress(1); return result.header("Job-Id"); }
     } catch (error) {
-      const retryable = error.status === 0 || error.status === 409 || error.status >= 500;
+      // the connection, the server, or another writer (409 moved offset, 423 locked): ask where it stands
+      const retryable = [0, 409, 423].includes(error.status) || error.status >= 500;
       if (!retryable || ++failures > RETRIES) {
         if (error.status === 404 || error.status === 410) localStorage.removeItem(key);
         throw error;
       }
       await new Promise((ok) => setTimeout(ok, 500 * 2 ** failures));
-      offset = await tusOffset(url);
-      if (offset === null) { localStorage.removeItem(key); throw error; }
+      state = await tusState(url);
+      if (state === null) { localStorage.removeItem(key); throw error; }
     }
   }
 }
 
-// Where the server's copy of the upload ends (HEAD), or null when it is gone or not ours.
-async function tusOffset(url) {
+// Where the server's copy of the upload ends (HEAD) and, once complete, its job; null when it is gone
+// (expired, or not this user's).
+async function tusState(url) {
   try {
     const result = await send("HEAD", url, { "Tus-Resumable": TUS });
     const offset = result.header("Upload-Offset");
-    return result.status === 200 && offset !== null ? Number(offset) : null;
+    return result.status === 200 && offset !== null ? { offset: Number(offset), jobId: result.header("Job-Id") } : null;
   } catch (_) {
     return null;
   }
