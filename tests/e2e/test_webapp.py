@@ -213,3 +213,37 @@ def test_polls_when_the_server_refuses_streams(page, stack, account, media):
             held.close()
     expect(job(page, "polled.mp4").get_by_role("status")).to_have_text(re.compile("^done"), timeout=LONG * 2)
     shot(page, "10-polled")
+
+
+def test_tus_upload_resumes_after_a_reload(page, stack, account, media):
+    """Cut off after its first chunk (the network fails, then the tab is reloaded), the same file picks up
+    where the server's copy ends: HEAD, then PATCH from there, no second upload."""
+    if "Tus-Resumable" not in requests.options(f"{stack['gateway']}/uploads/", timeout=10).headers:
+        pytest.skip("this gateway offers no tus uploads (OPTIONS /uploads/ without Tus-Resumable)")
+    assert media["long"].stat().st_size > 8 * 1024 * 1024  # more than one chunk
+    log_in(page, account)
+
+    def cut_second_chunk(route):
+        if route.request.method == "PATCH" and route.request.headers.get("upload-offset") != "0":
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/uploads/*", cut_second_chunk)
+    with page.expect_event("requestfailed", lambda r: r.method == "PATCH"):
+        convert(page, media["long"])
+    page.unroute("**/uploads/*")
+    page.reload()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()  # the tab keeps its session
+    sent = []
+    page.on("request", lambda r: "/uploads/" in r.url and r.method != "OPTIONS"
+            and sent.append((r.method, r.headers.get("upload-offset"))))
+    convert(page, media["long"])
+    item = job(page, "lecture.mp4").filter(has_text=re.compile("queued|converting"))
+    expect(item).to_have_count(1, timeout=LONG)
+    assert sent[0][0] == "HEAD" and ("POST", None) not in sent, sent
+    assert [offset for method, offset in sent if method == "PATCH"][0] not in (None, "0"), sent
+    assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('vid2mp3.tus:')).length") == 0
+    item.get_by_role("button", name="Cancel").click()
+    expect(item).to_have_count(0)  # cancelled: the filter no longer matches
+    shot(page, "11-resumed")
