@@ -111,6 +111,10 @@ def test_account_to_download_and_delete(page, stack, media):
     else:
         assert ("POST", "/upload") in sent and not any(method == "PATCH" for method, _ in sent), sent
 
+    view = requests.get(f"{user.base}/jobs", headers={"Authorization": f"Bearer {user.login()}"},
+                        timeout=10).json()["jobs"][0]
+    src = item.locator("audio").get_attribute("src")
+    assert src == view["link"] if view.get("link") else src.startswith("blob:"), (src, view)  # the signed link first
     with page.expect_download() as download:
         item.get_by_role("link", name="Download").click()
     data = Path(download.value.path()).read_bytes()
@@ -121,7 +125,6 @@ def test_account_to_download_and_delete(page, stack, media):
     item.get_by_role("button", name="Delete").click()
     expect(item).to_have_count(0)
     expect(page.get_by_role("alert")).to_have_text("Deleted.")
-    user.login()
     assert requests.get(f"{user.base}/jobs", headers=user.auth, timeout=10).json()["jobs"] == []
     shot(page, "04-deleted")
 
