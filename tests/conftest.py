@@ -57,6 +57,16 @@ def stack():
     STACK.down()
 
 
+@pytest.fixture(scope="session")
+def ten_minute_video(tmp_path_factory):
+    """A real 10-minute video (small picture, so it is quick to make; the audio is what counts): long
+    enough to catch a job queued or converting. Made once per run for every test that needs one."""
+    from tests.helpers import make_media
+
+    return make_media(tmp_path_factory.mktemp("long") / "lecture.mp4", seconds=600,
+                      video="testsrc=size=160x120:rate=5")
+
+
 def pytest_sessionstart(session):
     """The machine's RabbitMQ (with its Prometheus plugin) and MariaDB, started if they are not running."""
     from services import devstack

@@ -391,7 +391,7 @@ def pipeline() -> dict:
                      [(f"sum by (result) (rate(notification_emails_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
                      "ops"), 12, 7)
 
-    b.row("Cancels, deletes, live events")
+    b.row("Cancels, deletes, live events, the web app")
     b.add(timeseries("Cancels and deletes", "Jobs cancelled (POST /jobs/<id>/cancel that stopped a queued or "
                      "converting job) and jobs deleted with their files (DELETE /jobs/<id>), per second.",
                      [(f"sum(rate(gateway_job_cancels_total{{{NS}}}[$__rate_interval]))", "cancelled"),
@@ -399,6 +399,10 @@ def pipeline() -> dict:
     b.add(timeseries("Open event streams per gateway", "Live job event streams (GET /jobs/<id>/events) open on "
                      "each gateway; beyond EVENT_STREAMS_MAX a gateway answers 503 too_busy.",
                      [(f"sum by (instance) (gateway_event_streams{{{NS}}})", "{{instance}}")], "short"), 12, 7)
+    b.add(timeseries("Web app page loads", "Loads of the web app's page (GET /, revalidations included) per "
+                     "second: how many people use the browser rather than the API.",
+                     [(f"sum(rate(gateway_web_page_loads_total{{{NS}}}[$__rate_interval]))", "page loads")],
+                     "reqps"), 12, 7)
 
     b.row("Uploads in progress and refused")
     b.add(timeseries("Uploads in progress per gateway", "Upload bodies each gateway is receiving now; beyond "

@@ -11,7 +11,8 @@ from services.common import config, links, resumable, storage
 from services.common import openapi as api_docs
 from services.common.web import create_base_app, error_response
 
-from . import account, auth_client, broker, jwks, lifecycle, openapi, outbox, shared_links, storage_metrics, tus
+from . import (account, auth_client, broker, jwks, lifecycle, openapi, outbox, shared_links, storage_metrics, tus,
+               webapp)
 from .routes import bp
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def create_app():
     app.register_blueprint(tus.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(shared_links.bp)
+    app.register_blueprint(webapp.bp)
     api_docs.register(app, openapi.SPEC)
     app.register_error_handler(pymongo.errors.PyMongoError, _storage_down)
     app.register_error_handler(gridfs.errors.GridFSError, _corrupt_file)

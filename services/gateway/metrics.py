@@ -37,3 +37,4 @@ LINK_DOWNLOADS = Counter("gateway_link_downloads", "Signed-link downloads by out
                          ["result"])
 for _result in ("ok", "forged", "expired", "revoked"):  # exported from the start: panels see zeros, not gaps
     LINK_DOWNLOADS.labels(_result)
+WEB_PAGE_LOADS = Counter("gateway_web_page_loads", "Web app page loads (GET /, a 304 revalidation included)")

@@ -304,6 +304,9 @@ SPEC = {
                 "properties": {"webhook_secret": {"type": "string", "pattern": "^whsec_"}}}}}},
                 **_errors(401, 503)},
         }},
+        "/": {"get": {"summary": "The web app: a page that does all of the above in a browser",
+                      "responses": {"200": {"description": "The page", "content": {"text/html": {
+                          "schema": {"type": "string"}}}}}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "Readiness (auth, MongoDB, RabbitMQ)",
                             "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},

@@ -21,10 +21,8 @@ def user(stack):
 
 
 @pytest.fixture(scope="module")
-def ten_minutes(tmp_path_factory):
-    """A real 10-minute video (small picture, so it is quick to make; the audio is what counts)."""
-    return make_media(tmp_path_factory.mktemp("long") / "lecture.mp4", seconds=600,
-                      video="testsrc=size=160x120:rate=5")
+def ten_minutes(ten_minute_video):
+    return ten_minute_video
 
 
 @pytest.fixture(scope="module")

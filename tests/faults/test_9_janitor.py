@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.helpers import make_media
 from tests.support.stack import ROOT
 
 from .privstack import upload_bytes, wait_until
@@ -62,9 +61,8 @@ NOTHING = {"videos_files": 0, "videos_chunks": 0, "mp3s_files": 0, "mp3s_chunks"
 
 
 @pytest.fixture(scope="module")
-def long_video(tmp_path_factory):
-    return make_media(tmp_path_factory.mktemp("janitor") / "long.mp4", seconds=600,
-                      video="testsrc=size=160x120:rate=5").read_bytes()
+def long_video(ten_minute_video):
+    return ten_minute_video.read_bytes()
 
 
 class SlowUpload:

@@ -30,6 +30,7 @@ CONTRACT_METRICS = {
     "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds",
     # job lifecycle (gateway) and media tool faults (converter)
     "gateway_job_cancels_total", "gateway_job_deletes_total", "gateway_event_streams",
+    "gateway_web_page_loads_total",
     "converter_child_failures_total",
     # webhooks (notification) and signed-link downloads (gateway)
     "notification_webhooks_total", "gateway_link_downloads_total",
