@@ -52,14 +52,21 @@ TUS_PATHS = {
         "options": _TUS_OPTIONS,
         "post": {
             "summary": "tus creation: start a resumable upload of Upload-Length bytes, then PATCH them",
-            "description": "Upload-Metadata: comma-separated `key base64(value)` pairs; `filename` names the video.",
+            "description": "Upload-Metadata: comma-separated `key base64(value)` pairs; `filename` names the "
+                           "video, the output option fields and `callback_url` are those of POST /upload. With an "
+                           "Idempotency-Key, a repeat by the same user within 24 h answers the first upload's "
+                           "Location (header Idempotent-Replayed: resume it with HEAD); 410 with Job-Id once that "
+                           "upload's record is gone.",
             "security": [{"bearer": []}],
             "parameters": [_TUS,
                            {"name": "Upload-Length", "in": "header", "required": True, "schema": _DIGITS},
-                           {"name": "Upload-Metadata", "in": "header", "required": False, "schema": {"type": "string"}}],
-            "responses": {"201": {"description": "Created; PATCH the bytes to Location", "headers": {
-                "Location": {"schema": {"type": "string"}, "required": True}, **_EXPIRES}},
-                **_errors(400, 401, 412, 413, 429, 503)},
+                           {"name": "Upload-Metadata", "in": "header", "required": False, "schema": {"type": "string"}},
+                           {"name": "Idempotency-Key", "in": "header", "required": False,
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:~+/=-]{1,128}$"}}],
+            "responses": {"201": {"description": "Created (or replayed); PATCH the bytes to Location", "headers": {
+                "Location": {"schema": {"type": "string"}, "required": True}, **_EXPIRES,
+                "Idempotent-Replayed": {"schema": {"type": "string"}}}},
+                **_errors(400, 401, 409, 410, 412, 413, 429, 503)},
         },
     },
     "/uploads/{upload_id}": {

@@ -50,7 +50,7 @@ def upload():
     """Store a video and queue its conversion (or answer the first job of a repeated Idempotency-Key)."""
     with uploads.slot():
         user = auth_client.current_user()
-        held = _hold_key(user)
+        held = uploads.hold_idempotency_key(user)
         if isinstance(held, str):
             return _accepted(held, {"Idempotent-Replayed": "true"})
         try:
@@ -72,23 +72,6 @@ def upload():
 def _give_back(held: idempotency.Reservation | None) -> None:
     if held:
         held.release()  # the upload failed: the client's retry with the same key may try again
-
-
-def _hold_key(user: dict) -> idempotency.Reservation | str | None:
-    """This request's hold on its Idempotency-Key (none without one), or the first job's id on a repeat;
-    decided before any byte of the body is read."""
-    key = idempotency.check_key(request.headers.get(idempotency.HEADER))
-    if key is None:
-        return None
-    try:
-        held = idempotency.reserve(user["sub"], key)
-    except ApiError:
-        metrics.IDEMPOTENT_REPLAYS.labels("conflict").inc()
-        raise
-    if isinstance(held, str):
-        metrics.IDEMPOTENT_REPLAYS.labels("replayed").inc()
-        log.info("idempotent upload replayed", extra={"job_id": held})
-    return held
 
 
 def _accepted(job_id: str, headers: dict | None = None):

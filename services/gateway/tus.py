@@ -128,13 +128,33 @@ def create():
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
     filename, options = uploads.safe_filename(metadata.get("filename")), upload_options(metadata)
     callback = uploads.checked_callback_url(metadata.get("callback_url"))
-    upload_id = quotas.admit(user, length, reserve=lambda new_id: resumable.create(
-        new_id, user["sub"], user.get("email"), length, filename, options, job_id=storage.new_id(),
-        callback_url=callback))
-    upload = resumable.find(upload_id, user["sub"])
+    held = uploads.hold_idempotency_key(user)
+    if isinstance(held, str):
+        return _replayed(user, held)
+    try:
+        upload_id = quotas.admit(user, length, reserve=lambda new_id: resumable.create(
+            new_id, user["sub"], user.get("email"), length, filename, options, job_id=storage.new_id(),
+            callback_url=callback))
+        upload = resumable.find(upload_id, user["sub"])
+        if held:
+            held.attach(upload["job_id"])  # the job this upload will make, chosen now
+    except BaseException:
+        if held:
+            held.release()
+        raise
     metrics.TUS_UPLOADS.labels("created").inc()
     log.info("tus upload created", extra={"upload_id": upload["_id"], "size": length})
     return "", 201, {"Location": f"/uploads/{upload['_id']}", **_expires_header(upload)}
+
+
+def _replayed(user: dict, job_id: str):
+    """A repeated Idempotency-Key: the first creation's upload (resume it with HEAD), not a new one."""
+    upload = resumable.collection().find_one({"job_id": job_id, "owner": user["sub"]})
+    if upload is None:
+        raise ApiError(410, "expired", "the upload of this Idempotency-Key is gone; its job is in Job-Id",
+                       {"Job-Id": job_id})
+    return "", 201, {"Location": f"/uploads/{upload['_id']}", "Idempotent-Replayed": "true",
+                     **_expires_header(upload)}
 
 
 @bp.route("/<upload_id>", methods=["HEAD"], provide_automatic_options=False)

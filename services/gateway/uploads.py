@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from services.common import options as output_options
-from services.common import callbacks, config, storage
+from services.common import callbacks, config, idempotency, storage
 from services.common.options import Options, OptionError
 from services.common.web import ApiError
 
@@ -249,3 +249,20 @@ def _the_one_file(target: _FilePartWriter) -> StoredUpload:
     except OptionError as exc:  # a field after the file was bad: the stored file goes (receive_video)
         raise invalid_option(exc) from None
     return target.stored
+
+
+def hold_idempotency_key(user: dict) -> idempotency.Reservation | str | None:
+    """This request's hold on its Idempotency-Key (none without one), or the first job's id on a repeat;
+    decided before any byte of the body is read."""
+    key = idempotency.check_key(request.headers.get(idempotency.HEADER))
+    if key is None:
+        return None
+    try:
+        held = idempotency.reserve(user["sub"], key)
+    except ApiError:
+        metrics.IDEMPOTENT_REPLAYS.labels("conflict").inc()
+        raise
+    if isinstance(held, str):
+        metrics.IDEMPOTENT_REPLAYS.labels("replayed").inc()
+        log.info("idempotent upload replayed", extra={"job_id": held})
+    return held

@@ -235,3 +235,33 @@ def test_chunks_a_killed_patch_stored_past_the_offset_are_adopted(user, video):
     uploader.upload()
     assert user.wait_job(head(user, url).headers["Job-Id"])["status"] == "done"
     assert stored_bytes(upload_id) == video
+
+
+def test_creation_with_an_idempotency_key_answers_the_first_upload(stack, user, video):
+    key = {"Idempotency-Key": f"tus-{time.time_ns()}"}
+    first, again = create(user, len(video), **key), create(user, len(video), **key)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Location"] == first.headers["Location"] and again.headers["Idempotent-Replayed"] == "true"
+    other = Client(stack["gateway"]).signed_up()
+    theirs = create(other, len(video), **key)  # the same key from another user is unrelated
+    assert theirs.status_code == 201 and theirs.headers["Location"] != first.headers["Location"]
+    url = user.base + first.headers["Location"]
+    job_id = patch(user, url, 0, video).headers["Job-Id"]
+    after = create(user, len(video), **key)  # still the first upload, which now names its job
+    assert after.headers["Location"] == first.headers["Location"]
+    assert head(user, user.base + after.headers["Location"]).headers["Job-Id"] == job_id
+    assert create(user, len(video), **{"Idempotency-Key": "no spaces allowed"}).status_code == 400
+
+
+def test_metadata_carries_output_options_and_a_callback(user, video):
+    metadata = ",".join(f"{k} {b64(v)}" for k, v in
+                        {"filename": "talk.mp4", "format": "flac", "title": "A talk",
+                         "callback_url": "https://example.com/h"}.items())
+    url = user.base + create(user, len(video), **{"Upload-Metadata": metadata}).headers["Location"]
+    job = user.job(patch(user, url, 0, video).headers["Job-Id"]).json()
+    assert job["options"] == {"format": "flac", "title": "A talk"}
+    assert job["callback_url"] == "https://example.com/h"
+    bad_option = create(user, len(video), **{"Upload-Metadata": f"filename {b64('a.mp4')},bitrate {b64('999k')}"})
+    assert bad_option.status_code == 400 and bad_option.json()["error"]["code"] == "invalid_option"
+    private = create(user, len(video), **{"Upload-Metadata": f"callback_url {b64('http://10.0.0.1/')}"})
+    assert private.status_code == 400 and private.json()["error"]["code"] == "invalid_callback_url"
