@@ -29,6 +29,12 @@ def make_media(path: Path, seconds: float = 3, video: str | None = "testsrc=size
     return path
 
 
+def unique_mp4(data: bytes) -> bytes:
+    """An MP4 made unique with a `free` box its players ignore: an upload of it converts again
+    instead of reusing the MP3 of an identical earlier upload (dedup)."""
+    return data + (24).to_bytes(4, "big") + b"free" + uuid.uuid4().bytes
+
+
 def duration_of(path: Path) -> float:
     out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name",
                           "-of", "json", str(path)], check=True, capture_output=True, text=True).stdout

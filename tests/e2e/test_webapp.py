@@ -13,7 +13,7 @@ import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
 from services.common import config
-from tests.helpers import Client, make_media
+from tests.helpers import Client, make_media, unique_mp4
 from tests.support.stack import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -207,7 +207,9 @@ def test_polls_when_the_server_refuses_streams(page, stack, account, media):
     page.on("request", lambda r: re.search(r"/jobs/[^/?]+$", r.url) and polled.append(r.url))
     try:
         log_in(page, account)
-        convert(page, {"name": "polled.mp4", "mimeType": "video/mp4", "buffer": media["short"].read_bytes()})
+        # new bytes: an identical earlier upload would make this job done at once (dedup), with nothing to follow
+        fresh = unique_mp4(media["short"].read_bytes())
+        convert(page, {"name": "polled.mp4", "mimeType": "video/mp4", "buffer": fresh})
         expect(job(page, "polled.mp4")).to_have_count(1)
         deadline = time.monotonic() + 20
         while len(polled) < 2 and time.monotonic() < deadline:

@@ -19,6 +19,7 @@ import pika
 import pymongo
 import requests
 
+from tests.helpers import unique_mp4
 from tests.support.keys import new_private_pem
 from tests.support.net import free_port
 from tests.support.stack import ROOT
@@ -395,6 +396,6 @@ def format_figures(r: dict) -> str:
 
 def upload_bytes(base: str, token: str, data: bytes, name: str = "video.mp4", timeout: float = 60) -> requests.Response:
     if data[4:8] == b"ftyp":  # an MP4: made unique with a `free` box, so every upload really converts (no dedup)
-        data += (24).to_bytes(4, "big") + b"free" + uuid.uuid4().bytes
+        data = unique_mp4(data)
     return requests.post(f"{base}/upload", headers={"Authorization": f"Bearer {token}"},
                          files={"file": (name, data)}, timeout=timeout)

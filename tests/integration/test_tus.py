@@ -29,9 +29,11 @@ def video(tmp_path_factory) -> bytes:
     return data
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def user(stack) -> Client:
-    return Client(stack["gateway"]).signed_up()  # each test makes its own uploads
+    # One user per test: the same bytes uploaded again by one user would be reused (dedup) and
+    # their video removed, while these tests look at the stored bytes.
+    return Client(stack["gateway"]).signed_up()
 
 
 def b64(text: str) -> str:
