@@ -243,6 +243,7 @@ def figure_b(stack: BenchStack, files: dict, n: int, converters: int, otlp: Rece
               "span_s": last - first}
     if otlp is not None:  # the per-job profile (loadtest/bench_profile.py)
         result["profile"] = bench_profile.profile(otlp, [trace_id_of(d) for d in docs])
+        result["gaps"] = bench_profile.gaps(docs) if converters == 1 else None
     log(f"b: {json.dumps(result)}")
     return result
 

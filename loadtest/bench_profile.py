@@ -55,22 +55,31 @@ def profile(otlp, trace_ids: list[str | None], wait: float = 3) -> dict:
 
 def figure_single(stack, otlp, files: dict, runs: int = 5) -> dict:
     """One short clip at a time, upload to done (job times: created → done) against ffmpeg alone on the
-    same file, medians of `runs`; with the per-job profile of those jobs."""
-    import bench_figures as figures  # loadtest/bench_figures.py (imports this module's caller's path)
+    same file run just before it (pairs: the shared machine's load changes within seconds); the median
+    of the pairs' ratios, with the per-job profile of those jobs."""
+    import bench_figures as figures  # loadtest/bench_figures.py
 
     clip = files["clip"]
-    alone = figures.ffmpeg_alone(clip, runs=runs)
     user = figures.User(stack.gateway)
-    copies = figures.distinct_copies(clip, runs)
-    totals, trace_ids = [], []
-    for copy in copies:
+    totals, alone, trace_ids = [], [], []
+    for copy in figures.distinct_copies(clip, runs):
+        alone.append(figures.ffmpeg_alone(clip, runs=1)["median_s"])
         job_id, _ = user.upload(copy)
         user.wait(job_id, timeout=300, interval=0.05)
         doc = stack.db.jobs.find_one({"_id": job_id})
         totals.append(doc["times"]["done"] - doc["created"])
         trace_ids.append(figures.trace_id_of(doc))
-    result = {"clip": clip.name, "runs": runs, "pipeline_runs_s": totals, "ffmpeg_runs_s": alone["runs_s"],
-              "pipeline_median_s": statistics.median(totals), "ffmpeg_median_s": alone["median_s"],
-              "ratio": statistics.median(totals) / alone["median_s"], "profile": profile(otlp, trace_ids)}
+    result = {"clip": clip.name, "runs": runs, "pipeline_runs_s": totals, "ffmpeg_runs_s": alone,
+              "pipeline_median_s": statistics.median(totals), "ffmpeg_median_s": statistics.median(alone),
+              "ratio": statistics.median(t / a for t, a in zip(totals, alone)), "profile": profile(otlp, trace_ids)}
     figures.log(f"s: {result}")
     return result
+
+
+def gaps(docs: list[dict]) -> dict:
+    """Between jobs of one converter: median seconds from a job's `done` to the next job's claim (the ack,
+    the next delivery, the consumer's bookkeeping), and the first claim after the first upload."""
+    ordered = sorted(docs, key=lambda d: d["times"]["converting"])
+    between = [b["times"]["converting"] - a["times"]["done"] for a, b in zip(ordered, ordered[1:])]
+    return {"between_jobs_median_s": statistics.median(between) if between else None,
+            "first_claim_after_upload_s": ordered[0]["times"]["converting"] - min(d["created"] for d in docs)}

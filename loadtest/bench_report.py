@@ -94,7 +94,7 @@ def _row_b(b: dict) -> str:
 
 
 def _row_s(s: dict) -> str:
-    return (f"| s. single short job, {s['clip']} one at a time: upload accepted → MP3 ready (median of {s['runs']}) | "
+    return (f"| s. single short job, {s['clip']} one at a time: upload accepted → MP3 ready (median of {s['runs']} pairs) | "
             f"{s['pipeline_median_s']:.2f} s | ffmpeg alone {s['ffmpeg_median_s']:.2f} s | {s['ratio']:.2f}× | "
             f"≤ {TARGETS['single']}× | {verdict(s['ratio'], TARGETS['single'])} |")
 
