@@ -3,7 +3,8 @@
     .venv/bin/python loadtest/bench.py                # everything (~15-25 min on 2 cores)
     .venv/bin/python loadtest/bench.py --only a,b     # some figures: a overhead, b throughput, c memory,
                                                       # d API capacity, e moviepy reference, api: GET
-                                                      # /jobs/<id> vs /healthz and login vs argon2
+                                                      # /jobs/<id> vs /healthz and login vs argon2,
+                                                      # s single short job + per-job profile
     .venv/bin/python loadtest/bench.py --long-seconds 120 --big-mb 300 --clips 20
     .venv/bin/python loadtest/bench.py --only b --clips 2 --converters 1 --clip-seconds 2 \\
         --out /tmp/BENCHMARKS.md --json /tmp/benchmarks.json           # a quick check that it works
@@ -27,6 +28,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import bench_api  # noqa: E402  (loadtest/bench_api.py)
 import bench_figures as figures  # noqa: E402  (loadtest/bench_figures.py)
+import bench_profile  # noqa: E402  (loadtest/bench_profile.py)
 import bench_report  # noqa: E402  (loadtest/bench_report.py)
 from tests.support.otlp import Receiver  # noqa: E402
 
@@ -37,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--long-seconds", type=int, default=600)
     p.add_argument("--clip-seconds", type=int, default=20)
     p.add_argument("--clips", type=int, default=20)
+    p.add_argument("--single-runs", type=int, default=5, help="short jobs one at a time of figure s")
     p.add_argument("--converters", default="1,2", help="converter counts for figure b")
     p.add_argument("--big-mb", type=int, default=300, help="large upload of figure c (compared with 50 MB)")
     p.add_argument("--steps", default="5,10,20,40", help="Locust user counts of figure d")
@@ -56,7 +59,9 @@ def measure(args: argparse.Namespace, only: set[str], files: dict, data: dict) -
         if "a" in only:
             data["a"] = figures.figure_a(stack, otlp, files)
         if "b" in only:
-            data["b"] = [figures.figure_b(stack, files, args.clips, int(n)) for n in args.converters.split(",")]
+            data["b"] = [figures.figure_b(stack, files, args.clips, int(n), otlp) for n in args.converters.split(",")]
+        if "s" in only:
+            data["s"] = bench_profile.figure_single(stack, otlp, files, args.single_runs)
         if "c" in only:
             data["c"] = figures.figure_c(stack, files, [50, args.big_mb])
             data["notes"].append(f"Memory figure c uses a {args.big_mb} MB upload (not 1 GB) against 50 MB.")
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     data: dict = {"machine": bench_report.machine(), "notes": []}
     files = figures.make_media(args.long_seconds, args.clip_seconds, [50, args.big_mb] if "c" in only else [])
-    if only & {"a", "b", "c", "d", "api"}:
+    if only & {"a", "b", "c", "d", "s", "api"}:
         measure(args, only, files, data)
     if "e" in only:
         data["e"] = figures.figure_e(files, (data.get("a") or {}).get("ffmpeg_alone_s"))

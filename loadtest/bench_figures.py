@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 from requests_toolbelt import MultipartEncoder
 
+import bench_profile  # loadtest/bench_profile.py
 import media  # loadtest/media.py
 import run as locust_run  # loadtest/run.py
 from tests.support.net import free_port, wait_ready
@@ -214,7 +215,7 @@ def distinct_copies(path: Path, n: int) -> list[Path]:
     return copies
 
 
-def figure_b(stack: BenchStack, files: dict, n: int, converters: int) -> dict:
+def figure_b(stack: BenchStack, files: dict, n: int, converters: int, otlp: Receiver | None = None) -> dict:
     """Jobs per second for `n` short clips submitted at once, against ffmpeg alone run sequentially."""
     clip = files["clip"]
     alone = ffmpeg_alone(clip, runs=n)
@@ -240,6 +241,9 @@ def figure_b(stack: BenchStack, files: dict, n: int, converters: int) -> dict:
               "ffmpeg_sequential_jobs_per_s": ffmpeg_rate, "ffmpeg_per_clip_s": statistics.median(alone["runs_s"]),
               "converter_per_job_median_s": statistics.median(conv), "ratio": rate / ffmpeg_rate,
               "span_s": last - first}
+    if otlp is not None:  # the per-job profile (loadtest/bench_profile.py)
+        result["profile"] = bench_profile.profile(otlp, [trace_id_of(d) for d in docs])
+        result["gaps"] = bench_profile.gaps(docs) if converters == 1 else None
     log(f"b: {json.dumps(result)}")
     return result
 

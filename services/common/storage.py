@@ -89,9 +89,13 @@ def read_file(bucket: Bucket, file_id, start: int = 0, end: int | None = None) -
     chunks = bucket.chunks
     n = start // chunk_size
     last = end // chunk_size
+    # The window starts at one chunk and doubles: ffmpeg seeks by dropping a connection after a few KB,
+    # and such a read then costs one chunk, not CHUNK_WINDOW (a short clip read whole, several times).
+    size = 1
     while n <= last:
-        window = list(chunks.find({"files_id": file_id, "n": {"$gte": n, "$lt": min(n + CHUNK_WINDOW, last + 1)}})
+        window = list(chunks.find({"files_id": file_id, "n": {"$gte": n, "$lt": min(n + size, last + 1)}})
                       .sort("n", 1))
+        size = min(size * 2, CHUNK_WINDOW)
         if not window:
             raise gridfs.errors.CorruptGridFile(f"file {file_id!r} is missing chunk {n}")
         for chunk in window:
@@ -290,14 +294,17 @@ def clear_pending_mp3(job_id: str, mp3_id: str) -> bool:
     return result.matched_count == 1
 
 
-def claim_job(job_id: str, worker: str, lease_seconds: float) -> Job | None:
-    """Take a queued job, or a converting one whose previous worker's lease ran out."""
+def claim_job(job_id: str, worker: str, lease_seconds: float, mp3_id: str | None = None) -> Job | None:
+    """Take a queued job, or a converting one whose previous worker's lease ran out. With `mp3_id`, the
+    id this attempt's output will have is recorded in the same write (one write less per job), and the
+    job comes back as it was before the claim: its `pending_mp3_id` is a dead attempt's, to remove."""
     now = time.time()
+    fields = {"status": Status.CONVERTING, "worker": worker, "lease_until": now + lease_seconds,
+              "times.converting": now, "progress": None, "eta_seconds": None}
     doc = jobs().find_one_and_update(
         {"_id": job_id, "status": {"$in": sources_of(Status.CONVERTING)}, "lease_until": {"$lt": now}},
-        {"$set": {"status": Status.CONVERTING, "worker": worker, "lease_until": now + lease_seconds,
-                  "times.converting": now, "progress": None, "eta_seconds": None}, "$inc": {"attempts": 1, "rev": 1}},
-        return_document=ReturnDocument.AFTER,
+        {"$set": dict(fields, pending_mp3_id=mp3_id) if mp3_id else fields, "$inc": {"attempts": 1, "rev": 1}},
+        return_document=ReturnDocument.BEFORE if mp3_id else ReturnDocument.AFTER,
     )
     return Job.from_doc(doc) if doc else None
 
@@ -309,10 +316,6 @@ def _held(job_id: str, worker: str) -> dict:
 def renew_lease(job_id: str, worker: str, lease_seconds: float) -> bool:
     result = jobs().update_one(_held(job_id, worker), {"$set": {"lease_until": time.time() + lease_seconds}})
     return result.matched_count == 1
-
-
-def set_job_fields(job_id: str, worker: str, fields: dict) -> bool:
-    return jobs().update_one(_held(job_id, worker), {"$set": fields}).matched_count == 1
 
 
 def holds(job_id: str, worker: str) -> bool:

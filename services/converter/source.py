@@ -13,12 +13,19 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from services.common import storage
 from services.common.http_range import RangeNotSatisfiable, byte_range
 
 log = logging.getLogger(__name__)
+
+
+# Videos up to this size are read from storage once and then served from memory: ffprobe and ffmpeg
+# each open a short clip three times (start, index at the end, start again), and loopback buffers take
+# the whole rest of the file before they drop a connection, so each open read it all from storage.
+MEMORY_MAX_BYTES = 4 * 1024 * 1024
 
 
 class ServedVideo:
@@ -32,6 +39,21 @@ class ServedVideo:
         self.bytes_sent = 0
         self.error: BaseException | None = None
         self._lock = threading.Lock()
+        self._content: bytes | None = None  # a small video's bytes, once read
+        self._reading = threading.Lock()
+
+    def blocks(self, start: int, end: int) -> Iterator[bytes]:
+        """Bytes [start, end] of the video: from storage, or from memory for a small one."""
+        if self.length > MEMORY_MAX_BYTES:
+            yield from storage.read_file(self.bucket, self.file_id, start, end)
+            return
+        with self._reading:  # ffmpeg's requests overlap: the first one reads, the others wait for it
+            if self._content is None:
+                content = b"".join(storage.read_file(self.bucket, self.file_id))
+                if len(content) != self.length:  # never serve a short file as a whole one
+                    raise OSError(f"stored video has {len(content)} of its {self.length} bytes")
+                self._content = content
+        yield self._content[start:end + 1]
 
     def record(self, sent: int, error: BaseException | None = None) -> None:
         with self._lock:
@@ -80,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sent = 0
         try:
-            for block in storage.read_file(video.bucket, video.file_id, start, end):
+            for block in video.blocks(start, end):
                 self.wfile.write(block)
                 sent += len(block)
         except (BrokenPipeError, ConnectionResetError):

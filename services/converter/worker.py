@@ -80,16 +80,20 @@ class ProgressReporter:
     """Turns ffmpeg's encoded seconds into the job's `progress` and `eta_seconds`, written at most
     about once a second, and whenever it has moved 5 points."""
 
+    # Nothing is written in a job's first second: most jobs are short clips done by then, and their
+    # one progress write (ffmpeg's last report, at ~100 %) would come just before `done` replaces it.
+    QUIET = 1.0
+
     def __init__(self, job_id: str, worker_id: str, total_seconds: float):
         self.job_id, self.worker_id, self.total = job_id, worker_id, total_seconds
         self.started = time.monotonic()
         self.written_at, self.written = 0.0, 0.0
 
     def __call__(self, encoded_seconds: float) -> None:
-        if self.total <= 0:
+        now = time.monotonic()
+        if self.total <= 0 or now - self.started < self.QUIET:
             return
         progress = min(encoded_seconds / self.total * 100, 99.9)  # 100 is `done`
-        now = time.monotonic()
         if progress <= self.written or (now - self.written_at < 1 and progress - self.written < 5):
             return
         elapsed = now - self.started
@@ -135,6 +139,23 @@ class Converter:
 
     # ---- the job
     def _handle_job(self, job_id: str) -> None:
+        # Claim first: the usual message is for a queued job, and the claim is the one round trip it
+        # needs; only a message that cannot claim its job reads the job to learn why.
+        mp3_id = storage.new_id()  # recorded by the claim: the job's writes before `done` are this one only
+        job = storage.claim_job(job_id, self.worker_id, self.lease_seconds, mp3_id=mp3_id)
+        if job is None:
+            self._not_claimed(job_id)
+            return
+        try:
+            with self._lease(job) as keeper:
+                status = self._convert(job, keeper, mp3_id)
+        except JobLost:
+            log.warning("lost the job to another converter", extra={"job_id": job_id})
+            return
+        self._announce(job_id, status)
+
+    def _not_claimed(self, job_id: str) -> None:
+        """The job could not be taken: deleted, unknown, finished already, or held by another worker."""
         job = storage.get_job(job_id)
         if job is None:
             if storage.was_deleted(job_id):  # by its owner, since its message was published
@@ -148,20 +169,7 @@ class Converter:
             if job.status in jobs.CONVERTER_OUTCOMES:
                 self._announce(job_id, job.status)
             return
-        job = self._claim(job_id)
-        try:
-            with self._lease(job) as keeper:
-                status = self._convert(job, keeper)
-        except JobLost:
-            log.warning("lost the job to another converter", extra={"job_id": job_id})
-            return
-        self._announce(job_id, status)
-
-    def _claim(self, job_id: str) -> Job:
-        claimed = storage.claim_job(job_id, self.worker_id, self.lease_seconds)
-        if claimed is None:
-            raise TransientError("job is held by another converter; retrying after its lease")
-        return claimed
+        raise TransientError("job is held by another converter; retrying after its lease")
 
     @contextmanager
     def _lease(self, job: Job) -> Iterator[LeaseKeeper]:
@@ -180,8 +188,9 @@ class Converter:
             keeper.done.set()
             metrics.JOBS_IN_PROGRESS.dec()
 
-    def _convert(self, job: Job, keeper: LeaseKeeper) -> Status:
-        """Probe, encode and finish; a PermanentError (the media's fault) ends the job failed."""
+    def _convert(self, job: Job, keeper: LeaseKeeper, mp3_id: str) -> Status:
+        """Probe, encode into `mp3_id` and finish; a PermanentError (the media's fault) ends the job failed.
+        `job` is as it was before the claim: its `pending_mp3_id` is a dead attempt's partial MP3."""
         work_dir = workdirs.make()
         try:
             if job.pending_mp3_id:  # left by a worker that died mid-job
@@ -189,7 +198,7 @@ class Converter:
             with served_video(job) as served:
                 try:
                     info = probe(served)
-                    encoded = self._encode(job, served, info, keeper, os.path.join(work_dir, "ffmpeg.log"))
+                    encoded = self._encode(job, served, info, keeper, mp3_id, os.path.join(work_dir, "ffmpeg.log"))
                 except PermanentError:
                     check_read(served)  # ffprobe/ffmpeg failing on a storage error is not the media's fault
                     raise
@@ -200,14 +209,11 @@ class Converter:
             shutil.rmtree(work_dir, ignore_errors=True)
 
     def _encode(self, job: Job, served: source.ServedVideo, info: media.MediaInfo, keeper: LeaseKeeper,
-                log_path: str) -> Encoded:
+                mp3_id: str, log_path: str) -> Encoded:
         """ffmpeg's output streams straight into GridFS (storage overlaps encoding), but for the formats
         whose header is written last, which go through a file in the job's work folder (media.to_mp3)."""
         options = job_options(job)
         media.check_options(info, options)  # before anything is written: a bad trim or track fails the job
-        mp3_id = storage.new_id()
-        if not storage.set_job_fields(job.id, self.worker_id, {"pending_mp3_id": mp3_id}):
-            raise JobLost()
         started = time.monotonic()
         metadata = {"job_id": job.id, "owner": job.owner}
         seconds = media.output_seconds(info, options)

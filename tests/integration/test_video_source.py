@@ -18,9 +18,14 @@ def server(stack):
     return source.VideoServer()
 
 
-@pytest.fixture
-def stored(stack):
-    data = os.urandom(storage.CHUNK_WINDOW * 261120 * 2 + 777)
+CHUNK = 261120  # GridFS's default chunk size
+# Over source.MEMORY_MAX_BYTES each request reads from storage; a short clip is read once, kept in memory.
+LARGE, SMALL = storage.CHUNK_WINDOW * CHUNK * 2 + 777, 3 * CHUNK + 777
+
+
+@pytest.fixture(params=[LARGE, SMALL], ids=["large", "small"])
+def stored(stack, request):
+    data = os.urandom(request.param)
     file_id = storage.new_id()
     storage.store_file(storage.videos(), file_id, "v.bin", io.BytesIO(data), {})
     yield file_id, data
@@ -56,7 +61,7 @@ def test_a_storage_failure_mid_read_is_recorded(server, stored):
     video = server.serve(storage.videos(), file_id, len(data))
     try:
         chunks = storage.videos().chunks
-        chunks.delete_many({"files_id": file_id, "n": {"$gte": 20}})  # storage loses the file's tail
+        chunks.delete_many({"files_id": file_id, "n": {"$gte": len(data) // CHUNK // 2}})  # loses its tail
         body = b""
         try:
             with requests.get(video.url, stream=True, timeout=10) as response:
@@ -66,6 +71,22 @@ def test_a_storage_failure_mid_read_is_recorded(server, stored):
             pass  # the connection is cut short, as ffmpeg would see it
         assert len(body) < len(data)
         assert video.error is not None
+    finally:
+        server.forget(video)
+
+
+@pytest.mark.parametrize("stored", [SMALL], ids=["small"], indirect=True)
+def test_a_small_video_is_read_from_storage_once(server, stored):
+    file_id, data = stored
+    assert len(data) <= source.MEMORY_MAX_BYTES < LARGE
+    video = server.serve(storage.videos(), file_id, len(data))
+    try:
+        assert requests.get(video.url, headers={"Range": "bytes=0-99"}, timeout=10).content == data[:100]
+        storage.videos().chunks.delete_many({"files_id": file_id})  # later reads could not come from storage
+        for header, expected in [("bytes=-10", data[-10:]), (f"bytes={CHUNK - 1}-", data[CHUNK - 1:])]:
+            part = requests.get(video.url, headers={"Range": header}, timeout=10)
+            assert part.status_code == 206 and part.content == expected, header
+        assert video.error is None
     finally:
         server.forget(video)
 
