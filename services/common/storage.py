@@ -386,25 +386,3 @@ def release_job(job_id: str, worker: str) -> None:
     """Give a job back (it will be retried) so the next attempt need not wait for the lease."""
     jobs().update_one(_held(job_id, worker), {"$set": {"status": Status.QUEUED, "lease_until": 0.0, "progress": None},
                                               "$inc": {"rev": 1}})
-
-
-def unpublished_jobs(older_than: float, limit: int = 100) -> list[Job]:
-    found = jobs().find({"published": False, "created": {"$lt": older_than}}).sort("created", 1).limit(limit)
-    return [Job.from_doc(doc) for doc in found]
-
-
-def claim_for_outbox(job_id: str, lease_seconds: float) -> Job | None:
-    """Take an unpublished job for the outbox relay, unless another gateway is publishing it now."""
-    now = time.time()
-    doc = jobs().find_one_and_update({"_id": job_id, "published": False, "outbox_lease": {"$lt": now}},
-                                     {"$set": {"outbox_lease": now + lease_seconds}},
-                                     return_document=ReturnDocument.AFTER)
-    return Job.from_doc(doc) if doc else None
-
-
-def mark_published(job_id: str) -> None:
-    jobs().update_one({"_id": job_id}, {"$set": {"published": True}})
-
-
-def count_unpublished() -> int:
-    return jobs().count_documents({"published": False})
