@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from services.common import config, idempotency, jobs, storage
+from services.common import config, jobs, storage
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.web import ApiError
@@ -67,11 +67,6 @@ def upload():
                 held.release()  # the client's retry with the same key may try again
             raise
     return _accepted(job.id)
-
-
-def _give_back(held: idempotency.Reservation | None) -> None:
-    if held:
-        held.release()  # the upload failed: the client's retry with the same key may try again
 
 
 def _accepted(job_id: str, headers: dict | None = None):
