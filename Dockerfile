@@ -39,7 +39,7 @@ LABEL org.opencontainers.image.title="vid2mp3-${SERVICE}" \
       org.opencontainers.image.source="https://github.com/vid2mp3/vid2mp3" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.vendor="vid2mp3"
-# ffmpeg and ffprobe for the converter only, from Debian stable: the version is fixed by the pinned
+# ffmpeg for the converter only (the probe is PyAV, with its own libraries), from Debian stable: the version is fixed by the pinned
 # base image release and receives only Debian security fixes, so the package is deliberately not
 # version-pinned. Installed before the virtualenv is copied, so code changes reuse this layer.
 # hadolint ignore=DL3008

@@ -3,7 +3,7 @@
 For every job of a figure, the converter's spans of its trace (own spans plus the pymongo, publish and
 HTTP spans of the instrumentation) are summed by name; the profile is the median per name over the jobs,
 plus "unspanned": the `process` span's time no direct child covers (Python between the calls). Child
-spans that overlap (the GridFS read under ffprobe/ffmpeg) are listed but not subtracted twice.
+spans that overlap (the GridFS read under the probe and ffmpeg) are listed but not subtracted twice.
 
     .venv/bin/python loadtest/bench.py --only b --converters 1   # figure b carries the profile
 """

@@ -373,7 +373,7 @@ def pipeline() -> dict:
                      "dead-lettered after their last retry (per second).",
                      [(f'sum by (result) (rate(converter_jobs_total{{{NS}, result=~"retried|dead_lettered"}}[$__rate_interval]))',
                        "{{result}}")], "ops", thresholds=[(0.0001, "red")]), 8, 7)
-    b.add(timeseries("Media tool system faults by tool and cause", "ffprobe/ffmpeg runs ended by a signal "
+    b.add(timeseries("Media tool system faults by tool and cause", "ffmpeg runs (and in-process probes) ended by a signal "
                      "(SIGKILL is usually the OOM killer) or a system fault, per second; each one was retried. "
                      "More than 5 of one tool in 30 minutes opens a ticket (ConverterChildFailures).",
                      [(f"sum by (tool, cause) (rate(converter_child_failures_total{{{NS}}}[$__rate_interval]))",

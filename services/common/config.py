@@ -69,7 +69,6 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("JWKS_REFRESH_MIN_SECONDS", "10", "least time between two fetches of auth's public keys prompted by tokens naming an unknown kid"),
     # --- converter
     ("FFMPEG_BINARY", "ffmpeg", "ffmpeg executable"),
-    ("FFPROBE_BINARY", "ffprobe", "ffprobe executable"),
     ("MP3_BITRATE", "192k", "bitrate of produced MP3s when the upload gives no `bitrate` or `quality` (ignored when the source audio is already MP3 and is copied)"),
     ("FFMPEG_TIMEOUT_SECONDS", "1800", "longest one conversion may run before the job fails"),
     ("MAX_MEDIA_SECONDS", "21600", "longest media duration accepted; longer sources fail with a reason"),

@@ -32,7 +32,7 @@ class Format:
     muxer: str  # ffmpeg output format
     extension: str
     media_type: str  # Content-Type of the download
-    codec: str  # codec name ffprobe reports: a source in it may be copied
+    codec: str  # codec name the probe reports (libavcodec's): a source in it may be copied
     bitrates: tuple[int, ...] = ()  # kbps allowed for CBR; empty: lossless, no bitrate
     sample_rates: tuple[int, ...] = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
     cover: bool = False  # the container carries an attached picture

@@ -1,4 +1,4 @@
-"""Stored videos served to ffprobe and ffmpeg over loopback HTTP with Range support.
+"""Stored videos served to the probe (PyAV) and ffmpeg over loopback HTTP with Range support.
 
 ffmpeg reads the upload straight from GridFS while it decodes, instead of waiting for a full
 copy on disk: the read overlaps the conversion and no temp file holds the video. Range requests
@@ -22,7 +22,7 @@ from services.common.http_range import RangeNotSatisfiable, byte_range
 log = logging.getLogger(__name__)
 
 
-# Videos up to this size are read from storage once and then served from memory: ffprobe and ffmpeg
+# Videos up to this size are read from storage once and then served from memory: the probe and ffmpeg
 # each open a short clip three times (start, index at the end, start again), and loopback buffers take
 # the whole rest of the file before they drop a connection, so each open read it all from storage.
 MEMORY_MAX_BYTES = 4 * 1024 * 1024

@@ -200,7 +200,7 @@ class Converter:
                     info = probe(served)
                     encoded = self._encode(job, served, info, keeper, mp3_id, os.path.join(work_dir, "ffmpeg.log"))
                 except PermanentError:
-                    check_read(served)  # ffprobe/ffmpeg failing on a storage error is not the media's fault
+                    check_read(served)  # the probe or ffmpeg failing on a storage error is not the media's fault
                     raise
             return self._finish_done(job, keeper, encoded, info)
         except PermanentError as exc:
@@ -262,7 +262,7 @@ class Converter:
 
 @contextmanager
 def served_video(job: Job) -> Iterator[source.ServedVideo]:
-    """The job's video on the loopback server (source.py) for ffprobe and ffmpeg to read while they
+    """The job's video on the loopback server (source.py) for the probe and ffmpeg to read while they
     work, no copy on disk first; the `gridfs read video` span covers the whole read."""
     videos = storage.videos()
     stored = storage.file_info(videos, job.video_id)
@@ -281,7 +281,7 @@ def served_video(job: Job) -> Iterator[source.ServedVideo]:
 
 
 def probe(served: source.ServedVideo) -> media.MediaInfo:
-    with tracer.start_as_current_span("ffprobe") as span:
+    with tracer.start_as_current_span("probe media") as span:
         info = media.probe(served.url)
         span.set_attributes({"media.duration_s": info.duration or 0, "media.audio_codec": info.audio_codec or "",
                              "media.audio_streams": info.audio_streams, "media.video_streams": info.video_streams})

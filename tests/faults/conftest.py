@@ -59,7 +59,6 @@ def _healthy_afterwards(request):
     if "private_stack" in request.fixturenames:
         stack: PrivateStack = request.getfixturevalue("private_stack")
         stack.set_delay("ffmpeg", 0)
-        stack.set_delay("ffprobe", 0)
         if stack.rabbit.proc is None:
             stack.rabbit.start()
         if stack.mariadb.proc is None:

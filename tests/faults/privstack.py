@@ -191,7 +191,7 @@ class PrivateStack:
         tools = base / "tools"
         tools.mkdir(parents=True, exist_ok=True)
         self.delay_files = {}
-        for tool in ("ffmpeg", "ffprobe"):
+        for tool in ("ffmpeg",):
             real = shutil.which(tool)
             if not real:
                 raise AssertionError(f"{tool} is not installed (apt-get install ffmpeg)")
@@ -219,7 +219,6 @@ class PrivateStack:
             "AMQP_HEARTBEAT_SECONDS": "10",
             "OTEL_TRACES_EXPORTER": "none",
             "FFMPEG_BINARY": str(tools / "slow-ffmpeg"),
-            "FFPROBE_BINARY": str(tools / "slow-ffprobe"),
             "JWT_PRIVATE_KEY": new_private_pem(),
             "LOGIN_MAX_FAILURES": "5", "LOGIN_MAX_FAILURES_PER_ADDRESS": "1000", "REGISTER_MAX_PER_ADDRESS": "100000",
             "UPSTREAM_TIMEOUT_SECONDS": "5",

@@ -30,8 +30,8 @@ def test_kill9_converter_in_every_window(private_stack, media):
     all_ids: list[str] = []
     kills = []
 
-    # 1. Before ffmpeg: ffprobe (the first step after reading the video) is slowed.
-    stack.set_delay("ffprobe", 4)
+    # 1. Before ffmpeg: the job is claimed and probed, and ffmpeg's wrapper waits before it runs.
+    stack.set_delay("ffmpeg", 4)
     ids = _upload(stack, token, media["short"], 2)
     all_ids += ids
     wait_until(lambda: _converting(stack, ids[0]), "first job converting", 30, 0.05)
@@ -40,7 +40,7 @@ def test_kill9_converter_in_every_window(private_stack, media):
     kills.append(("before ffmpeg", pid))
     stack.wait_exit(pid, 10)
     assert (stack.job(ids[0]) or {})["status"] == "converting"  # caught mid-job
-    stack.set_delay("ffprobe", 0)
+    stack.set_delay("ffmpeg", 0)
     stack.up()
 
     # 2. During ffmpeg: ffmpeg itself runs (slowly); its process dies with the worker.
