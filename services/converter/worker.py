@@ -195,7 +195,7 @@ class Converter:
         try:
             if job.pending_mp3_id:  # left by a worker that died mid-job
                 storage.delete_file(storage.mp3s(), job.pending_mp3_id)
-            with served_video(job) as served:
+            with served_video(job, work_dir) as served:
                 try:
                     info = probe(served)
                     encoded = self._encode(job, served, info, keeper, mp3_id, os.path.join(work_dir, "ffmpeg.log"))
@@ -261,22 +261,33 @@ class Converter:
 
 
 @contextmanager
-def served_video(job: Job) -> Iterator[source.ServedVideo]:
-    """The job's video on the loopback server (source.py) for the probe and ffmpeg to read while they
-    work, no copy on disk first; the `gridfs read video` span covers the whole read."""
+def served_video(job: Job, work_dir: str) -> Iterator[source.ServedVideo | source.LocalCopy]:
+    """The job's video for the probe and ffmpeg to read while they work: on the loopback server
+    (source.py), no copy on disk first; a small one copied into `work_dir`. The `gridfs read video`
+    span covers the whole read."""
     videos = storage.videos()
     stored = storage.file_info(videos, job.video_id)
     if stored is None:
         raise PermanentError("the uploaded file is missing from storage")
     span = tracer.start_span("gridfs read video", attributes={"vid2mp3.bytes": stored["length"]})
-    served = VIDEO_SERVER.serve(videos, job.video_id, stored["length"])
+    served = None
     try:
+        if stored["length"] <= source.LOCAL_COPY_MAX_BYTES:
+            served = source.LocalCopy(videos, job.video_id, stored["length"], work_dir)
+        else:
+            served = VIDEO_SERVER.serve(videos, job.video_id, stored["length"])
         yield served
+    except TransientError as exc:
+        if served is None:  # the copy failed (a served video's read errors are in served.error)
+            telemetry.record_error(span, exc)
+        raise
     finally:
-        VIDEO_SERVER.forget(served)
-        span.set_attributes({"vid2mp3.read_requests": served.requests, "vid2mp3.bytes_sent": served.bytes_sent})
-        if served.error is not None:
-            telemetry.record_error(span, served.error)
+        if isinstance(served, source.ServedVideo):
+            VIDEO_SERVER.forget(served)
+        if served is not None:
+            span.set_attributes({"vid2mp3.read_requests": served.requests, "vid2mp3.bytes_sent": served.bytes_sent})
+            if served.error is not None:
+                telemetry.record_error(span, served.error)
         span.end()
 
 

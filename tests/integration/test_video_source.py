@@ -1,5 +1,5 @@
 """The converter's loopback video server over real GridFS: ranges, unknown paths, short reads,
-and ffprobe/ffmpeg reading through it."""
+the probe and ffmpeg reading through it, and the local copy of a small video."""
 from __future__ import annotations
 
 import io
@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from services.common import storage
+from services.common.messaging import TransientError
 from services.converter import media, source
 from tests.helpers import make_media
 
@@ -19,7 +20,7 @@ def server(stack):
 
 
 CHUNK = 261120  # GridFS's default chunk size
-# Over source.MEMORY_MAX_BYTES each request reads from storage; a short clip is read once, kept in memory.
+# The server serves any size (the converter copies videos up to source.LOCAL_COPY_MAX_BYTES instead).
 LARGE, SMALL = storage.CHUNK_WINDOW * CHUNK * 2 + 777, 3 * CHUNK + 777
 
 
@@ -76,22 +77,19 @@ def test_a_storage_failure_mid_read_is_recorded(server, stored):
 
 
 @pytest.mark.parametrize("stored", [SMALL], ids=["small"], indirect=True)
-def test_a_small_video_is_read_from_storage_once(server, stored):
+def test_a_small_video_is_copied_whole_or_not_at_all(stored, tmp_path):
     file_id, data = stored
-    assert len(data) <= source.MEMORY_MAX_BYTES < LARGE
-    video = server.serve(storage.videos(), file_id, len(data))
-    try:
-        assert requests.get(video.url, headers={"Range": "bytes=0-99"}, timeout=10).content == data[:100]
-        storage.videos().chunks.delete_many({"files_id": file_id})  # later reads could not come from storage
-        for header, expected in [("bytes=-10", data[-10:]), (f"bytes={CHUNK - 1}-", data[CHUNK - 1:])]:
-            part = requests.get(video.url, headers={"Range": header}, timeout=10)
-            assert part.status_code == 206 and part.content == expected, header
-        assert video.error is None
-    finally:
-        server.forget(video)
+    assert len(data) <= source.LOCAL_COPY_MAX_BYTES < LARGE
+    copy = source.LocalCopy(storage.videos(), file_id, len(data), str(tmp_path))
+    assert open(copy.url, "rb").read() == data and copy.bytes_sent == len(data) and copy.error is None
+    storage.videos().chunks.delete_many({"files_id": file_id, "n": {"$gte": 1}})  # storage loses its tail
+    (tmp_path / "again").mkdir()
+    with pytest.raises(TransientError) as failed:
+        source.LocalCopy(storage.videos(), file_id, len(data), str(tmp_path / "again"))
+    assert "CorruptGridFile" in str(failed.value)  # pymongo notices the missing chunk
 
 
-def test_ffprobe_and_ffmpeg_read_through_it_with_the_index_at_the_end(server, tmp_path):
+def test_the_probe_and_ffmpeg_read_through_it_with_the_index_at_the_end(server, tmp_path):
     clip = make_media(tmp_path / "moov-at-end.mp4", seconds=3)  # plain ffmpeg output: moov after mdat
     file_id = storage.new_id()
     storage.store_file(storage.videos(), file_id, "v.mp4", io.BytesIO(clip.read_bytes()), {})
