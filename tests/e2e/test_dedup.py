@@ -12,7 +12,7 @@ import requests
 
 from services import janitor
 from services.common import idempotency, storage
-from tests.helpers import Client, make_media, wait_mail
+from tests.helpers import Client, make_media, unique_mp4, wait_mail
 
 WEEK = 8 * 86400
 
@@ -24,9 +24,14 @@ def users(stack):
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
+    """Two clips no other test module uploads: identical media made elsewhere on the shared stack would
+    be another done job with the same content key (DEDUP_ACROSS_USERS reuses any user's)."""
     folder = tmp_path_factory.mktemp("dedup")
-    return (make_media(folder / "one.mp4", seconds=1),
-            make_media(folder / "two.mp4", seconds=1, audio="sine=frequency=880"))
+    clips = (make_media(folder / "one.mp4", seconds=1),
+             make_media(folder / "two.mp4", seconds=1, audio="sine=frequency=880"))
+    for clip in clips:
+        clip.write_bytes(unique_mp4(clip.read_bytes()))
+    return clips
 
 
 def _post(user, path, key=None, **extra):
