@@ -94,11 +94,25 @@ def figure_api(stack, clip: Path, users: int = 8, seconds: int = 20, rounds: int
     side.start()
     jobs = _rate(stack, f"/jobs/{job_id}", "/jobs/[id]", token, users, seconds)
     side.join()
-    result = {"users": users, "seconds": seconds, "healthz": healthz, "jobs": jobs,
+    result = {"users": users, "seconds": seconds, "config": _config(stack), "healthz": healthz, "jobs": jobs,
               "jobs_vs_healthz": jobs["rps"] / healthz["rps"] if healthz["rps"] else None,
               "login": _login_vs_verify(stack, user, rounds), "login_under_load": loaded}
     figures.log(f"api: {result}")
     return result
+
+
+def _config(stack) -> dict:
+    """What the gateway runs with during the figure: every /jobs/<id> request is traced (a Flask server
+    span and a pymongo client span, exported over OTLP/HTTP in batches), counted in the RED metrics and
+    logged at the stack's level; /healthz is excluded from tracing and metrics as in production."""
+    env = stack.env
+    return {"traces_sampler": env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on (SDK default)")
+            + (f" {env['OTEL_TRACES_SAMPLER_ARG']}" if env.get("OTEL_TRACES_SAMPLER_ARG") else ""),
+            "traces_exporter": "OTLP/HTTP protobuf, batched (OTEL_BSP_SCHEDULE_DELAY="
+            f"{env.get('OTEL_BSP_SCHEDULE_DELAY', '5000')} ms), to the bench's in-process receiver",
+            "log_level": env.get("LOG_LEVEL", "INFO"),
+            "gunicorn": f"1 worker, gthread, GUNICORN_THREADS={env.get('GUNICORN_THREADS', '8')}",
+            "load": "the /jobs phase also runs the login-under-load check (argon2id in auth and in the bench)"}
 
 
 def rows(api: dict) -> list[str]:
@@ -116,7 +130,14 @@ def rows(api: dict) -> list[str]:
             f"{login['login_ms']:.0f} ms | argon2id verify alone {login['verify_ms']:.0f} ms "
             f"(t={login['argon2']['time_cost']}, m={login['argon2']['memory_kib']} KiB, "
             f"p={login['argon2']['parallelism']}) | {login['ratio']:.2f}× | ≤ {TARGETS['login_vs_verify']}× | "
-            f"{verdict(login['ratio'], TARGETS['login_vs_verify'])} |"] + _loaded_row(api.get("login_under_load"))
+            f"{verdict(login['ratio'], TARGETS['login_vs_verify'])} |"] + _loaded_row(api.get("login_under_load")) \
+        + _config_row(api.get("config"))
+
+
+def _config_row(config: dict | None) -> list[str]:
+    if not config:
+        return []
+    return ["| api. configuration measured | " + "; ".join(f"{k}: {v}" for k, v in config.items()) + " | | | | |"]
 
 
 def _cpu(phase: dict) -> str:

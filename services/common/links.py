@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -45,7 +46,12 @@ def signing_key() -> str:
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(signing_key(), salt=_SALT)
+    return _serializer_for(signing_key())
+
+
+@lru_cache(maxsize=4)
+def _serializer_for(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt=_SALT)
 
 
 def link_path(token: str) -> str:
@@ -53,7 +59,13 @@ def link_path(token: str) -> str:
 
 
 def sign(job_id: str, mp3_id: str, expires: float) -> str:
-    return _serializer().dumps([job_id, mp3_id, int(expires)])
+    return _signed(signing_key(), job_id, mp3_id, int(expires))
+
+
+@lru_cache(maxsize=4096)
+def _signed(secret: str, job_id: str, mp3_id: str, expires: int) -> str:
+    # Deterministic, so remembered: every view of a done job (polled by its client) shows this same link.
+    return _serializer_for(secret).dumps([job_id, mp3_id, expires])
 
 
 def verify(token: str, now: float | None = None) -> Link:

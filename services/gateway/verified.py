@@ -19,16 +19,25 @@ _lock = threading.Lock()
 _claims: OrderedDict[str, tuple[str, dict]] = OrderedDict()
 
 
-def verify(token: str) -> dict:
-    """The token's claims, from the cache or verified now (tokens.TokenError / jwks.KeysUnavailable)."""
+def cached(token: str) -> dict | None:
+    """The claims of a token verified before that still holds (not expired, its key still known), else None."""
     with _lock:
         hit = _claims.get(token)
-    if hit is not None:
-        kid, claims = hit
-        if time.time() <= claims["exp"] + tokens.LEEWAY_SECONDS and jwks.public_key(kid) is not None:
-            return dict(claims)  # a copy: a caller cannot change what the next request sees
-        with _lock:
-            _claims.pop(token, None)
+    if hit is None:
+        return None
+    kid, claims = hit
+    if time.time() <= claims["exp"] + tokens.LEEWAY_SECONDS and jwks.public_key(kid) is not None:
+        return dict(claims)  # a copy: a caller cannot change what the next request sees
+    with _lock:
+        _claims.pop(token, None)
+    return None
+
+
+def verify(token: str) -> dict:
+    """The token's claims, from the cache or verified now (tokens.TokenError / jwks.KeysUnavailable)."""
+    claims = cached(token)
+    if claims is not None:
+        return claims
     claims = tokens.verify(token, jwks.public_key)
     with _lock:
         _claims[token] = (tokens.token_kid(token), claims)
