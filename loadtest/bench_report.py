@@ -140,6 +140,10 @@ def _time_detail(a: dict) -> list[str]:
              f"Queue wait (accepted → claimed by the converter): {a['queue_wait_s']:.2f} s.", "",
              "| stage (span) | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in a.get("spans_s", {}).items()]
+    if a.get("cpu_s"):
+        lines += ["", "CPU seconds spent during the conversion (upload accepted → done), against "
+                  f"{a['ffmpeg_alone_s']:.1f} s of ffmpeg alone's wall time: "
+                  + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in a["cpu_s"].items()) + "."]
     return lines + ["", f"ffmpeg command (same as the converter's): `{a['ffmpeg_command']}`"]
 
 
