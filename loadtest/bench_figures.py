@@ -299,10 +299,10 @@ class RssSampler(threading.Thread):
 def figure_c(stack: BenchStack, files: dict, sizes: list[int], rounds: int = 2) -> dict:
     """Peak RSS per upload size; the sizes alternate for `rounds` rounds and the highest peak per size counts
     (RSS left over from earlier uploads shifts a single measurement by tens of MB)."""
-    user = User(stack.gateway)
     gateway_worker, converter = stack.gateway_worker(), stack.pid("converter")
     result: dict = {}
     for round_no in range(rounds):
+        user = User(stack.gateway)  # a user per round: one user's repeat of a file is reused (dedup), not converted
         for mb in sizes:
             path = files[f"big{mb}"]
             log(f"c: round {round_no + 1}: memory while uploading and converting {path.name} ...")
