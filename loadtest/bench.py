@@ -1,6 +1,6 @@
 """vid2mp3 benchmarks, run on demand (not in CI): writes loadtest/BENCHMARKS.md and loadtest/benchmarks.json.
 
-    .venv/bin/python loadtest/bench.py                # everything (~25-35 min on 2 cores)
+    .venv/bin/python loadtest/bench.py                # everything (~10 min on 2 cores)
     .venv/bin/python loadtest/bench.py --only a,b     # some figures: a overhead, b throughput, c memory,
                                                       # d API capacity, e moviepy reference, api: GET
                                                       # /jobs/<id> vs /healthz and login vs argon2,
