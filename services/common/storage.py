@@ -77,8 +77,10 @@ def file_info(bucket: Bucket, file_id) -> dict | None:
     return bucket.files.find_one({"_id": file_id})
 
 
-def read_file(bucket: Bucket, file_id, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-    """Yield bytes [start, end] (inclusive) of a stored file, one window of chunks at a time."""
+def read_file(bucket: Bucket, file_id, start: int = 0, end: int | None = None,
+              first_window: int = 1) -> Iterator[bytes]:
+    """Yield bytes [start, end] (inclusive) of a stored file, one window of chunks at a time (a reader
+    that wants the whole file starts at CHUNK_WINDOW: one query for a short video, not four)."""
     info = file_info(bucket, file_id)
     if info is None:
         raise gridfs.errors.NoFile(f"no file {file_id!r}")
@@ -91,7 +93,7 @@ def read_file(bucket: Bucket, file_id, start: int = 0, end: int | None = None) -
     last = end // chunk_size
     # The window starts at one chunk and doubles: ffmpeg seeks by dropping a connection after a few KB,
     # and such a read then costs one chunk, not CHUNK_WINDOW (a short clip read whole, several times).
-    size = 1
+    size = min(max(first_window, 1), CHUNK_WINDOW)
     while n <= last:
         window = list(chunks.find({"files_id": file_id, "n": {"$gte": n, "$lt": min(n + size, last + 1)}})
                       .sort("n", 1))

@@ -41,7 +41,7 @@ class LocalCopy:
         self.length, self.url = length, os.path.join(folder, "source")
         try:
             with open(self.url, "wb") as copy:
-                self.bytes_sent = sum(copy.write(block) for block in storage.read_file(bucket, file_id))
+                self.bytes_sent = sum(copy.write(block) for block in storage.read_file(bucket, file_id, first_window=storage.CHUNK_WINDOW))
         except Exception as exc:
             raise TransientError(f"reading the video from storage failed: {type(exc).__name__}") from exc
         if self.bytes_sent != length:  # never convert a short file as a whole one

@@ -38,7 +38,7 @@ def content_key(sha256: str | None, options: dict) -> str | None:
 def stored_sha256(video_id: str) -> str:
     """The SHA-256 of a stored video, read back (a resumable upload's: see tus._finish)."""
     digest = hashlib.sha256()
-    for block in storage.read_file(storage.videos(), video_id):
+    for block in storage.read_file(storage.videos(), video_id, first_window=storage.CHUNK_WINDOW):
         digest.update(block)
     return digest.hexdigest()
 

@@ -24,6 +24,8 @@ def test_ranges_across_chunk_boundaries(bucket):
     for start, end in [(0, 0), (261119, 261121), (261120 * 16 - 3, 261120 * 16 + 3), (len(data) - 7, len(data) - 1),
                        (100, len(data) + 500)]:
         assert b"".join(storage.read_file(bucket, file_id, start, end)) == data[start:end + 1]
+        for window in (storage.CHUNK_WINDOW, 3, 0, 99):  # whole-file readers start with a full window
+            assert b"".join(storage.read_file(bucket, file_id, start, end, first_window=window)) == data[start:end + 1]
     storage.delete_file(bucket, file_id)
     assert storage.file_info(bucket, file_id) is None
 
