@@ -78,10 +78,11 @@ def file_info(bucket: Bucket, file_id) -> dict | None:
 
 
 def read_file(bucket: Bucket, file_id, start: int = 0, end: int | None = None,
-              first_window: int = 1) -> Iterator[bytes]:
+              first_window: int = 1, info: dict | None = None) -> Iterator[bytes]:
     """Yield bytes [start, end] (inclusive) of a stored file, one window of chunks at a time (a reader
-    that wants the whole file starts at CHUNK_WINDOW: one query for a short video, not four)."""
-    info = file_info(bucket, file_id)
+    that wants the whole file starts at CHUNK_WINDOW: one query for a short video, not four).
+    `info`: the file's `file_info`, when the caller has just read it."""
+    info = info or file_info(bucket, file_id)
     if info is None:
         raise gridfs.errors.NoFile(f"no file {file_id!r}")
     length, chunk_size = info["length"], info["chunkSize"]

@@ -37,11 +37,14 @@ class LocalCopy:
     requests = 1
     error: BaseException | None = None  # a failed copy raises instead: nothing is left to read short
 
-    def __init__(self, bucket, file_id, length: int, folder: str):
+    def __init__(self, bucket, stored: dict, folder: str):
+        """`stored`: the video's file_info."""
+        file_id, length = stored["_id"], stored["length"]
         self.length, self.url = length, os.path.join(folder, "source")
         try:
             with open(self.url, "wb") as copy:
-                self.bytes_sent = sum(copy.write(block) for block in storage.read_file(bucket, file_id, first_window=storage.CHUNK_WINDOW))
+                blocks = storage.read_file(bucket, file_id, first_window=storage.CHUNK_WINDOW, info=stored)
+                self.bytes_sent = sum(copy.write(block) for block in blocks)
         except Exception as exc:
             raise TransientError(f"reading the video from storage failed: {type(exc).__name__}") from exc
         if self.bytes_sent != length:  # never convert a short file as a whole one

@@ -273,7 +273,7 @@ def served_video(job: Job, work_dir: str) -> Iterator[source.ServedVideo | sourc
     served = None
     try:
         if stored["length"] <= source.LOCAL_COPY_MAX_BYTES:
-            served = source.LocalCopy(videos, job.video_id, stored["length"], work_dir)
+            served = source.LocalCopy(videos, stored, work_dir)
         else:
             served = VIDEO_SERVER.serve(videos, job.video_id, stored["length"])
         yield served

@@ -80,12 +80,12 @@ def test_a_storage_failure_mid_read_is_recorded(server, stored):
 def test_a_small_video_is_copied_whole_or_not_at_all(stored, tmp_path):
     file_id, data = stored
     assert len(data) <= source.LOCAL_COPY_MAX_BYTES < LARGE
-    copy = source.LocalCopy(storage.videos(), file_id, len(data), str(tmp_path))
+    copy = source.LocalCopy(storage.videos(), storage.file_info(storage.videos(), file_id), str(tmp_path))
     assert open(copy.url, "rb").read() == data and copy.bytes_sent == len(data) and copy.error is None
     storage.videos().chunks.delete_many({"files_id": file_id, "n": {"$gte": 1}})  # storage loses its tail
     (tmp_path / "again").mkdir()
     with pytest.raises(TransientError) as failed:
-        source.LocalCopy(storage.videos(), file_id, len(data), str(tmp_path / "again"))
+        source.LocalCopy(storage.videos(), storage.file_info(storage.videos(), file_id), str(tmp_path / "again"))
     assert "CorruptGridFile" in str(failed.value)  # pymongo notices the missing chunk
 
 
