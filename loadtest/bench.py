@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--long-seconds", type=int, default=600)
     p.add_argument("--clip-seconds", type=int, default=20)
     p.add_argument("--clips", type=int, default=20)
-    p.add_argument("--single-runs", type=int, default=5, help="short jobs one at a time of figure s")
+    p.add_argument("--single-runs", type=int, default=9, help="short jobs one at a time of figure s")
     p.add_argument("--converters", default="1,2", help="converter counts for figure b")
     p.add_argument("--big-mb", type=int, default=1024, help="large upload of figure c (compared with 50 MB)")
     p.add_argument("--steps", default="5,10,20,40", help="Locust user counts of figure d")
