@@ -112,7 +112,7 @@ def _rows_c(c: dict) -> list[str]:
     for proc in ("gateway worker", "converter"):
         s, g = peak_of(c[small], proc), peak_of(c[big], proc)
         lines.append(f"| c. peak RSS of the {proc} ({'upload' if proc.startswith('gateway') else 'conversion'}) "
-                     f"of {big} | {g:.0f} MB | {small}: {s:.0f} MB | +{g - s:.0f} MB | within "
+                     f"of {big} | {g:.0f} MB | {small}: {s:.0f} MB | {g - s:+.0f} MB | within "
                      f"{TARGETS['memory_mb']} MB | {verdict(g - s, TARGETS['memory_mb'])} |")
     return lines
 
