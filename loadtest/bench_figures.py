@@ -160,7 +160,8 @@ def trace_id_of(job_doc: dict) -> str | None:
 
 
 SPAN_LABELS = {"POST /upload": "upload+store (gateway span)", "process": "whole conversion (converter span)",
-               "gridfs read video": "GridFS read, served to the probe and ffmpeg (overlaps them)", "probe media": "probe (PyAV, in-process)",
+               "gridfs read video": "GridFS read, served to the probe and ffmpeg (overlaps them)",
+               "probe media": "probe (PyAV, in-process)",
                "ffmpeg convert": "ffmpeg, MP3 streamed into GridFS"}
 
 

@@ -31,6 +31,7 @@ SYSTEM_FAULT_MARKERS = ("Connection refused", "Connection reset", "Connection ti
 # The same faults as the probe's error numbers (PyAV raises most of them as OSError subclasses).
 SYSTEM_ERRNOS = {errno.EIO, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.EAGAIN, errno.EPIPE,
                  errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT}
+SYSTEM_ERRORS = (OSError, MemoryError, av.error.HTTPError, av.error.HTTPClientError)  # HTTP: our own loopback server
 
 
 @dataclass
@@ -121,9 +122,11 @@ def probe(path: str, timeout: float = 60) -> MediaInfo:
     except av.error.ExitError:  # the interrupt callback: `timeout` ran out mid-read
         raise _counted_fault("probe", "timeout", f"probing did not answer within {timeout:.0f} s") from None
     except av.error.FFmpegError as exc:
-        if isinstance(exc, (OSError, MemoryError, av.error.HTTPError, av.error.HTTPClientError)) or exc.errno in SYSTEM_ERRNOS:
-            raise _counted_fault("probe", "system_error", f"probing failed on a system fault ({exc.strerror})") from None
-        raise PermanentError(f"not a video or audio file ffmpeg can read ({exc.strerror or 'unknown format'})") from None
+        if isinstance(exc, SYSTEM_ERRORS) or exc.errno in SYSTEM_ERRNOS:
+            raise _counted_fault("probe", "system_error",
+                                 f"probing failed on a system fault ({exc.strerror})") from None
+        raise PermanentError(
+            f"not a video or audio file ffmpeg can read ({exc.strerror or 'unknown format'})") from None
 
 
 def _media_info(container) -> MediaInfo:

@@ -18,7 +18,8 @@ JOB_E2E_LATENCY = Histogram("converter_job_e2e_latency_seconds", "Time from uplo
 AUDIO_SECONDS = Counter("converter_audio_seconds", "Seconds of audio produced")
 BYTES_IN = Counter("converter_bytes_in", "Bytes of video read by the converter")
 BYTES_OUT = Counter("converter_bytes_out", "Bytes of MP3 written by the converter")
-CHILD_FAILURES = Counter("converter_child_failures", "probe/ffmpeg runs ended by a system fault and retried (tool: ffmpeg, a child; probe, in-process)",
+CHILD_FAILURES = Counter("converter_child_failures",
+                         "ffmpeg runs (a child) and probes (in-process) ended by a system fault and retried",
                          ["tool", "cause"])
 JOBS_IN_PROGRESS = Gauge("converter_jobs_in_progress", "Jobs being converted right now")
 OUTPUTS = Counter("converter_outputs", "Finished conversions by output format", ["format"])
