@@ -34,10 +34,8 @@ def cached(token: str) -> dict | None:
 
 
 def verify(token: str) -> dict:
-    """The token's claims, from the cache or verified now (tokens.TokenError / jwks.KeysUnavailable)."""
-    claims = cached(token)
-    if claims is not None:
-        return claims
+    """The token's claims, verified now and remembered for `cached` (tokens.TokenError /
+    jwks.KeysUnavailable); callers ask `cached` first."""
     claims = tokens.verify(token, jwks.public_key)
     with _lock:
         _claims[token] = (tokens.token_kid(token), claims)
