@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import threading
@@ -30,7 +29,7 @@ def _rate(stack, path: str, name: str, token: str | None, users: int, seconds: i
     env = dict(stack.env, API_PATH=path, API_NAME=name, API_TOKEN=token or "")
     figures.log(f"api: {users} users on {name} for {seconds} s ...")
     pids = {"gateway": _worker(stack.pid("gateway")), "mongodb": stack.pid("mongodb"), "auth": _worker(stack.pid("auth"))}
-    before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    before = {name: figures.cpu_seconds(pid) for name, pid in pids.items()}
     code = locust_run.run(users, users, f"{seconds}s", stack.gateway, out, locustfile=HERE / "api_rate.py",
                           env=env, timeout=seconds + 120)
     row = next(r for r in locust_run.read_stats(out) if r["Name"] == name)
@@ -38,19 +37,13 @@ def _rate(stack, path: str, name: str, token: str | None, users: int, seconds: i
     return {"rps": float(row["Requests/s"]), "requests": int(row["Request Count"]),
             "failures": int(row["Failure Count"]), "p50_ms": float(row["50%"]), "locust_exit_code": code,
             # where the time goes: CPU each process spent per request during the phase
-            "cpu_ms_per_request": {name: (_cpu_seconds(pid) - before[name]) * 1000 / count
+            "cpu_ms_per_request": {name: (figures.cpu_seconds(pid) - before[name]) * 1000 / count
                                    for name, pid in pids.items()}}
 
 
 def _worker(master: int) -> int:
     """The gunicorn worker: the master's child (GUNICORN_WORKERS=1)."""
     return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
-
-
-def _cpu_seconds(pid: int) -> float:
-    """user + system CPU of a process and its threads (and of its children that have ended)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _hasher(stack) -> PasswordHasher:

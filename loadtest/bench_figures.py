@@ -181,17 +181,21 @@ def span_breakdown(otlp: Receiver, trace_id: str | None, wait: float = 3) -> dic
 # ----------------------------------------------------------------------------- figures
 
 
+def cpu_seconds(pid: int, own: bool = True, children: bool = True) -> float:
+    """user + system CPU seconds so far of a process and its threads (`own`) and of its children that
+    have ended (`children`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return ((utime + stime) * own + (cutime + cstime) * children) / os.sysconf("SC_CLK_TCK")
+
+
 def conversion_cpu(stack: BenchStack) -> dict[str, float]:
     """CPU seconds so far of the converter (its Python, and its children that ended: ffmpeg) and of the
     MongoDB stand-in (the upload has ended before the first reading: its share is the video's read)."""
-    def ticks(pid: int) -> list[int]:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return [int(x) for x in fields[11:15]]  # utime, stime, cutime, cstime
-
-    hz = os.sysconf("SC_CLK_TCK")
-    converter, mongodb = ticks(stack.pid("converter")), ticks(stack.pid("mongodb"))
-    return {"converter (Python)": sum(converter[:2]) / hz, "ffmpeg (the converter's child)": sum(converter[2:]) / hz,
-            "MongoDB stand-in": sum(mongodb[:2]) / hz}
+    converter = stack.pid("converter")
+    return {"converter (Python)": cpu_seconds(converter, children=False),
+            "ffmpeg (the converter's child)": cpu_seconds(converter, own=False),
+            "MongoDB stand-in": cpu_seconds(stack.pid("mongodb"), children=False)}
 
 
 def figure_a(stack: BenchStack, otlp: Receiver, files: dict) -> dict:
