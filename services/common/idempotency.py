@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pymongo.errors
 
 from . import config, storage
-from .web import ApiError
+from .errors import ApiError
 
 HEADER = "Idempotency-Key"
 # UUIDs, ULIDs, base64 and the like; anything else (spaces, control characters, huge) is a client bug

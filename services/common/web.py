@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from prometheus_client import Counter, Histogram
 
 from . import config, metrics, telemetry
+from .errors import ApiError  # noqa: F401  (raised by the routes through this module too)
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,6 @@ _HTTP_CODES = {
     408: "request_timeout", 411: "length_required", 413: "payload_too_large", 415: "unsupported_media_type",
     416: "range_not_satisfiable", 429: "too_many_requests", 500: "internal_error", 503: "unavailable",
 }
-
-
-class ApiError(Exception):
-    """An error answered as JSON: {"error": {"code": ..., "message": ...}}."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
