@@ -1,13 +1,18 @@
 """Which webhook targets may be called: the one check against server-side request forgery.
 
 `callback_url(value)` is what an upload (form field, tus metadata) checks: the scheme and, when
-the host is an address literal, that address. `resolve(url)` is what a delivery checks right
+the host is an address literal, that address. A host a resolver would read as a number in another
+spelling (`0x7f000001`, `2130706433`, `127.1`, `0177.0.0.1`) is refused outright: only the plain
+dotted quad is an address here. An IPv6 address that carries an IPv4 one (mapped, compatible,
+NAT64 `64:ff9b::/96`, 6to4) is judged by the IPv4 address it carries; a local-use NAT64 prefix
+(`64:ff9b:1::/48`) and Teredo (`2001::/32`) are never public. `resolve(url)` is what a delivery checks right
 before connecting: every address the name resolves to must be allowed, and the delivery then
 connects to the returned address itself, so a second DNS answer cannot swap in a private one.
 """
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -16,6 +21,16 @@ from . import config
 
 MAX_URL_LENGTH = 2000
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# IPv6 ranges whose last 32 bits are an IPv4 address that the packets end up at.
+LAST_32_BITS_CARRIERS = (ipaddress.ip_network("::/96"),  # IPv4-compatible (deprecated, still routed by some)
+                         ipaddress.ip_network("::ffff:0:0:0/96"),  # IPv4-translated (SIIT)
+                         ipaddress.ip_network("64:ff9b::/96"))  # NAT64 well-known prefix
+# Not public although Python's is_global says so: a local-use NAT64 prefix (RFC 8215) carries an IPv4
+# address where the operator's prefix length puts it, which cannot be known here; Teredo is listed for
+# the record (Python already counts 2001::/23 as not global).
+NEVER_PUBLIC = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("2001::/32"))
+# A resolver's reading of a host that ends in a number (WHATWG URL "ends in a number"): decimal, octal or hex.
+NUMERIC_LABEL = re.compile(r"^(?:[0-9]+|0x[0-9a-f]*)$", re.IGNORECASE)
 
 
 class CallbackRefused(ValueError):
@@ -57,7 +72,25 @@ def _parts(url: str):
         raise CallbackRefused("callback_url has no host")
     if parts.username is not None or parts.password is not None:
         raise CallbackRefused("callback_url must not carry credentials")  # they would leak into logs and views
+    if _numeric_spelling(parts.hostname):
+        raise CallbackRefused("callback_url host is a number that is not a plain dotted-quad IPv4 address")
     return parts
+
+
+def _numeric_spelling(host: str) -> bool:
+    """True for a host that resolvers read as an IPv4 number but that is not written as a.b.c.d."""
+    if ":" in host:  # an IPv6 literal: ipaddress reads it the one way a resolver does
+        return False
+    labels = host.split(".")
+    if labels[-1] == "" and len(labels) > 1:  # "127.0.0.1." ends in the root label
+        labels.pop()
+    if not NUMERIC_LABEL.match(labels[-1]):
+        return False  # a name, even if it starts with digits
+    try:
+        ipaddress.IPv4Address(host)  # decimal, four parts, no leading zeros
+        return False
+    except ValueError:
+        return True
 
 
 def _literal(host: str) -> IPAddress | None:
@@ -73,14 +106,30 @@ def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
 
 
 def check_address(address: IPAddress) -> None:
-    """CallbackRefused unless the address is public or inside WEBHOOK_ALLOWED_NETWORKS."""
-    # ::ffff:10.0.0.1 reaches 10.0.0.1: judge the IPv4 address it carries.
-    plain = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
+    """CallbackRefused unless the address is public or inside WEBHOOK_ALLOWED_NETWORKS; an IPv6 address
+    that carries an IPv4 one is judged by the IPv4 address alone."""
+    _check_plain(carried_ipv4(address) or address)
+
+
+def carried_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to (::ffff:10.0.0.1 reaches 10.0.0.1); None if none."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address.sixtofour:  # 2002:AABB:CCDD::/48 routes to the 6to4 relay at AA.BB.CC.DD
+        return address.sixtofour
+    if any(address in network for network in LAST_32_BITS_CARRIERS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _check_plain(plain: IPAddress) -> None:
     if any(plain in network for network in allowed_networks()):
         return
     # is_global is False for loopback, private, link-local, reserved, unspecified, shared (CGN) and
     # documentation ranges; multicast is checked apart because some multicast ranges count as global.
-    if not plain.is_global or plain.is_multicast:
+    if not plain.is_global or plain.is_multicast or any(plain in network for network in NEVER_PUBLIC):
         raise CallbackRefused(f"callback_url points at a non-public address ({plain})")
 
 

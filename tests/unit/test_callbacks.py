@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import time
 
@@ -15,8 +16,25 @@ from services.notification import webhook
 
 
 @pytest.fixture(autouse=True)
-def empty_allow_list(monkeypatch):
-    monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "")
+def shipped_allow_list(monkeypatch):
+    """The allow list as shipped: the setting's default (no k8s config.env sets it)."""
+    monkeypatch.delenv("WEBHOOK_ALLOWED_NETWORKS", raising=False)
+
+
+# Hosts a resolver reads as 127.0.0.1 (or another number) although they are not a dotted quad.
+NUMERIC_SPELLINGS = ["0x7f000001", "0X7F000001", "2130706433", "127.1", "127.0.1", "0177.0.0.1", "0x7f.0.0.1",
+                     "0x7f.1", "017700000001", "127.0.0.1.", "0127.0.0.1", "8.8.8.010", "0x08080808", "134744072"]
+# IPv6 addresses that lead to a non-public IPv4 address (or where the IPv4 one cannot be known).
+IPV6_CARRYING_PRIVATE = [
+    "::ffff:127.0.0.1", "::ffff:7f00:1", "::ffff:169.254.169.254",  # IPv4-mapped
+    "::127.0.0.1", "::7f00:1", "::10.0.0.1", "::169.254.169.254",  # IPv4-compatible
+    "::ffff:0:127.0.0.1", "::ffff:0:10.0.0.1",  # IPv4-translated (SIIT)
+    "64:ff9b::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b::10.0.0.1", "64:ff9b::a9fe:a9fe", "64:ff9b::192.168.0.1",
+    "64:ff9b:1::10.0.0.1", "64:ff9b:1:7f00:1::", "64:ff9b:1::8.8.8.8",  # local-use NAT64: never public
+    "2002:7f00:1::1", "2002:a00:1::", "2002:a9fe:a9fe::1", "2002:c0a8:1::1",  # 6to4
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001::8.8.8.8", "2001:0:7f00:1::",  # Teredo
+]
+IPV6_CARRYING_PUBLIC = ["::ffff:8.8.8.8", "::8.8.8.8", "64:ff9b::8.8.8.8", "64:ff9b::5db8:d822", "2002:808:808::1"]
 
 
 @pytest.mark.parametrize("url", [
@@ -30,6 +48,32 @@ def empty_allow_list(monkeypatch):
 def test_forbidden_targets_are_refused_at_upload(url):
     with pytest.raises(CallbackRefused):
         callback_url(url)
+
+
+@pytest.mark.parametrize("host", NUMERIC_SPELLINGS)
+def test_numeric_spellings_of_an_address_are_refused_at_upload_and_delivery(host):
+    for check in (callback_url, resolve):
+        with pytest.raises(CallbackRefused, match="dotted-quad"):
+            check(f"http://{host}:8080/hook")
+
+
+@pytest.mark.parametrize("address", IPV6_CARRYING_PRIVATE)
+def test_ipv6_forms_are_judged_by_the_ipv4_address_they_carry(address):
+    with pytest.raises(CallbackRefused, match="non-public"):
+        callback_url(f"http://[{address}]/hook")
+    with pytest.raises(CallbackRefused, match="non-public"):
+        callbacks.check_address(ipaddress.ip_address(address))  # what a delivery checks for each DNS answer
+
+
+@pytest.mark.parametrize("address", IPV6_CARRYING_PUBLIC)
+def test_ipv6_forms_carrying_a_public_ipv4_address_pass(address):
+    assert callback_url(f"http://[{address}]/hook") == f"http://[{address}]/hook"
+    assert callbacks.carried_ipv4(ipaddress.ip_address(address)).is_global
+
+
+def test_names_that_merely_contain_digits_are_names():
+    for url in ("http://1.2.3.4.nip.io/", "http://0x7f.example.com/", "http://123abc/", "http://8.8.8.8/"):
+        assert callback_url(url) == url
 
 
 def test_public_targets_and_blanks_pass():
