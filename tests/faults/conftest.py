@@ -9,7 +9,8 @@ import pytest
 
 from tests.helpers import make_media
 
-from .privstack import FIGURES, HEADER, PrivateMariaDB, PrivateRabbit, PrivateStack, format_figures
+from .privstack import (FIGURES, HEADER, PrivateMariaDB, PrivateRabbit, PrivateStack, format_figures,
+                        start_private_stack)
 
 
 @pytest.fixture(scope="session")
@@ -19,16 +20,7 @@ def private_stack():
     mariadb = PrivateMariaDB(base / "mariadb")
     stack = None
     try:
-        rabbit.start()
-        mariadb.start()
-        stack = PrivateStack(base, rabbit, mariadb)
-        try:
-            stack.up()
-        except AssertionError as exc:
-            # Free ports are picked before the services bind them; another run on the machine can take
-            # one in between. One more `up` (idempotent) starts only what is missing.
-            print(f"first start failed, retrying once:\n{exc}")
-            stack.up()
+        stack = start_private_stack(base, rabbit, mariadb)
         yield stack
     finally:
         if stack is not None:

@@ -373,6 +373,23 @@ class PrivateStack:
         return Client(self.gateway).signed_up()
 
 
+def start_private_stack(base: Path, rabbit: PrivateRabbit, mariadb: PrivateMariaDB,
+                        settings: dict | None = None) -> PrivateStack:
+    """Start the private broker, database and whole system under `base` (shared by the fault tests and the soak)."""
+    rabbit.start()
+    mariadb.start()
+    stack = PrivateStack(base, rabbit, mariadb)
+    stack.env.update(settings or {})
+    try:
+        stack.up()
+    except AssertionError as exc:
+        # Free ports are picked before the services bind them; another run on the machine can take
+        # one in between. One more `up` (idempotent) starts only what is missing.
+        print(f"first start failed, retrying once:\n{exc}")
+        stack.up()
+    return stack
+
+
 FIGURES: list[dict] = []
 
 
