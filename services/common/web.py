@@ -39,6 +39,14 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     return response
 
 
+def streams_body(view: Callable) -> Callable:
+    """Mark a view whose request body may be larger than HTTP_BODY_BUFFER_BYTES (an upload): the
+    gunicorn worker hands it to a thread as soon as its head is in, instead of reading the body first
+    (services/common/gunicorn_worker.py). Such a view must hold a place (UPLOADS_MAX) while it reads."""
+    view.streams_body = True
+    return view
+
+
 def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]]) -> Flask:
     """A Flask app with telemetry, JSON errors, RED metrics, /healthz and /readyz.
 
