@@ -17,14 +17,15 @@ if _service not in _PORTS:
 _port, _metrics_port = _PORTS[_service]
 bind = f"{_env('BIND_HOST')}:{_env(_port)}"
 workers = _env_int("GUNICORN_WORKERS")
-# Each upload and live event stream of the gateway holds a thread for as long as its client is slow;
-# they get places of their own (bounded by the app, 503 too_busy beyond), so the GUNICORN_THREADS
-# threads are always there for short requests such as /healthz. Measured against gevent and plain
-# gthread in loadtest/slow_clients.py (loadtest/BENCHMARKS.md).
-threads = _env_int("GUNICORN_THREADS") + (_env_int("UPLOADS_MAX") + _env_int("EVENT_STREAMS_MAX")
+# The worker's event loop reads every request before a thread takes it (services/common/gunicorn_worker.py),
+# so threads are spent only on work. The gateway's long exchanges (uploads and tus PATCHes, live event
+# streams, downloads) hold a thread for as long as their client is slow: each kind has places of its own
+# (bounded by the app, 503 too_busy beyond) and threads for them, so the GUNICORN_THREADS threads are
+# always there for short requests such as /healthz.
+threads = _env_int("GUNICORN_THREADS") + (_env_int("UPLOADS_MAX") + _env_int("EVENT_STREAMS_MAX") + _env_int("DOWNLOADS_MAX")
                                            if _service == "gateway" else 0)
-worker_class = "services.common.gunicorn_worker.TimedThreadWorker"
-worker_connections = threads + 256  # connections beyond the threads wait in the poller, not in the kernel
+worker_class = "services.common.gunicorn_worker.GuardedThreadWorker"
+worker_connections = threads + 1024  # connections beyond the threads wait in the event loop, not in the kernel
 timeout = _env_int("GUNICORN_TIMEOUT")
 graceful_timeout = 30
 keepalive = 5

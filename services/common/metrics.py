@@ -19,10 +19,18 @@ AMQP_RECONNECTS = Counter("vid2mp3_amqp_reconnects", "AMQP connections found dea
                           "(lost_while_idle, lost_on_publish, lost_on_check, consumer_lost)", ["reason"])
 
 # --- the HTTP services' gunicorn (services/common/gunicorn_worker.py)
-CLIENT_TIMEOUTS = Counter("vid2mp3_http_client_timeouts", "Client connections closed for sending nothing too long "
-                          "(idle) or not finishing their request headers in time (request)", ["reason"])
-for _reason in ("idle", "request"):
+CLIENT_TIMEOUTS = Counter("vid2mp3_http_client_timeouts", "Client connections closed for being too slow: silent "
+                          "from the start (idle), request head or small body not complete in time (headers, body), "
+                          "or a streamed body, download or event stream below the minimum rate (slow)", ["reason"])
+for _reason in ("idle", "headers", "body", "slow"):
     CLIENT_TIMEOUTS.labels(_reason)
+HTTP_REFUSED = Counter("vid2mp3_http_refused", "Connections or requests the server answered itself before any thread: "
+                       "over the connections per client address (per_address), a body too large to buffer on a "
+                       "route that does not stream bodies (body_too_large)", ["reason"])
+for _reason in ("per_address", "body_too_large"):
+    HTTP_REFUSED.labels(_reason)
+HTTP_READING = Gauge("vid2mp3_http_connections_reading", "Connections whose request the event loop is still reading "
+                     "(no thread is spent on them)", multiprocess_mode="livesum")
 
 
 def exemplar() -> dict[str, str] | None:

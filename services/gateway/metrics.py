@@ -8,6 +8,13 @@ OUTBOX_BACKLOG = Gauge("gateway_outbox_backlog", "Jobs stored whose message is n
 JOB_CANCELS = Counter("gateway_job_cancels", "Jobs cancelled by their owner")
 JOB_DELETES = Counter("gateway_job_deletes", "Jobs deleted with their files by their owner")
 EVENT_STREAMS = Gauge("gateway_event_streams", "Live job event streams open", multiprocess_mode="livesum")
+EVENT_STREAM_ENDS = Counter("gateway_event_stream_ends", "Live job event streams ended, by why: final (the job "
+                            "ended), deleted, client_gone, error, closed (by the server: HEAD, a failed write), "
+                            "abandoned (never sent)", ["reason"])
+for _reason in ("final", "deleted", "client_gone", "error", "closed", "abandoned"):
+    EVENT_STREAM_ENDS.labels(_reason)
+EVENT_STREAMS_USER_LIMITED = Counter("gateway_event_streams_user_limited", "Live job event streams refused with 429 "
+                                     "too_many_streams: the user held EVENT_STREAMS_PER_USER on this process")
 UPLOADS_REUSED = Counter("gateway_uploads_reused", "Uploads done at once with the MP3 of an identical earlier upload")
 IDEMPOTENT_REPLAYS = Counter("gateway_idempotent_replays",
                              "Uploads repeating an Idempotency-Key: answered with the first job, or 409 while it uploads",
@@ -27,11 +34,13 @@ UPLOADS_IN_PROGRESS = Gauge("gateway_uploads_in_progress", "Upload bodies this g
                             multiprocess_mode="livesum")
 QUOTA_REJECTIONS = Counter("gateway_quota_rejections", "Uploads refused with 429 quota_exceeded, by the limit reached",
                            ["limit"])
-TOO_BUSY = Counter("gateway_too_busy", "Requests refused with 503 too_busy, by what was full (uploads, event_streams)",
+DOWNLOADS_IN_PROGRESS = Gauge("gateway_downloads_in_progress", "Downloads (token or signed link) this gateway is sending now",
+                              multiprocess_mode="livesum")
+TOO_BUSY = Counter("gateway_too_busy", "Requests refused with 503 too_busy, by what was full (uploads, event_streams, downloads)",
                    ["what"])
 for _limit in ("active_jobs", "stored_bytes", "uploads_per_day"):
     QUOTA_REJECTIONS.labels(_limit)
-for _what in ("uploads", "event_streams"):
+for _what in ("uploads", "event_streams", "downloads"):
     TOO_BUSY.labels(_what)
 LINK_DOWNLOADS = Counter("gateway_link_downloads", "Signed-link downloads by outcome (ok, forged, expired, revoked)",
                          ["result"])

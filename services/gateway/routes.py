@@ -9,9 +9,9 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from services.common import config, jobs, storage
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
-from services.common.web import ApiError
+from services.common.web import ApiError, streams_body
 
-from . import auth_client, intake, lifecycle, metrics, quotas, uploads
+from . import auth_client, intake, lifecycle, metrics, places, quotas, uploads
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
@@ -46,6 +46,7 @@ def login():
 
 
 @bp.post("/upload")
+@streams_body
 def upload():
     """Store a video and queue its conversion (or answer the first job of a repeated Idempotency-Key)."""
     with uploads.slot():
@@ -163,6 +164,11 @@ def download():
 
 
 def send_mp3(job: Job, info: dict) -> Response:
+    """The done job's MP3, sent while holding one of the DOWNLOADS_MAX places (a slow reader holds its thread)."""
+    return places.DOWNLOADS.hold_while_sent(lambda: _mp3_response(job, info))
+
+
+def _mp3_response(job: Job, info: dict) -> Response:
     """The done job's MP3 (`info` its stored file's), whole or the requested range, with its ETag:
     the one answer of both the token download and the signed link."""
     fid = job.mp3_id

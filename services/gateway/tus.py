@@ -17,7 +17,7 @@ from werkzeug.http import http_date
 from services.common import config, resumable, storage
 from services.common import options as output_options
 from services.common.options import Options, OptionError
-from services.common.web import ApiError
+from services.common.web import ApiError, streams_body
 
 from . import auth_client, intake, metrics, quotas, uploads
 
@@ -173,8 +173,14 @@ def head(upload_id: str):
 
 
 @bp.route("/<upload_id>", methods=["PATCH"], provide_automatic_options=False)
+@streams_body
 def patch(upload_id: str):
     """Append the body at Upload-Offset; the last byte makes the job (its id in Job-Id)."""
+    with uploads.slot():  # a PATCH body holds its thread as long as its client is slow, like an upload
+        return _patch(upload_id)
+
+
+def _patch(upload_id: str):
     user = auth_client.current_user()
     if request.mimetype != OCTET_STREAM:
         raise ApiError(415, "unsupported_media_type", f"send the bytes as Content-Type: {OCTET_STREAM}")

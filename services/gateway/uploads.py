@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import unicodedata
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -18,34 +16,18 @@ from services.common import callbacks, config, idempotency, storage
 from services.common.options import Options, OptionError
 from services.common.web import ApiError
 
-from . import metrics
+from . import metrics, places
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
 MAX_FIELDS = 32  # the options are 13; room for a client's own extras, no more
-_places: threading.BoundedSemaphore | None = None  # UPLOADS_MAX, made at the first upload
 
 
-@contextmanager
-def slot() -> Iterator[None]:
-    """Hold one of this process' UPLOADS_MAX upload places while receiving a body, or answer 503
-    too_busy: each upload holds a thread as long as its client is slow, and the threads are sized for it."""
-    global _places
-    if _places is None:
-        _places = threading.BoundedSemaphore(config.env_int("UPLOADS_MAX"))
-    if not _places.acquire(blocking=False):
-        metrics.TOO_BUSY.labels("uploads").inc()
-        log.warning("upload refused: every upload place is taken", extra={"uploads_max": config.env_int("UPLOADS_MAX")})
-        raise ApiError(503, "too_busy", "too many uploads in progress on this server; retry shortly",
-                       {"Retry-After": "10"})
-    metrics.UPLOADS_IN_PROGRESS.inc()
-    try:
-        yield
-    finally:
-        metrics.UPLOADS_IN_PROGRESS.dec()
-        _places.release()
+def slot():
+    """Hold one of this process' UPLOADS_MAX upload places while receiving a body (places.py)."""
+    return places.UPLOADS.hold()
 
 
 def safe_filename(raw: str | None) -> str:

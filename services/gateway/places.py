@@ -1,0 +1,73 @@
+"""Places: how many long exchanges of one kind (uploads, downloads) a gateway process serves at once.
+
+Each holds a thread for as long as its client is slow, and gunicorn_conf adds a thread per place, so
+the GUNICORN_THREADS threads stay free for short requests. Beyond its places a kind answers 503
+too_busy with Retry-After, and the refusal is counted and logged.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from flask import Response
+from prometheus_client import Gauge
+
+from services.common import config
+from services.common.errors import ApiError
+
+from . import metrics
+
+log = logging.getLogger(__name__)
+
+
+class Places:
+    def __init__(self, what: str, setting: str, in_progress: Gauge, retry_after: int):
+        self.what, self.setting, self.in_progress, self.retry_after = what, setting, in_progress, retry_after
+        self._free: threading.BoundedSemaphore | None = None  # made at first use: settings are read then
+
+    def take(self) -> Callable[[], None]:
+        """One place, or ApiError 503 too_busy; returns its release, which may be called any number of times."""
+        if self._free is None:
+            self._free = threading.BoundedSemaphore(config.env_int(self.setting))
+        if not self._free.acquire(blocking=False):
+            metrics.TOO_BUSY.labels(self.what).inc()
+            log.warning("request refused: every place is taken", extra={"what": self.what,
+                                                                       "places": config.env_int(self.setting)})
+            raise ApiError(503, "too_busy", f"too many {self.what} in progress on this server; retry shortly",
+                           {"Retry-After": str(self.retry_after)})
+        self.in_progress.inc()
+        released = threading.Event()
+
+        def release() -> None:
+            if not released.is_set():
+                released.set()
+                self.in_progress.dec()
+                self._free.release()
+
+        return release
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        release = self.take()
+        try:
+            yield
+        finally:
+            release()
+
+    def hold_while_sent(self, respond: Callable[[], Response]) -> Response:
+        """A place for as long as the response is being sent: given back when the server closes it,
+        whether it was sent whole, cut off by the client, never iterated (HEAD) or never made."""
+        release = self.take()
+        try:
+            response = respond()
+        except BaseException:
+            release()
+            raise
+        response.call_on_close(release)
+        return response
+
+
+UPLOADS = Places("uploads", "UPLOADS_MAX", metrics.UPLOADS_IN_PROGRESS, retry_after=10)
+DOWNLOADS = Places("downloads", "DOWNLOADS_MAX", metrics.DOWNLOADS_IN_PROGRESS, retry_after=5)
