@@ -150,10 +150,14 @@ class ApiUser(HttpUser):
         return headers
 
     # -- one job: upload, wait, download; reported as a JOB "request"
+    def upload_fields(self) -> dict[str, str]:
+        """Form fields sent beside the file (output options, callback_url); none here."""
+        return {}
+
     def upload(self, name: str, data: bytes) -> str | None:
         content_type = CONTENT_TYPES.get(os.path.splitext(name)[1], "application/octet-stream")
-        with self.client.post("/upload", files={"file": (name, data, content_type)}, headers=self.headers(),
-                              catch_response=True) as response:
+        with self.client.post("/upload", files={"file": (name, data, content_type)}, data=self.upload_fields(),
+                              headers=self.headers(), catch_response=True) as response:
             if response.status_code == 202 and "job_id" in (response.json() or {}):
                 return response.json()["job_id"]
             response.failure(f"upload answered {response.status_code}: {response.text[:200]}")

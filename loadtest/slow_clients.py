@@ -39,11 +39,20 @@ OPTIONS = {
 
 class Trickler:
     """`n` POST /upload connections that send their headers and then one body byte every `interval`
-    seconds, from one thread (the server must cope, not the client)."""
+    seconds, from one thread (the server must cope, not the client).
 
-    def __init__(self, host: str, port: int, token: str, n: int, interval: float = 1.0, declared: int = 10_000_000):
+    `head` (a callable) makes another request's line, headers and body start (the soak trickles
+    /register, /login and tus PATCH bodies); with `reopen`, a connection the server closed or reset
+    is replaced by a new one, so the pressure lasts as long as the trickler runs; `source` is the
+    local address to connect from (another loopback address is another client to the server)."""
+
+    def __init__(self, host: str, port: int, token: str, n: int, interval: float = 1.0, declared: int = 10_000_000,
+                 head=None, reopen: bool = False, source: str = ""):
         self.host, self.port, self.token, self.n = host, port, token, n
         self.interval, self.declared = interval, declared
+        self.make_head = head or self.head
+        self.reopen, self.source = reopen, source
+        self.opened = 0  # connections opened, replacements included
         self.socks: list[socket.socket] = []
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -56,21 +65,33 @@ class Trickler:
                 f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
                 f"Content-Length: {self.declared}\r\n\r\n{preamble}").encode()
 
+    def _open(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=10, source_address=(self.source, 0))
+        sock.sendall(self.make_head())
+        self.opened += 1
+        return sock
+
     def start(self) -> "Trickler":
         for _ in range(self.n):
-            sock = socket.create_connection((self.host, self.port), timeout=10)
-            sock.sendall(self.head())
-            self.socks.append(sock)
+            self.socks.append(self._open())
         self.thread.start()
         return self
 
     def _run(self) -> None:
         while not self.stopped.wait(self.interval):
-            for sock in self.socks:
+            for i, sock in enumerate(self.socks):
                 try:
                     sock.send(b"x")
-                except OSError:
-                    pass  # answered (503, 429) and closed: it stays counted as opened
+                except OSError:  # answered (503, 408, 429) and closed: it stays counted as opened
+                    if self.reopen and not self.stopped.is_set():
+                        self.socks[i] = self._replace(sock)
+
+    def _replace(self, sock: socket.socket) -> socket.socket:
+        sock.close()
+        try:
+            return self._open()
+        except (OSError, requests.RequestException):
+            return sock  # the server is down: the closed socket fails again next round and is retried
 
     def answers(self) -> list[bytes]:
         """The first bytes each connection received so far (b"" when none), without waiting."""
