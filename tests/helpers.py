@@ -124,3 +124,33 @@ def stored_job(**fields):
                   video_id="v")
     values.update(fields)
     return storage.create_job(Job(storage.new_id(), **values))
+
+
+def metric_samples(metrics_url: str) -> dict[tuple[str, tuple], float]:
+    """Every series of a /metrics endpoint: (sample name, sorted label pairs) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{metrics_url}/metrics", timeout=10).text
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def metric_value(metrics_url: str, name: str, **labels) -> float | None:
+    """One series' value (None when absent)."""
+    return metric_samples(metrics_url).get((name, tuple(sorted(labels.items()))))
+
+
+def silent_flac(path: Path, seconds: float, claimed_seconds: float | None = None, rate: int = 48000) -> Path:
+    """Stereo silence as FLAC in the largest frames (an hour is ~53 KB, and ~691 MB as WAV). With
+    `claimed_seconds`, its STREAMINFO header says that length instead: the probe believes the header,
+    ffmpeg decodes every frame (a file whose duration lies)."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"anullsrc=r={rate}:cl=stereo",
+                    "-t", str(seconds), "-c:a", "flac", "-frame_size", "65535", str(path)], check=True)
+    if claimed_seconds is not None:
+        data = bytearray(path.read_bytes())
+        # STREAMINFO follows "fLaC" and its 4-byte block header; its bytes 10-17 end in the 36-bit sample count.
+        packed = int.from_bytes(data[18:26], "big")
+        packed = (packed >> 36 << 36) | round(claimed_seconds * rate)
+        data[18:26] = packed.to_bytes(8, "big")
+        path.write_bytes(bytes(data))
+    return path

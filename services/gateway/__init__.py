@@ -11,7 +11,7 @@ from services.common import config, links, resumable, storage
 from services.common import openapi as api_docs
 from services.common.web import create_base_app, error_response
 
-from . import (account, auth_client, broker, jwks, lifecycle, openapi, outbox, shared_links, storage_metrics, tus,
+from . import (account, auth_client, broker, jwks, live_events, openapi, outbox, shared_links, storage_metrics, tus,
                webapp)
 from .routes import bp
 
@@ -34,7 +34,7 @@ def create_app():
     api_docs.register(app, openapi.SPEC)
     app.register_error_handler(pymongo.errors.PyMongoError, _storage_down)
     app.register_error_handler(gridfs.errors.GridFSError, _corrupt_file)
-    lifecycle.configure()
+    live_events.configure()
     storage_metrics.register_once()
     jwks.warm()
     try:

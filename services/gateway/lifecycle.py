@@ -1,25 +1,11 @@
-"""What a user does to a job after uploading it: follow it live, cancel it, delete it."""
+"""What a user does to a job after uploading it: cancel it, delete it (following it live: live_events.py)."""
 from __future__ import annotations
 
-import json
-import threading
-import time
-from typing import Iterator
-
-from services.common import config, jobs, sharing, storage
+from services.common import sharing, storage
 from services.common.jobs import Job, Status
 from services.common.web import ApiError
 
 from . import broker, metrics
-
-POLL_SECONDS = 0.5  # how often a live stream looks at its job
-HEARTBEAT_SECONDS = 15  # a comment line this often keeps proxies from closing a quiet stream
-_streams = threading.BoundedSemaphore(1)  # replaced by configure()
-
-
-def configure() -> None:
-    global _streams
-    _streams = threading.BoundedSemaphore(config.env_int("EVENT_STREAMS_MAX"))
 
 
 def cancel(query: dict) -> Job:
@@ -47,40 +33,3 @@ def delete(job: Job) -> None:
         sharing.release(job.mp3_id, job.id)  # removed unless another job shares it (dedup)
     storage.delete_job(job.id)
     metrics.JOB_DELETES.inc()
-
-
-def open_stream() -> None:
-    """Take one of this process' live-stream places, or answer 503 too_busy."""
-    if not _streams.acquire(blocking=False):
-        metrics.TOO_BUSY.labels("event_streams").inc()
-        raise ApiError(503, "too_busy", "too many live event streams on this server; poll the job or retry",
-                       {"Retry-After": "5"})
-
-
-def events(query: dict, last_event_id: str | None) -> Iterator[str]:
-    """Server-Sent Events of the job's view: now, then at every change, until a final status.
-    The event id is the job's revision, so `Last-Event-ID` resumes without repeating a view."""
-    metrics.EVENT_STREAMS.inc()
-    try:
-        yield from _follow(query, int(last_event_id) if (last_event_id or "").isdigit() else None)
-    finally:
-        metrics.EVENT_STREAMS.dec()
-        _streams.release()
-
-
-def _follow(query: dict, sent_rev: int | None) -> Iterator[str]:
-    quiet_since = time.monotonic()
-    while True:
-        job = storage.find_job(query)
-        if job is None:
-            yield "event: deleted\ndata: {}\n\n"
-            return
-        if job.rev != sent_rev:
-            yield f"id: {job.rev}\ndata: {json.dumps(jobs.view(job))}\n\n"
-            sent_rev, quiet_since = job.rev, time.monotonic()
-        if job.status in jobs.FINAL:
-            return
-        if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-            yield ": keep-alive\n\n"
-            quiet_since = time.monotonic()
-        time.sleep(POLL_SECONDS)

@@ -272,7 +272,10 @@ SPEC = {
                 "properties": {"id": {"type": "string", "description": "the job's revision"},
                                "event": {"type": "string", "enum": ["message", "deleted"]},
                                "data": {"type": "string", "description": "the job's view as JSON (a Job)"}}}}}},
-                          **_errors(401, 404), **TOO_BUSY},
+                          **_errors(401, 404), **TOO_BUSY,
+                          "429": {"description": "too_many_streams: you hold EVENT_STREAMS_PER_USER streams on this "
+                                                 "server already; close one or poll the job",
+                                  "headers": RETRY_AFTER, "content": _ERROR_BODY}},
         }},
         "/download": {"get": {
             "summary": "Download the result of a finished job (HTTP Range supported); its type follows the format",

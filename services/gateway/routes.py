@@ -11,7 +11,7 @@ from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.web import ApiError, streams_body
 
-from . import auth_client, intake, lifecycle, metrics, places, quotas, uploads
+from . import auth_client, intake, lifecycle, live_events, metrics, places, quotas, uploads
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
@@ -100,11 +100,13 @@ def get_job(job_id: str):
 @bp.get("/jobs/<job_id>/events")
 def job_events(job_id: str):
     """The job's view as Server-Sent Events, live, until it ends."""
-    query = owned_query({"_id": job_id}, auth_client.current_user())
+    user = auth_client.current_user()
+    query = owned_query({"_id": job_id}, user)
     owned_job(query)
-    lifecycle.open_stream()
-    stream = lifecycle.events(query, request.headers.get("Last-Event-ID"))
-    return Response(stream_with_context(stream), mimetype="text/event-stream",
+    place = live_events.open_stream(user["sub"])
+    chunks = live_events.events(query, request.headers.get("Last-Event-ID"), place,
+                                request.environ.get("gunicorn.socket"))
+    return Response(live_events.EventStream(stream_with_context(chunks), place), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

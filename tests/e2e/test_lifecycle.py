@@ -1,6 +1,7 @@
 """The life of a job after its upload: live progress and events, cancel, delete."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -10,7 +11,7 @@ import requests
 import sseclient
 
 from services.common import storage
-from tests.helpers import Client, make_media
+from tests.helpers import Client, make_media, stored_job
 from tests.faults.privstack import wait_until
 
 
@@ -168,11 +169,17 @@ def test_only_the_owner_follows_cancels_or_deletes(stack, user, short):
     assert user.job(job_id).status_code == 200
 
 
-def test_live_streams_are_bounded_per_process(stack, user, ten_minutes):
-    job_id = _upload(user, ten_minutes)
+def test_live_streams_are_bounded_per_process(stack):
+    """EVENT_STREAMS_MAX places, EVENT_STREAMS_PER_USER of them per user (every path that gives a place
+    back: tests/security/test_event_streams.py)."""
     limit = int(os.environ.get("EVENT_STREAMS_MAX", "4"))
-    opened = [_events(user, job_id)[0] for _ in range(limit)]
+    per_user = int(os.environ.get("EVENT_STREAMS_PER_USER", "2"))
+    users = [Client(stack["gateway"]).signed_up() for _ in range(-(-limit // per_user) + 1)]
+    jobs = [(user, _queued_job_of(user)) for user in users]
+    holders = [(user, job_id) for user, job_id in jobs[:-1] for _ in range(per_user)][:limit]
+    opened = [_events(user, job_id)[0] for user, job_id in holders]
     try:
+        user, job_id = jobs[-1]
         refused = requests.get(f"{user.base}/jobs/{job_id}/events", headers=user.auth, timeout=10)
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "too_busy"
         assert refused.headers["Retry-After"]
@@ -180,4 +187,9 @@ def test_live_streams_are_bounded_per_process(stack, user, ten_minutes):
     finally:
         for response in opened:
             response.close()
-        requests.delete(f"{user.base}/jobs/{job_id}", headers=user.auth, timeout=10)
+
+
+def _queued_job_of(user) -> str:
+    """A queued job of the user's that nothing converts (published: the outbox leaves it alone)."""
+    claims = json.loads(base64.urlsafe_b64decode(user.token.split(".")[1] + "=="))
+    return stored_job(owner=claims["sub"], published=True).id
