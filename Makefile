@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test deps loadtest bench capacity clean lock
+.PHONY: up down status test deps loadtest bench soak capacity clean lock
 
 TOOLS_STAMP := $(VENV)/.tools-installed
 # Every lock is made by `make lock` (uv, pinned in requirements/tools.in); each is installed hash-checked:
@@ -69,6 +69,11 @@ loadtest: $(TOOLS_STAMP)
 # The benchmark suite on its own isolated stack; writes loadtest/BENCHMARKS.md and benchmarks.json.
 bench: deps $(TOOLS_STAMP)
 	$(PY) loadtest/bench.py
+
+# Load, hostile clients and killed processes at once on a private stack, then every accepted job judged
+# against the stored state; report in loadtest/soak/<timestamp>/report.md. SOAK_MINUTES=20 by default.
+soak: deps $(TOOLS_STAMP)
+	$(PY) loadtest/soak.py --minutes $${SOAK_MINUTES:-20}
 
 # Capacity model of the converter's autoscaler (no cluster, no stack): loadtest/CAPACITY.md
 capacity: $(TOOLS_STAMP)
