@@ -6,13 +6,13 @@ import pymysql
 from services.common import openapi as api_docs
 from services.common.web import create_base_app, error_response
 
-from . import accounts, db, openapi, tokens
+from . import db, hashing, openapi, tokens
 from .routes import bp
 
 
 def create_app():
     tokens.keys()  # refuse to start without a usable signing key
-    accounts.dummy_hash()  # made now, not during the first login of an unknown user (it would cost 2 hashes)
+    hashing.dummy_hash()  # made now, not during the first login of an unknown user (it would cost 2 hashes)
     app = create_base_app("auth", {"mysql": db.ping})
     app.register_blueprint(bp)
     api_docs.register(app, openapi.SPEC)

@@ -1,34 +1,13 @@
-"""Account rules: email and password validation, argon2id hashing, login checks."""
+"""Account rules: email and password validation, login checks (hashing.py does the argon2id work)."""
 from __future__ import annotations
 
-import re
+from email_validator import EmailNotValidError, validate_email
 
-import functools
+from . import db, hashing
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
-from services.common import config
-
-from . import db
-
-
-@functools.cache
-def hasher() -> PasswordHasher:
-    """argon2id with the cost of ARGON2_* (README "Password hashing" has the choices and their cost)."""
-    return PasswordHasher(time_cost=config.env_int("ARGON2_TIME_COST"),
-                          memory_cost=config.env_int("ARGON2_MEMORY_KIB"),
-                          parallelism=config.env_int("ARGON2_PARALLELISM"))
-
-
-@functools.cache
-def dummy_hash() -> str:
-    """Verified against when the account does not exist, so both failures take the same time."""
-    return hasher().hash("not-a-real-password-only-for-timing")
-
-EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
-MIN_PASSWORD, MAX_PASSWORD = 8, 256
+MIN_PASSWORD, MAX_PASSWORD, MAX_EMAIL = 8, 256, 254
+# Valid in RFC 5322 but read as routing by some mail servers (the "percent hack", UUCP bang paths).
+ROUTING_CHARACTERS = set("%!")
 
 
 class InvalidAccount(ValueError):
@@ -38,12 +17,30 @@ class InvalidAccount(ValueError):
 
 
 def normalise_email(value) -> str:
+    """The address as stored: checked by email-validator (no quoted local part, display name, domain
+    literal, or character that SMTP or mail headers read specially), in its ASCII normalized form,
+    lower-cased whole (as every account was stored before, so logins keep finding them)."""
     if not isinstance(value, str):
         raise InvalidAccount("invalid_email", "email must be a string")
-    email = value.strip().lower()
-    if len(email) > 254 or not EMAIL_RE.match(email):
-        raise InvalidAccount("invalid_email", "email is not a valid address")
-    return email
+    try:
+        # smtputf8 off: a non-ASCII local part needs SMTPUTF8 from every relay on the way; strict: at
+        # most 64 characters before the @ (RFC 5321).
+        checked = validate_email(value.strip(" "), check_deliverability=False, allow_smtputf8=False,
+                                 strict=True)
+    except EmailNotValidError as exc:
+        raise InvalidAccount("invalid_email", f"email is not a valid address: {exc}") from None
+    if ROUTING_CHARACTERS & set(checked.local_part):
+        raise InvalidAccount("invalid_email", "email is not a valid address: % and ! are not accepted")
+    return (checked.ascii_email or checked.normalized).lower()
+
+
+def login_email(value: str) -> str:
+    """The address a login looks up: the normalised form, or for an address today's rules refuse (an
+    account made before them) the form it was stored in then."""
+    try:
+        return normalise_email(value)
+    except InvalidAccount:
+        return value.strip().lower()
 
 
 def check_password_rules(value, email: str) -> str:
@@ -61,20 +58,25 @@ def check_password_rules(value, email: str) -> str:
 def register(email, password, is_admin: bool = False) -> dict:
     email = normalise_email(email)
     password = check_password_rules(password, email)
-    user_id = db.create_user(email, hasher().hash(password), is_admin)
+    user_id = db.create_user(email, hashing.hash_password(password), is_admin)
     return {"id": user_id, "email": email, "admin": is_admin}
 
 
 def authenticate(email: str, password: str) -> dict | None:
-    """The user when the password matches; None otherwise, in the same time either way."""
-    user = db.find_user(email.strip().lower()) if len(email) <= 254 and len(password) <= MAX_PASSWORD else None
-    stored = user["password_hash"] if user else dummy_hash()
-    try:
-        hasher().verify(stored, password[:MAX_PASSWORD])
-    except (VerificationError, InvalidHashError):
+    """The user when the password matches; None otherwise, in the same time either way.
+    Raises hashing.TooBusy when no hashing place became free in time."""
+    fits = len(email) <= MAX_EMAIL and len(password) <= MAX_PASSWORD
+    user = db.find_user(login_email(email)) if fits else None
+    stored = user["password_hash"] if user else hashing.dummy_hash()
+    if not hashing.verify(stored, password[:MAX_PASSWORD]) or user is None:
         return None
-    if user is None:
-        return None
-    if hasher().check_needs_rehash(stored):  # hashed with other ARGON2_* settings: once, at this login
-        db.update_password(user["id"], hasher().hash(password))
+    if hashing.needs_rehash(stored):  # hashed with other ARGON2_* settings: once, at this login
+        _rehash(user["id"], password)
     return user
+
+
+def _rehash(user_id: int, password: str) -> None:
+    try:
+        db.update_password(user_id, hashing.hash_password(password))
+    except hashing.TooBusy:
+        pass  # the password was right: the login succeeds, and a later one rehashes

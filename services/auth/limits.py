@@ -1,5 +1,10 @@
-"""Attempt limits shared by all replicas via MySQL: failed logins per account and per client address,
-and registrations per client address. Each key counts attempts within a fixed window."""
+"""Attempt limits shared by all replicas via MySQL. Each key counts attempts within a fixed window, and
+every attempt is counted before its password is hashed (`take`), so concurrent attempts on several
+replicas never pass a limit.
+
+Logins: failures lock the pair (account, client address), and a client address as a whole; failures
+of one account from any address only slow its logins down (`slowdown_seconds`), so nobody can lock an
+owner out of their own account from somewhere else. Registrations: attempts per client address."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +16,7 @@ from . import db
 
 # key kind -> (setting of the limit, setting of the window in seconds)
 LIMITS = {
+    "pair": ("LOGIN_MAX_FAILURES", "LOGIN_LOCKOUT_SECONDS"),
     "acct": ("LOGIN_MAX_FAILURES", "LOGIN_LOCKOUT_SECONDS"),
     "addr": ("LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_LOCKOUT_SECONDS"),
     "reg": ("REGISTER_MAX_PER_ADDRESS", "REGISTER_WINDOW_SECONDS"),
@@ -27,56 +33,73 @@ def _limit(key: str) -> tuple[int, int]:
     return config.env_int(limit), config.env_int(window)
 
 
-def keys_for(email: str, address: str | None) -> list[str]:
-    """The keys of a login: the account, and the client address when known."""
-    keys = [_key("acct", email.strip().lower())]
-    if address:
-        keys.append(_key("addr", address))
-    return keys
-
-
 def registration_key(address: str) -> str:
     return _key("reg", address)
 
 
-def _wait(key: str, allowed: int) -> int:
-    """Seconds until the key's window ends if it has counted more than `allowed` attempts in it, else 0."""
-    limit, window = _limit(key)
+def _count(key: str) -> tuple[int, float]:
+    """Count one attempt (a new window starts when the old one is over): the key's count and the
+    seconds left of its window. The n-th of concurrent increments always reads a count of at least n."""
+    now, window = time.time(), _limit(key)[1]
+    db.execute(
+        "INSERT INTO login_failures (`key`, failures, window_start) VALUES (%s, 1, %s) "
+        "ON DUPLICATE KEY UPDATE "
+        "failures = IF(%s - window_start >= %s, 1, failures + 1), "
+        "window_start = IF(%s - window_start >= %s, %s, window_start)",
+        (key, now, now, window, now, window, now),
+    )
     row = db.query_one("SELECT failures, window_start FROM login_failures WHERE `key` = %s", (key,))
-    elapsed = time.time() - row["window_start"] if row else window
-    if row and row["failures"] > allowed and elapsed < window:
-        return int(window - elapsed) + 1
-    return 0
-
-
-def blocked_for(keys: list[str]) -> int:
-    """Seconds until an attempt with these keys is allowed again (0 = allowed now)."""
-    return max((_wait(key, _limit(key)[0] - 1) for key in keys), default=0)
-
-
-def record(keys: list[str]) -> None:
-    """Count one attempt for each key (a new window starts when the old one is over)."""
-    now = time.time()
-    for key in keys:
-        window = _limit(key)[1]
-        db.execute(
-            "INSERT INTO login_failures (`key`, failures, window_start) VALUES (%s, 1, %s) "
-            "ON DUPLICATE KEY UPDATE "
-            "failures = IF(%s - window_start >= %s, 1, failures + 1), "
-            "window_start = IF(%s - window_start >= %s, %s, window_start)",
-            (key, now, now, window, now, window, now),
-        )
+    return row["failures"], max(window - (time.time() - row["window_start"]), 0.0)
 
 
 def take(key: str) -> int:
-    """Count this attempt first, then judge it: seconds to wait when it is over the limit (0 = allowed).
-
-    Counting before judging keeps the limit exact under concurrent attempts on several replicas:
-    the n-th increment always sees a count of at least n."""
-    record([key])
-    return _wait(key, _limit(key)[0])
+    """Count this attempt first, then judge it: seconds to wait when it is over the limit (0 = allowed)."""
+    count, left = _count(key)
+    return int(left) + 1 if count > _limit(key)[0] else 0
 
 
-def clear(keys: list[str]) -> None:
-    for key in keys:
-        db.execute("DELETE FROM login_failures WHERE `key` = %s", (key,))
+def give_back(key: str) -> None:
+    """Uncount one attempt that turned out not to be a failure."""
+    db.execute("UPDATE login_failures SET failures = failures - 1 WHERE `key` = %s AND failures > 0", (key,))
+
+
+def clear(key: str) -> None:
+    db.execute("DELETE FROM login_failures WHERE `key` = %s", (key,))
+
+
+def slowdown_seconds(account_failures: int) -> float:
+    """The delay of a login whose account counts this many attempts in its window: none up to
+    LOGIN_MAX_FAILURES, then LOGIN_SLOWDOWN_STEP_SECONDS more per attempt, up to LOGIN_SLOWDOWN_MAX_SECONDS."""
+    excess = account_failures - config.env_int("LOGIN_MAX_FAILURES")
+    if excess <= 0:
+        return 0.0
+    return min(excess * config.env_float("LOGIN_SLOWDOWN_STEP_SECONDS"), config.env_float("LOGIN_SLOWDOWN_MAX_SECONDS"))
+
+
+class LoginAttempt:
+    """One login's keys: the pair (account, address) and the address lock; the account only slows down."""
+
+    def __init__(self, account: str, address: str):
+        self.pair = _key("pair", f"{account}\n{address}")
+        self.address = _key("addr", address)
+        self.account = _key("acct", account)
+
+    def take(self) -> int:
+        """Count the attempt on the pair and the address: seconds to wait when either is over its limit."""
+        return max(take(self.pair), take(self.address))
+
+    def slowdown(self) -> float:
+        """Count the attempt on the account (only once the pair and address allowed it): its delay."""
+        return slowdown_seconds(_count(self.account)[0])
+
+    def not_checked(self) -> None:
+        """The password was never checked (auth too busy): the attempt counts nowhere."""
+        for key in (self.pair, self.address, self.account):
+            give_back(key)
+
+    def succeeded(self) -> None:
+        """The right password: the pair starts afresh; the address and account lose this attempt only
+        (failures from elsewhere keep counting)."""
+        clear(self.pair)
+        give_back(self.address)
+        give_back(self.account)

@@ -1,12 +1,16 @@
 """auth's routes: registration, login (HTTP Basic to a token) and token validation."""
 from __future__ import annotations
 
+import logging
+import time
+
 from flask import Blueprint, Response, jsonify, request
 
 from services.common.web import ApiError, json_body
 
-from . import accounts, db, limits, metrics, tokens
+from . import accounts, db, hashing, limits, metrics, tokens
 
+log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="vid2mp3"'}
 
@@ -59,28 +63,51 @@ def register():
     except db.DuplicateEmail:
         metrics.REGISTRATIONS.labels("duplicate").inc()
         raise ApiError(409, "email_taken", "an account with this email exists") from None
+    except hashing.TooBusy as exc:
+        metrics.REGISTRATIONS.labels("too_busy").inc()
+        raise _too_busy(exc) from None
     metrics.REGISTRATIONS.labels("created").inc()
     return jsonify({"id": str(user["id"]), "email": user["email"]}), 201
+
+
+def _too_busy(exc: hashing.TooBusy) -> ApiError:
+    return ApiError(503, "too_busy", "auth is checking as many passwords as it can; try again shortly",
+                    {"Retry-After": str(exc.retry_after)})
 
 
 @bp.post("/login")
 def login():
     """Exchange HTTP Basic credentials for a token."""
     email, password = basic_credentials()
-    keys = limits.keys_for(email, client_address())
-    retry_after = limits.blocked_for(keys)
+    attempt = limits.LoginAttempt(accounts.login_email(email), client_address())
+    retry_after = attempt.take()  # counted before the hash, so parallel guesses cannot pass the limit
     if retry_after:
         metrics.LOGINS.labels("rate_limited").inc()
         raise ApiError(429, "too_many_attempts", "too many failed logins; try again later",
                        {"Retry-After": str(retry_after)})
-    user = accounts.authenticate(email, password)
+    _slow_down(attempt.slowdown())
+    try:
+        user = accounts.authenticate(email, password)
+    except hashing.TooBusy as exc:
+        attempt.not_checked()
+        metrics.LOGINS.labels("too_busy").inc()
+        raise _too_busy(exc) from None
     if user is None:
-        limits.record(keys)
         metrics.LOGINS.labels("bad_credentials").inc()
         raise ApiError(401, "invalid_credentials", "wrong email or password", BASIC_CHALLENGE)
-    limits.clear(limits.keys_for(email, None))
+    attempt.succeeded()
     metrics.LOGINS.labels("success").inc()
     return Response(tokens.issue(user), mimetype="text/plain")
+
+
+def _slow_down(seconds: float) -> None:
+    """Delay a login of an account that failed often from anywhere (never refuse it: that would let
+    anyone lock its owner out). The wait holds no hashing place, so it costs no memory."""
+    if seconds:
+        metrics.LOGIN_SLOWDOWNS.inc()
+        log.info("login slowed down by %.2f s: its account failed more than LOGIN_MAX_FAILURES times "
+                 "in the window, from any address", seconds)
+        time.sleep(seconds)
 
 
 @bp.get("/.well-known/jwks.json")

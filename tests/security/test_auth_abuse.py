@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -19,9 +20,9 @@ def private_auth(private):
     return lambda **limits: private("auth", **limits)[0]
 
 
-def _login(base, email, password, address=None):
+def _login(base, email, password, address=None, timeout=10):
     headers = {"X-Client-Address": address} if address else {}
-    return requests.post(f"{base}/login", auth=(email, password), headers=headers, timeout=10)
+    return requests.post(f"{base}/login", auth=(email, password), headers=headers, timeout=timeout)
 
 
 def test_login_is_rate_limited_per_account(stack):
@@ -61,6 +62,59 @@ def test_unknown_user_and_wrong_password_take_the_same_time(private_auth):
     a, b = statistics.median(unknown[1:]), statistics.median(wrong[1:])
     print(f"\nlogin timing medians: unknown user {a * 1000:.1f} ms, wrong password {b * 1000:.1f} ms")
     assert abs(a - b) / max(a, b) < 0.30, (a, b)
+
+
+def _metric(metrics_url: str, sample: str) -> float:
+    """One sample's value on a metrics port (0 before its first increment)."""
+    for line in requests.get(f"{metrics_url}/metrics", timeout=10).text.splitlines():
+        if line.rpartition(" ")[0] == sample:
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
+def test_parallel_wrong_logins_check_at_most_the_limit(private):
+    """Each attempt is counted before its hash: 32 guesses at once for one account check at most 10."""
+    base, metrics = private("auth", LOGIN_MAX_FAILURES=10, ARGON2_MAX_CONCURRENT=2, ARGON2_WAIT_SECONDS=120,
+                            ARGON2_TIME_COST=1, ARGON2_MEMORY_KIB=8192, ARGON2_PARALLELISM=1)
+    victim = Client(base).signed_up()
+    verified = 'auth_password_hashes_total{kind="verify"}'
+    before = _metric(metrics, verified)
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(lambda i: _login(base, victim.email, f"guess-number-{i}", "203.0.113.9", 120),
+                                range(32)))
+    codes = [a.status_code for a in answers]
+    checked = _metric(metrics, verified) - before
+    print(f"\n32 parallel wrong logins for one account: {checked:.0f} passwords checked, "
+          f"{codes.count(401)} answered 401, {codes.count(429)} answered 429")
+    assert checked == codes.count(401) == 10 and codes.count(429) == 22, codes
+    assert all(int(a.headers["Retry-After"]) > 0 for a in answers if a.status_code == 429)
+
+
+def test_failures_from_one_address_do_not_lock_the_owner_out_from_another(private):
+    base, metrics = private("auth", LOGIN_MAX_FAILURES=10, LOGIN_LOCKOUT_SECONDS=300)
+    owner = Client(base).signed_up()
+    attacker, home = "203.0.113.10", "198.51.100.20"
+    assert [_login(base, owner.email, f"guess-number-{i}", attacker).status_code for i in range(10)] == [401] * 10
+    assert _login(base, owner.email, owner.password, home).status_code == 200
+    # The pair (account, attacker's address) is locked, even for the right password.
+    refused = _login(base, owner.email, owner.password, attacker)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_attempts"
+    assert 0 < int(refused.headers["Retry-After"]) <= 301
+    # The owner's login came after 10 failures of the account: slowed down, not refused.
+    assert _metric(metrics, "auth_login_slowdowns_total") == 1
+
+
+def test_failures_from_many_addresses_slow_the_account_down_without_refusing_it(private):
+    base, metrics = private("auth", LOGIN_MAX_FAILURES=3, LOGIN_SLOWDOWN_STEP_SECONDS=0.1,
+                            LOGIN_SLOWDOWN_MAX_SECONDS=0.3)
+    owner = Client(base).signed_up()
+    guesses = [_login(base, owner.email, f"guess-number-{i}", f"203.0.113.{20 + i // 2}").status_code
+               for i in range(12)]  # 2 guesses from each of 6 addresses: no pair reaches its limit
+    assert guesses == [401] * 12
+    assert _metric(metrics, "auth_login_slowdowns_total") == 9  # every guess after the account's third
+    started = time.perf_counter()
+    assert _login(base, owner.email, owner.password, "198.51.100.30").status_code == 200
+    assert time.perf_counter() - started >= 0.3  # the longest delay, and still in
 
 
 class FromAddress(requests.adapters.HTTPAdapter):
@@ -115,8 +169,6 @@ def test_registrations_are_limited_per_address_across_replicas(replicas):
 
 
 def test_concurrent_registrations_never_exceed_the_limit(replicas):
-    from concurrent.futures import ThreadPoolExecutor
-
     gw_a, gw_b, _ = replicas["gateway"]
     carol = _client_at("127.0.0.4")
     with ThreadPoolExecutor(8) as pool:

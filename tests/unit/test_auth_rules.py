@@ -13,15 +13,45 @@ from services.common import tokens as common_tokens
 from tests.support.keys import b64url, hmac_token, new_private_pem, public_pem
 
 
-@pytest.mark.parametrize("email", ["a@b.co", "First.Last+tag@sub.example.org", " MIXED@Example.COM "])
+@pytest.mark.parametrize("email", ["a@b.co", "First.Last+tag@sub.example.org", " MIXED@Example.COM ",
+                                   "o'brien@example.com"])
 def test_valid_emails_are_normalised(email):
     assert accounts.normalise_email(email) == email.strip().lower()
 
 
-@pytest.mark.parametrize("email", ["", "no-at", "a@b", "a@-b.com", "a b@c.com", "x" * 65 + "@b.com", None, 5])
+def test_emails_take_the_validators_ascii_normalized_form():
+    assert accounts.normalise_email("User@BÜCHER.de") == "user@xn--bcher-kva.de"
+    assert accounts.normalise_email("user@xn--bcher-kva.de") == "user@xn--bcher-kva.de"
+    assert accounts.normalise_email("a@ＥＸＡＭＰＬＥ.com") == "a@example.com"  # full-width letters (NFKC)
+
+
+# What SMTP or mail headers read specially: separators, brackets, quotes, routing, line breaks, controls.
+UNSAFE = ["a,b@example.com", "a<b>@example.com", 'x"y@example.com', '"quoted"@example.com', '"a b"@example.com',
+          "a\r\nbcc@example.com", "a@example.com\r\nBcc: x@example.com", "a b@example.com", "a\tb@example.com",
+          "a;b@example.com", "a:b@example.com", "a(b)@example.com", "a\\b@example.com", "a%b@example.com",
+          "a!b@example.com", "Name <a@example.com>", "a@[127.0.0.1]", "a@b@example.com", "a\x00@example.com",
+          "ü@example.com", "a..b@example.com", "a@example.invalid"]
+
+
+@pytest.mark.parametrize("email", ["", "no-at", "a@b", "a@-b.com", "x" * 65 + "@b.com", None, 5, *UNSAFE])
 def test_invalid_emails(email):
-    with pytest.raises(accounts.InvalidAccount):
+    with pytest.raises(accounts.InvalidAccount) as refused:
         accounts.normalise_email(email)
+    assert refused.value.code == "invalid_email"
+
+
+def test_logins_find_accounts_stored_before_the_validator():
+    assert accounts.login_email(" Old,Style@Example.com") == "old,style@example.com"
+    assert accounts.login_email("User@BÜCHER.de") == "user@xn--bcher-kva.de"
+
+
+def test_login_slowdown_grows_per_failure_beyond_the_limit_up_to_its_cap(monkeypatch):
+    from services.auth import limits
+
+    for name, value in (("LOGIN_MAX_FAILURES", "10"), ("LOGIN_SLOWDOWN_STEP_SECONDS", "0.25"),
+                        ("LOGIN_SLOWDOWN_MAX_SECONDS", "2")):
+        monkeypatch.setenv(name, value)
+    assert [limits.slowdown_seconds(n) for n in (1, 10, 11, 12, 18, 19, 1000)] == [0, 0, 0.25, 0.5, 2, 2, 2]
 
 
 def test_password_rules():
