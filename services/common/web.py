@@ -21,6 +21,20 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"])
 HTTP_DURATION = Histogram("http_request_duration_seconds", "Time to answer an HTTP request",
                           ["service", "method", "route"], buckets=HTTP_BUCKETS)
+# Label values come from fixed sets, never from what a client sends: any method name and any path
+# would otherwise each add a series (21 per method for the histogram and the counter).
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+def method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else OTHER_METHOD
+
+
+def route_label() -> str:
+    """The rule the request matched (`/jobs/<job_id>`), or one value for every path that matched none."""
+    return request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
 
 
 # Stable machine-readable codes for the HTTP errors Flask/werkzeug raise on their own.
@@ -68,11 +82,11 @@ def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]
 
     @app.after_request
     def _record(response: Response):
-        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        rule, method = route_label(), method_label(request.method)
         if rule not in ("/healthz", "/readyz"):
             elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-            HTTP_REQUESTS.labels(service, request.method, rule, str(response.status_code)).inc()
-            HTTP_DURATION.labels(service, request.method, rule).observe(elapsed, exemplar=metrics.exemplar())
+            HTTP_REQUESTS.labels(service, method, rule, str(response.status_code)).inc()
+            HTTP_DURATION.labels(service, method, rule).observe(elapsed, exemplar=metrics.exemplar())
         return response
 
     @app.errorhandler(ApiError)
