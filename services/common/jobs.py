@@ -86,6 +86,8 @@ class Job:
     content_key: str | None = None  # sha256 + options: jobs with the same key make the same MP3 (dedup)
     reused: bool = False  # done at once with the MP3 of an earlier job of the same content_key
     mp3_released: bool = False  # let go of its MP3 (deleted or expiring): no longer counts as a user of it
+    quota_exempt: bool = False  # uploaded by an admin: its result is not held to a storage quota
+    output_reserved: int | None = None  # while converting: bytes its result may take (counted in the quota)
 
     @property
     def id(self) -> str:

@@ -326,6 +326,11 @@ def holds(job_id: str, worker: str) -> bool:
     return jobs().find_one(_held(job_id, worker), {"_id": 1}) is not None
 
 
+def reserve_output(job_id: str, worker: str, nbytes: int) -> bool:
+    """Record the bytes the job's result may take (its owner's usage counts them while it converts)."""
+    return jobs().update_one(_held(job_id, worker), {"$set": {"output_reserved": nbytes}}).matched_count == 1
+
+
 def set_progress(job_id: str, worker: str, progress: float, eta_seconds: float | None) -> None:
     jobs().update_one(_held(job_id, worker), {"$set": {"progress": progress, "eta_seconds": eta_seconds},
                                               "$inc": {"rev": 1}})

@@ -14,7 +14,7 @@ from services.common import config
 from services.common.messaging import PermanentError
 from services.common.options import DEFAULT_KBPS, Options, mp3_max_kbps
 
-from . import media  # media imports this module back: its names are read at call time
+from . import media, output_size  # media imports this module back: its names are read at call time
 
 LOUDNESS = {"I": -16, "TP": -1.5, "LRA": 11}  # EBU R128 for streaming/podcasts; true peak below -1.5 dBTP
 COVER_AT = 0.10  # the cover is the frame at 10 % of the video
@@ -29,6 +29,7 @@ class Plan:
     info: media.MediaInfo | None = None
     title: str | None = None  # the title tag when the options give none (the upload's name)
     loudness: dict | None = None  # pass 1's measurement (normalize)
+    max_bytes: int | None = None  # ffmpeg stops writing past this (the job's output limit)
 
 
 def track_of(info: media.MediaInfo | None, options: Options) -> media.AudioTrack | None:
@@ -40,6 +41,17 @@ def track_of(info: media.MediaInfo | None, options: Options) -> media.AudioTrack
         raise PermanentError(f"audio_track {index} does not exist: the file has {len(info.tracks)} audio "
                              f"track(s), 0 to {len(info.tracks) - 1}")
     return info.tracks[index]
+
+
+def output_audio(plan: Plan) -> output_size.Audio:
+    """The rate and channels the command gives the output (what its size follows); unknown ones at their highest."""
+    track = track_of(plan.info, plan.options)
+    source_rate = track.sample_rate if track and track.sample_rate else output_size.UNKNOWN_RATE
+    source_channels = track.channels if track and track.channels else output_size.UNKNOWN_CHANNELS
+    if copies_audio(plan):
+        return output_size.Audio(source_rate, source_channels, copy=True)
+    return output_size.Audio(sample_rate_args(plan.options, track).get("ar", source_rate),
+                             channels_args(plan.options, track).get("ac", source_channels))
 
 
 def copies_audio(plan: Plan) -> bool:
@@ -142,6 +154,12 @@ def cover_stream(plan: Plan):
     return frame.filter("scale", w=f"min({COVER_MAX_WIDTH},iw)", h=-2)
 
 
+def size_limit_args(plan: Plan) -> dict:
+    """ffmpeg stops once its output passes the job's limit (-fs is checked before each packet, so the
+    file ends at most one packet past it: one byte over the limit is what tells the converter)."""
+    return {"fs": plan.max_bytes + 1} if plan.max_bytes is not None else {}
+
+
 def cover_args() -> dict:
     return {"vcodec": "mjpeg", "frames:v": 1, "disposition:v": "attached_pic"}
 
@@ -167,7 +185,8 @@ def build(plan: Plan) -> list[str]:
     options, track = plan.options, track_of(plan.info, plan.options)
     audio = ffmpeg.input(plan.source, **media.input_options(plan.source))[f"a:{options.audio_track or 0}"] if copy \
         else _audio(plan, plan.loudness)
-    args = {**codec_args(plan, copy), **trim_output(options), **tag_args(options, plan.title), "sn": None, "dn": None}
+    args = {**codec_args(plan, copy), **trim_output(options), **tag_args(options, plan.title), **size_limit_args(plan),
+            "sn": None, "dn": None}
     if not copy:
         args.update(**bitrate_args(options), **quality_args(options), **sample_rate_args(options, track),
                     **channels_args(options, track))

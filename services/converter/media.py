@@ -18,7 +18,7 @@ from services.common import config
 from services.common.options import Options
 from services.common.messaging import PermanentError, TransientError
 
-from . import command, metrics
+from . import command, metrics, output_size
 
 log = logging.getLogger(__name__)
 READ_BLOCK = 1024 * 1024
@@ -183,27 +183,52 @@ def output_seconds(info: MediaInfo, options: Options) -> float:
     return max(min(end - (options.start or 0), config.env_float("MAX_MEDIA_SECONDS")), 0.0)
 
 
+def bound_seconds(info: MediaInfo, options: Options) -> float:
+    """The longest output ffmpeg can write: the kept part of the probed length; of an unknown length,
+    what `-t` lets through (MAX_MEDIA_SECONDS, or end - start)."""
+    track = command.track_of(info, options)
+    if (track and track.duration is not None) or info.duration is not None:
+        return output_seconds(info, options)
+    limit = config.env_float("MAX_MEDIA_SECONDS")
+    return min(limit, options.end - (options.start or 0)) if options.end is not None else limit
+
+
+def output_bound(info: MediaInfo, options: Options) -> int:
+    """Bytes the result of `options` can take at most, for this file (output_size.py)."""
+    audio = command.output_audio(command.Plan("", "pipe:1", options, info))
+    return output_size.upper_bound(options, audio, bound_seconds(info, options))
+
+
 class Stopped(Exception):
     """ffmpeg was stopped on purpose (the job was cancelled or taken away)."""
 
 
+class OutputTooLarge(PermanentError):
+    """The output grew past the job's limit: ffmpeg was stopped, nothing past the limit was kept."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"the result grew past {output_size.megabytes(limit)}")
+        self.limit = limit
+
+
 def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
            on_progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
-           options: Options | None = None, title: str | None = None) -> int:
+           options: Options | None = None, title: str | None = None, max_bytes: int | None = None) -> int:
     """Convert `source` as `options` say (default: today's MP3) into `sink`; returns the bytes written.
 
     Streamed formats go through a pipe while ffmpeg encodes (memory stays flat); formats whose
     header is written last (m4a, flac, wav, VBR mp3, mp3 with its cover: the muxer holds the audio
     back until the picture is there, which a pipe cannot take) go to a file beside `stderr_path` first.
     `on_progress(seconds)` hears how much of the output is encoded (both passes of a loudness
-    normalisation count half); setting `stop` kills ffmpeg and raises Stopped.
+    normalisation count half); setting `stop` kills ffmpeg and raises Stopped. An output growing past
+    `max_bytes` stops ffmpeg and raises OutputTooLarge, with nothing past the limit written to `sink`.
     """
     options = options or Options()
     check_options(info, options)
     stop = stop or threading.Event()
     total = output_seconds(info, options)
     report = on_progress or (lambda seconds: None)
-    plan = command.Plan(source, "pipe:1", options, info, title)
+    plan = command.Plan(source, "pipe:1", options, info, title, max_bytes=max_bytes)
     if options.normalize:
         plan.loudness = _measure_loudness(plan, stderr_path, lambda s: report(s / 2), stop)
         on_progress = lambda s: report(total / 2 + s / 2)  # noqa: E731
@@ -212,8 +237,10 @@ def to_mp3(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     if options.spec.seekable or options.quality is not None or options.cover:
         plan.target = os.path.join(os.path.dirname(stderr_path) or ".", "output." + options.spec.extension)
     written = _run(command.build(plan), stderr_path, source, sink if plan.target == "pipe:1" else None,
-                   on_progress, stop)
+                   on_progress, stop, max_bytes)
     if plan.target != "pipe:1":
+        if max_bytes is not None and os.path.getsize(plan.target) > max_bytes:
+            raise OutputTooLarge(max_bytes)  # before a byte of it is stored
         with open(plan.target, "rb") as output:
             written = _drain(output, sink)
         os.unlink(plan.target)
@@ -236,9 +263,9 @@ def _measure_loudness(plan: command.Plan, stderr_path: str, on_progress, stop: t
 
 
 def _run(args: list[str], stderr_path: str, source: str, sink: BinaryIO | None,
-         on_progress: Callable[[float], None] | None, stop: threading.Event) -> int:
+         on_progress: Callable[[float], None] | None, stop: threading.Event, max_bytes: int | None = None) -> int:
     """Run one ffmpeg command to its end (bounded by FFMPEG_TIMEOUT_SECONDS, stopped by `stop`);
-    its stdout goes into `sink`, when there is one. Returns the bytes written there."""
+    its stdout goes into `sink`, when there is one, up to `max_bytes`. Returns the bytes written there."""
     timeout = config.env_float("FFMPEG_TIMEOUT_SECONDS")
     progress_read, progress_write = os.pipe()
     args[1:1] = ["-progress", f"pipe:{progress_write}", "-stats_period", "0.5"]
@@ -253,7 +280,7 @@ def _run(args: list[str], stderr_path: str, source: str, sink: BinaryIO | None,
     for watcher in watchers:
         watcher.start()
     try:
-        written = _drain(process.stdout, sink) if sink is not None else 0
+        written = _drain(process.stdout, sink, max_bytes) if sink is not None else 0
         code = process.wait()
     finally:
         watchers[0].cancel()
@@ -280,9 +307,12 @@ def _wait_either(stop: threading.Event, finished: threading.Event) -> bool:
     return False
 
 
-def _drain(stdout, sink: BinaryIO) -> int:
+def _drain(stdout, sink: BinaryIO, max_bytes: int | None = None) -> int:
+    """Copy `stdout` into `sink`; OutputTooLarge (ffmpeg killed by the caller) before passing `max_bytes`."""
     written = 0
     while block := stdout.read(READ_BLOCK):
+        if max_bytes is not None and written + len(block) > max_bytes:
+            raise OutputTooLarge(max_bytes)
         sink.write(block)
         written += len(block)
     return written

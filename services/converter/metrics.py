@@ -25,6 +25,13 @@ JOBS_IN_PROGRESS = Gauge("converter_jobs_in_progress", "Jobs being converted rig
 OUTPUTS = Counter("converter_outputs", "Finished conversions by output format", ["format"])
 OPTION_USES = Counter("converter_option_uses", "Finished conversions by option given (format: when not mp3)",
                       ["option"])
+OUTPUT_LIMITED = Counter("converter_output_limited",
+                         "Jobs failed for their result's size: refused before ffmpeg (predicted past a limit) or "
+                         "stopped while it ran (grew past it), by the limit", ["outcome", "limit"])
+for _outcome, _limits in (("refused", ("storage_quota", "max_output_bytes")),
+                          ("stopped", ("storage_quota", "max_output_bytes", "bound"))):
+    for _limit in _limits:
+        OUTPUT_LIMITED.labels(_outcome, _limit)
 for _name in FORMATS:  # every series exists from the start (labels are bounded: the formats, the option names)
     OUTPUTS.labels(_name)
 for _name in fields_named():

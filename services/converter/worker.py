@@ -24,7 +24,7 @@ from services.common.jobs import FinishedMessage, Job, Status, VideoMessage
 from services.common.messaging import Delivery, PermanentError, TransientError
 from services.common.options import OptionError, Options
 
-from . import media, metrics, source
+from . import media, metrics, output_limit, source
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
@@ -214,6 +214,8 @@ class Converter:
         whose header is written last, which go through a file in the job's work folder (media.to_mp3)."""
         options = job_options(job)
         media.check_options(info, options)  # before anything is written: a bad trim or track fails the job
+        allowance = output_limit.admit(job, self.worker_id, media.output_bound(info, options),
+                                       media.bound_seconds(info, options))
         started = time.monotonic()
         metadata = {"job_id": job.id, "owner": job.owner}
         seconds = media.output_seconds(info, options)
@@ -222,8 +224,11 @@ class Converter:
                 storage.open_writer(storage.mp3s(), mp3_id, jobs.mp3_name(job), metadata) as writer:
             convert.set_attributes({"vid2mp3.format": options.format, "vid2mp3.options": ",".join(options.used())})
             progress = ProgressReporter(job.id, self.worker_id, seconds)
-            written = media.to_mp3(served.url, info, writer, log_path, on_progress=progress, stop=keeper.stop,
-                                   options=options, title=jobs.stem(job.filename))
+            try:
+                written = media.to_mp3(served.url, info, writer, log_path, on_progress=progress, stop=keeper.stop,
+                                       options=options, title=jobs.stem(job.filename), max_bytes=allowance.limit)
+            except media.OutputTooLarge:
+                raise allowance.stopped() from None
             check_read(served)  # a short read must not pass for a finished MP3
             span.set_attribute("vid2mp3.bytes", written)
         observe(metrics.CONVERSION_DURATION, time.monotonic() - started)

@@ -65,7 +65,7 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
         job = Job(job_id, owner=user["sub"], owner_email=user.get("email"), filename=stored.filename,
                   size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier,
                   options=options, sha256=stored.sha256, content_key=content_key(stored.sha256, options),
-                  callback_url=stored.fields.get("callback_url") or None)
+                  callback_url=stored.fields.get("callback_url") or None, quota_exempt=bool(user.get("admin")))
         try:
             job = _reuse(job) or storage.create_job(job)
         except pymongo.errors.DuplicateKeyError:
