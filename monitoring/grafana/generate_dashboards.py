@@ -415,6 +415,13 @@ def pipeline() -> dict:
                        "quota: {{limit}}"),
                       (f"sum by (what) (rate(gateway_too_busy_total{{{NS}}}[$__rate_interval]))", "too busy: {{what}}")],
                      "ops"), 12, 7)
+    b.add(timeseries("Results refused or stopped for their size", "Jobs failed for the size of their result, per "
+                     "second: refused before ffmpeg started (the upper bound predicted from the probed duration and "
+                     "the output's rate passed the owner's USER_MAX_STORED_BYTES left, or MAX_OUTPUT_BYTES), or "
+                     "stopped while it ran (the output grew past twice its prediction, or past one of those limits: "
+                     "a file that decodes to more than its header says).",
+                     [(f"sum by (outcome, limit) (rate(converter_output_limited_total{{{NS}}}[$__rate_interval]))",
+                       "{{outcome}}: {{limit}}")], "ops"), 24, 7)
 
     b.row("Webhooks and signed links")
     b.add(timeseries("Webhook deliveries by result", "Webhook POSTs per second: delivered (2xx), failed (non-2xx, "

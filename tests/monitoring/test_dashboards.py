@@ -42,6 +42,8 @@ CONTRACT_METRICS = {
     "gateway_tus_uploads_total", "vid2mp3_tus_uploads_in_progress",
     # slow clients and quotas (gateway)
     "gateway_uploads_in_progress", "gateway_quota_rejections_total", "gateway_too_busy_total",
+    # results refused or stopped for their size (converter, issue 20)
+    "converter_output_limited_total",
     # the janitor's figures, exposed by the gateway (services/gateway/storage_metrics.py)
     "vid2mp3_storage_bytes", "vid2mp3_storage_files", "vid2mp3_storage_capacity_bytes",
     "vid2mp3_storage_removed_files_total", "vid2mp3_jobs_expired_total", "vid2mp3_storage_uploads_in_progress",
