@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             user = accounts.register(args.email, password, is_admin=args.admin)
             print(f"created user {user['id']} {user['email']}{' (admin)' if args.admin else ''}")
         else:
-            email = accounts.normalise_email(args.email)
+            email = accounts.login_email(args.email)  # also finds accounts stored before the email check
             if not db.set_admin(email, not args.revoke):
                 print(f"no user {email}", file=sys.stderr)
                 return 1
