@@ -30,7 +30,7 @@ def _call(path: str, headers: dict, body: bytes | None = None) -> requests.Respo
 def relay(path: str, headers: dict, body: bytes | None = None) -> Response:
     """Forward a call to auth and answer with its status, body and relevant headers."""
     upstream = _call(path, headers, body)
-    if upstream.status_code >= 500:
+    if upstream.status_code >= 500 and not _too_busy(upstream):
         raise ApiError(503, "auth_unavailable", "the auth service could not answer; try again shortly",
                        {"Retry-After": "5"})
     response = Response(upstream.content, status=upstream.status_code)
@@ -38,6 +38,16 @@ def relay(path: str, headers: dict, body: bytes | None = None) -> Response:
         if name in upstream.headers:
             response.headers[name] = upstream.headers[name]
     return response
+
+
+def _too_busy(upstream: requests.Response) -> bool:
+    """auth's 503 too_busy (every password hashing place taken): relayed as it is, with its Retry-After."""
+    if upstream.status_code != 503 or not upstream.headers.get("Content-Type", "").startswith("application/json"):
+        return False
+    try:
+        return upstream.json()["error"]["code"] == "too_busy"
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def current_user() -> dict:

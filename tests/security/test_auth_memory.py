@@ -7,6 +7,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 
 from services.auth.hashing import memory_limit_mib
@@ -60,10 +61,14 @@ def test_64_concurrent_logins_stay_under_the_memory_limit_of_the_settings(privat
     assert _metric(metrics, 'auth_logins_total{result="too_busy"}') == len(busy)
 
 
-def test_a_registration_waiting_too_long_for_a_place_gets_503_too_busy(private):
-    """Registration hashes too: with one place held by a slow hash and no wait allowed, it is refused."""
-    base, _ = private("auth", ARGON2_MAX_CONCURRENT=1, ARGON2_WAIT_SECONDS=0, ARGON2_TIME_COST=40,
+@pytest.mark.parametrize("through", ["auth", "gateway"])
+def test_a_registration_waiting_too_long_for_a_place_gets_503_too_busy(private, through):
+    """Registration hashes too: with one place held by a slow hash and no wait allowed, the others are
+    refused with auth's 503 too_busy and its Retry-After, relayed as they are by the gateway."""
+    base, _ = private("auth", ARGON2_MAX_CONCURRENT=1, ARGON2_WAIT_SECONDS=0, ARGON2_TIME_COST=30,
                       REGISTER_MAX_PER_ADDRESS=1000)
+    if through == "gateway":
+        base = private("gateway", AUTH_URL=base, UPSTREAM_TIMEOUT_SECONDS=120)[0]
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda i: requests.post(f"{base}/register", timeout=120, json={
             "email": f"reg{i}-{uuid.uuid4().hex[:8]}@example.com", "password": "a-good-password-42"}), range(8)))
