@@ -9,8 +9,9 @@ import base64
 import json
 
 import pytest
+import requests
 
-from services.common import config, quota_usage, storage
+from services.common import config, storage
 from tests.helpers import Client, metric_value, silent_flac, wait_mail
 
 
@@ -23,12 +24,12 @@ def media(tmp_path_factory) -> dict:
             "claims_30s": silent_flac(folder / "claims-30s.flac", 600, claimed_seconds=30)}
 
 
-def _user_with_room(stack, room: int) -> tuple[Client, str]:
+def _user_with_room(stack, room: int) -> Client:
     """A new user whose storage quota has `room` bytes left (an upload in progress elsewhere holds the rest)."""
     user = Client(stack["gateway"]).signed_up()
     sub = json.loads(base64.urlsafe_b64decode(user.token.split(".")[1] + "=="))["sub"]
     storage.record_upload(storage.new_id(), sub, config.env_int("USER_MAX_STORED_BYTES") - room)
-    return user, sub
+    return user
 
 
 def _failed(stack, user: Client, path, options: dict) -> dict:
@@ -43,8 +44,9 @@ def _failed(stack, user: Client, path, options: dict) -> dict:
     return job
 
 
-def _within_quota(owner: str) -> None:
-    assert quota_usage.usage(owner).stored_bytes <= config.env_int("USER_MAX_STORED_BYTES")
+def _within_quota(user: Client) -> None:
+    me = requests.get(f"{user.base}/me", headers=user.auth, timeout=10).json()
+    assert me["usage"]["stored_bytes"] <= me["limits"]["stored_bytes"], me
 
 
 def _counted(stack, outcome: str, limit: str) -> float:
@@ -53,12 +55,12 @@ def _counted(stack, outcome: str, limit: str) -> float:
 
 
 def test_a_result_predicted_past_the_quota_left_is_refused(stack, media):
-    user, sub = _user_with_room(stack, 20_000_000)
+    user = _user_with_room(stack, 20_000_000)
     before = _counted(stack, "refused", "storage_quota")
     job = _failed(stack, user, media["ten_minutes"], {"format": "wav"})
     assert job["reason"].startswith("the result would be up to about 116 MB, more than the 20 MB left in your "
                                     "storage quota; delete jobs you no longer need"), job["reason"]
-    _within_quota(sub)
+    _within_quota(user)
     assert _counted(stack, "refused", "storage_quota") == before + 1
 
 
@@ -79,8 +81,8 @@ def test_a_header_that_lies_is_stopped_at_twice_its_prediction_while_streaming(s
 
 
 def test_a_header_that_lies_is_stopped_at_the_quota_left_in_the_work_folder(stack, media):
-    user, sub = _user_with_room(stack, 8_000_000)  # the prediction (5.9 MB) fits, ten minutes (115 MB) not
+    user = _user_with_room(stack, 8_000_000)  # the prediction (5.9 MB) fits, ten minutes (115 MB) not
     job = _failed(stack, user, media["claims_30s"], {"format": "wav"})  # WAV: written to the work folder first
     assert job["reason"] == ("the file decodes to more audio than the 30 s its header gives: the result grew past "
                              "the 8.0 MB left in your storage quota, so the conversion was stopped"), job["reason"]
-    _within_quota(sub)
+    _within_quota(user)
