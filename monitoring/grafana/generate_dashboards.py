@@ -241,10 +241,15 @@ def service_overview() -> dict:
                 f"topk(10, namespace_service_route:http_requests:rate5m{{{rsel}}})", "reqps"), 24, 7)
 
     b.row("Authentication")
-    b.add(timeseries("Logins by result", "Login attempts per second: success, bad_credentials, rate_limited.",
-                     [(f"sum by (result) (rate(auth_logins_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
+    b.add(timeseries("Logins by result",
+                     "Login attempts per second: success, bad_credentials, rate_limited (a locked account and "
+                     "address pair, or address), too_busy (no hashing place in time); and the logins slowed "
+                     "down because their account failed often from anywhere (never refused).",
+                     [(f"sum by (result) (rate(auth_logins_total{{{NS}}}[$__rate_interval]))", "{{result}}"),
+                      (f"sum(rate(auth_login_slowdowns_total{{{NS}}}[$__rate_interval]))", "slowed down")],
                      "ops"), 8, 7)
-    b.add(timeseries("Registrations by result", "Registration attempts per second: created, duplicate, invalid.",
+    b.add(timeseries("Registrations by result",
+                     "Registration attempts per second: created, duplicate, invalid, rate_limited, too_busy.",
                      [(f"sum by (result) (rate(auth_registrations_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
                      "ops"), 8, 7)
     b.add(timeseries("Token checks by result",
@@ -255,6 +260,21 @@ def service_overview() -> dict:
                        "gateway {{result}}"),
                       (f"sum by (result) (rate(gateway_jwks_fetches_total{{{NS}}}[$__rate_interval]))",
                        "JWKS fetch {{result}}")], "ops"), 8, 7)
+
+    b.add(timeseries("Password hashing",
+                     "argon2id hashes running against the places auth allows (ARGON2_MAX_CONCURRENT per process: "
+                     "its memory limit follows from them), and hashes per second that waited for a place or were "
+                     "refused after ARGON2_WAIT_SECONDS (503 too_busy). Refusals mean too few auth pods or a flood.",
+                     [(f"sum(auth_password_hashes_in_progress{{{NS}}})", "running"),
+                      (f"sum(auth_password_hash_places{{{NS}}})", "places"),
+                      (f"sum(rate(auth_password_hash_queued_total{{{NS}}}[$__rate_interval]))", "waited /s"),
+                      (f"sum(rate(auth_password_hash_refused_total{{{NS}}}[$__rate_interval]))", "refused /s")],
+                     "short"), 12, 7)
+    b.add(timeseries("Password hash wait p99",
+                     "Time a hash waited for its place (99th percentile); ARGON2_WAIT_SECONDS is the most it waits.",
+                     [(f"histogram_quantile(0.99, sum by (le) "
+                       f"(rate(auth_password_hash_wait_seconds_bucket{{{NS}}}[$__rate_interval])))", "p99")],
+                     "s", thresholds=[(0.5, "orange"), (1, "red")]), 12, 7)
 
     b.row("Saturation and versions")
     b.add(timeseries("CPU per process", "CPU cores used by each scraped process (1 = one full core).",

@@ -23,6 +23,10 @@ CONTRACT_METRICS = {
     "vid2mp3_build_info", "http_requests_total", "http_request_duration_seconds",
     "gateway_uploads_total", "gateway_upload_bytes_total", "gateway_outbox_backlog", "gateway_outbox_published_total",
     "auth_logins_total", "auth_registrations_total", "auth_token_validations_total",
+    # bounded password hashing and slowed-down logins (auth, issue 20)
+    "auth_password_hashes_total", "auth_password_hashes_in_progress", "auth_password_hash_places",
+    "auth_password_hash_queued_total", "auth_password_hash_refused_total", "auth_password_hash_wait_seconds",
+    "auth_login_slowdowns_total",
     "gateway_token_verifications_total", "gateway_jwks_fetches_total", "gateway_jwks_keys",
     "converter_jobs_total", "converter_conversion_duration_seconds", "converter_queue_wait_seconds",
     "converter_job_e2e_latency_seconds", "converter_audio_seconds_total", "converter_bytes_in_total",
