@@ -1,27 +1,64 @@
 """Webhooks of ended jobs: at-least-once, the same webhook-id on every retry, never twice once delivered.
 
+They run apart from the emails: the email handler only publishes a message on WEBHOOK_QUEUE
+(`enqueue`), and the webhook consumer (`handle`) makes WEBHOOK_CONCURRENCY deliveries at once,
+at most WEBHOOK_MAX_PER_TENANT of one user (more are Deferred), each bounded by the
+whole-exchange deadline of webhook.py. So a user's slow receivers delay neither anyone's email
+nor other users' webhooks.
+
 A delivered webhook is recorded in the notifications ledger (`<job>:<status>:webhook`), so a
-message retried for its email does not call the receiver again; a failed attempt raises
-TransientError and the message goes through the retry queues, then to the dead-letter queue.
+redelivered message does not call the receiver again; a failed attempt raises TransientError
+and the message goes through the retry queues, then to the dead-letter queue.
 Each attempt is shown on the job (`webhook`: state, attempts, time, status code or error).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from datetime import datetime, timezone
 
 import pymongo.errors
 from opentelemetry.trace import SpanKind
 
-from services.common import config, jobs, storage, telemetry
-from services.common.jobs import Job, Status
-from services.common.messaging import TransientError
+from services.common import config, jobs, messaging, storage, telemetry
+from services.common.jobs import FinishedMessage, Job, Status
+from services.common.messaging import Deferred, Delivery, PublishError, TransientError
 from services.common.webhook_secrets import webhook_secret_of
 
 from . import metrics, webhook
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
+# Publishes the webhook messages from the email handler's thread (its consumer keeps it alive).
+PUBLISHER = messaging.Publisher()
+
+
+class TenantSlots:
+    """Webhook deliveries in progress per user in this process: at most WEBHOOK_MAX_PER_TENANT each."""
+
+    def __init__(self):
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def take(self, owner: str):
+        with self._lock:
+            if self._counts.get(owner, 0) >= max(1, config.env_int("WEBHOOK_MAX_PER_TENANT")):
+                metrics.WEBHOOKS_DEFERRED.inc()
+                raise Deferred("this user's other webhooks are in progress")
+            self._counts[owner] = self._counts.get(owner, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._counts[owner] -= 1
+                if not self._counts[owner]:
+                    del self._counts[owner]
+
+
+SLOTS = TenantSlots()
 
 
 def webhook_id(job_id: str, status: str) -> str:
@@ -30,6 +67,30 @@ def webhook_id(job_id: str, status: str) -> str:
 
 def _ledger_key(job_id: str, status: str) -> str:
     return f"{job_id}:{status}:webhook"
+
+
+def enqueue(message: FinishedMessage) -> None:
+    """Publish the job's webhook delivery on its own queue (if it asked for one and it is not delivered yet)."""
+    if storage.notifications().find_one({"_id": _ledger_key(message.job_id, message.status)}, {"_id": 1}):
+        return
+    job = storage.get_job(message.job_id)
+    if job is None or not job.callback_url or job.status != message.status:
+        return
+    try:
+        PUBLISHER.publish(config.env("WEBHOOK_QUEUE"), message.body(),
+                          message_id=_ledger_key(message.job_id, message.status))
+    except PublishError as exc:
+        raise TransientError(f"webhook not queued: {exc}") from None
+
+
+def handle(delivery: Delivery) -> None:
+    """A message of WEBHOOK_QUEUE: one delivery attempt."""
+    message = FinishedMessage.parse(delivery)
+    token = telemetry.job_context(message.job_id)
+    try:
+        notify_webhook(message.job_id, message.status, delivery.retries)
+    finally:
+        telemetry.detach(token)
 
 
 def notify_webhook(job_id: str, status: Status, retries: int) -> None:
@@ -42,18 +103,16 @@ def notify_webhook(job_id: str, status: Status, retries: int) -> None:
         return  # deleted since, never asked for, or moved on (expired): nothing to call
     hook_id = webhook_id(job_id, status)
     body = webhook.event_body(f"job.{status}", event_data(job))
-    with tracer.start_as_current_span("webhook deliver", kind=SpanKind.CLIENT, attributes={
-            "vid2mp3.webhook.id": hook_id, "vid2mp3.retries": retries}) as span:
-        outcome = webhook.deliver(job.callback_url, webhook_secret_of(job.owner), hook_id, body)
-        if outcome.status_code is not None:
-            span.set_attribute("http.response.status_code", outcome.status_code)
+    with SLOTS.take(job.owner):
+        outcome, seconds = _attempt(job, hook_id, body, retries)
     last = retries >= len(config.retry_delays())
     state = "delivered" if outcome.ok else ("failed" if outcome.refused or last else "retrying")
     earlier = job.webhook or {}
     attempts = (earlier.get("attempts", 0) if earlier.get("webhook_id") == hook_id else 0) + 1
     _record(job, hook_id, state, attempts, outcome)
     log.info("webhook attempt", extra={"job_id": job_id, "webhook_id": hook_id, "state": state,
-                                        "status_code": outcome.status_code, "error": outcome.error})
+                                        "status_code": outcome.status_code, "error": outcome.error,
+                                        "duration_seconds": round(seconds, 3), "timed_out": outcome.timed_out})
     if outcome.ok:
         metrics.WEBHOOKS.labels("delivered").inc()
         _mark_delivered(job_id, status)
@@ -62,6 +121,24 @@ def notify_webhook(job_id: str, status: Status, retries: int) -> None:
     else:
         metrics.WEBHOOKS.labels("gave_up" if last else "failed").inc()
         raise TransientError(f"webhook failed: {outcome.error}")
+
+
+def _attempt(job: Job, hook_id: str, body: bytes, retries: int) -> tuple[webhook.Outcome, float]:
+    """One signed POST in its span, counted in flight and timed; the outcome and its seconds."""
+    secret = webhook_secret_of(job.owner)
+    started = time.monotonic()
+    with tracer.start_as_current_span("webhook deliver", kind=SpanKind.CLIENT, attributes={
+            "vid2mp3.webhook.id": hook_id, "vid2mp3.retries": retries}) as span, \
+            metrics.WEBHOOKS_IN_FLIGHT.track_inprogress():
+        outcome = webhook.deliver(job.callback_url, secret, hook_id, body)
+        if outcome.status_code is not None:
+            span.set_attribute("http.response.status_code", outcome.status_code)
+        span.set_attribute("vid2mp3.webhook.timed_out", outcome.timed_out)
+    seconds = time.monotonic() - started
+    metrics.WEBHOOK_DURATION.observe(seconds)
+    if outcome.timed_out:
+        metrics.WEBHOOK_TIMEOUTS.inc()
+    return outcome, seconds
 
 
 def event_data(job: Job) -> dict:

@@ -36,15 +36,16 @@ _sent_unrecorded: set[str] = set()
 
 
 def handle(delivery: Delivery) -> None:
-    """The email (done, failed: exactly once) and the webhook (every end: at least once) of a job.
+    """The email (done, failed: exactly once) of a job, and its webhook put on WEBHOOK_QUEUE (every end).
 
     Both are tried on every delivery, each skipping what its ledger says is done, so a retry for
-    one never repeats the other; a transient failure of either retries the message."""
+    one never repeats the other; a transient failure of either retries the message. No user's URL
+    is called here: the webhook consumer (deliveries.handle) does that, apart from the emails."""
     message = FinishedMessage.parse(delivery)
     token = telemetry.job_context(message.job_id)
     try:
         failures = []
-        steps = [lambda: deliveries.notify_webhook(message.job_id, message.status, delivery.retries)]
+        steps = [lambda: deliveries.enqueue(message)]
         if message.status in CONVERTER_OUTCOMES:  # a cancel is the user's own doing: no email
             steps.insert(0, lambda: notify(message.job_id, message.status))
         for step in steps:

@@ -1,13 +1,20 @@
 """The notification worker against a real SMTP server (aiosmtpd) and the MongoDB stand-in."""
 from __future__ import annotations
 
+import threading
+import time
+import uuid
+
+import pika
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 
-from services.common import storage
-from tests.helpers import stored_job
+from services.common import config, messaging, metrics_http, storage
 from services.common.messaging import PermanentError, TransientError
+from services.notification import __main__ as notification_main
 from services.notification import worker
+from tests.helpers import stored_job
 from tests.support.net import free_port
 
 
@@ -73,3 +80,51 @@ def test_unknown_job_and_status_mismatch_are_permanent_but_a_deleted_job_is_drop
     job = done_job()
     with pytest.raises(PermanentError, match="not failed"):
         worker.notify(job["_id"], "failed")
+
+
+@pytest.fixture
+def own_queues(monkeypatch):
+    """The notification worker's two queues under names of this test (the stack's worker consumes its own)."""
+    names = {setting: f"t{uuid.uuid4().hex[:8]}.{setting.lower()}" for setting in ("MP3_QUEUE", "WEBHOOK_QUEUE")}
+    for setting, name in names.items():
+        monkeypatch.setenv(setting, name)
+    yield names
+    connection = pika.BlockingConnection(messaging.connection_parameters())
+    channel = connection.channel()
+    for name in names.values():
+        for queue in [name, messaging.dead_queue(name)] + [messaging.retry_queue(name, d) for d in config.retry_delays()]:
+            channel.queue_delete(queue)
+    connection.close()
+
+
+def test_liveness_fails_while_a_handler_is_stuck_past_its_deadline(monkeypatch, own_queues):
+    monkeypatch.setenv("NOTIFICATION_HANDLER_DEADLINE_SECONDS", "1")
+    emails, webhooks = notification_main.consumers()
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(delivery):  # stands for any handler that stops making progress
+        entered.set()
+        release.wait(60)
+
+    webhooks.handler = stuck
+    server = metrics_http.start(free_port(), {"/healthz": webhooks.healthy})
+    healthz = f"http://127.0.0.1:{server.server_port}/healthz"
+    threading.Thread(target=webhooks.run, daemon=True).start()
+    try:
+        assert webhooks.connected.wait(10) and requests.get(healthz, timeout=5).status_code == 200
+        messaging.Publisher().publish(own_queues["WEBHOOK_QUEUE"], {"job_id": "j", "status": "done"})
+        assert entered.wait(10)
+        deadline = time.monotonic() + 15
+        while webhooks.healthy() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the deadline is a duration: nothing to await but time
+        assert requests.get(healthz, timeout=5).status_code == 503
+        assert webhooks.oldest_handler_seconds() > 1 and emails.handler_deadline == 1
+        release.set()
+        deadline = time.monotonic() + 15
+        while not webhooks.healthy() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert requests.get(healthz, timeout=5).status_code == 200  # the handler finished: alive again
+    finally:
+        release.set()
+        webhooks.stop()
+        server.shutdown()

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 import standardwebhooks
 
-from services.common import config, storage
+from services.common import config, messaging, storage
+from services.common.jobs import FinishedMessage
 from services.common.messaging import TransientError
-from services.common.webhook_secrets import rotate, webhook_secret_of
-from services.notification import deliveries
-from tests.helpers import stored_job
+from services.common.webhook_secrets import new_secret, rotate, webhook_secret_of
+from services.notification import deliveries, webhook
+from tests.helpers import mails_for, stored_job, wait_mail
 from tests.support.receiver import Receiver
 
 
-def ended_job(url: str, status: str = "done"):
-    job = stored_job(callback_url=url, owner=f"hook-owner-{storage.new_id()}")
-    fields = {"status": status, "ended_at": 1.0}
+def ended_job(url: str, status: str = "done", owner: str | None = None):
+    job = stored_job(callback_url=url, owner=owner or f"hook-owner-{storage.new_id()}",
+                     owner_email=f"{storage.new_id()}@example.com")
+    fields = {"status": status, "ended_at": 1.0, "published": True}  # the outbox leaves it alone
     if status == "done":
         fields["mp3_id"] = "m" * 24
     storage.jobs().update_one({"_id": job.id}, {"$set": fields})
@@ -97,3 +102,69 @@ def test_jobs_without_a_callback_or_deleted_are_skipped(stack):
     deliveries.notify_webhook("no-such-job", "done", 0)
     assert storage.get_job(job.id).webhook is None
     assert json.loads(json.dumps(deliveries.event_data(storage.get_job(job.id))))["callback_url"] is None
+
+
+@pytest.mark.parametrize("part", ["status", "headers", "body"])
+def test_a_dripping_receiver_is_cut_at_the_whole_exchange_deadline(stack, monkeypatch, part):
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "1.5")
+    # The receiver closes first, so on code without the deadline the attempt ends (late) instead of hanging.
+    with ThreadPoolExecutor(1) as pool, Receiver(default=("drip", part, 0.5)) as receiver:
+        started = time.monotonic()
+        attempt = pool.submit(webhook.deliver, receiver.url, new_secret(), "msg_drip", b"{}")
+        outcome = attempt.result(timeout=10)
+        elapsed = time.monotonic() - started
+    assert (outcome.ok, outcome.timed_out, outcome.status_code) == (False, True, None), outcome
+    assert outcome.error == "timed out: no whole answer within 1.5 s"
+    assert 1.5 <= elapsed < 1.5 + 2, elapsed  # a drip every 0.5 s would reset a per-read timeout forever
+
+
+def announce(job) -> float:
+    """Publish the job's end on the stack's mp3 queue, as the converter does; when it was sent."""
+    message = FinishedMessage(job.id, job.status)
+    messaging.Publisher().publish(config.env("MP3_QUEUE"), message.body(), message_id=message.message_id)
+    return time.monotonic()
+
+
+def wait_webhook_state(job_id: str, state: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while (storage.get_job(job_id).webhook or {}).get("state") != state and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return storage.get_job(job_id).webhook
+
+
+def metric(stack, name: str) -> float:
+    text = requests.get(stack["metrics"]["notification"] + "/metrics", timeout=10).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+def test_a_tenant_with_dripping_receivers_stalls_nobody_else(stack):
+    """Tenant A's three receivers drip a byte a second (never finishing); the stack's notification worker
+    (WEBHOOK_TIMEOUT_SECONDS=2) still mails and calls tenant B at once, and cuts A at the deadline."""
+    deadline, tries = config.env_float("WEBHOOK_TIMEOUT_SECONDS"), 1 + len(config.retry_delays())
+    deferred_before = metric(stack, "notification_webhooks_deferred_total")
+    with Receiver(default=("drip", "status", 1)) as slow, Receiver() as fast:
+        tenant_a = f"dripping-{storage.new_id()}"
+        a_jobs = [storage.get_job(ended_job(slow.url, owner=tenant_a).id) for _ in range(3)]
+        for job in a_jobs:
+            announce(job)
+        assert slow.wait(1, timeout=30)  # A's deliveries have started dripping
+        b_job = storage.get_job(ended_job(fast.url).id)
+        sent = announce(b_job)
+        mails = wait_mail(stack["mail"], b_job.id, timeout=30)
+        email_seconds = time.monotonic() - sent
+        hook = fast.wait(1, timeout=30 - email_seconds)
+        webhook_seconds = time.monotonic() - sent
+        print(f"B while A drips: email {email_seconds:.2f} s, webhook {webhook_seconds:.2f} s")
+        assert len(mails) == 1 and email_seconds < 30
+        assert len(hook) == 1 and webhook_seconds < 2 * deadline  # not queued behind A's cut attempts
+        assert requests.get(stack["metrics"]["notification"] + "/healthz", timeout=10).status_code == 200
+        records = [wait_webhook_state(job.id, "failed") for job in a_jobs]
+        seen_by_a = len(slow.received)
+    assert standardwebhooks.Webhook(webhook_secret_of(b_job.owner)).verify(hook[0][1], hook[0][0])["data"][
+        "job_id"] == b_job.id
+    for record in records:  # every attempt cut at the deadline, retried, then given up as the design says
+        assert (record["state"], record["attempts"], record["status_code"]) == ("failed", tries, None), record
+        assert record["error"] == f"timed out: no whole answer within {deadline:g} s"
+    assert seen_by_a == 3 * tries
+    assert all(len(mails_for(stack["mail"], job.id)) == 1 for job in a_jobs)
+    assert metric(stack, "notification_webhooks_deferred_total") > deferred_before  # A's third waited its turn

@@ -7,13 +7,22 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+# What a dripping reply sends before the byte-at-a-time part (status line, headers, body).
+_DRIP_PARTS = {"status": b"", "headers": b"HTTP/1.1 200 OK\r\n",
+               "body": b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"}
+_DRIP_REST = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 100000
+
+
 class Receiver:
-    """`replies` are consumed in order, then `default`: an int status, ("redirect", location) or ("sleep", s)."""
+    """`replies` are consumed in order, then `default`: an int status, ("redirect", location), ("sleep", s),
+    or ("drip", part, seconds): one byte every `seconds` in the status line, the headers or the body, until
+    the client goes away or the receiver closes (it never finishes)."""
 
     def __init__(self, replies=(), default=200):
         self.replies, self.default = list(replies), default
         self.received: list[tuple[dict, bytes]] = []
         self.arrived = threading.Condition()
+        self.closed = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -23,6 +32,8 @@ class Receiver:
                     owner.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                     reply = owner.replies.pop(0) if owner.replies else owner.default
                     owner.arrived.notify_all()
+                if isinstance(reply, tuple) and reply[0] == "drip":
+                    return self.drip(*reply[1:])
                 if isinstance(reply, tuple) and reply[0] == "sleep":
                     time.sleep(reply[1])  # longer than the sender's timeout
                     reply = 200
@@ -34,6 +45,19 @@ class Receiver:
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
+
+            def drip(self, part, seconds):
+                head = _DRIP_PARTS[part]
+                rest = b"x" * 100000 if part == "body" else _DRIP_REST[len(head):]
+                try:
+                    self.wfile.write(head)
+                    for byte in rest:
+                        self.wfile.flush()
+                        if owner.closed.wait(seconds):
+                            return
+                        self.wfile.write(bytes([byte]))
+                except OSError:  # the sender gave up and closed
+                    return
 
             def log_message(self, *args):
                 pass
@@ -48,6 +72,7 @@ class Receiver:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closed.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -37,7 +37,8 @@ class IsolatedStack:
         self.env.update({k: str(v) for k, v in self.ports.items()})
         self.env.update({
             "VID2MP3_HOME": str(self.home),
-            "VIDEO_QUEUE": f"{tag}.video", "MP3_QUEUE": f"{tag}.mp3", "MYSQL_DATABASE": f"vid2mp3_{tag}",
+            "VIDEO_QUEUE": f"{tag}.video", "MP3_QUEUE": f"{tag}.mp3", "WEBHOOK_QUEUE": f"{tag}.webhook",
+            "MYSQL_DATABASE": f"vid2mp3_{tag}",
             "MONGO_VIDEOS_DB": f"{tag}_videos", "MONGO_MP3S_DB": f"{tag}_mp3s", "MONGO_JOBS_DB": f"{tag}_jobs",
             "JWT_PRIVATE_KEY": new_private_pem(),
             # Tests and benchmarks upload many jobs per user; quotas are tested on gateways of their own
@@ -92,7 +93,7 @@ class IsolatedStack:
         with mock.patch.dict(os.environ, self.env, clear=True):
             connection = pika.BlockingConnection(messaging.connection_parameters())
             channel = connection.channel()
-            for base in (self.env["VIDEO_QUEUE"], self.env["MP3_QUEUE"]):
+            for base in (self.env["VIDEO_QUEUE"], self.env["MP3_QUEUE"], self.env["WEBHOOK_QUEUE"]):
                 for name in [base, messaging.dead_queue(base)] + [messaging.retry_queue(base, d)
                                                                     for d in config.retry_delays()]:
                     channel.queue_delete(name)

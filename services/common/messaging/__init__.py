@@ -11,7 +11,7 @@ Callers use `from services.common import messaging` and the names below:
 - retry.py: RetryPolicy (the `process` span, retries through delay queues, dead-lettering);
 - consuming.py: Consumer (connection, consume loop, reconnects with jittered Backoff, acks).
 """
-from .base import (CONNECTION_ERRORS, Delivery, PermanentError, PublishError, TransientError, connection_parameters,
+from .base import (CONNECTION_ERRORS, Deferred, Delivery, PermanentError, PublishError, TransientError, connection_parameters,
                    count_reconnect, dead_queue, declare_topology, keepalive_interval, messaging_attributes,
                    retry_queue)
 from .consuming import Backoff, Consumer
@@ -19,7 +19,7 @@ from .publishing import Publisher, PublisherPool
 from .retry import NotSettled, RetryPolicy
 
 __all__ = [
-    "CONNECTION_ERRORS", "Backoff", "Consumer", "Delivery", "NotSettled", "PermanentError", "PublishError",
+    "CONNECTION_ERRORS", "Backoff", "Consumer", "Deferred", "Delivery", "NotSettled", "PermanentError", "PublishError",
     "Publisher", "PublisherPool", "RetryPolicy", "TransientError", "connection_parameters", "count_reconnect",
     "dead_queue", "declare_topology", "keepalive_interval", "messaging_attributes", "retry_queue",
 ]

@@ -46,6 +46,10 @@ class PermanentError(Exception):
     """Retrying cannot help (bad input); the message is not retried."""
 
 
+class Deferred(Exception):
+    """Not now (a per-tenant cap is reached): back through the first delay queue, not counted as a retry."""
+
+
 def dead_queue(name: str) -> str:
     return f"{name}.dead"
 

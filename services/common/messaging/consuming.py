@@ -46,19 +46,23 @@ class Backoff:
 
 
 class Consumer:
-    """Consume one queue with prefetch 1, doing the work on a worker thread.
+    """Consume one queue with prefetch `concurrency` (default 1), doing the work on as many worker threads.
 
-    The I/O thread only moves frames (so heartbeats flow during a long conversion); the
+    The I/O thread only moves frames (so heartbeats flow during a long conversion); a
     worker thread runs the delivery through `policy` (handler, retry, dead-letter; see
     RetryPolicy) and the ack is handed back to the I/O thread with `add_callback_threadsafe`.
     Reconnects by itself, with jittered back-off, after a broker restart; consumes again
-    when the broker cancels the consumer (queue deleted, quorum leader moved).
+    when the broker cancels the consumer (queue deleted, quorum leader moved). With a
+    `handler_deadline`, a handler running longer than that makes `healthy()` False (liveness).
     """
 
     def __init__(self, queue: str, handler: Callable[[Delivery], None], *,
                  on_give_up: Hook | None = None, on_retry: Hook | None = None, url: str | None = None,
-                 publisher: Publisher | None = None):
+                 publisher: Publisher | None = None, concurrency: int = 1,
+                 handler_deadline: float | None = None):
         self.queue = queue
+        self.concurrency = max(1, concurrency)
+        self.handler_deadline = handler_deadline
         self.handler = handler
         self.url = url
         # Used by the worker thread; the I/O loop services its heartbeats between publishes.
@@ -69,10 +73,11 @@ class Consumer:
         self._cancelled = False  # the broker cancelled our consumer (set and read on the I/O thread)
         self._work: queue_mod.Queue = queue_mod.Queue()
         self._stopping = threading.Event()
-        self._busy = threading.Event()
+        self._in_hand: dict[int, float] = {}  # worker thread id -> when its handler started
         self.connected = threading.Event()
         self.last_tick = time.monotonic()
-        self._worker = threading.Thread(target=self._work_loop, name=f"work-{queue}", daemon=True)
+        self._workers = [threading.Thread(target=self._work_loop, name=f"work-{queue}-{n}", daemon=True)
+                         for n in range(self.concurrency)]
 
     # ---- worker thread
     def _work_loop(self) -> None:
@@ -81,7 +86,7 @@ class Consumer:
             if item is None:
                 return
             connection, channel, delivery = item
-            self._busy.set()
+            self._in_hand[threading.get_ident()] = time.monotonic()
             try:
                 self.policy.process(delivery, self.handler)
                 self._settle(connection, channel, delivery.delivery_tag, ack=True)
@@ -93,7 +98,7 @@ class Consumer:
                 time.sleep(1)
                 self._settle(connection, channel, delivery.delivery_tag, ack=False)
             finally:
-                self._busy.clear()
+                self._in_hand.pop(threading.get_ident(), None)
 
     def _settle(self, connection, channel, tag: int, ack: bool) -> None:
         def settle():
@@ -108,7 +113,8 @@ class Consumer:
     # ---- I/O thread
     def run(self) -> None:
         """Consume until `stop()`; reconnect with back-off whenever the broker goes away."""
-        self._worker.start()
+        for worker in self._workers:
+            worker.start()
         while not self._stopping.is_set():
             try:
                 self._consume_once()
@@ -121,8 +127,10 @@ class Consumer:
                 log.warning("broker connection lost, reconnecting", extra={"queue": self.queue, "error": str(exc),
                                                                              "retry_in": round(delay, 3)})
                 self._stopping.wait(delay)
-        self._work.put(None)
-        self._worker.join(timeout=5)
+        for worker in self._workers:
+            self._work.put(None)
+        for worker in self._workers:
+            worker.join(timeout=5)
         self.publisher.close()
 
     def _consume_once(self) -> None:
@@ -130,7 +138,7 @@ class Consumer:
         try:
             channel = connection.channel()
             channel.add_on_cancel_callback(self._on_cancel)
-            channel.basic_qos(prefetch_count=1)
+            channel.basic_qos(prefetch_count=self.concurrency)
             tag = self._start_consuming(connection, channel)
             self.connected.set()
             self._was_connected = True
@@ -186,13 +194,28 @@ class Consumer:
 
     def _drain(self, connection) -> None:
         """Wait until the worker has settled every delivery it was given, moving frames meanwhile."""
-        while self._busy.is_set() or not self._work.empty():
+        while self._in_hand or not self._work.empty():
             connection.process_data_events(time_limit=0.5)
             self._tick()
 
     def stop(self) -> None:
         self._stopping.set()
 
+    def oldest_handler_seconds(self) -> float:
+        """How long the longest-running handler in hand has been running (0 when idle)."""
+        started = list(self._in_hand.values())
+        return time.monotonic() - min(started) if started else 0.0
+
+    def stuck(self) -> bool:
+        """A handler ran past the deadline: only a restart frees its thread (and its message)."""
+        return self.handler_deadline is not None and self.oldest_handler_seconds() > self.handler_deadline
+
     def healthy(self) -> bool:
-        """Alive: the I/O loop ticks (or is waiting to reconnect) and the worker thread runs."""
-        return self._worker.is_alive() and (time.monotonic() - self.last_tick < 120 or not self.connected.is_set())
+        """Alive: the I/O loop ticks (or is waiting to reconnect), every worker thread runs, none is stuck."""
+        ticking = time.monotonic() - self.last_tick < 120 or not self.connected.is_set()
+        if self.stuck():
+            log.error("handler stuck past its deadline: unhealthy", extra={
+                "queue": self.queue, "running_seconds": round(self.oldest_handler_seconds(), 1),
+                "deadline_seconds": self.handler_deadline})
+            return False
+        return ticking and all(worker.is_alive() for worker in self._workers)

@@ -13,7 +13,7 @@ from opentelemetry import context, propagate
 from opentelemetry.trace import SpanKind
 
 from .. import config, telemetry
-from .base import (Delivery, PermanentError, PublishError, TransientError, dead_queue, log, messaging_attributes,
+from .base import (Deferred, Delivery, PermanentError, PublishError, TransientError, dead_queue, log, messaging_attributes,
                    retry_queue, tracer)
 from .publishing import Publisher
 
@@ -29,7 +29,8 @@ class RetryPolicy:
 
     The handler returns normally when the message's effect is durable; raises TransientError
     (or anything unexpected) to retry through the next delay queue, `x-retries` counting the
-    attempts, until `config.retry_delays()` is exhausted; raises PermanentError to dead-letter
+    attempts, until `config.retry_delays()` is exhausted; raises Deferred to come back after the
+    first delay without using a retry (`x-deferrals` counts those); raises PermanentError to dead-letter
     to `<queue>.dead`. `on_retry(delivery, reason)` runs before a retry, `on_give_up(delivery,
     reason)` when a message is dead-lettered. `process` returns when the message may be acked
     and raises NotSettled when it could not be moved (it stays unacked for redelivery).
@@ -52,6 +53,9 @@ class RetryPolicy:
             ) as span:
                 try:
                     handler(delivery)
+                except Deferred as exc:
+                    span.set_attribute("vid2mp3.outcome", "deferred")
+                    self.defer(delivery, str(exc))
                 except PermanentError as exc:
                     span.set_attribute("vid2mp3.outcome", "dead_lettered")
                     telemetry.record_error(span, exc)
@@ -83,6 +87,14 @@ class RetryPolicy:
             self.on_retry(delivery, reason)
         headers = dict(delivery.headers, **{"x-retries": delivery.retries + 1, "x-last-error": reason[:500]})
         self._republish(retry_queue(self.queue, delays[delivery.retries]), delivery, headers)
+
+    def defer(self, delivery: Delivery, reason: str) -> None:
+        """Republish to the first delay queue (the work queue when there is none); retries stay as they were."""
+        delays = config.retry_delays()
+        target = retry_queue(self.queue, delays[0]) if delays else self.queue
+        deferrals = int(delivery.headers.get("x-deferrals", 0) or 0) + 1
+        self._republish(target, delivery, dict(delivery.headers, **{"x-deferrals": deferrals,
+                                                                    "x-last-deferral": reason[:500]}))
 
     def give_up(self, delivery: Delivery, reason: str) -> None:
         """Dead-letter to `<queue>.dead` with `x-death-reason`, after the give-up hook."""
