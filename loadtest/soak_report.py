@@ -95,6 +95,15 @@ def plot_queues(out: Path, samples: list[dict], faults: list[dict], t0: float) -
     return _save(fig, out / "queues.png")
 
 
+def locust_failures(path: Path) -> list[dict]:
+    """Rows of locust_failures.csv: Method, Name, Error, Occurrences."""
+    try:
+        with open(path, newline="") as f:
+            return sorted(csv.DictReader(f), key=lambda row: -int(row["Occurrences"]))
+    except OSError:
+        return []
+
+
 def _fmt(value) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
@@ -120,6 +129,9 @@ def write(out: Path, run: dict, judged: dict) -> Path:
     lines += ["", "## Faults", "", "| t (s) | fault | pid | outcome | back after (s) |", "|---|---|---|---|---|"]
     lines += [f"| {f['at'] - t0:.0f} | {f['action']} | {f.get('pid', '')} | {f.get('outcome', '')} | "
               f"{f.get('back', '')} |" for f in faults]
+    lines += ["", "## Normal users' failed requests (Locust)", "", "| request | error | count |", "|---|---|---|"]
+    lines += [f"| {r['Method']} {r['Name']} | {r['Error'][:160].strip()} | {r['Occurrences']} |"
+              for r in locust_failures(out / "locust" / "locust_failures.csv")]
     lines += ["", "## Hostile clients", "", "| client | answers (status: count; 0 = no answer) |", "|---|---|"]
     lines += [f"| {name} | {counts} |" for name, counts in run["hostile"].items()]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
