@@ -17,10 +17,11 @@ from importlib.metadata import entry_points
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
 
-from . import config
+from . import config, redact
 
 _initialised: str | None = None
 
@@ -47,7 +48,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact.text(record.getMessage()),
         }
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
@@ -58,10 +59,10 @@ class JsonFormatter(logging.Formatter):
             entry["job_id"] = str(job_id)
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = redact.value(value)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            entry["exception"] = redact.text(self.formatException(record.exc_info))
+        return json.dumps(entry, default=lambda other: redact.text(str(other)))
 
 
 def _setup_logging(service: str) -> None:
@@ -118,6 +119,33 @@ def resource(service: str) -> Resource:
     }).merge(OTELResourceDetector().detect())
 
 
+class RedactingExporter(SpanExporter):
+    """Hands spans to `exporter` with credentials scrubbed from their name, attributes, events and status
+    (services/common/redact.py): the one place every span passes, whatever instrumentation made it."""
+
+    def __init__(self, exporter: SpanExporter):
+        self.exporter = exporter
+
+    def export(self, spans) -> SpanExportResult:
+        return self.exporter.export([redacted_span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+def redacted_span(span: ReadableSpan) -> ReadableSpan:
+    """A copy of an ended span with every credential it may carry replaced by [redacted]."""
+    events = [Event(e.name, redact.attributes(e.attributes), e.timestamp) for e in span.events]
+    status = Status(span.status.status_code, redact.text(span.status.description) or None)
+    return ReadableSpan(name=redact.text(span.name), context=span.context, parent=span.parent,
+                        resource=span.resource, attributes=redact.attributes(span.attributes), events=events,
+                        links=span.links, kind=span.kind, status=status, start_time=span.start_time,
+                        end_time=span.end_time, instrumentation_scope=span.instrumentation_scope)
+
+
 class JobIdSpanProcessor(SpanProcessor):
     """Copies the job id from baggage onto every span started under it (pymongo, SMTP, ...)."""
 
@@ -145,7 +173,7 @@ def _setup_tracing(service: str) -> None:
     provider = TracerProvider(resource=resource(service))
     provider.add_span_processor(JobIdSpanProcessor())
     for exporter in span_exporters():
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(exporter)))
     trace.set_tracer_provider(provider)
 
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
@@ -171,7 +199,16 @@ def _setup_sentry(service: str) -> None:
         # OpenTelemetry owns tracing and the W3C propagator; Sentry only reports errors.
         traces_sample_rate=None,
         send_default_pii=False,
+        before_send=_redacted_event,
     )
+
+
+def _redacted_event(event: dict, hint: dict) -> dict:
+    """A Sentry event without credentials (the request URL of a signed link, tokens in messages)."""
+    request = event.get("request") or {}
+    if isinstance(request.get("query_string"), str):  # "a=b&c=d", without the "?" the scrubber keys on
+        request["query_string"] = redact.text("?" + request["query_string"])[1:]
+    return redact.value(event)
 
 
 def init_telemetry(service: str) -> None:
