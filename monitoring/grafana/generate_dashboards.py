@@ -419,6 +419,14 @@ def pipeline() -> dict:
     b.add(timeseries("Open event streams per gateway", "Live job event streams (GET /jobs/<id>/events) open on "
                      "each gateway; beyond EVENT_STREAMS_MAX a gateway answers 503 too_busy.",
                      [(f"sum by (instance) (gateway_event_streams{{{NS}}})", "{{instance}}")], "short"), 12, 7)
+    b.add(timeseries("Event streams: how they end, and refusals", "Live event streams ended per second, by why: "
+                     "final (the job ended), deleted, client_gone (noticed at the next poll), error, closed (by the "
+                     "server: HEAD, a failed write), abandoned (never sent); and streams refused with 429 because "
+                     "the user already held EVENT_STREAMS_PER_USER on that gateway.",
+                     [(f"sum by (reason) (rate(gateway_event_stream_ends_total{{{NS}}}[$__rate_interval]))",
+                       "ended: {{reason}}"),
+                      (f"sum(rate(gateway_event_streams_user_limited_total{{{NS}}}[$__rate_interval]))",
+                       "refused: per user")], "ops"), 12, 7)
     b.add(timeseries("Web app page loads", "Loads of the web app's page (GET /, revalidations included) per "
                      "second: how many people use the browser rather than the API.",
                      [(f"sum(rate(gateway_web_page_loads_total{{{NS}}}[$__rate_interval]))", "page loads")],
@@ -453,6 +461,20 @@ def pipeline() -> dict:
                      "(403: tampered link), expired (410: past retention), revoked (410: job deleted or file gone).",
                      [(f"sum by (result) (rate(gateway_link_downloads_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
                      "ops"), 12, 7)
+    b.add(timeseries("Webhook places in use", "Webhook deliveries in progress against the places of all "
+                     "notification pods (WEBHOOK_CONCURRENCY each; all busy for 15 minutes alerts), deliveries "
+                     "deferred per second (their user already had WEBHOOK_MAX_PER_TENANT in progress) and attempts "
+                     "cut per second at the whole-exchange deadline (WEBHOOK_TIMEOUT_SECONDS).",
+                     [(f"sum(notification_webhooks_in_flight{{{NS}}})", "in progress"),
+                      (f"sum(notification_webhook_slots{{{NS}}})", "places"),
+                      (f"sum(rate(notification_webhooks_deferred_total{{{NS}}}[$__rate_interval]))", "deferred /s"),
+                      (f"sum(rate(notification_webhook_timeouts_total{{{NS}}}[$__rate_interval]))", "cut /s")],
+                     "short"), 12, 7)
+    b.add(timeseries("Webhook attempt duration p99", "Time of one webhook attempt, the whole exchange (99th "
+                     "percentile); WEBHOOK_TIMEOUT_SECONDS is the most it takes, a slow receiver is cut there.",
+                     [(f"histogram_quantile(0.99, sum by (le) "
+                       f"(rate(notification_webhook_duration_seconds_bucket{{{NS}}}[$__rate_interval])))", "p99")],
+                     "s", thresholds=[(5, "orange"), (10, "red")]), 12, 7)
 
     # The janitor's figures, exposed by every gateway replica alike: the recording rules take max, never sum.
     b.row("Storage")

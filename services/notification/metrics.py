@@ -11,7 +11,8 @@ WEBHOOK_TIMEOUTS = Counter("notification_webhook_timeouts", "Webhook attempts cu
 WEBHOOKS_DEFERRED = Counter("notification_webhooks_deferred", "Webhook deliveries put back for a while because their "
                             "user already had WEBHOOK_MAX_PER_TENANT in progress in this process")
 WEBHOOKS_IN_FLIGHT = Gauge("notification_webhooks_in_flight", "Webhook deliveries in progress in this process")
-WEBHOOK_SLOTS = Gauge("notification_webhook_slots", "Webhook deliveries this process may make at once (WEBHOOK_CONCURRENCY)")
+WEBHOOK_SLOTS = Gauge("notification_webhook_slots",
+                      "Webhook deliveries this process may make at once (WEBHOOK_CONCURRENCY)")
 WEBHOOK_DURATION = Histogram("notification_webhook_duration_seconds", "Time of one webhook attempt, the whole exchange",
                              buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60))
 # kind: email or webhook (the two consumers); the liveness probe fails past NOTIFICATION_HANDLER_DEADLINE_SECONDS.

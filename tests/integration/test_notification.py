@@ -85,7 +85,7 @@ def test_unknown_job_and_status_mismatch_are_permanent_but_a_deleted_job_is_drop
 @pytest.fixture
 def own_queues(monkeypatch):
     """The notification worker's two queues under names of this test (the stack's worker consumes its own)."""
-    names = {setting: f"t{uuid.uuid4().hex[:8]}.{setting.lower()}" for setting in ("MP3_QUEUE", "WEBHOOK_QUEUE")}
+    names = {name: f"t{uuid.uuid4().hex[:8]}.{name.lower()}" for name in ("MP3_QUEUE", "WEBHOOK_QUEUE")}
     for setting, name in names.items():
         monkeypatch.setenv(setting, name)
     yield names

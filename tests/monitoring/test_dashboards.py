@@ -38,6 +38,9 @@ CONTRACT_METRICS = {
     "converter_child_failures_total",
     # webhooks (notification) and signed-link downloads (gateway)
     "notification_webhooks_total", "gateway_link_downloads_total",
+    # webhook places, deferrals per user and whole-exchange deadline cuts (notification, issue 20)
+    "notification_webhooks_in_flight", "notification_webhook_slots", "notification_webhooks_deferred_total",
+    "notification_webhook_timeouts_total", "notification_webhook_duration_seconds",
     # dedup and idempotent uploads (gateway)
     "gateway_uploads_reused_total", "gateway_idempotent_replays_total",
     # conversions by output format and by option given (converter, issue 14)

@@ -11,9 +11,9 @@ Callers use `from services.common import messaging` and the names below:
 - retry.py: RetryPolicy (the `process` span, retries through delay queues, dead-lettering);
 - consuming.py: Consumer (connection, consume loop, reconnects with jittered Backoff, acks).
 """
-from .base import (CONNECTION_ERRORS, Deferred, Delivery, PermanentError, PublishError, TransientError, connection_parameters,
-                   count_reconnect, dead_queue, declare_topology, keepalive_interval, messaging_attributes,
-                   retry_queue)
+from .base import (CONNECTION_ERRORS, Deferred, Delivery, PermanentError, PublishError, TransientError,
+                   connection_parameters, count_reconnect, dead_queue, declare_topology, keepalive_interval,
+                   messaging_attributes, retry_queue)
 from .consuming import Backoff, Consumer
 from .publishing import Publisher, PublisherPool
 from .retry import NotSettled, RetryPolicy
