@@ -34,6 +34,8 @@ CONTRACT_METRICS = {
     "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds",
     # job lifecycle (gateway) and media tool faults (converter)
     "gateway_job_cancels_total", "gateway_job_deletes_total", "gateway_event_streams",
+    # how live event streams end and the per-user cap's refusals (gateway, issue 20)
+    "gateway_event_stream_ends_total", "gateway_event_streams_user_limited_total",
     "gateway_web_page_loads_total",
     "converter_child_failures_total",
     # webhooks (notification) and signed-link downloads (gateway)
