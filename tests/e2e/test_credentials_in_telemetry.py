@@ -35,8 +35,10 @@ def traced(stack, tmp_path_factory):
     wait_until(lambda: "Error handling request" in (stack["logs"] / "gateway.log").read_text(),
                "the gateway's log of the broken answer", timeout=30)
     otlp = stack["otlp"]
-    wait_until(lambda: len([s for s in otlp.spans if s["attributes"].get("http.route") == "/links/<token>"]) >= 2,
+    wait_until(lambda: len([s for s in otlp.spans if s["attributes"].get("http.route") == "/links/<token>"]) >= 3,
                "the link requests' spans", timeout=30)
+    wait_until(lambda: any(done["mp3_id"] in json.dumps(s["attributes"]) for s in otlp.spans
+                           if s["attributes"].get("http.route") == "/download"), "the download's span", timeout=30)
     wait_until(lambda: any(s["name"] == "webhook deliver" and s["attributes"].get("vid2mp3.job_id") == job_id
                            for s in otlp.spans), "the webhook's span", timeout=30)
     return {"secrets": [token, hook_secret, user.token], "mp3_id": done["mp3_id"], "otlp": otlp}
