@@ -141,6 +141,12 @@ class ApiUser(HttpUser):
             else:
                 response.failure(f"login answered {response.status_code}: {response.text[:200]}")
 
+    def ensure_token(self) -> None:
+        """A user refused at login (503 too_busy while auth hashes at capacity, 429) tries again at its
+        next task, as a client honouring Retry-After does, instead of going on without a token."""
+        if not self.token:
+            self.login()
+
     def headers(self, auth: bool = True) -> dict[str, str]:
         headers: dict[str, str] = {}
         if propagate is not None:
@@ -192,6 +198,7 @@ class ApiUser(HttpUser):
             return len(body)
 
     def convert_one(self) -> None:
+        self.ensure_token()
         name, data = random.choice(list(clips().items()))
         job_id = self.upload(name, media.distinct(name, data))
         if job_id is None:
@@ -226,6 +233,7 @@ class ConvertingUser(ApiUser):
 
     @task(1)
     def list_jobs(self) -> None:
+        self.ensure_token()
         with root_span("list jobs"):
             self.client.get("/jobs", params={"limit": 10}, name="/jobs", headers=self.headers())
 
@@ -243,6 +251,7 @@ class BrowsingUser(ApiUser):
 
     @task(3)
     def list_jobs(self) -> None:
+        self.ensure_token()
         with root_span("list jobs"):
             with self.client.get("/jobs", params={"limit": 20, "status": "done"}, name="/jobs",
                                  headers=self.headers(), catch_response=True) as response:

@@ -172,7 +172,8 @@ def soak(minutes: float, users: int, seed: int, out: Path, command: str) -> tupl
     finally:
         if stack is not None:
             stack.devstack("down")
-            shutil.copytree(stack.home / "logs", out / "logs", dirs_exist_ok=True)
+            if (stack.home / "logs").exists():
+                shutil.copytree(stack.home / "logs", out / "logs", dirs_exist_ok=True)
         rabbit.stop()
         mariadb.stop()
         shutil.rmtree(base, ignore_errors=True)

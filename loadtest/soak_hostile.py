@@ -55,7 +55,7 @@ class Timeline:
 class _SourceAdapter(HTTPAdapter):
     def __init__(self, address: str):
         self.address = address
-        super().__init__()
+        super().__init__(pool_maxsize=32)  # the login flood's threads share one session
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs, source_address=(self.address, 0))
