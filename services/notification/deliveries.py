@@ -6,8 +6,9 @@ at most WEBHOOK_MAX_PER_TENANT of one user (more are Deferred), each bounded by 
 whole-exchange deadline of webhook.py. So a user's slow receivers delay neither anyone's email
 nor other users' webhooks.
 
-A delivered webhook is recorded in the notifications ledger (`<job>:<status>:webhook`), so a
-redelivered message does not call the receiver again; a failed attempt raises TransientError
+The notifications ledger records each job's webhook (`<job>:<status>:webhook`): `queued` once it
+is on WEBHOOK_QUEUE (a retried email does not queue it again), `delivered` once a receiver took it
+(a redelivered message does not call the receiver again); a failed attempt raises TransientError
 and the message goes through the retry queues, then to the dead-letter queue.
 Each attempt is shown on the job (`webhook`: state, attempts, time, status code or error).
 """
@@ -70,17 +71,21 @@ def _ledger_key(job_id: str, status: str) -> str:
 
 
 def enqueue(message: FinishedMessage) -> None:
-    """Publish the job's webhook delivery on its own queue (if it asked for one and it is not delivered yet)."""
-    if storage.notifications().find_one({"_id": _ledger_key(message.job_id, message.status)}, {"_id": 1}):
+    """Publish the job's webhook delivery on its own queue, once: not again when the email is retried."""
+    key = _ledger_key(message.job_id, message.status)
+    if storage.notifications().find_one({"_id": key}, {"_id": 1}):  # queued or delivered already
         return
     job = storage.get_job(message.job_id)
     if job is None or not job.callback_url or job.status != message.status:
         return
     try:
-        PUBLISHER.publish(config.env("WEBHOOK_QUEUE"), message.body(),
-                          message_id=_ledger_key(message.job_id, message.status))
+        PUBLISHER.publish(config.env("WEBHOOK_QUEUE"), message.body(), message_id=key)
     except PublishError as exc:
         raise TransientError(f"webhook not queued: {exc}") from None
+    try:
+        storage.notifications().insert_one({"_id": key, "state": "queued", "job_id": message.job_id})
+    except pymongo.errors.PyMongoError:
+        pass  # delivered meanwhile, or not recorded: a retried email queues it again (same webhook-id)
 
 
 def handle(delivery: Delivery) -> None:
@@ -95,7 +100,8 @@ def handle(delivery: Delivery) -> None:
 
 def notify_webhook(job_id: str, status: Status, retries: int) -> None:
     """POST the job's end to its callback_url once (if it has one); TransientError to try again later."""
-    if storage.notifications().find_one({"_id": _ledger_key(job_id, status)}, {"_id": 1}):
+    delivered = {"_id": _ledger_key(job_id, status), "state": "delivered"}
+    if storage.notifications().find_one(delivered, {"_id": 1}):
         metrics.WEBHOOKS.labels("duplicate").inc()
         return
     job = storage.get_job(job_id)

@@ -29,7 +29,8 @@ from services.common.webhook_secrets import key_of
 RESPONSE_LIMIT = 16 * 1024  # what a receiver says back is only logged: never read more
 USER_AGENT = "vid2mp3-webhooks/1"
 # getaddrinfo cannot be given a timeout: it runs here and the delivery stops waiting at its deadline.
-_resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-dns")
+_resolver = ThreadPoolExecutor(max_workers=max(8, config.env_int("WEBHOOK_CONCURRENCY")),
+                               thread_name_prefix="webhook-dns")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pika
 import pytest
 import requests
 import standardwebhooks
@@ -168,3 +170,21 @@ def test_a_tenant_with_dripping_receivers_stalls_nobody_else(stack):
     assert seen_by_a == 3 * tries
     assert all(len(mails_for(stack["mail"], job.id)) == 1 for job in a_jobs)
     assert metric(stack, "notification_webhooks_deferred_total") > deferred_before  # A's third waited its turn
+
+
+def test_the_webhook_is_queued_once_however_often_its_email_is_retried(stack, monkeypatch):
+    queue = f"t{uuid.uuid4().hex[:8]}.webhook"
+    monkeypatch.setenv("WEBHOOK_QUEUE", queue)
+    job = ended_job("http://127.0.0.1:9/hooks")
+    connection = pika.BlockingConnection(messaging.connection_parameters())
+    try:
+        for _ in range(3):  # the mp3 message redelivered, or retried for its email
+            deliveries.enqueue(FinishedMessage(job.id, "done"))
+        waiting = connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        channel = connection.channel()
+        for name in [queue, messaging.dead_queue(queue)] + [messaging.retry_queue(queue, d)
+                                                            for d in config.retry_delays()]:
+            channel.queue_delete(name)
+        connection.close()
+    assert waiting == 1
