@@ -75,10 +75,11 @@ def plot_errors(out: Path, history: list[dict], hostile: list[tuple[float, str, 
             if name == source and (status == 0 or status >= 500):
                 bins[int((at - t0) // bin_seconds)] = bins.get(int((at - t0) // bin_seconds), 0) + 1
         if bins:
-            keys = sorted(bins)
-            ax.plot([k * bin_seconds for k in keys], [bins[k] / bin_seconds for k in keys], linestyle=":",
+            keys = range(0, max(bins) + 1)  # bins without errors are zeros, not gaps
+            ax.plot([k * bin_seconds for k in keys], [bins.get(k, 0) / bin_seconds for k in keys], linestyle=":",
                     label=f"{source}: 5xx or no answer /s")
     ax.set(xlabel="seconds since the soak started", ylabel=f"per second ({bin_seconds:.0f} s bins)", title="Errors")
+    ax.set_ylim(bottom=0)
     _mark_faults(ax, faults, t0)
     ax.legend(loc="upper left", fontsize=8)
     return _save(fig, out / "errors.png")
