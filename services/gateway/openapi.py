@@ -25,7 +25,8 @@ UPLOAD_ERRORS = {
 }
 USAGE = {"type": "object", "required": ["active_jobs", "stored_bytes", "uploads_24h"], "properties": {
     "active_jobs": {"type": "integer", "description": "queued or converting jobs, and uploads in progress"},
-    "stored_bytes": {"type": "integer", "description": "videos, MP3s and uploads in progress (at their declared length)"},
+    "stored_bytes": {"type": "integer", "description": "videos, MP3s, uploads in progress (at their declared length) "
+                     "and results being converted (at the size reserved for them)"},
     "uploads_24h": {"type": "integer", "description": "uploads started in the last 24 hours"}}}
 
 _DIGITS = {"type": "string", "pattern": "^[0-9]+$"}
