@@ -66,8 +66,7 @@ class _Deadline:
         self.passed = False
         self._sock = None
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._cut)
-        self._timer.daemon = True
+        self._timer: threading.Timer | None = None
 
     def remaining(self) -> float:
         left = self.at - time.monotonic()
@@ -77,10 +76,13 @@ class _Deadline:
         return left
 
     def watch(self, sock: socket.socket) -> None:
+        """Cut `sock` at the deadline (counted from the start of the attempt, DNS included)."""
         with self._lock:
             self._sock = sock
-        if not self._timer.is_alive():
-            self._timer.start()
+            if self._timer is None:
+                self._timer = threading.Timer(max(0.0, self.at - time.monotonic()), self._cut)
+                self._timer.daemon = True
+                self._timer.start()
 
     def _cut(self) -> None:
         with self._lock:  # never after release(): the descriptor may belong to another socket by then
@@ -93,7 +95,8 @@ class _Deadline:
 
     def release(self) -> None:
         with self._lock:
-            self._timer.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
             self._sock = None
 
 
@@ -116,8 +119,10 @@ class _PinnedHTTPS(_PinnedHTTP):
     def connect(self):
         sock = self._open_socket()
         context = ssl.create_default_context()
-        self.sock = context.wrap_socket(sock, server_hostname=self.host)  # certificate checked against the name
+        # certificate checked against the name; the handshake only once the TLS socket is watched
+        self.sock = context.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
         self.deadline.watch(self.sock)
+        self.sock.do_handshake()
 
 
 def _resolve(url: str, deadline: _Deadline) -> Target:

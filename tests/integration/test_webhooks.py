@@ -18,7 +18,7 @@ from services.common.messaging import TransientError
 from services.common.webhook_secrets import new_secret, rotate, webhook_secret_of
 from services.notification import deliveries, webhook
 from tests.helpers import mails_for, stored_job, wait_mail
-from tests.support.receiver import Receiver
+from tests.support.receiver import Dripper, Receiver
 
 
 def ended_job(url: str, status: str = "done", owner: str | None = None):
@@ -118,6 +118,17 @@ def test_a_dripping_receiver_is_cut_at_the_whole_exchange_deadline(stack, monkey
     assert (outcome.ok, outcome.timed_out, outcome.status_code) == (False, True, None), outcome
     assert outcome.error == "timed out: no whole answer within 1.5 s"
     assert 1.5 <= elapsed < 1.5 + 2, elapsed  # a drip every 0.5 s would reset a per-read timeout forever
+
+
+def test_a_tls_handshake_that_drips_is_cut_at_the_deadline_too(stack, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "1.5")
+    with ThreadPoolExecutor(1) as pool, Dripper(0.5) as dripper:
+        started = time.monotonic()
+        attempt = pool.submit(webhook.deliver, f"https://127.0.0.1:{dripper.port}/hooks", new_secret(), "msg_tls", b"{}")
+        outcome = attempt.result(timeout=10)
+        elapsed = time.monotonic() - started
+    assert (outcome.ok, outcome.timed_out) == (False, True), outcome
+    assert 1.5 <= elapsed < 1.5 + 2, elapsed
 
 
 def announce(job) -> float:

@@ -2,6 +2,7 @@
 and keeps what it received (headers and body) for signature checks with the `standardwebhooks` package."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,3 +82,41 @@ class Receiver:
         with self.arrived:
             self.arrived.wait_for(lambda: len(self.received) >= count, timeout)
             return list(self.received)
+
+
+class Dripper:
+    """A TCP server on 127.0.0.1 that, once a client connects, sends one byte every `seconds` and never
+    finishes (the start of a TLS handshake record, so a TLS client keeps waiting for the rest)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.closed = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._drip, args=(client,), daemon=True).start()
+
+    def _drip(self, client: socket.socket) -> None:
+        with client:
+            record = b"\x16\x03\x03\x40\x00" + b"\x02" * 0x4000  # a 16 KiB handshake record, never complete
+            for byte in record:
+                if self.closed.wait(self.seconds):
+                    return
+                try:
+                    client.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def __enter__(self) -> "Dripper":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.closed.set()
+        self.listener.close()
