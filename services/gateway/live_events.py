@@ -49,7 +49,7 @@ class Places:
 
     def __init__(self, total: int, per_user: int):
         self.total, self.per_user = total, per_user
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a place collected by the GC gives itself back in any thread
         self._by_user: Counter[str] = Counter()
 
     def take(self, user_id: str) -> Place:
@@ -75,10 +75,6 @@ class Places:
         metrics.EVENT_STREAM_ENDS.labels(reason).inc()
         log.info("event stream ended", extra={"stream_end": reason, "user_id": user_id,
                                               "stream_seconds": round(time.monotonic() - opened, 3)})
-
-    def held(self) -> int:
-        with self._lock:
-            return sum(self._by_user.values())
 
 
 def _refusal(what: str, user_id: str, per_user: int) -> ApiError:
