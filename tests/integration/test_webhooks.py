@@ -124,7 +124,8 @@ def test_a_tls_handshake_that_drips_is_cut_at_the_deadline_too(stack, monkeypatc
     monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "1.5")
     with ThreadPoolExecutor(1) as pool, Dripper(0.5) as dripper:
         started = time.monotonic()
-        attempt = pool.submit(webhook.deliver, f"https://127.0.0.1:{dripper.port}/hooks", new_secret(), "msg_tls", b"{}")
+        url = f"https://127.0.0.1:{dripper.port}/hooks"
+        attempt = pool.submit(webhook.deliver, url, new_secret(), "msg_tls", b"{}")
         outcome = attempt.result(timeout=10)
         elapsed = time.monotonic() - started
     assert (outcome.ok, outcome.timed_out) == (False, True), outcome
