@@ -38,18 +38,19 @@ def registration_key(address: str) -> str:
 
 
 def _count(key: str) -> tuple[int, float]:
-    """Count one attempt (a new window starts when the old one is over): the key's count and the
-    seconds left of its window. The n-th of concurrent increments always reads a count of at least n."""
+    """Count one attempt (a new window starts when the old one is over): the count this attempt made,
+    and the seconds left of the key's window. LAST_INSERT_ID(expr) hands each increment its own result,
+    so of n concurrent attempts exactly one reads each of the counts 1..n."""
     now, window = time.time(), _limit(key)[1]
-    db.execute(
-        "INSERT INTO login_failures (`key`, failures, window_start) VALUES (%s, 1, %s) "
+    count = db.execute(
+        "INSERT INTO login_failures (`key`, failures, window_start) VALUES (%s, LAST_INSERT_ID(1), %s) "
         "ON DUPLICATE KEY UPDATE "
-        "failures = IF(%s - window_start >= %s, 1, failures + 1), "
+        "failures = LAST_INSERT_ID(IF(%s - window_start >= %s, 1, failures + 1)), "
         "window_start = IF(%s - window_start >= %s, %s, window_start)",
         (key, now, now, window, now, window, now),
     )
-    row = db.query_one("SELECT failures, window_start FROM login_failures WHERE `key` = %s", (key,))
-    return row["failures"], max(window - (time.time() - row["window_start"]), 0.0)
+    row = db.query_one("SELECT window_start FROM login_failures WHERE `key` = %s", (key,))
+    return count, max(window - (time.time() - row["window_start"]), 0.0)
 
 
 def take(key: str) -> int:
