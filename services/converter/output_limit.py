@@ -40,7 +40,7 @@ class Allowance:
 
     def stopped(self) -> PermanentError:
         """The failure of a job whose output grew past `limit` (its file holds more than its header says)."""
-        _count("stopped", self.cause, self.limit, self.predicted)
+        _count("stopped", self.cause, self.limit, self.predicted, self.seconds)
         lied = f"the file decodes to more audio than the {self.seconds:.0f} s its header gives"
         where = {QUOTA: f"the {megabytes(self.limit)} left in your storage quota",
                  MAXIMUM: f"{megabytes(self.limit)}, the most one result may take (MAX_OUTPUT_BYTES)",
@@ -70,7 +70,7 @@ def _allowance(caps: dict[str, int], predicted: int, seconds: float) -> Allowanc
     trace.get_current_span().set_attributes({"vid2mp3.output.predicted_bytes": predicted,
                                              "vid2mp3.output.limit_bytes": min(cap, predicted * GUARD_SLACK)})
     if predicted > cap:
-        _count("refused", cause, cap, predicted)
+        _count("refused", cause, cap, predicted, seconds)
         where = {QUOTA: f"the {megabytes(cap)} left in your storage quota; delete jobs you no longer need, or {SHRINK}",
                  MAXIMUM: f"the {megabytes(cap)} one result may take (MAX_OUTPUT_BYTES); {SHRINK}"}[cause]
         raise PermanentError(f"the result would be up to about {megabytes(predicted)}, more than {where}")
@@ -79,8 +79,8 @@ def _allowance(caps: dict[str, int], predicted: int, seconds: float) -> Allowanc
     return Allowance(cap, predicted, seconds, cause)
 
 
-def _count(outcome: str, cause: str, limit: int, predicted: int) -> None:
+def _count(outcome: str, cause: str, limit: int, predicted: int, seconds: float) -> None:
     metrics.OUTPUT_LIMITED.labels(outcome, cause).inc()
     trace.get_current_span().set_attribute("vid2mp3.output.limited", f"{outcome}:{cause}")
-    log.info("output size limit", extra={"outcome": outcome, "limit": cause, "limit_bytes": limit,
-                                         "predicted_bytes": predicted})
+    log.info("result size limit", extra={"outcome": outcome, "limit": cause, "limit_bytes": limit,
+                                         "predicted_bytes": predicted, "probed_seconds": round(seconds, 3)})
