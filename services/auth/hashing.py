@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 BASELINE_MIB = 96
 # Room for what the measurement did not see (allocator fragmentation, a larger request, a library update).
 MARGIN_MIB = 64
+REFUSAL_LOG_SECONDS = 10
 
 
 def memory_limit_mib(max_concurrent: int, memory_kib: int) -> int:
@@ -67,8 +68,7 @@ def _place() -> Iterator[None]:
         metrics.HASH_QUEUED.inc()
         if not _places().acquire(timeout=config.env_float("ARGON2_WAIT_SECONDS")):
             metrics.HASH_REFUSED.inc()
-            log.warning("password hashing busy: every one of %d places taken for %s s; answering 503",
-                        config.env_int("ARGON2_MAX_CONCURRENT"), config.env("ARGON2_WAIT_SECONDS"))
+            _log_refusal()
             raise TooBusy()
     metrics.HASH_WAIT.observe(time.monotonic() - started)
     metrics.HASHES_IN_PROGRESS.inc()
@@ -77,6 +77,21 @@ def _place() -> Iterator[None]:
     finally:
         metrics.HASHES_IN_PROGRESS.dec()
         _places().release()
+
+
+_refusals = {"logged_at": float("-inf"), "since": 0}
+_refusals_lock = threading.Lock()
+
+
+def _log_refusal() -> None:
+    """One warning per REFUSAL_LOG_SECONDS with the count, not one per refused request of a flood."""
+    with _refusals_lock:
+        _refusals["since"] += 1
+        if time.monotonic() - _refusals["logged_at"] < REFUSAL_LOG_SECONDS:
+            return
+        count, _refusals["since"], _refusals["logged_at"] = _refusals["since"], 0, time.monotonic()
+    log.warning("password hashing busy: %d hashes refused (503 too_busy) after waiting %s s for one of %d places",
+                count, config.env("ARGON2_WAIT_SECONDS"), config.env_int("ARGON2_MAX_CONCURRENT"))
 
 
 def hash_password(password: str) -> str:
