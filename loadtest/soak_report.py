@@ -127,7 +127,7 @@ def write(out: Path, run: dict, judged: dict) -> Path:
     if failing:
         lines += ["", "## Jobs behind failed invariants", ""]
         lines += [f"- {k}: {', '.join(v[:20])}{' …' if len(v) > 20 else ''}" for k, v in failing.items()]
-    lines += ["", "## Faults", "", "| t (s) | fault | pid | outcome | back after (s) |", "|---|---|---|---|---|"]
+    lines += ["", "## Faults", "", "| t (s) | fault | pid | outcome | restarted after (s) |", "|---|---|---|---|---|"]
     lines += [f"| {f['at'] - t0:.0f} | {f['action']} | {f.get('pid', '')} | {f.get('outcome', '')} | "
               f"{f.get('back', '')} |" for f in faults]
     lines += ["", "## Normal users' failed requests (Locust)", "", "| request | error | count |", "|---|---|---|"]

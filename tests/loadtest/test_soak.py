@@ -32,6 +32,8 @@ def test_soak_keeps_every_invariant(tmp_path):
     assert done.returncode == 0, tail
     figures = result["figures"]
     assert figures["accepted_normal"] >= 20, f"too little load to judge:\n{report}"
-    applied = [f["action"] for f in result["faults"] if not str(f.get("outcome", "")).startswith("error")]
+    errors = [f for f in result["faults"] if str(f.get("outcome", "")).startswith("error")]
+    assert not errors, f"faults not applied or not recovered from: {errors}\n{report}"
+    applied = [f["action"] for f in result["faults"]]
     assert {"restart rabbitmq", "restart mongodb"} <= set(applied), f"faults not applied:\n{report}"
     assert any(a.startswith("kill") for a in applied), f"no process killed:\n{report}"
