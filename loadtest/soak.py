@@ -110,8 +110,8 @@ def load(stack: PrivateStack, out: Path, minutes: float, users: int, seed: int, 
     jobs_file = out / "accepted.jsonl"
     (out / "locust").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    locust = start_locust(stack, out / "locust", seconds, users, jobs_file, good.url)
     slow = SlowBodies(stack.gateway, people["hostile"].token, people["victim"].email, SLOW_BODIES).start()
+    locust = start_locust(stack, out / "locust", seconds, users, jobs_file, good.url)
     tenant = HostileTenant(stack.gateway, people["hostile"].token, drip.url, video, timeline)
     flood = LoginFlood(stack.gateway, [people["victim"].email, "nobody-here@example.com"], timeline)
     junk = JunkRequests(stack.gateway, timeline)
