@@ -21,6 +21,7 @@ import errno
 import json
 import logging
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -91,10 +92,16 @@ class _ClientSocket(socket.socket):
         started = time.monotonic()
         try:
             result = operation(*args)
-        except TimeoutError:
-            raise _closing("idle") from None
-        _charge(time.monotonic() - started, result if isinstance(result, int) else len(result), self.limits)
+            _charge(time.monotonic() - started, result if isinstance(result, int) else len(result), self.limits)
+        except (TimeoutError, _TooSlow) as exc:
+            # cut off: closed with RST, so what the kernel still holds for this client is dropped at once
+            self.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raise _closing("slow" if isinstance(exc, _TooSlow) else "idle") from None
         return result
+
+
+class _TooSlow(Exception):
+    """The client moves fewer bytes than HTTP_MIN_TRANSFER_RATE_BYTES per second of waiting."""
 
 
 def _charge(waited: float, moved: int, limits: Limits) -> None:
@@ -102,7 +109,7 @@ def _charge(waited: float, moved: int, limits: Limits) -> None:
     _transfer.waited = getattr(_transfer, "waited", 0.0) + waited
     _transfer.moved = getattr(_transfer, "moved", 0) + moved
     if _transfer.waited > limits.grace and _transfer.moved < limits.min_rate * _transfer.waited:
-        raise _closing("slow")
+        raise _TooSlow()
 
 
 def _closing(reason: str) -> OSError:
@@ -148,10 +155,29 @@ class GuardedConn(TConn):
     def close(self, graceful=False):
         on_close, self._on_close = self._on_close, None
         try:
-            super().close(graceful)
+            if graceful:
+                _close_without_lingering(self.sock)
+            else:
+                super().close()
         finally:
             if on_close:
                 on_close(self)
+
+
+def _close_without_lingering(sock: socket.socket) -> None:
+    """gunicorn's graceful close waits up to 2 s on the event loop's thread for the peer to close:
+    a hundred clients that never do stall the loop for minutes. Here: FIN, then drain only what
+    already arrived (unread bytes there would make the kernel answer with RST), then close."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.setblocking(False)
+        for _ in range(16):
+            if not socket.socket.recv(sock, 65536):
+                break
+    except OSError:
+        pass  # nothing more to read (EAGAIN), or the peer is gone
+    finally:
+        sock.close()
 
 
 class GuardedThreadWorker(ThreadWorker):
@@ -227,11 +253,9 @@ class GuardedThreadWorker(ThreadWorker):
             end = framing.body_end(reading.buffer, reading.head)
         except framing.Malformed:
             return self._dispatch(conn)  # gunicorn's parser answers it with a 400
-        if end is not None:
-            return self._dispatch(conn)
-        if len(reading.buffer) - reading.head.end > self.limits.body_buffer:
-            return self._too_large(conn)
-        return False
+        if (len(reading.buffer) if end is None else end) - reading.head.end > self.limits.body_buffer:
+            return self._too_large(conn)  # a chunked body, which announced no length
+        return self._dispatch(conn) if end is not None else False
 
     def _read_head(self, conn: GuardedConn, reading: _Reading) -> bool:
         """Parse the head once it is complete; False while it is not. A head that settles the request

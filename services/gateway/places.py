@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 from flask import Response
 from prometheus_client import Gauge
+from werkzeug.wsgi import ClosingIterator
 
 from services.common import config
 from services.common.errors import ApiError
@@ -57,15 +58,17 @@ class Places:
             release()
 
     def hold_while_sent(self, respond: Callable[[], Response]) -> Response:
-        """A place for as long as the response is being sent: given back when the server closes it,
-        whether it was sent whole, cut off by the client, never iterated (HEAD) or never made."""
+        """A place for as long as the response is being sent: given back when the server closes its
+        body, whether it was sent whole, cut off, never iterated (HEAD, 304) or never made."""
         release = self.take()
         try:
             response = respond()
         except BaseException:
             release()
             raise
-        response.call_on_close(release)
+        # Not call_on_close: werkzeug drops it for direct_passthrough bodies (downloads). The body's own
+        # close is called by the server on every path, HEAD and 304 included (werkzeug closes it then).
+        response.response = ClosingIterator(response.response, release)
         return response
 
 
