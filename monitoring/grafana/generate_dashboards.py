@@ -276,6 +276,23 @@ def service_overview() -> dict:
                        f"(rate(auth_password_hash_wait_seconds_bucket{{{NS}}}[$__rate_interval])))", "p99")],
                      "s", thresholds=[(0.5, "orange"), (1, "red")]), 12, 7)
 
+    b.row("Slow and hostile clients")
+    b.add(timeseries("Client connections closed or refused", "Connections auth and the gateway closed for "
+                     "being too slow, per second, by why: idle (silent from the start or for HTTP_IDLE_TIMEOUT_SECONDS "
+                     "mid-exchange), headers or body (request head or small body not complete in time), slow (a "
+                     "streamed body, download or event stream below HTTP_MIN_TRANSFER_RATE_BYTES); and requests "
+                     "refused before any thread: per_address (over HTTP_MAX_CONNECTIONS_PER_ADDRESS), body_too_large.",
+                     [(f"sum by (job, reason) (rate(vid2mp3_http_client_timeouts_total{{{NS}}}[$__rate_interval]))",
+                       "closed: {{job}} {{reason}}"),
+                      (f"sum by (job, reason) (rate(vid2mp3_http_refused_total{{{NS}}}[$__rate_interval]))",
+                       "refused: {{job}} {{reason}}")], "ops"), 12, 7)
+    b.add(timeseries("Requests being read, and long exchanges", "Requests whose head or small body the event "
+                     "loop is still reading (they cost a socket, no thread), and the gateway's downloads and "
+                     "uploads in progress (each holds a thread of its own place: DOWNLOADS_MAX, UPLOADS_MAX).",
+                     [(f"sum by (job) (vid2mp3_http_connections_reading{{{NS}}})", "reading: {{job}}"),
+                      (f"sum(gateway_downloads_in_progress{{{NS}}})", "downloads"),
+                      (f"sum(gateway_uploads_in_progress{{{NS}}})", "uploads")], "short"), 12, 7)
+
     b.row("Saturation and versions")
     b.add(timeseries("CPU per process", "CPU cores used by each scraped process (1 = one full core).",
                      [(f'sum by (job, instance) (rate(process_cpu_seconds_total{{{NS}, job=~"{SERVICES}"}}[$__rate_interval]))',
@@ -438,7 +455,7 @@ def pipeline() -> dict:
                      [(f"sum by (instance) (gateway_uploads_in_progress{{{NS}}})", "{{instance}}")], "short"), 12, 7)
     b.add(timeseries("Uploads refused: quota and too busy", "Uploads refused with 429 quota_exceeded, by the limit "
                      "reached (USER_MAX_ACTIVE_JOBS, USER_MAX_STORED_BYTES, USER_MAX_UPLOADS_PER_DAY), and requests "
-                     "refused with 503 too_busy, by what was full (uploads, event_streams), per second.",
+                     "refused with 503 too_busy, by what was full (uploads, event_streams, downloads), per second.",
                      [(f"sum by (limit) (rate(gateway_quota_rejections_total{{{NS}}}[$__rate_interval]))",
                        "quota: {{limit}}"),
                       (f"sum by (what) (rate(gateway_too_busy_total{{{NS}}}[$__rate_interval]))", "too busy: {{what}}")],

@@ -51,6 +51,9 @@ CONTRACT_METRICS = {
     "gateway_tus_uploads_total", "vid2mp3_tus_uploads_in_progress",
     # slow clients and quotas (gateway)
     "gateway_uploads_in_progress", "gateway_quota_rejections_total", "gateway_too_busy_total",
+    # slow and hostile clients cut off or refused by the HTTP worker, downloads' places (auth, gateway; issue 20)
+    "vid2mp3_http_client_timeouts_total", "vid2mp3_http_refused_total", "vid2mp3_http_connections_reading",
+    "gateway_downloads_in_progress",
     # results refused or stopped for their size (converter, issue 20)
     "converter_output_limited_total",
     # the janitor's figures, exposed by the gateway (services/gateway/storage_metrics.py)
