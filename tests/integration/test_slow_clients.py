@@ -157,6 +157,24 @@ def test_every_route_under_slow_clients_blocks_nobody(gateway, stack, ten_minute
     assert victim.job(job_id).json()["status"] != "cancelled", "a cancel with an unfinished body took effect"
 
 
+def test_auth_is_read_the_same_way(stack):
+    """auth runs the same worker: 300 bodies trickled into its /register and /login leave its /healthz fast."""
+    host, port = "127.0.0.1", int(stack["auth"].rsplit(":", 1)[1])
+    heads = {"register": lambda: hostile.json_head("POST", "/register", host),
+             "login": lambda: hostile.json_head("POST", "/login", host, auth="Basic eDp5")}
+    crowd = hostile.SlowCrowd(host, port, heads, {"register": 200, "login": 100}).start()
+    try:
+        latencies = []
+        for _ in range(100):
+            started = time.perf_counter()
+            assert requests.get(f"{stack['auth']}/healthz", timeout=20).status_code == 200
+            latencies.append(time.perf_counter() - started)
+        assert crowd.open_count() >= 250
+    finally:
+        crowd.close()
+    assert statistics.quantiles(latencies, n=100)[98] < 0.5
+
+
 def test_trickling_uploads_hold_their_own_places_and_one_more_is_too_busy(gateway, stack, tmp_path):
     base, port = gateway["base"], gateway["port"]
     owner = Client(stack["gateway"]).signed_up()
