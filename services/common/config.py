@@ -183,6 +183,11 @@ def validate() -> None:
         raise SystemExit("invalid settings: " + "; ".join(bad))
 
 
+def default(name: str) -> str:
+    """The setting's default from SETTINGS."""
+    return _DEFAULTS[name]
+
+
 def env(name: str) -> str:
     """The setting's value from the environment, or its default from SETTINGS."""
     return os.environ.get(name, _DEFAULTS[name])

@@ -6,6 +6,7 @@ import threading
 import time
 
 from services.common.config import env as _env, env_int as _env_int, validate as _validate
+from services.common.gunicorn_worker import SPARE_CONNECTIONS
 
 _validate()  # in the master: a bad setting stops gunicorn itself, not a loop of failing workers
 
@@ -25,7 +26,8 @@ workers = _env_int("GUNICORN_WORKERS")
 threads = _env_int("GUNICORN_THREADS") + (_env_int("UPLOADS_MAX") + _env_int("EVENT_STREAMS_MAX") + _env_int("DOWNLOADS_MAX")
                                            if _service == "gateway" else 0)
 worker_class = "services.common.gunicorn_worker.GuardedThreadWorker"
-worker_connections = threads + 1024  # connections beyond the threads wait in the event loop, not in the kernel
+# connections beyond the threads wait in the event loop, not in the kernel (their memory: README "Sizing the gateway's memory")
+worker_connections = threads + SPARE_CONNECTIONS
 timeout = _env_int("GUNICORN_TIMEOUT")
 graceful_timeout = 30
 keepalive = 5

@@ -38,8 +38,16 @@ from services.common.metrics import CLIENT_TIMEOUTS, HTTP_READING, HTTP_REFUSED
 
 log = logging.getLogger("gunicorn.error")
 
-READ_SIZE = 64 * 1024
-HEAD_MAX_BYTES = 64 * 1024  # gunicorn's own limits (8190 a line, 100 fields) are far below this
+# A connection being read holds at most HEAD_MAX_BYTES + HTTP_BODY_BUFFER_BYTES + READ_SIZE (README
+# "Sizing the gateway's memory").
+READ_SIZE = 16 * 1024
+HEAD_MAX_BYTES = 32 * 1024  # a larger head is handed to gunicorn's parser, which refuses it
+SPARE_CONNECTIONS = 1024  # connections a process holds beyond its threads (requests being read, kept-alive)
+
+
+def reading_buffer_bytes(body_buffer: int) -> int:
+    """The most a connection being read holds: its head, its small body, one read beyond."""
+    return HEAD_MAX_BYTES + body_buffer + READ_SIZE
 _transfer = threading.local()  # per worker thread: how long the current request waited on its client
 
 

@@ -78,10 +78,11 @@ def file_info(bucket: Bucket, file_id) -> dict | None:
 
 
 def read_file(bucket: Bucket, file_id, start: int = 0, end: int | None = None,
-              first_window: int = 1, info: dict | None = None) -> Iterator[bytes]:
+              first_window: int = 1, info: dict | None = None, max_window: int = CHUNK_WINDOW) -> Iterator[bytes]:
     """Yield bytes [start, end] (inclusive) of a stored file, one window of chunks at a time (a reader
     that wants the whole file starts at CHUNK_WINDOW: one query for a short video, not four).
-    `info`: the file's `file_info`, when the caller has just read it."""
+    `info`: the file's `file_info`, when the caller has just read it; `max_window`: chunks held at once
+    (a download for a slow reader holds its window as long as the reader takes)."""
     info = info or file_info(bucket, file_id)
     if info is None:
         raise gridfs.errors.NoFile(f"no file {file_id!r}")
@@ -94,11 +95,11 @@ def read_file(bucket: Bucket, file_id, start: int = 0, end: int | None = None,
     last = end // chunk_size
     # The window starts at one chunk and doubles: ffmpeg seeks by dropping a connection after a few KB,
     # and such a read then costs one chunk, not CHUNK_WINDOW (a short clip read whole, several times).
-    size = min(max(first_window, 1), CHUNK_WINDOW)
+    size = min(max(first_window, 1), max_window)
     while n <= last:
         window = list(chunks.find({"files_id": file_id, "n": {"$gte": n, "$lt": min(n + size, last + 1)}})
                       .sort("n", 1))
-        size = min(size * 2, CHUNK_WINDOW)
+        size = min(size * 2, max_window)
         if not window:
             raise gridfs.errors.CorruptGridFile(f"file {file_id!r} is missing chunk {n}")
         for chunk in window:

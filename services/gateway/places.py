@@ -7,6 +7,7 @@ too_busy with Retry-After, and the refusal is counted and logged.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -17,6 +18,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from services.common import config
 from services.common.errors import ApiError
+from services.common.gunicorn_worker import SPARE_CONNECTIONS, reading_buffer_bytes
 
 from . import metrics
 
@@ -70,6 +72,22 @@ class Places:
         # close is called by the server on every path, HEAD and 304 included (werkzeug closes it then).
         response.response = ClosingIterator(response.response, release)
         return response
+
+
+# Memory a place may hold: an upload its chunks on their way to MongoDB (storage.CHUNK_WINDOW), a
+# download its window (routes.DOWNLOAD_WINDOW). With the process' baseline (measured ~140 MiB with
+# tracing) and the connections being read, they make the pod's memory limit (README "Sizing the
+# gateway's memory"; tests/deploy checks every overlay against it).
+UPLOAD_MIB, DOWNLOAD_MIB, BASELINE_MIB = 4, 1, 160
+
+
+def memory_needed_mib(settings: dict[str, str]) -> int:
+    """The memory limit one gateway process needs for these settings (each missing one at its default)."""
+    value = lambda name: int(settings.get(name) or config.default(name))  # noqa: E731
+    threads = value("GUNICORN_THREADS") + value("UPLOADS_MAX") + value("EVENT_STREAMS_MAX") + value("DOWNLOADS_MAX")
+    reading = (threads + SPARE_CONNECTIONS) * reading_buffer_bytes(value("HTTP_BODY_BUFFER_BYTES"))
+    return (BASELINE_MIB + value("UPLOADS_MAX") * UPLOAD_MIB + value("DOWNLOADS_MAX") * DOWNLOAD_MIB
+            + math.ceil(reading / 2**20))
 
 
 UPLOADS = Places("uploads", "UPLOADS_MAX", metrics.UPLOADS_IN_PROGRESS, retry_after=10)

@@ -15,6 +15,7 @@ from . import auth_client, intake, lifecycle, live_events, metrics, places, quot
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
+DOWNLOAD_WINDOW = 4  # chunks a download holds at once (~1 MiB): DOWNLOADS_MAX of them fit the memory limit
 
 
 def owned_query(query: dict, user: dict) -> dict:
@@ -194,6 +195,6 @@ def _mp3_response(job: Job, info: dict) -> Response:
     }
     if requested:
         headers["Content-Range"] = f"bytes {start}-{end}/{length}"
-    body = storage.read_file(storage.mp3s(), fid, start, end) if length else iter(())
+    body = storage.read_file(storage.mp3s(), fid, start, end, max_window=DOWNLOAD_WINDOW) if length else iter(())
     return Response(body, status=206 if requested else 200, mimetype=jobs.media_type(job), headers=headers,
                     direct_passthrough=True)
