@@ -31,6 +31,10 @@ class Service:
         port = self.env.get(f"{self.name.upper()}_PORT") or self.env["METRICS_PORT"]
         return f"http://127.0.0.1:{port}{path}"
 
+    def metrics_url(self) -> str:
+        port = self.env.get(f"{self.name.upper()}_METRICS_PORT") or self.env["METRICS_PORT"]
+        return f"http://127.0.0.1:{port}/metrics"
+
     def logs(self) -> str:
         """The last lines of both outputs, without the import trace."""
         err = [line for line in self.stderr.read_text(errors="replace").splitlines()

@@ -64,12 +64,14 @@ def foreign(files: list[Path], venv: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
-def test_each_service_answers_its_health_checks(services, name):
+def test_each_service_answers_its_health_checks_and_metrics(services, name):
     import requests
 
     for path in ("/healthz", "/readyz"):
         response = requests.get(services[name].url(path), timeout=5)
         assert response.status_code == 200, (path, response.text, services[name].logs())
+    scrape = requests.get(services[name].metrics_url(), timeout=5)
+    assert scrape.status_code == 200 and "process_cpu_seconds_total" in scrape.text, scrape.text[:500]
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
