@@ -74,8 +74,8 @@ def run():
     for sub in ("tmp", "work", "mongo", "mail/new", "mail/cur", "mail/tmp", "cwd"):
         (names.home / sub).mkdir(parents=True, exist_ok=True)
     yield names
-    # the retry queues of the services are named after their delays (k8s/converter/config.env)
-    names.env["RETRY_DELAYS"] = shipped.read_env_file(shipped.ROOT / "k8s" / "converter" / "config.env")["RETRY_DELAYS"]
+    # the services' retry queues are named after their delays (the same in both workers' config.env)
+    names.env["RETRY_DELAYS"] = shipped.read_env_file(shipped.ROOT / "k8s/converter/config.env")["RETRY_DELAYS"]
     try:
         names.drop_names()
     except Exception as exc:  # clean-up must not hide the result
@@ -105,11 +105,13 @@ def backing(run):
                     "-c", "aiosmtpd.handlers.Mailbox", str(run.home / "mail")]).start()
     from services import devstack
 
-    for port, what in ((run.ports["MONGO_LOCAL_PORT"], "MongoDB stand-in"), (run.ports["SMTP_PORT"], "SMTP")):
-        devstack.wait_for(lambda: devstack.port_open("127.0.0.1", port), what, 30)
-    yield {"maildir": run.home / "mail" / "new"}
-    smtp.stop()
-    mongo.stop()
+    try:
+        for port, what in ((run.ports["MONGO_LOCAL_PORT"], "MongoDB stand-in"), (run.ports["SMTP_PORT"], "SMTP")):
+            devstack.wait_for(lambda: devstack.port_open("127.0.0.1", port), what, 30)
+        yield {"maildir": run.home / "mail" / "new"}
+    finally:
+        smtp.stop()
+        mongo.stop()
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.helpers import Client, codec_of, make_media, unique_mp4, wait_mail
 from tests.images import imports, shipped
@@ -39,7 +40,8 @@ from tests.images.process import LONG_RUNNING, Service
 from tests.support.stack import ROOT
 
 # a line of the import trace naming the file a module came from
-LOADED_FROM = re.compile(r"^# code object from '?(?P<path>[^']+?)'?$|^# extension module '[^']+' loaded from '(?P<ext>[^']+)'$")
+LOADED_FROM = re.compile(r"^# code object from '(?P<path>[^']+)'$"
+                         r"|^# extension module '[^']+' loaded from '(?P<ext>[^']+)'$")
 STDLIB = Path(sys.base_prefix).resolve()
 
 
@@ -65,8 +67,6 @@ def foreign(files: list[Path], venv: Path) -> list[Path]:
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
 def test_each_service_answers_its_health_checks_and_metrics(services, name):
-    import requests
-
     for path in ("/healthz", "/readyz"):
         response = requests.get(services[name].url(path), timeout=5)
         assert response.status_code == 200, (path, response.text, services[name].logs())
@@ -117,7 +117,10 @@ def assert_one_trace(otlp, job_id: str, services: set[str], timeout: float = 20)
 
 def test_janitor_finishes_a_round(run, image_venvs, envs, backing):
     janitor = Service("janitor", envs["janitor"], run.home / "cwd").start()
-    assert janitor.proc.wait(timeout=120) == 0, janitor.logs()
+    try:
+        assert janitor.proc.wait(timeout=120) == 0, janitor.logs()
+    finally:
+        janitor.stop()
     assert '"janitor round"' in janitor.stdout.read_text(), janitor.logs()
     assert foreign(loaded_files(janitor), image_venvs["janitor"]) == []
 

@@ -47,6 +47,9 @@ def cached_venv(service: str) -> Path:
         building.rename(target)
     except OSError:  # another run finished the same lock first: theirs is as good
         shutil.rmtree(building, ignore_errors=True)
+    for old in CACHE.glob(f"{service}-*"):  # venvs of earlier locks: runs use copies, never these
+        if old != target:
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 
