@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,10 @@ def run():
 @pytest.fixture(scope="module")
 def image_venvs(run) -> dict[str, Path]:
     """service -> this run's venv of its image."""
-    return {name: venvs.run_venv(name, run.home / "venvs" / name, run.home) for name in shipped.SERVICES}
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:  # pip waits on I/O part of the time
+        built = {name: pool.submit(venvs.run_venv, name, run.home / "venvs" / name, run.home)
+                 for name in shipped.SERVICES}
+    return {name: future.result() for name, future in built.items()}
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,8 @@ from tests.images import imports, shipped
 from tests.images.process import LONG_RUNNING, Service
 from tests.support.stack import ROOT
 
+# the first test builds the venvs of all five images when their cache is cold
+pytestmark = pytest.mark.timeout(600)
 # a line of the import trace naming the file a module came from
 LOADED_FROM = re.compile(r"^# code object from '(?P<path>[^']+)'$"
                          r"|^# extension module '[^']+' loaded from '(?P<ext>[^']+)'$")
