@@ -1,11 +1,12 @@
 // Keeps the shown jobs current: a live event stream (fetch + the Bearer header) for each job that can
 // still change, a few at a time; the rest, and any stream the server refuses (503 too_busy: it bounds
-// streams per process), are polled. Final jobs cost nothing.
+// streams per process; 429 too_many_streams: it bounds them per user), are polled. Final jobs cost nothing.
 import { followJob, getJob } from "./api.js";
 import { isFinal } from "./jobs.js";
 
-// Browsers open about six connections per host over HTTP/1.1: leave room for uploads and clicks.
-const MAX_STREAMS = 3;
+// Browsers open about six connections per host over HTTP/1.1: leave room for uploads and clicks. The
+// server lets one user hold EVENT_STREAMS_PER_USER (2 by default) per process; beyond, it answers 429.
+const MAX_STREAMS = 2;
 const POLL_MS = 2000;
 
 export class Live {
@@ -55,7 +56,7 @@ export class Live {
         if (controller.signal.aborted) return;
         if (error.status === 404) { this.streams.delete(id); this.onGone(id); return; }
         if (error.status === 401) { this.onError(error); return; }
-        if (error.status === 503) break; // too busy: poll instead
+        if (error.status === 503 || error.status === 429) break; // too busy, or this user's cap: poll instead
         failures += 1;
         await new Promise((ok) => setTimeout(ok, 1000 * failures));
       }
