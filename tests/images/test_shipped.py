@@ -25,6 +25,7 @@ No webhook is used, so WEBHOOK_ALLOWED_NETWORKS keeps its shipped value.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -140,3 +141,12 @@ def test_lock_holds_what_the_service_imports(image_venvs, envs, run, name):
     done = subprocess.run([str(image_venvs[name] / "bin" / "python"), "-c", check], env=env, cwd=run.home / "cwd",
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_no_service_logged_an_error(services, name):
+    """Last in this module, after the job: every log line is one JSON object, none an error, no traceback."""
+    service = services[name]
+    records = [json.loads(line) for line in service.stdout.read_text().splitlines()]
+    assert [r for r in records if r["level"] in ("ERROR", "CRITICAL")] == []
+    assert "Traceback" not in service.stderr.read_text(), service.logs()
