@@ -136,8 +136,8 @@ def write(out: Path, run: dict, judged: dict) -> Path:
     lines += ["", "## Hostile clients", "", "| client | answers (status: count; 0 = no answer) |", "|---|---|"]
     lines += [f"| {name} | {counts} |" for name, counts in run["hostile"].items()]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
-    lines += ["", "Locust's own reports: `locust/report.html`, `locust/locust_stats.csv`; the stack's logs: `logs/` "
-              "(not committed)."]
+    lines += ["", "Locust's own reports: `locust/` (`report.html` and the per-second history are not committed, nor "
+              "are `accepted.jsonl`, the 202s of the normal users, and `logs/`, the stack's logs)."]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
