@@ -78,6 +78,24 @@ def find(docs: list[dict], kind: str, name: str) -> dict:
     return hits[0]
 
 
+def deployment_settings(docs: list[dict], name: str) -> tuple[dict, dict[str, str]]:
+    """A Deployment's only container, and the settings its ConfigMaps give it."""
+    (container,) = find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+    settings: dict[str, str] = {}
+    for ref in container["envFrom"]:
+        if "configMapRef" in ref:
+            settings.update(find(docs, "ConfigMap", ref["configMapRef"]["name"])["data"])
+    return container, settings
+
+
+def memory_limit_mib(container: dict) -> float:
+    quantity = container["resources"]["limits"]["memory"]
+    for suffix, factor in {"Mi": 1, "Gi": 1024}.items():
+        if quantity.endswith(suffix):
+            return float(quantity[:-len(suffix)]) * factor
+    raise AssertionError(f"write memory limits in Mi or Gi, not {quantity!r}")
+
+
 def pod_specs(docs: list[dict]):
     for d in docs:
         if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):

@@ -6,20 +6,15 @@ import pytest
 
 from services.gateway.places import memory_needed_mib
 
-from .conftest import OVERLAYS, find
-from .test_auth_memory_limit import _mib
+from .conftest import OVERLAYS, deployment_settings, memory_limit_mib
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_gateway_memory_limit_covers_its_settings(build, overlay):
-    docs = build.docs(f"kustomize/overlays/{overlay}")
-    (container,) = find(docs, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"]
-    settings = {}
-    for ref in container["envFrom"]:
-        settings.update(find(docs, "ConfigMap", ref["configMapRef"]["name"])["data"])
+    container, settings = deployment_settings(build.docs(f"kustomize/overlays/{overlay}"), "gateway")
     assert settings["GUNICORN_WORKERS"] == "1"  # the formula is per process; one process per pod
     needed = memory_needed_mib(settings)
-    assert needed <= _mib(container["resources"]["limits"]["memory"]), (overlay, needed)
+    assert needed <= memory_limit_mib(container), (overlay, needed)
 
 
 def test_the_formula_with_the_base_settings():
