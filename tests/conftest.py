@@ -47,6 +47,7 @@ def stack():
     try:
         STACK.up()
     except RuntimeError as exc:
+        STACK.down()  # what did start must not outlive the run
         pytest.fail(f"local stack did not start:\n{exc}")
     # In-process tests share the stack's MongoDB from here on.
     os.environ["MONGO_URI"] = MONGO_URI
