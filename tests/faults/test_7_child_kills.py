@@ -43,6 +43,14 @@ def _kill_tool_at_random(stack, tool: str, rng: random.Random) -> bool:
     return True
 
 
+def _converter_kill_window(attempt: int) -> float:
+    """Seconds after `converting` in which the converter is killed. Every other kill falls inside the
+    tool's wait (the job cannot be done before it ends), so half land mid-job by construction; the
+    others may land anywhere, after the result is stored too. A window always as wide as the second
+    kind missed the job on all four kills about once in thirty runs."""
+    return TOOL_DELAY if attempt % 2 == 0 else 2 * TOOL_DELAY + 0.3
+
+
 def _converter_failures(stack) -> float:
     text = requests.get(f"{stack.converter_http}/metrics", timeout=5).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
@@ -73,14 +81,14 @@ def test_killed_children_and_converter_never_fail_a_good_job(private_stack, tmp_
         job_id = upload_bytes(stack.gateway, user.token, source, f"converter-{i}.mp4").json()["job_id"]
         job_ids.append(job_id)
         wait_until(lambda: (stack.job(job_id) or {}).get("status") == "converting", "converting", 30, 0.01)
-        time.sleep(rng.uniform(0, 2 * TOOL_DELAY + 0.3))
+        time.sleep(rng.uniform(0, _converter_kill_window(i)))
         pid = stack.kill("converter")  # the whole process group: children die with it
         hits["converter"] += stack.job(job_id)["status"] == "converting"
         stack.wait_exit(pid, 10)
         stack.up()
 
     print(f"kills that landed mid-job: {hits}")
-    assert hits["ffmpeg"] and hits["converter"], hits
+    assert hits["ffmpeg"] and hits["converter"] >= JOBS_PER_PHASE // 2, hits
     stack.figures(f"SIGKILL ffmpeg/converter x{len(job_ids)}", job_ids, timeout=120)
     for job_id in job_ids:
         _assert_whole_mp3(stack, user, job_id, tmp_path)
