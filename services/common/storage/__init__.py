@@ -7,7 +7,6 @@ which answers a whole-file chunk query in one reply.
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Iterator
@@ -18,35 +17,14 @@ import pymongo.errors
 from bson import Binary
 from pymongo import ReturnDocument
 
-from . import config
-from . import jobs as jobs_module
-from .jobs import Job, Status, sources_of
+from .. import config
+from .. import jobs as jobs_module
+from ..jobs import Job, Status, sources_of
+from .connection import client, new_id, ping
 
 CHUNK_WINDOW = 16  # chunks per query or insert: 16 x 255 KiB = ~4 MiB in memory at most
 CHUNK_SIZE = 255 * 1024  # GridFS' default
 FLUSH_SECONDS = 10  # a slow writer's chunks still reach storage (and say so: on_flush) this often
-
-_client: pymongo.MongoClient | None = None
-
-
-def client() -> pymongo.MongoClient:
-    """One client per process (it pools connections and is thread-safe)."""
-    global _client
-    if _client is None:
-        timeout = config.env_int("MONGO_TIMEOUT_MS")
-        _client = pymongo.MongoClient(
-            config.env("MONGO_URI"),
-            serverSelectionTimeoutMS=timeout,
-            connectTimeoutMS=timeout,
-            socketTimeoutMS=max(timeout, 30000),
-            tz_aware=True,
-        )
-    return _client
-
-
-def ping() -> None:
-    client().admin.command("ping")
-
 
 class Bucket:
     """Files stored the GridFS way (`fs.files` + `fs.chunks`) in one database, read and written in
@@ -66,11 +44,6 @@ def videos() -> Bucket:
 
 def mp3s() -> Bucket:
     return Bucket(client()[config.env("MONGO_MP3S_DB")])
-
-
-def new_id() -> str:
-    """An unguessable id (96 random bits, hex like an ObjectId so seed clients accept it)."""
-    return secrets.token_hex(12)
 
 
 def file_info(bucket: Bucket, file_id) -> dict | None:

@@ -1,0 +1,34 @@
+"""The one MongoDB client of a process, and the ids the stored records get."""
+from __future__ import annotations
+
+import secrets
+
+import pymongo
+
+from .. import config
+
+_client: pymongo.MongoClient | None = None
+
+
+def client() -> pymongo.MongoClient:
+    """One client per process (it pools connections and is thread-safe)."""
+    global _client
+    if _client is None:
+        timeout = config.env_int("MONGO_TIMEOUT_MS")
+        _client = pymongo.MongoClient(
+            config.env("MONGO_URI"),
+            serverSelectionTimeoutMS=timeout,
+            connectTimeoutMS=timeout,
+            socketTimeoutMS=max(timeout, 30000),
+            tz_aware=True,
+        )
+    return _client
+
+
+def ping() -> None:
+    client().admin.command("ping")
+
+
+def new_id() -> str:
+    """An unguessable id (96 random bits, hex like an ObjectId so seed clients accept it)."""
+    return secrets.token_hex(12)
