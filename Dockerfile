@@ -65,43 +65,39 @@ USER 10001:10001
 STOPSIGNAL SIGTERM
 
 # ---- one stage per service: what differs is the port, the health check and the command.
+# Ports are not set here: each is the default of its <SERVICE>_PORT / <SERVICE>_METRICS_PORT in
+# services/common/config.py, which the health checks read (k8s config.env repeats them beside containerPort).
 # Kubernetes uses its own probes on the same endpoints; the health checks serve Docker and compose.
 # Workers, threads and timeout of gunicorn come from GUNICORN_WORKERS/THREADS/TIMEOUT
 # (services/common/gunicorn_conf.py).
 FROM runtime AS auth
 LABEL org.opencontainers.image.description="vid2mp3 auth: users, password hashes and JWTs (Flask on gunicorn)"
-ENV AUTH_PORT=5000 \
-    AUTH_METRICS_PORT=9103
 # 5000 the API; 9103 /metrics, for Prometheus only (never publish or route it)
 EXPOSE 5000 9103
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['AUTH_PORT'], timeout=4)"]
+  CMD ["python", "-c", "import urllib.request; from services.common.config import env; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % env('AUTH_PORT'), timeout=4)"]
 CMD ["gunicorn", "-c", "python:services.common.gunicorn_conf", "services.auth:create_app()"]
 
 FROM runtime AS gateway
 LABEL org.opencontainers.image.description="vid2mp3 gateway: public REST API (Flask on gunicorn)"
-ENV GATEWAY_PORT=8080 \
-    GATEWAY_METRICS_PORT=9102
 # 8080 the API; 9102 /metrics, for Prometheus only (never publish or route it)
 EXPOSE 8080 9102
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['GATEWAY_PORT'], timeout=4)"]
+  CMD ["python", "-c", "import urllib.request; from services.common.config import env; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % env('GATEWAY_PORT'), timeout=4)"]
 CMD ["gunicorn", "-c", "python:services.common.gunicorn_conf", "services.gateway:create_app()"]
 
 FROM runtime AS converter
 LABEL org.opencontainers.image.description="vid2mp3 converter: RabbitMQ worker converting videos to MP3 with ffmpeg"
-ENV METRICS_PORT=9100
 EXPOSE 9100
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['METRICS_PORT'], timeout=4)"]
+  CMD ["python", "-c", "import urllib.request; from services.common.config import env; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % env('CONVERTER_METRICS_PORT'), timeout=4)"]
 CMD ["python", "-m", "services.converter"]
 
 FROM runtime AS notification
 LABEL org.opencontainers.image.description="vid2mp3 notification: RabbitMQ worker sending job emails"
-ENV METRICS_PORT=9101
 EXPOSE 9101
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['METRICS_PORT'], timeout=4)"]
+  CMD ["python", "-c", "import urllib.request; from services.common.config import env; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % env('NOTIFICATION_METRICS_PORT'), timeout=4)"]
 CMD ["python", "-m", "services.notification"]
 
 FROM runtime AS janitor

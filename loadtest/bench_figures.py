@@ -60,7 +60,7 @@ class BenchStack(IsolatedStack):
 
     def add_converter(self) -> None:
         port = free_port()
-        env = dict(self.env, MONGO_URI=self.mongo_uri, METRICS_PORT=str(port), PYTHONUNBUFFERED="1",
+        env = dict(self.env, MONGO_URI=self.mongo_uri, CONVERTER_METRICS_PORT=str(port), PYTHONUNBUFFERED="1",
                    OTEL_SERVICE_NAME="converter", AUTH_URL=self.auth, WORK_DIR=str(self.home / "work"))
         with open(self.home / "logs" / f"converter-{len(self.extra) + 2}.log", "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "services.converter"], cwd=ROOT, env=env,

@@ -11,12 +11,13 @@ from .messaging import Consumer
 log = logging.getLogger(__name__)
 
 
-def serve(*consumers: Consumer) -> None:
-    """Expose metrics and health, stop gracefully on SIGTERM/SIGINT, and consume until stopped.
+def serve(*consumers: Consumer, port_setting: str) -> None:
+    """Expose metrics and health on the port named by `port_setting` (the worker's <SERVICE>_METRICS_PORT),
+    stop gracefully on SIGTERM/SIGINT, and consume until stopped.
 
     Several consumers (the notification worker's emails and webhooks) each run on a thread of their
     own; the process is healthy and ready only when every one of them is."""
-    port = config.env_int("METRICS_PORT")
+    port = config.env_int(port_setting)
     others = [threading.Thread(target=consumer.run, name=f"consume-{consumer.queue}", daemon=True)
               for consumer in consumers[1:]]
 

@@ -216,10 +216,9 @@ def processes() -> list[Process]:
                                     "--name", f"vid2mp3-{name}", f"services.{name}:create_app()"],
                              dict(env, OTEL_SERVICE_NAME=name)))
     procs.append(Process("converter", [py, "-m", "services.converter"],
-                         dict(env, OTEL_SERVICE_NAME="converter", METRICS_PORT=config.env("CONVERTER_METRICS_PORT"))))
+                         dict(env, OTEL_SERVICE_NAME="converter")))
     procs.append(Process("notification", [py, "-m", "services.notification"],
-                         dict(env, OTEL_SERVICE_NAME="notification",
-                              METRICS_PORT=config.env("NOTIFICATION_METRICS_PORT"))))
+                         dict(env, OTEL_SERVICE_NAME="notification")))
     # A round every JANITOR_INTERVAL_SECONDS (a CronJob in Kubernetes); it shares the converter's WORK_DIR.
     procs.append(Process("janitor", [py, "-m", "services.janitor"], dict(env, OTEL_SERVICE_NAME="janitor")))
     return procs

@@ -1,6 +1,4 @@
 """python -m services.notification"""
-import os
-
 from services.common import config, links, messaging, telemetry, worker
 
 from . import deliveries, metrics
@@ -22,11 +20,10 @@ def consumers() -> tuple[messaging.Consumer, messaging.Consumer]:
 
 
 def main() -> None:
-    os.environ.setdefault("METRICS_PORT", "9101")
     config.validate()
     links.signing_key()  # a missing LINK_SECRET stops the start, not the first email
     telemetry.init_telemetry("notification")
-    worker.serve(*consumers())
+    worker.serve(*consumers(), port_setting="NOTIFICATION_METRICS_PORT")
 
 
 if __name__ == "__main__":

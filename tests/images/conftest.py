@@ -49,7 +49,8 @@ def local_overrides(service: str, env: dict[str, str], run: IsolatedStack, otlp:
         "SMTP_HOST": "127.0.0.1", "SMTP_PORT": ports["SMTP_PORT"],
         "AUTH_PORT": ports["AUTH_PORT"], "AUTH_METRICS_PORT": ports["AUTH_METRICS_PORT"],
         "GATEWAY_PORT": ports["GATEWAY_PORT"], "GATEWAY_METRICS_PORT": ports["GATEWAY_METRICS_PORT"],
-        "METRICS_PORT": ports.get(f"{service.upper()}_METRICS_PORT", ""),
+        "CONVERTER_METRICS_PORT": ports["CONVERTER_METRICS_PORT"],
+        "NOTIFICATION_METRICS_PORT": ports["NOTIFICATION_METRICS_PORT"],
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp.port}",
         "WORK_DIR": str(run.home / "work"),  # the converter's /work emptyDir
         "HOME": str(run.home / "tmp"),  # the pod's /tmp emptyDir

@@ -28,11 +28,11 @@ class Service:
         return self
 
     def url(self, path: str) -> str:
-        port = self.env.get(f"{self.name.upper()}_PORT") or self.env["METRICS_PORT"]
+        port = self.env.get(f"{self.name.upper()}_PORT") or self.env[f"{self.name.upper()}_METRICS_PORT"]
         return f"http://127.0.0.1:{port}{path}"
 
     def metrics_url(self) -> str:
-        port = self.env.get(f"{self.name.upper()}_METRICS_PORT") or self.env["METRICS_PORT"]
+        port = self.env[f"{self.name.upper()}_METRICS_PORT"]
         return f"http://127.0.0.1:{port}/metrics"
 
     def logs(self) -> str:

@@ -11,8 +11,8 @@ What differs from Kubernetes, and nothing else (tests/images/conftest.py, `local
   machine); RABBITMQ_URL the machine's broker (127.0.0.1:5672, guest/guest); MYSQL_HOST/PORT/USER/
   PASSWORD the machine's MariaDB (127.0.0.1:3306, root, no password); MONGO_URI this run's MongoDB
   stand-in (nx-27017); SMTP_HOST/SMTP_PORT this run's aiosmtpd server; AUTH_URL and PUBLIC_URL the
-  run's auth and gateway; AUTH_PORT, AUTH_METRICS_PORT, GATEWAY_PORT, GATEWAY_METRICS_PORT and
-  METRICS_PORT free ports; OTEL_EXPORTER_OTLP_ENDPOINT this test's OTLP receiver (the janitor keeps
+  run's auth and gateway; every <SERVICE>_PORT and <SERVICE>_METRICS_PORT the service's manifest sets, free
+  ports; OTEL_EXPORTER_OTLP_ENDPOINT this test's OTLP receiver (the janitor keeps
   its OTEL_TRACES_EXPORTER=none).
 - the pod's emptyDirs: WORK_DIR (the converter's /work) and HOME (the image's /tmp) are folders of
   this run; TMPDIR is set to the same for every service, so nothing uses the machine's shared /tmp.
