@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(VENV)/.tools-installed
 # Every lock is made by `make lock` (uv, pinned in requirements/tools.in); each is installed hash-checked:
 #   requirements.lock          the .venv: every service's dependencies, the test libraries, setuptools
-#   requirements/tools.lock    offline validators of the deployment files, Locust, schemathesis, uv
+#   requirements/tools.lock    offline validators of the deployment files, Locust, schemathesis, ruff, mypy,
+#                              pre-commit, uv
 #   requirements/checkov.lock  checkov, in its own venv (.venv-tools): it pins old libraries
 #   requirements/<service>.lock  one per service image (Dockerfile), the same versions as requirements.lock
 SERVICES := auth gateway converter notification janitor

@@ -30,7 +30,8 @@ STACK = IsolatedStack("test", otlp=OTLP, settings={
     "LOG_LEVEL": "INFO",
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the tests' webhook receivers listen on 127.0.0.1
     "WEBHOOK_TIMEOUT_SECONDS": "2",
-    "MAX_OUTPUT_BYTES": "300000000",  # an hour of WAV passes it (tests/e2e/test_output_limits.py); no other test's result
+    # an hour of WAV passes it (tests/e2e/test_output_limits.py); no other test's result
+    "MAX_OUTPUT_BYTES": "300000000",
     "OTEL_BSP_SCHEDULE_DELAY": "200",
     "SENTRY_DSN": f"http://publickey@127.0.0.1:{OTLP.port}/1",
 })

@@ -19,8 +19,8 @@ NEEDED = {
                 "VIDEO_QUEUE", "MP3_QUEUE", "DEPLOY_ENV", "PROMETHEUS_MULTIPROC_DIR", "LINK_SECRET"},
     "converter": {"BIND_HOST", "CONVERTER_METRICS_PORT", "RABBITMQ_URL", "MONGO_URI", "VIDEO_QUEUE", "MP3_QUEUE",
                   "WORK_DIR", "FFMPEG_TIMEOUT_SECONDS", "DEPLOY_ENV"},
-    "notification": {"BIND_HOST", "NOTIFICATION_METRICS_PORT", "RABBITMQ_URL", "MONGO_URI", "MP3_QUEUE", "WEBHOOK_QUEUE",
-                     "SMTP_HOST", "SMTP_PORT", "MAIL_FROM", "PUBLIC_URL", "DEPLOY_ENV", "LINK_SECRET"},
+    "notification": {"BIND_HOST", "NOTIFICATION_METRICS_PORT", "RABBITMQ_URL", "MONGO_URI", "MP3_QUEUE",
+                     "WEBHOOK_QUEUE", "SMTP_HOST", "SMTP_PORT", "MAIL_FROM", "PUBLIC_URL", "DEPLOY_ENV", "LINK_SECRET"},
 }
 OTEL_NEEDED = {"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_EXPORTER"}
 
@@ -197,11 +197,11 @@ def test_metrics_ports_are_private(build, overlay):
         for rule in ingress["spec"]["rules"]:
             for path in rule["http"]["paths"]:
                 backend = path["backend"]["service"]
-                assert (backend["name"], backend["port"]) in (("gateway", {"name": "http"}), ("gateway", {"number": 8080}))
+                assert backend["name"] == "gateway" and backend["port"] in ({"name": "http"}, {"number": 8080})
 
 
 def test_no_latest_or_untagged_images_in_prod(prod):
-    for d, spec in pod_specs(prod):
+    for _, spec in pod_specs(prod):
         for c in spec["containers"]:
             image = c["image"]
             tag = image.rsplit("@", 1)[0].rsplit("/", 1)[-1]
@@ -272,7 +272,8 @@ def test_janitor_cronjob(build, overlay):
     assert ps["automountServiceAccountToken"] is False
     assert find(docs, "ServiceAccount", "janitor")["automountServiceAccountToken"] is False
     psc = ps["securityContext"]
-    assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 10001 and psc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 10001
+    assert psc["seccompProfile"]["type"] == "RuntimeDefault"
     (c,) = ps["containers"]
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False

@@ -31,7 +31,8 @@ def test_adapter_series_query_matches_rabbitmq_output():
         deadline, line = time.monotonic() + 30, None
         while time.monotonic() < deadline and line is None:
             body = urllib.request.urlopen(PER_OBJECT, timeout=10).read().decode()
-            line = next((l for l in body.splitlines() if l.startswith(metric + "{") and f'queue="{queue}"' in l), None)
+            line = next((row for row in body.splitlines()
+                         if row.startswith(metric + "{") and f'queue="{queue}"' in row), None)
             if line is None:
                 time.sleep(1)
         assert line, f"{metric} for {queue} never appeared at {PER_OBJECT}"

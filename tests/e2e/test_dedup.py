@@ -147,7 +147,8 @@ def test_a_repeat_while_the_first_still_uploads_gets_409_then_the_job(users, cli
 def test_failed_upload_gives_its_key_back_and_expired_keys_are_forgotten(users, clips):
     alice, key = users[0], f"retry-{uuid.uuid4()}"
     broken = requests.post(f"{alice.base}/upload", data=b"--x\r\nnot a part", timeout=30,
-                           headers={**alice.auth, "Idempotency-Key": key, "Content-Type": "multipart/form-data; boundary=x"})
+                           headers={**alice.auth, "Idempotency-Key": key,
+                                    "Content-Type": "multipart/form-data; boundary=x"})
     assert broken.status_code == 400
     first = _job_id(_post(alice, clips[0], key))
     owner = storage.get_job(first).owner

@@ -46,7 +46,8 @@ def prometheus(stack, tmp_path_factory):
         (rules_dir / path.name).write_text(yaml.safe_dump(rules))
     config["rule_files"] = [str(rules_dir / "*.yml")]
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-    check = subprocess.run(["promtool", "check", "config", str(work / "prometheus.yml")], capture_output=True, text=True)
+    check = subprocess.run(["promtool", "check", "config", str(work / "prometheus.yml")],
+                           capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     log = open(work / "prometheus.log", "wb")
     proc = subprocess.Popen([PROMETHEUS, f"--config.file={work / 'prometheus.yml'}",

@@ -83,8 +83,8 @@ def test_options_shape_the_download(user, clip, tmp_path):
     assert 'filename="Concert night.flac"' in download.headers["Content-Disposition"]
     out = tmp_path / "out.flac"
     out.write_bytes(download.content)
-    data = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(out)],
-                                     check=True, capture_output=True, text=True).stdout)
+    probe = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(out)]
+    data = json.loads(subprocess.run(probe, check=True, capture_output=True, text=True).stdout)
     audio = [s for s in data["streams"] if s["codec_type"] == "audio"][0]
     assert (data["format"]["format_name"], audio["codec_name"], audio["channels"]) == ("flac", "flac", 1)
     assert abs(float(data["format"]["duration"]) - 2.5) <= 0.05

@@ -29,7 +29,8 @@ def scrape(url: str) -> dict[tuple, float]:
 
 
 def value(samples: dict, name: str, **labels) -> float:
-    return sum(v for (n, l), v in samples.items() if n == name and all(dict(l).get(k) == w for k, w in labels.items()))
+    return sum(v for (n, labelled), v in samples.items()
+               if n == name and all(dict(labelled).get(k) == w for k, w in labels.items()))
 
 
 def scrape_all(stack) -> dict[str, dict]:

@@ -200,7 +200,8 @@ def test_polls_when_the_server_refuses_streams(page, stack, account, media):
         other = Client(stack["gateway"]).signed_up()
         long_job = other.upload(media["long"]).json()["job_id"]
         others.append((other, long_job))
-        for _ in range(min(config.env_int("EVENT_STREAMS_PER_USER"), config.env_int("EVENT_STREAMS_MAX") - len(holders))):
+        places = min(config.env_int("EVENT_STREAMS_PER_USER"), config.env_int("EVENT_STREAMS_MAX") - len(holders))
+        for _ in range(places):
             held = requests.get(f"{other.base}/jobs/{long_job}/events", headers=other.auth, stream=True, timeout=60)
             assert held.status_code == 200, held.text
             holders.append(held)

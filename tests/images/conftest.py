@@ -112,7 +112,7 @@ def backing(run):
 
     try:
         for port, what in ((run.ports["MONGO_LOCAL_PORT"], "MongoDB stand-in"), (run.ports["SMTP_PORT"], "SMTP")):
-            devstack.wait_for(lambda: devstack.port_open("127.0.0.1", port), what, 30)
+            devstack.wait_for(lambda port=port: devstack.port_open("127.0.0.1", port), what, 30)
         yield {"maildir": run.home / "mail" / "new"}
     finally:
         smtp.stop()

@@ -272,7 +272,8 @@ def test_connections_per_client_address_are_capped(gateway):
     finally:
         for sock in held:
             sock.close()
-    _wait(lambda: _one_request_from(source, gateway["port"]).startswith(b"HTTP/1.1 200"), "the address's places back", 20)
+    _wait(lambda: _one_request_from(source, gateway["port"]).startswith(b"HTTP/1.1 200"), "the address's places back",
+          20)
     assert _metric(gateway["metrics"], 'vid2mp3_http_refused_total{reason="per_address"}') >= 1
 
 

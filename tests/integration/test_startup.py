@@ -19,8 +19,8 @@ VENV_BIN = Path(sys.executable).parent
     [sys.executable, "-m", "services.converter"],
 ])
 def test_bad_max_upload_bytes_stops_the_process_at_boot(command):
-    env = dict(os.environ, MAX_UPLOAD_BYTES="2GB", GATEWAY_PORT=str(free_port()), CONVERTER_METRICS_PORT=str(free_port()),
-               OTEL_SERVICE_NAME="gateway", OTEL_TRACES_EXPORTER="none")
+    env = dict(os.environ, MAX_UPLOAD_BYTES="2GB", GATEWAY_PORT=str(free_port()),
+               CONVERTER_METRICS_PORT=str(free_port()), OTEL_SERVICE_NAME="gateway", OTEL_TRACES_EXPORTER="none")
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "invalid settings: MAX_UPLOAD_BYTES='2GB'" in done.stdout + done.stderr

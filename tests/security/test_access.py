@@ -18,7 +18,7 @@ def test_other_users_ids_are_404_everywhere(stack, tmp_path):
     mp3_ids = [j["mp3_id"] for j in jobs]
     assert all(mp3_ids)
     gw = stack["gateway"]
-    for job_id, mp3_id in zip(job_ids, mp3_ids):
+    for job_id, mp3_id in zip(job_ids, mp3_ids, strict=True):
         assert intruder.job(job_id).status_code == 404
         for headers in ({}, {"Range": "bytes=0-10"}):
             response = intruder.download(mp3_id, **headers)
@@ -29,7 +29,8 @@ def test_other_users_ids_are_404_everywhere(stack, tmp_path):
         assert intruder.job(job_id).json() == intruder.job("0" * 24).json()
         # No write endpoints on jobs.
         for method in ("put", "patch", "delete"):
-            assert getattr(requests, method)(f"{gw}/jobs/{job_id}", headers=intruder.auth, timeout=10).status_code in (404, 405)
+            answer = getattr(requests, method)(f"{gw}/jobs/{job_id}", headers=intruder.auth, timeout=10)
+            assert answer.status_code in (404, 405)
     for status in (None, "done", "queued", "failed"):
         params = {"limit": 100, **({"status": status} if status else {})}
         listed = requests.get(f"{gw}/jobs", params=params, headers=intruder.auth, timeout=10).json()["jobs"]
@@ -40,6 +41,6 @@ def test_other_users_ids_are_404_everywhere(stack, tmp_path):
     ids = job_ids + mp3_ids
     assert all(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids), ids
     values = [int(i, 16) for i in job_ids]
-    gaps = [abs(b - a) for a, b in zip(values, values[1:])]
+    gaps = [abs(b - a) for a, b in zip(values, values[1:], strict=False)]
     assert all(gap > 2 ** 64 for gap in gaps), "consecutive job ids are close together: guessable"
     assert len({i[:8] for i in ids}) == len(ids), "ids share a prefix (timestamp-like)"

@@ -116,7 +116,8 @@ def test_forged_tokens(monkeypatch):
     claims = {"sub": "1", "admin": True, "iat": int(time.time()), "exp": int(time.time()) + 60}
     forged = {
         "hs256 with the public key": hmac_token(claims, public_pem(private).encode(), kid),
-        "alg none": f"{b64url(json.dumps({'alg': 'none', 'kid': kid}).encode())}.{b64url(json.dumps(claims).encode())}.",
+        "alg none": f"{b64url(json.dumps({'alg': 'none', 'kid': kid}).encode())}."
+                    f"{b64url(json.dumps(claims).encode())}.",
         "unknown kid": jwt.encode(claims, load_pem_private_key(private.encode(), None), algorithm="EdDSA",
                                   headers={"kid": "not-a-key-we-know"}),
         "no kid": jwt.encode(claims, load_pem_private_key(private.encode(), None), algorithm="EdDSA"),
