@@ -23,10 +23,11 @@ workers = _env_int("GUNICORN_WORKERS")
 # streams, downloads) hold a thread for as long as their client is slow: each kind has places of its own
 # (bounded by the app, 503 too_busy beyond) and threads for them, so the GUNICORN_THREADS threads are
 # always there for short requests such as /healthz.
-threads = _env_int("GUNICORN_THREADS") + (_env_int("UPLOADS_MAX") + _env_int("EVENT_STREAMS_MAX") + _env_int("DOWNLOADS_MAX")
-                                           if _service == "gateway" else 0)
+threads = _env_int("GUNICORN_THREADS") + (
+    _env_int("UPLOADS_MAX") + _env_int("EVENT_STREAMS_MAX") + _env_int("DOWNLOADS_MAX") if _service == "gateway" else 0)
 worker_class = "services.common.gunicorn_worker.GuardedThreadWorker"
-# connections beyond the threads wait in the event loop, not in the kernel (their memory: README "Sizing the gateway's memory")
+# connections beyond the threads wait in the event loop, not in the kernel
+# (their memory: README "Sizing the gateway's memory")
 worker_connections = threads + SPARE_CONNECTIONS
 timeout = _env_int("GUNICORN_TIMEOUT")
 graceful_timeout = 30

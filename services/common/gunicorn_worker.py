@@ -324,7 +324,8 @@ class GuardedThreadWorker(ThreadWorker):
                 reason = "idle" if not reading.buffer else "headers" if reading.head is None else "body"
                 CLIENT_TIMEOUTS.labels(reason).inc()
                 log.info("closing a client connection", extra={"reason": reason, "client": conn.host})
-                self._send_quietly(conn.sock, canned(408, "request_timeout", f"request not received in time ({reason})"))
+                self._send_quietly(conn.sock,
+                                   canned(408, "request_timeout", f"request not received in time ({reason})"))
                 self._close(conn)
         HTTP_READING.set(len(self.reading))
 

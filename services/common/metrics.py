@@ -15,7 +15,8 @@ BUILD_INFO = Gauge("vid2mp3_build_info", "Build of the running process", ["servi
                    multiprocess_mode="max")
 
 # --- every process that talks to RabbitMQ (gateway, converter, notification)
-AMQP_RECONNECTS = Counter("vid2mp3_amqp_reconnects", "AMQP connections found dead and reopened, by where it was noticed "
+AMQP_RECONNECTS = Counter("vid2mp3_amqp_reconnects",
+                          "AMQP connections found dead and reopened, by where it was noticed "
                           "(lost_while_idle, lost_on_publish, lost_on_check, consumer_lost)", ["reason"])
 
 # --- the HTTP services' gunicorn (services/common/gunicorn_worker.py)

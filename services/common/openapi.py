@@ -15,9 +15,11 @@ ERROR_SCHEMA = {
 }
 _MEANINGS = {400: "Bad input", 401: "Missing, invalid or expired credentials", 404: "No such job or file",
              409: "Conflict", 410: "Gone: removed after its retention period (or an upload that expired unfinished)",
-             412: "Precondition failed: a tus request without Tus-Resumable: 1.0.0", 413: "Body too large", 415: "Wrong content type", 416: "Range not satisfiable",
+             412: "Precondition failed: a tus request without Tus-Resumable: 1.0.0", 413: "Body too large",
+             415: "Wrong content type", 416: "Range not satisfiable",
              423: "Locked: another request is writing this upload; retry after Retry-After seconds",
-             429: "Too many attempts from this client or for this account; wait Retry-After seconds", 503: "A dependency is unavailable; retry later"}
+             429: "Too many attempts from this client or for this account; wait Retry-After seconds",
+             503: "A dependency is unavailable; retry later"}
 # gunicorn refuses a request line over 8190 bytes (limit_request_line) before any application code runs
 URI_TOO_LONG = {"414": {"description": "Request line longer than 8190 bytes (answered by the HTTP server)",
                         "content": {"text/html": {"schema": {"type": "string"}}}}}

@@ -288,13 +288,14 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     if command == "up":
         info = up()
+        register_body = '{"email":"me@example.com","password":"correct horse battery"}'
         print(f"""
 vid2mp3 is running.
   gateway:  {info['gateway']}   (API docs: {info['gateway']}/docs)
   mail:     {info['mail']}   (every email the system sends lands here, one file per message)
   logs:     {info['logs']}
 Try it:
-  curl -X POST {info['gateway']}/register -H 'Content-Type: application/json' -d '{{"email":"me@example.com","password":"correct horse battery"}}'
+  curl -X POST {info['gateway']}/register -H 'Content-Type: application/json' -d '{register_body}'
   TOKEN=$(curl -s -u me@example.com:'correct horse battery' -X POST {info['gateway']}/login)
   curl -X POST {info['gateway']}/upload -H "Authorization: Bearer $TOKEN" -F "file=@video.mp4"
 """)

@@ -1,4 +1,6 @@
-"""The gateway's own metrics (uploads, the outbox, what users do to their jobs). Names are the contract of the dashboards and alerts."""
+"""The gateway's own metrics (uploads, the outbox, what users do to their jobs).
+
+Names are the contract of the dashboards and alerts."""
 from prometheus_client import Counter, Gauge
 
 UPLOADS = Counter("gateway_uploads", "Uploads by outcome", ["result"])
@@ -17,7 +19,8 @@ EVENT_STREAMS_USER_LIMITED = Counter("gateway_event_streams_user_limited", "Live
                                      "too_many_streams: the user held EVENT_STREAMS_PER_USER on this process")
 UPLOADS_REUSED = Counter("gateway_uploads_reused", "Uploads done at once with the MP3 of an identical earlier upload")
 IDEMPOTENT_REPLAYS = Counter("gateway_idempotent_replays",
-                             "Uploads repeating an Idempotency-Key: answered with the first job, or 409 while it uploads",
+                             "Uploads repeating an Idempotency-Key: answered with the first job, "
+                             "or 409 while it uploads",
                              ["result"])
 for _result in ("replayed", "conflict"):
     IDEMPOTENT_REPLAYS.labels(_result)
@@ -34,9 +37,11 @@ UPLOADS_IN_PROGRESS = Gauge("gateway_uploads_in_progress", "Upload bodies this g
                             multiprocess_mode="livesum")
 QUOTA_REJECTIONS = Counter("gateway_quota_rejections", "Uploads refused with 429 quota_exceeded, by the limit reached",
                            ["limit"])
-DOWNLOADS_IN_PROGRESS = Gauge("gateway_downloads_in_progress", "Downloads (token or signed link) this gateway is sending now",
+DOWNLOADS_IN_PROGRESS = Gauge("gateway_downloads_in_progress",
+                              "Downloads (token or signed link) this gateway is sending now",
                               multiprocess_mode="livesum")
-TOO_BUSY = Counter("gateway_too_busy", "Requests refused with 503 too_busy, by what was full (uploads, event_streams, downloads)",
+TOO_BUSY = Counter("gateway_too_busy",
+                   "Requests refused with 503 too_busy, by what was full (uploads, event_streams, downloads)",
                    ["what"])
 for _limit in ("active_jobs", "stored_bytes", "uploads_per_day"):
     QUOTA_REJECTIONS.labels(_limit)

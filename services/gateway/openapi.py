@@ -83,7 +83,8 @@ TUS_PATHS = {
         "patch": {
             "summary": "tus: append bytes at Upload-Offset; the last byte makes the job (Job-Id)",
             "security": [{"bearer": []}],
-            "parameters": [_UPLOAD_ID, _TUS, {"name": "Upload-Offset", "in": "header", "required": True, "schema": _DIGITS}],
+            "parameters": [_UPLOAD_ID, _TUS,
+                           {"name": "Upload-Offset", "in": "header", "required": True, "schema": _DIGITS}],
             "requestBody": {"required": True, "content": {"application/offset+octet-stream": {
                 "schema": {"type": "string", "format": "binary"}}}},
             "responses": {"204": {"description": "Stored; Upload-Offset is the new offset", "headers": {
@@ -173,7 +174,8 @@ SPEC = {
                     "download_url": {"type": "string", "nullable": True},
                     "link": {"type": "string", "nullable": True,
                              "description": "once done: an absolute signed URL that downloads the MP3 without a token "
-                                            "(GET /links/{token}), valid until expires_at, void once the job is deleted"},
+                                            "(GET /links/{token}), valid until expires_at, "
+                                            "void once the job is deleted"},
                     "audio_seconds": {"type": "number", "nullable": True},
                     "options": JOB_OPTIONS,
                     "reused": {"type": "boolean", "description": "done at once with the MP3 of an identical "
@@ -244,8 +246,9 @@ SPEC = {
                  "schema": {"type": "string", "enum": STATUSES}},
             ],
             "responses": {"200": {"description": "Jobs", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-                                                 "limit": {"type": "integer"}, "offset": {"type": "integer"}}}}}},
+                "type": "object",
+                "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                               "limit": {"type": "integer"}, "offset": {"type": "integer"}}}}}},
                 **_errors(400, 401, 503)},
         }},
         "/jobs/{job_id}": {

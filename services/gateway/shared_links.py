@@ -42,7 +42,8 @@ def signed_download(token: str):
     except links.LinkExpired:
         metrics.LINK_DOWNLOADS.labels("expired").inc()
         return page(410, "This link has expired",
-                    "The MP3 was kept for a limited time and has been removed. Upload the video again to convert it anew.")
+                    "The MP3 was kept for a limited time and has been removed. "
+                    "Upload the video again to convert it anew.")
     # Signing cannot be undone: the job must still exist and hold this very MP3 (deleting it revokes the link).
     job = storage.find_job({"_id": link.job_id, "mp3_id": link.mp3_id})
     info = storage.file_info(storage.mp3s(), link.mp3_id) if job is not None and job.status == Status.DONE else None

@@ -1,4 +1,6 @@
-"""The notification worker's own metrics (emails and webhooks by outcome). Names are the contract of the dashboards and alerts."""
+"""The notification worker's own metrics (emails and webhooks by outcome).
+
+Names are the contract of the dashboards and alerts."""
 from prometheus_client import Counter, Gauge, Histogram
 
 EMAILS = Counter("notification_emails", "Notification emails by outcome", ["result"])

@@ -180,7 +180,8 @@ exec {real} "$@"
 
 
 class PrivateStack:
-    """The four services (plus MongoDB stand-in and SMTP) started by `services.devstack`, on the private broker and DB."""
+    """The four services (plus MongoDB stand-in and SMTP) started by `services.devstack`,
+    on the private broker and DB."""
 
     def __init__(self, base: Path, rabbit: PrivateRabbit, mariadb: PrivateMariaDB):
         self.base, self.rabbit, self.mariadb = base, rabbit, mariadb
@@ -336,7 +337,8 @@ class PrivateStack:
         files = self.mp3_files()
         per_job: dict[str, int] = {}
         for f in files:
-            per_job[(f.get("metadata") or {}).get("job_id")] = per_job.get((f.get("metadata") or {}).get("job_id"), 0) + 1
+            file_job = (f.get("metadata") or {}).get("job_id")
+            per_job[file_job] = per_job.get(file_job, 0) + 1
         done = [j for j in job_ids if docs[j]["status"] == "done"]
         failed = [j for j in job_ids if docs[j]["status"] == "failed" and docs[j].get("reason")]
         lost = [j for j in job_ids if j not in done and j not in failed]

@@ -80,7 +80,8 @@ def test_killed_children_and_converter_never_fail_a_good_job(private_stack, tmp_
     for i in range(JOBS_PER_PHASE):
         job_id = upload_bytes(stack.gateway, user.token, source, f"converter-{i}.mp4").json()["job_id"]
         job_ids.append(job_id)
-        wait_until(lambda: (stack.job(job_id) or {}).get("status") == "converting", "converting", 30, 0.01)
+        wait_until(lambda job_id=job_id: (stack.job(job_id) or {}).get("status") == "converting",
+                   "converting", 30, 0.01)
         time.sleep(rng.uniform(0, _converter_kill_window(i)))
         pid = stack.kill("converter")  # the whole process group: children die with it
         hits["converter"] += stack.job(job_id)["status"] == "converting"

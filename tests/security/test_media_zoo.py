@@ -6,7 +6,6 @@ import struct
 import subprocess
 import time
 
-import pytest
 import requests
 
 from tests.conftest import PORTS
@@ -54,7 +53,8 @@ def _build(folder):
     (folder / "trunc.mp4").write_bytes(data[: len(data) // 3])
     zoo["truncated mp4"] = (folder / "trunc.mp4", FAILED)
     # A few KB declaring ~149 hours of audio: the duration limit refuses it before any decoding.
-    header = (b"RIFF" + struct.pack("<I", 0xFFFFFFF0) + b"WAVE" + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
+    header = (b"RIFF" + struct.pack("<I", 0xFFFFFFF0) + b"WAVE"
+              + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
               + b"data" + struct.pack("<I", 0xFFFFFFD0))
     (folder / "bomb.wav").write_bytes(header + b"\x80" * 4000)
     zoo["bomb: tiny file, absurd declared duration"] = (folder / "bomb.wav", "either")
@@ -91,13 +91,13 @@ def test_media_zoo(stack, tmp_path):
     jobs["unicode/quotes/separators in the name"] = (response.json()["job_id"], DONE)
 
     results, deadline = {}, time.monotonic() + 150
-    for label, (job_id, expected) in jobs.items():
+    for label, (job_id, _expected) in jobs.items():
         body = user.wait_job(job_id, timeout=max(deadline - time.monotonic(), 5))
         results[label] = (body["status"], body.get("reason"))
     print("\nmedia zoo outcomes:")
     for label, (status, reason) in results.items():
         print(f"  {label:45} {status:7} {reason or ''}")
-    for label, (job_id, expected) in jobs.items():
+    for label, (_job_id, expected) in jobs.items():
         status, reason = results[label]
         if status == FAILED:
             assert reason and "Traceback" not in reason, label

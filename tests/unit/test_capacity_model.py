@@ -198,7 +198,7 @@ def test_one_pod_serves_first_in_first_out():
     res = run(sim.steady(0.5), 0.5, hpa.HPA(spec(lo=1, hi=1)), startup=0)
     starts = [j.start for j in res.jobs]
     assert starts == sorted(starts)
-    for before, after in zip(res.jobs, res.jobs[1:]):
+    for before, after in zip(res.jobs, res.jobs[1:], strict=False):
         assert after.start == pytest.approx(max(after.arrival, before.end))  # waits only for the one ahead
 
 

@@ -127,7 +127,7 @@ class Consumer:
                 log.warning("broker connection lost, reconnecting", extra={"queue": self.queue, "error": str(exc),
                                                                              "retry_in": round(delay, 3)})
                 self._stopping.wait(delay)
-        for worker in self._workers:
+        for _ in self._workers:
             self._work.put(None)
         for worker in self._workers:
             worker.join(timeout=5)

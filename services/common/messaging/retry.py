@@ -13,8 +13,8 @@ from opentelemetry import context, propagate
 from opentelemetry.trace import SpanKind
 
 from .. import config, telemetry
-from .base import (Deferred, Delivery, PermanentError, PublishError, TransientError, dead_queue, log, messaging_attributes,
-                   retry_queue, tracer)
+from .base import (Deferred, Delivery, PermanentError, PublishError, TransientError, dead_queue, log,
+                   messaging_attributes, retry_queue, tracer)
 from .publishing import Publisher
 
 Hook = Callable[[Delivery, str], None]
@@ -114,7 +114,8 @@ class RetryPolicy:
             self.publisher.publish(target, json_or_raw(delivery.body), headers=headers,
                                    message_id=delivery.properties.message_id, declare=False)
         except PublishError:
-            log.error("could not move message, leaving it for redelivery", extra={"queue": self.queue, "target": target})
+            log.error("could not move message, leaving it for redelivery",
+                      extra={"queue": self.queue, "target": target})
             raise NotSettled() from None
 
 
