@@ -247,12 +247,14 @@ class GuardedThreadWorker(ThreadWorker):
         if not data:
             self._close(conn)  # the client left before finishing its request
             return
+        assert conn.reading is not None  # registered with the poller only while its request is read
         conn.reading.buffer += data
         self._advance(conn)
 
     def _advance(self, conn: GuardedConn) -> bool:
         """Take the request as far as its bytes allow; True once it left the event loop."""
         reading = conn.reading
+        assert reading is not None  # called only while the request is read
         try:
             if reading.head is None and not self._read_head(conn, reading):
                 return False
@@ -297,6 +299,7 @@ class GuardedThreadWorker(ThreadWorker):
 
     def _dispatch(self, conn: GuardedConn) -> bool:
         self._stop_reading(conn)
+        assert conn.reading is not None  # dispatched once, while its request is read
         conn.ready = bytes(conn.reading.buffer)  # never empty: a request has at least its request line
         conn.reading = None
         conn.data_ready = True  # gthread's own wait for a first byte is not needed

@@ -35,7 +35,7 @@ class Head:
         return self.chunked or bool(self.length)
 
 
-def parse_head(buffer: bytes) -> Head | None:
+def parse_head(buffer: bytes | bytearray) -> Head | None:
     """The request head at the start of `buffer`, or None while it is incomplete."""
     start = len(buffer) - len(buffer.lstrip(b"\r\n"))  # empty lines before a request are allowed
     end = buffer.find(HEAD_END, start)
@@ -65,7 +65,7 @@ def _length(value: str | None) -> int | None:
     return int(value)
 
 
-def body_end(buffer: bytes, head: Head) -> int | None:
+def body_end(buffer: bytes | bytearray, head: Head) -> int | None:
     """The index just past the request's body in `buffer`, or None while it is incomplete."""
     if head.chunked:
         return _chunked_end(buffer, head.end)
@@ -73,7 +73,7 @@ def body_end(buffer: bytes, head: Head) -> int | None:
     return end if len(buffer) >= end else None
 
 
-def _chunked_end(buffer: bytes, position: int) -> int | None:
+def _chunked_end(buffer: bytes | bytearray, position: int) -> int | None:
     """Walk the chunks: size line, data, CRLF; the last chunk (size 0) is followed by trailers and
     an empty line."""
     while True:
@@ -92,7 +92,7 @@ def _chunked_end(buffer: bytes, position: int) -> int | None:
             return None
 
 
-def _trailers_end(buffer: bytes, position: int) -> int | None:
+def _trailers_end(buffer: bytes | bytearray, position: int) -> int | None:
     """After the last chunk: an empty line, or trailer fields ended by one."""
     if len(buffer) < position + 2:
         return None

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
@@ -22,6 +23,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
 from . import config, redact
+
+if TYPE_CHECKING:  # sentry_sdk is imported only when a DSN is set
+    from sentry_sdk.types import Event as SentryEvent, Hint
 
 _initialised: str | None = None
 
@@ -139,7 +143,7 @@ class RedactingExporter(SpanExporter):
 def redacted_span(span: ReadableSpan) -> ReadableSpan:
     """A copy of an ended span with every credential it may carry replaced by [redacted]."""
     events = [Event(e.name, redact.attributes(e.attributes), e.timestamp) for e in span.events]
-    status = Status(span.status.status_code, redact.text(span.status.description) or None)
+    status = Status(span.status.status_code, redact.text(span.status.description or "") or None)
     return ReadableSpan(name=redact.text(span.name), context=span.context, parent=span.parent,
                         resource=span.resource, attributes=redact.attributes(span.attributes), events=events,
                         links=span.links, kind=span.kind, status=status, start_time=span.start_time,
@@ -203,11 +207,12 @@ def _setup_sentry(service: str) -> None:
     )
 
 
-def _redacted_event(event: dict, hint: dict) -> dict:
+def _redacted_event(event: SentryEvent, hint: Hint) -> SentryEvent:
     """A Sentry event without credentials (the request URL of a signed link, tokens in messages)."""
     request = event.get("request") or {}
-    if isinstance(request.get("query_string"), str):  # "a=b&c=d", without the "?" the scrubber keys on
-        request["query_string"] = redact.text("?" + request["query_string"])[1:]
+    query = request.get("query_string")
+    if isinstance(query, str):  # "a=b&c=d", without the "?" the scrubber keys on
+        request["query_string"] = redact.text("?" + query)[1:]
     return redact.value(event)
 
 

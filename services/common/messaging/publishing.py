@@ -31,8 +31,8 @@ class Publisher:
 
     def __init__(self, url: str | None = None):
         self.url = url
-        self._connection = None
-        self._channel = None
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
         self._declared: set[str] = set()
         self._lock = threading.RLock()
 
@@ -61,6 +61,7 @@ class Publisher:
         """Raise if the broker cannot be reached (lets pika notice a connection the broker dropped)."""
         with self._lock:
             self._open()
+            assert self._connection is not None  # _open leaves a connection or raises
             self._connection.process_data_events(time_limit=0)
 
     def keep_alive(self) -> bool:
@@ -127,6 +128,7 @@ class Publisher:
                     self.close()
                     if attempt == 0 and was_open:
                         count_reconnect("lost_on_publish", exc, queue=queue)
+            assert last_error is not None  # every way out of the loop but return sets it
             telemetry.record_error(span, last_error, "publish not confirmed")
             raise PublishError(f"message to {queue!r} not confirmed: {type(last_error).__name__}: {last_error}")
 
