@@ -1,7 +1,7 @@
 """Resumable (tus) uploads: their state in MongoDB and their bytes in GridFS, written as they arrive.
 
-The state (a `tus` record among the uploads in progress, services/common/storage/uploads.py) holds the committed offset, so an upload survives
-a dropped connection, a gateway restart and a switch of replica. A PATCH takes the upload's lock
+The state (a `tus` record among the uploads in progress, services/common/storage/uploads.py) holds
+the committed offset, so an upload survives a dropped connection, a gateway restart and a switch of replica. A PATCH takes the upload's lock
 only at the offset the client names (a stale offset or a second PATCH at once finds no match), and
 checkpoints the offset after each window of chunks it stores.
 

@@ -1,8 +1,8 @@
 """What storage holds and what the janitor removed, as metrics of the gateway.
 
 The janitor runs as a CronJob whose process is gone before any scrape, so it leaves its totals in
-storage (services/common/storage/janitor_stats.py); the gateway (always running) exposes them. Every gateway replica shows
-the same values: dashboards and alerts take max(), not sum(), across replicas.
+storage (services/common/storage/janitor_stats.py); the gateway (always running) exposes them.
+Every gateway replica shows the same values: dashboards and alerts take max(), not sum(), across replicas.
 """
 from __future__ import annotations
 

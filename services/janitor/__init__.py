@@ -15,9 +15,9 @@ One round (`run_once`):
 
 Every removal is recorded with a conditional update after the file is gone: two janitors at once
 count nothing twice, a round killed half-way leaves nothing behind, and nothing a live job needs
-matches the queries. The round's totals go to the
-janitor's statistics (services/common/storage/janitor_stats.py), which the gateway exposes as metrics (a CronJob's process is gone before
-any scrape).
+matches the queries. The round's totals go to the janitor's statistics
+(services/common/storage/janitor_stats.py), which the gateway exposes as metrics (a CronJob's
+process is gone before any scrape).
 """
 from __future__ import annotations
 

@@ -188,11 +188,12 @@ def cancel_job(match: JobMatch) -> Job | None:
     return _job(doc)
 
 
-def release_job(job_id: str, worker: str) -> None:
+def release_job(job_id: str, worker: str) -> bool:
     """Give a job back (it will be retried) so the next attempt need not wait for the lease."""
     query = dict(_held(job_id, worker), **status_guard(Status.QUEUED, Status.CONVERTING))
-    collection().update_one(query, {"$set": {"status": Status.QUEUED, "lease_until": 0.0, "progress": None},
-                                    "$inc": {"rev": 1}})
+    result = collection().update_one(query, {"$set": {"status": Status.QUEUED, "lease_until": 0.0, "progress": None},
+                                             "$inc": {"rev": 1}})
+    return result.matched_count == 1
 
 
 def expire_job(job_id: str, status: Status) -> bool:
