@@ -134,8 +134,8 @@ def create():
     if isinstance(held, str):
         return _replayed(user, held)
     try:
-        upload_id = quotas.admit(user, length, reserve=lambda new_id: resumable.create(
-            new_id, user["sub"], user.get("email"), length, filename, options, job_id=new_id(),
+        upload_id = quotas.admit(user, length, reserve=lambda upload_id: resumable.create(
+            upload_id, user["sub"], user.get("email"), length, filename, options, job_id=new_id(),
             callback_url=callback))
         upload = resumable.find(upload_id, user["sub"])
         if held:
