@@ -4,7 +4,9 @@ A record's `kind` says which: `multipart` (a request body being received: its de
 `bytes`, `touched` whenever bytes reach storage, removed once its job exists) or `tus` (a resumable
 upload: its committed `offset`, the partial last chunk `tail`, a PATCH's `lock`, `expires`; kept,
 `completed`, after its job exists until it expires). Records written before `kind` existed are
-multipart ones (tus ones lived in another collection), so multipart queries say "not tus".
+multipart ones, so multipart queries say "not tus". Tus records written before `kind` are in
+`tus_uploads`: no migration, the janitor removes them (and their bytes) as they expire; their clients
+start again (a HEAD answers 404).
 """
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ from .connection import records
 
 MULTIPART, TUS = "multipart", "tus"
 _NOT_TUS = {"kind": {"$ne": TUS}}
+# Where tus records lived before they joined `uploads`; only swept. Remove once none is left in any
+# deployment (TUS_UPLOAD_EXPIRY_SECONDS after the upgrade).
+_LEGACY_TUS = "tus_uploads"
 
 
 def collection() -> Collection:
@@ -139,10 +144,13 @@ def mark_completed(upload_id: str) -> bool:
 
 def remove_tus(upload_id: str) -> None:
     collection().delete_one({"_id": upload_id, "kind": TUS})
+    records()[_LEGACY_TUS].delete_one({"_id": upload_id})
 
 
 def expired_tus(now: float) -> list[dict]:
-    return list(collection().find({"kind": TUS, "expires": {"$lt": now}}))
+    """Tus uploads past their expiry, those of the legacy collection included."""
+    current = list(collection().find({"kind": TUS, "expires": {"$lt": now}}))
+    return current + list(records()[_LEGACY_TUS].find({"expires": {"$lt": now}}))
 
 
 def count_tus_in_progress() -> int:
