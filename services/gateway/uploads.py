@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from services.common import options as output_options
-from services.common import callbacks, config, idempotency
+from services.common import callbacks, idempotency
 from services.common.storage import files, uploads as upload_records
 from services.common.options import Options, OptionError
 from services.common.web import ApiError
