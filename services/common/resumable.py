@@ -1,9 +1,9 @@
 """Resumable (tus) uploads: their state in MongoDB and their bytes in GridFS, written as they arrive.
 
 The state (a `tus` record among the uploads in progress, services/common/storage/uploads.py) holds
-the committed offset, so an upload survives a dropped connection, a gateway restart and a switch of replica. A PATCH takes the upload's lock
-only at the offset the client names (a stale offset or a second PATCH at once finds no match), and
-checkpoints the offset after each window of chunks it stores.
+the committed offset, so an upload survives a dropped connection, a gateway restart and a switch of
+replica. A PATCH takes the upload's lock only at the offset the client names (a stale offset or a
+second PATCH at once finds no match), and checkpoints the offset after each window of chunks it stores.
 
 Only full chunks go to `fs.chunks`, appended and never rewritten (the MongoDB stand-in cannot delete
 or replace one chunk of a file); the partial chunk a PATCH ends in (< 255 KiB) is kept in the state
