@@ -115,15 +115,27 @@ def mails_for(maildir: Path, job_id: str) -> list[email.message.EmailMessage]:
     return found
 
 
+def store_file(bucket, file_id, filename: str, source, metadata: dict) -> int:
+    """Store the bytes of `source` (a binary file object) under `file_id`, first removing any partial copy."""
+    from services.common.storage import files
+
+    files.delete_file(bucket, file_id)
+    with files.open_writer(bucket, file_id, filename, metadata) as writer:
+        while block := source.read(1024 * 1024):
+            writer.write(block)
+    return writer.length
+
+
 def stored_job(**fields):
     """A job stored as the gateway stores one (no video behind it), for tests of the workers."""
-    from services.common import storage
     from services.common.jobs import Job
+    from services.common.storage import job_records
+    from services.common.storage.connection import new_id
 
     values = dict(owner="u1", owner_email="owner@example.com", filename="clip.mp4", size=1, content_type=None,
                   video_id="v")
     values.update(fields)
-    return storage.create_job(Job(storage.new_id(), **values))
+    return job_records.create_job(Job(new_id(), **values))
 
 
 def metric_samples(metrics_url: str) -> dict[tuple[str, tuple], float]:

@@ -16,20 +16,15 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import pymongo.errors
-
-from . import config, storage
+from . import config
 from .errors import ApiError
+from .storage import idempotency_keys
+from .storage.errors import StorageError
 
 HEADER = "Idempotency-Key"
 # UUIDs, ULIDs, base64 and the like; anything else (spaces, control characters, huge) is a client bug
 VALID_KEY = re.compile(r"[A-Za-z0-9._:~+/=-]{1,128}")
 STALE_SECONDS = 120.0  # an upload touches its key at least every FLUSH_SECONDS while bytes arrive
-
-
-def _keys():
-    """One record per owner and key (the _id), for IDEMPOTENCY_KEY_SECONDS."""
-    return storage.client()[config.env("MONGO_JOBS_DB")].idempotency_keys
 
 
 @dataclass
@@ -39,21 +34,18 @@ class Reservation:
     record_id: str
     token: str
 
-    def _mine(self) -> dict:
-        return {"_id": self.record_id, "token": self.token}
-
     def touch(self) -> None:
-        _keys().update_one(self._mine(), {"$set": {"touched": time.time()}})
+        idempotency_keys.touch(self.record_id, self.token, time.time())
 
     def attach(self, job_id: str) -> None:
-        _keys().update_one(self._mine(), {"$set": {"job_id": job_id}})
+        idempotency_keys.attach_job(self.record_id, self.token, job_id)
 
     def release(self) -> None:
         """Best effort (called while another error is on its way): a key left held is taken over
         once STALE_SECONDS silent."""
         try:
-            _keys().delete_one(dict(self._mine(), job_id=None))
-        except pymongo.errors.PyMongoError:
+            idempotency_keys.give_back(self.record_id, self.token)
+        except StorageError:
             pass
 
 
@@ -69,33 +61,38 @@ def check_key(raw: str | None) -> str | None:
 def reserve(owner: str, key: str) -> Reservation | str:
     """Hold `key` for this request (a Reservation), or the first job's id when this is a repeat."""
     now = time.time()
-    record_id = f"{owner}:{key}"
-    mine = {"token": secrets.token_hex(8), "created": now, "touched": now, "job_id": None}
+    record_id = idempotency_keys.record_id(owner, key)
+    token = secrets.token_hex(8)
     for _attempt in range(3):  # the first holder may give the key back between our two steps
-        try:
-            _keys().insert_one(dict(mine, _id=record_id, owner=owner))
-            return Reservation(record_id, mine["token"])
-        except pymongo.errors.DuplicateKeyError:
-            pass
-        first = _keys().find_one({"_id": record_id})
+        if idempotency_keys.insert_key(record_id, owner, token, now):
+            return Reservation(record_id, token)
+        first = idempotency_keys.find_key(record_id)
         if first is None:
             continue
-        if first.get("created", 0) >= now - config.env_float("IDEMPOTENCY_KEY_SECONDS") and first.get("job_id"):
+        decision = repeat_decision(first, now, config.env_float("IDEMPOTENCY_KEY_SECONDS"))
+        if decision == "replay":
             return first["job_id"]
-        expired = first.get("created", 0) < now - config.env_float("IDEMPOTENCY_KEY_SECONDS")
-        if not (expired or first.get("touched", 0) < now - STALE_SECONDS):
+        if decision == "wait":
             break
         # Taken over only if nobody else took it since we looked (the token changes on every take).
-        taken = _keys().update_one({"_id": record_id, "token": first.get("token")},
-                                                      {"$set": mine})
-        if taken.matched_count == 1:
-            return Reservation(record_id, mine["token"])
+        if idempotency_keys.take_over(record_id, first.get("token"), token, now):
+            return Reservation(record_id, token)
     raise ApiError(409, "idempotency_conflict",
                    f"an upload with this {HEADER} is still in progress; retry once it has finished",
                    {"Retry-After": "5"})
 
 
+def repeat_decision(first: dict, now: float, lifetime: float) -> str:
+    """What a request does about a key another request holds (`first`, its record): `replay` its job,
+    `take` it over (expired, or its request died: STALE_SECONDS silent), or `wait` (still receiving)."""
+    expired = first.get("created", 0) < now - lifetime
+    if not expired and first.get("job_id"):
+        return "replay"
+    if expired or first.get("touched", 0) < now - STALE_SECONDS:
+        return "take"
+    return "wait"
+
+
 def forget_expired(now: float) -> int:
     """Remove keys past their lifetime (the janitor's round)."""
-    cutoff = now - config.env_float("IDEMPOTENCY_KEY_SECONDS")
-    return _keys().delete_many({"created": {"$lt": cutoff}}).deleted_count
+    return idempotency_keys.forget_created_before(now - config.env_float("IDEMPOTENCY_KEY_SECONDS"))

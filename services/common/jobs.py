@@ -29,12 +29,14 @@ ACTIVE = (Status.QUEUED, Status.CONVERTING)
 ENDED = (Status.DONE, Status.FAILED, Status.CANCELLED)  # kept until retention removes their files
 FINAL = ENDED + (Status.EXPIRED,)  # nothing more happens to these
 CONVERTER_OUTCOMES = (Status.DONE, Status.FAILED)  # what the converter announces (and notification mails)
-# Which status may follow which: converting → converting is a crashed worker's job taken over,
-# converting → queued a worker giving a job back for a retry.
+# Which status may follow which (every status write in services/common/storage/job_records.py is
+# guarded by this table): converting → converting is a crashed worker's job taken over, converting →
+# queued a worker giving a job back for a retry, done → queued a reused job (dedup) whose shared MP3
+# went before it could pin it, now converting its own video (sharing.unshare).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset({Status.CONVERTING, Status.FAILED, Status.CANCELLED}),
     Status.CONVERTING: frozenset({Status.CONVERTING, Status.QUEUED, Status.DONE, Status.FAILED, Status.CANCELLED}),
-    Status.DONE: frozenset({Status.EXPIRED}),
+    Status.DONE: frozenset({Status.QUEUED, Status.EXPIRED}),
     Status.FAILED: frozenset({Status.EXPIRED}),
     Status.CANCELLED: frozenset({Status.EXPIRED}),
     Status.EXPIRED: frozenset(),

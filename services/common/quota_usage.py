@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-import pymongo.errors
-from pymongo import ReturnDocument
-
-from . import config, resumable, storage
+from . import config
 from .jobs import ACTIVE, Status
+from .storage import files, job_records, quota_accounts, uploads
+from .storage.connection import new_id
+from .storage.job_records import Holding
+from .storage.uploads import TUS, OpenUpload
 
 DAY = 86400
 LEASE_SECONDS = 10  # a process that dies holding the lease blocks its user's admissions this long at most
@@ -42,34 +43,33 @@ def limits() -> Usage:
                  config.env_int("USER_MAX_UPLOADS_PER_DAY"))
 
 
-def accounts():
-    return storage.client()[config.env("MONGO_JOBS_DB")].quota_usage
-
-
-def _stored_lengths(bucket: storage.Bucket, ids: list) -> int:
-    return sum(doc.get("length", 0) for doc in bucket.files.find({"_id": {"$in": ids}})) if ids else 0
-
-
 def usage(owner: str, excluding: str | None = None, excluding_job: str | None = None) -> Usage:
     """The owner's usage now; the upload `excluding` (the one being confirmed) and the reservation of
     `excluding_job` (the one being admitted again) left out."""
-    active, videos, mp3s, reserved = 0, [], [], 0
-    for doc in storage.jobs().find({"owner": owner}, {"status": 1, "video_id": 1, "mp3_id": 1, "output_reserved": 1}):
-        active += doc.get("status") in ACTIVE
-        videos += [doc["video_id"]] if doc.get("video_id") else []
-        mp3s += [doc["mp3_id"]] if doc.get("mp3_id") else []
-        if doc.get("status") == Status.CONVERTING and doc["_id"] != excluding_job:
-            reserved += doc.get("output_reserved") or 0  # its result, while being written
-    stored = _stored_lengths(storage.videos(), videos) + _stored_lengths(storage.mp3s(), mp3s) + reserved
-    for upload in storage.uploads().find({"owner": owner}):
-        if upload["_id"] != excluding and upload["_id"] not in videos:
-            active += 1
-            stored += upload.get("bytes", 0)
-    for upload in resumable.collection().find({"owner": owner, "completed": False}):
-        active += 1  # an unfinished tus upload, counted at its declared length
-        stored += upload.get("length", 0)
-    account = accounts().find_one({"_id": owner}) or {}
-    return Usage(active, stored, len(recent(account)))
+    held = job_records.holdings(owner)
+    video_bytes = files.total_length(files.videos(), [h.video_id for h in held if h.video_id])
+    mp3_bytes = files.total_length(files.mp3s(), [h.mp3_id for h in held if h.mp3_id])
+    started = recent(quota_accounts.account_of(owner))
+    return tally(held, uploads.open_uploads(owner), video_bytes + mp3_bytes, started, excluding, excluding_job)
+
+
+def tally(held: list[Holding], open_uploads: list[OpenUpload], file_bytes: int, started: list[float],
+          excluding: str | None = None, excluding_job: str | None = None) -> Usage:
+    """Usage from what storage holds (pure): the owner's jobs, the bytes of their stored files, their
+    uploads in progress and their recent upload starts."""
+    active = sum(h.status in ACTIVE for h in held)
+    # A converting job's result counts at what its converter reserved, while being written.
+    reserved = sum(h.output_reserved for h in held if h.status == Status.CONVERTING and h.job_id != excluding_job)
+    videos = {h.video_id for h in held if h.video_id}
+    stored = file_bytes + reserved
+    for upload in open_uploads:
+        if upload.kind == TUS:
+            counted = not upload.finished  # an unfinished tus upload, at its declared length
+        else:  # a multipart one until its job exists (or the one being confirmed)
+            counted = upload.upload_id != excluding and upload.upload_id not in videos
+        active += counted
+        stored += upload.bytes if counted else 0
+    return Usage(active, stored, len(started))
 
 
 def recent(account: dict) -> list[float]:
@@ -82,17 +82,12 @@ def recent(account: dict) -> list[float]:
 def leased(owner: str) -> Iterator[dict]:
     """Hold the owner's admission lease (waiting a little for another process's) while checking and
     reserving: gateways admitting uploads and converters admitting results take turns per user."""
-    collection, token = accounts(), storage.new_id()
-    try:
-        collection.update_one({"_id": owner}, {"$setOnInsert": {"lease_until": 0.0, "started": []}}, upsert=True)
-    except pymongo.errors.DuplicateKeyError:
-        pass  # another process created it at the same moment
+    token = new_id()
+    quota_accounts.ensure_account(owner)
     give_up = time.monotonic() + LEASE_WAIT_SECONDS
     while True:
         now = time.time()
-        account = collection.find_one_and_update({"_id": owner, "lease_until": {"$lt": now}},
-                                                 {"$set": {"lease_until": now + LEASE_SECONDS, "holder": token}},
-                                                 return_document=ReturnDocument.AFTER)
+        account = quota_accounts.take_lease(owner, token, now, now + LEASE_SECONDS)
         if account is not None:
             break
         if time.monotonic() > give_up:
@@ -101,4 +96,9 @@ def leased(owner: str) -> Iterator[dict]:
     try:
         yield account
     finally:
-        collection.update_one({"_id": owner, "holder": token}, {"$set": {"lease_until": 0.0}})
+        quota_accounts.give_back_lease(owner, token)
+
+
+def record_start(owner: str, started: list[float]) -> None:
+    """Add an upload start (now) to `started`, the account's recent ones read under the lease."""
+    quota_accounts.set_started(owner, started + [time.time()])

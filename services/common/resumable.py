@@ -1,9 +1,9 @@
 """Resumable (tus) uploads: their state in MongoDB and their bytes in GridFS, written as they arrive.
 
-The state (`tus_uploads`, one document per upload) holds the committed offset, so an upload survives
-a dropped connection, a gateway restart and a switch of replica. A PATCH takes the upload's lock
-only at the offset the client names (a stale offset or a second PATCH at once finds no match), and
-checkpoints the offset after each window of chunks it stores.
+The state (a `tus` record among the uploads in progress, services/common/storage/uploads.py) holds
+the committed offset, so an upload survives a dropped connection, a gateway restart and a switch of
+replica. A PATCH takes the upload's lock only at the offset the client names (a stale offset or a
+second PATCH at once finds no match), and checkpoints the offset after each window of chunks it stores.
 
 Only full chunks go to `fs.chunks`, appended and never rewritten (the MongoDB stand-in cannot delete
 or replace one chunk of a file); the partial chunk a PATCH ends in (< 255 KiB) is kept in the state
@@ -14,37 +14,20 @@ entry is written when the last byte is in.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
-import gridfs
-from bson import Binary
-from pymongo import ReturnDocument
-
-from . import config, storage
-from .storage import CHUNK_SIZE, CHUNK_WINDOW, Bucket
+from . import config
+from .storage import files, uploads
+from .storage.errors import CorruptFile
+from .storage.files import CHUNK_SIZE, CHUNK_WINDOW, Bucket
 
 LOCK_SECONDS = 60  # a PATCH's hold on its upload, renewed while bytes arrive; a killed gateway's lapses
-
-
-def collection():
-    return storage.client()[config.env("MONGO_JOBS_DB")].tus_uploads
-
-
-def ensure_indexes() -> None:
-    collection().create_index("expires")
 
 
 def create(upload_id: str, owner: str, owner_email: str | None, length: int, filename: str,
            options: dict, job_id: str, callback_url: str | None = None) -> dict:
     """A new, empty upload; its job id is chosen now so that finishing it twice makes one job."""
-    now = time.time()
-    doc = {"_id": upload_id, "owner": owner, "owner_email": owner_email, "length": length, "offset": 0,
-           "filename": filename, "options": options, "callback_url": callback_url, "job_id": job_id,
-           "completed": False,
-           "created": now, "expires": now + expiry_seconds(), "lock": None, "lock_until": 0.0, "headed": False,
-           "tail": Binary(b"")}
-    collection().insert_one(doc)
-    return doc
+    return uploads.create_tus(upload_id, owner, owner_email, length, filename, options, job_id, callback_url,
+                              expires=time.time() + expiry_seconds())
 
 
 def expiry_seconds() -> float:
@@ -53,59 +36,54 @@ def expiry_seconds() -> float:
 
 def find(upload_id: str, owner: str) -> dict | None:
     """The caller's upload (another user's id is as good as unknown)."""
-    return collection().find_one({"_id": upload_id, "owner": owner})
+    return uploads.find_tus(upload_id, owner)
+
+
+def of_job(job_id: str, owner: str) -> dict | None:
+    """The caller's upload that makes job `job_id` (a repeated Idempotency-Key's)."""
+    return uploads.tus_of_job(job_id, owner)
 
 
 def mark_headed(upload_id: str) -> None:
     """The client asked where to go on: its next PATCH at an offset above 0 is a resumption."""
-    collection().update_one({"_id": upload_id}, {"$set": {"headed": True}})
+    uploads.mark_headed(upload_id)
 
 
 def lock(upload_id: str, owner: str, offset: int, token: str) -> dict | None:
     """Take the upload for one PATCH at `offset`; None when the offset is stale, it is taken or gone."""
-    now = time.time()
-    return collection().find_one_and_update(
-        {"_id": upload_id, "owner": owner, "offset": offset, "completed": False, "expires": {"$gt": now},
-         "lock_until": {"$lt": now}},
-        {"$set": {"lock": token, "lock_until": now + LOCK_SECONDS}},
-        return_document=ReturnDocument.BEFORE)
+    return uploads.lock_tus(upload_id, owner, offset, token, LOCK_SECONDS)
 
 
 def checkpoint(upload_id: str, token: str, offset: int, tail: bytes, release: bool = False) -> bool:
     """Commit `offset` (the bytes below it are in full chunks and `tail`); False once the lock is lost."""
     now = time.time()
-    fields: dict = {"offset": offset, "tail": Binary(tail), "expires": now + expiry_seconds(), "headed": False,
-                    "lock_until": 0.0 if release else now + LOCK_SECONDS}
-    if release:
-        fields["lock"] = None
-    return collection().update_one({"_id": upload_id, "lock": token}, {"$set": fields}).matched_count == 1
+    return uploads.checkpoint_tus(upload_id, token, offset, tail, expires=now + expiry_seconds(),
+                                  lock_until=0.0 if release else now + LOCK_SECONDS)
 
 
 def unlock(upload_id: str, token: str) -> None:
     """Give the upload up without committing anything (the next PATCH overwrites what this one wrote)."""
-    collection().update_one({"_id": upload_id, "lock": token}, {"$set": {"lock": None, "lock_until": 0.0}})
+    uploads.unlock_tus(upload_id, token)
 
 
 def mark_completed(upload_id: str) -> bool:
     """The upload's job exists; True for the one caller that marked it."""
-    result = collection().update_one({"_id": upload_id, "completed": False},
-                                     {"$set": {"completed": True, "lock": None, "lock_until": 0.0}})
-    return result.matched_count == 1
+    return uploads.mark_completed(upload_id)
 
 
 def remove(upload_id: str, keep_bytes: bool = False) -> None:
     """Forget an upload and (unless its job owns them now) its bytes."""
     if not keep_bytes:
-        storage.delete_file(storage.videos(), upload_id)
-    collection().delete_one({"_id": upload_id})
+        files.delete_file(files.videos(), upload_id)
+    uploads.remove_tus(upload_id)
 
 
 def expired(now: float) -> list[dict]:
-    return list(collection().find({"expires": {"$lt": now}}))
+    return uploads.expired_tus(now)
 
 
 def count_in_progress() -> int:
-    return collection().count_documents({"completed": False})
+    return uploads.count_tus_in_progress()
 
 
 class LockLost(Exception):
@@ -113,8 +91,7 @@ class LockLost(Exception):
 
 
 def renew(upload_id: str, token: str) -> bool:
-    return collection().update_one({"_id": upload_id, "lock": token},
-                                   {"$set": {"lock_until": time.time() + LOCK_SECONDS}}).matched_count == 1
+    return uploads.renew_tus_lock(upload_id, token, time.time() + LOCK_SECONDS)
 
 
 class ResumableWriter:
@@ -127,21 +104,18 @@ class ResumableWriter:
         self._stored_n = self.offset // CHUNK_SIZE  # chunks below are in fs.chunks
         self._pending = bytearray(bytes(upload.get("tail") or b""))
         if self._stored_n * CHUNK_SIZE + len(self._pending) != self.offset:
-            raise gridfs.errors.CorruptGridFile(f"upload {self.upload_id!r}: tail and offset disagree")
-        self._chunks: list[dict] = []
+            raise CorruptFile(f"upload {self.upload_id!r}: tail and offset disagree")
+        self._chunks: list[bytes] = []  # full chunks from number _stored_n on, not stored yet
         self._stored_at = time.monotonic()
 
     def write(self, data: bytes) -> None:
         self._pending += data
         while len(self._pending) >= CHUNK_SIZE:
-            self._chunks.append(self._chunk(self._stored_n + len(self._chunks), bytes(self._pending[:CHUNK_SIZE])))
+            self._chunks.append(bytes(self._pending[:CHUNK_SIZE]))
             del self._pending[:CHUNK_SIZE]
-        if len(self._chunks) >= CHUNK_WINDOW or time.monotonic() - self._stored_at >= storage.FLUSH_SECONDS:
+        if len(self._chunks) >= CHUNK_WINDOW or time.monotonic() - self._stored_at >= files.FLUSH_SECONDS:
             # A slow client's bytes still reach storage, and its lock stays renewed, this often.
             self._store(final=False)
-
-    def _chunk(self, n: int, data: bytes) -> dict:
-        return {"files_id": self.upload_id, "n": n, "data": Binary(data)}
 
     def _store(self, final: bool) -> None:
         """Store the full chunks so far (and the file's last, partial one) and commit the new offset."""
@@ -150,10 +124,9 @@ class ResumableWriter:
             raise LockLost(self.upload_id)
         if self._pending and (self._stored_n + len(self._chunks)) * CHUNK_SIZE + len(self._pending) == self.length:
             # The file's last chunk is the one chunk that may be short.
-            self._chunks.append(self._chunk(self._stored_n + len(self._chunks), bytes(self._pending)))
+            self._chunks.append(bytes(self._pending))
             self._pending.clear()
-        if self._chunks:
-            self.bucket.chunks.insert_many(self._chunks, ordered=True)
+        files.insert_chunks(self.bucket, self.upload_id, self._stored_n, self._chunks)
         self._stored_n += len(self._chunks)
         offset = min(self._stored_n * CHUNK_SIZE, self.length) + len(self._pending)
         self._chunks = []
@@ -173,24 +146,19 @@ def recover(bucket: Bucket, upload: dict) -> dict:
         return upload
     stored_n = upload["offset"] // CHUNK_SIZE
     last = None
-    for chunk in bucket.chunks.find({"files_id": upload["_id"], "n": {"$gte": stored_n}}):
-        short = len(chunk["data"]) < CHUNK_SIZE and stored_n * CHUNK_SIZE + len(chunk["data"]) != upload["length"]
-        if chunk["n"] != stored_n or short:
-            raise gridfs.errors.CorruptGridFile(f"upload {upload['_id']!r} has a stray chunk {chunk['n']}")
-        last, stored_n = chunk, stored_n + 1
+    for n, data in files.chunks_from(bucket, upload["_id"], stored_n):
+        short = len(data) < CHUNK_SIZE and stored_n * CHUNK_SIZE + len(data) != upload["length"]
+        if n != stored_n or short:
+            raise CorruptFile(f"upload {upload['_id']!r} has a stray chunk {n}")
+        last, stored_n = data, stored_n + 1
     if last is None:
         return upload
-    offset = (stored_n - 1) * CHUNK_SIZE + len(last["data"])
-    found = collection().find_one_and_update(
-        {"_id": upload["_id"], "offset": upload["offset"], "lock_until": {"$lt": time.time()}},
-        {"$set": {"offset": offset, "tail": Binary(b"")}}, return_document=ReturnDocument.AFTER)
-    return found or upload
+    offset = (stored_n - 1) * CHUNK_SIZE + len(last)
+    return uploads.adopt_offset(upload["_id"], upload["offset"], offset) or upload
 
 
 def finish_file(bucket: Bucket, upload: dict, metadata: dict) -> None:
     """Make the complete upload a GridFS file. Inserted even when an entry exists: the stand-in makes
     one (of length 0) at the first chunk and takes the insert as its update; MongoDB refuses a second
-    finisher's (DuplicateKeyError, the caller's to forgive)."""
-    bucket.files.insert_one({"_id": upload["_id"], "length": upload["length"], "chunkSize": CHUNK_SIZE,
-                             "uploadDate": datetime.now(timezone.utc), "filename": upload["filename"],
-                             "metadata": metadata})
+    finisher's (errors.DuplicateRecord, the caller's to forgive)."""
+    files.add_file_entry(bucket, upload["_id"], upload["length"], upload["filename"], metadata)

@@ -2,7 +2,7 @@
 
 Its references are the done jobs whose `mp3_id` names it and that have not let it go
 (`mp3_released`), found by a query, so nothing can drift out of step with the jobs. A remover
-and a new sharer can still cross; a short lease per file (`mp3_release_leases`)
+and a new sharer can still cross; a short lease per file (storage/shares.py)
 orders them, with single-document steps only:
 - remover: takes the lease, marks its own job released, looks for another user; none: removes
   the file; else gives the lease back;
@@ -16,44 +16,31 @@ from __future__ import annotations
 import secrets
 import time
 
-import pymongo.errors
-
-from . import config, storage
-from .jobs import Status
+from .storage import files, job_records, shares
 
 LEASE_SECONDS = 30.0  # far longer than a remover's few steps; a crashed remover's lease runs out
 WAIT_SECONDS = 5.0  # how long a sharer or remover waits for another remover's lease
 
 
-def _leases():
-    # Beside the files, not on them: the MongoDB stand-in's fs.files takes no fields of ours.
-    return storage.client()[config.env("MONGO_JOBS_DB")].mp3_release_leases
-
-
 def _take_lease(mp3_id: str) -> str | None:
     """The lease on releasing `mp3_id` (its holder token), or None while another live remover holds it."""
     now, holder = time.time(), secrets.token_hex(8)
-    mine = {"until": now + LEASE_SECONDS, "holder": holder}
-    try:
-        _leases().insert_one(dict(mine, _id=mp3_id))
+    if shares.insert_lease(mp3_id, holder, now + LEASE_SECONDS):
         return holder
-    except pymongo.errors.DuplicateKeyError:
-        held = _leases().find_one({"_id": mp3_id}) or {}
+    held = shares.find_lease(mp3_id) or {}
     if held.get("until", now) < now:  # its remover died: taken over unless someone was quicker
-        taken = _leases().update_one({"_id": mp3_id, "holder": held.get("holder")}, {"$set": mine})
-        return holder if taken.matched_count == 1 else None
+        return holder if shares.take_over_lease(mp3_id, held.get("holder"), holder, now + LEASE_SECONDS) else None
     return None
 
 
 def _leased(mp3_id: str) -> bool:
-    held = _leases().find_one({"_id": mp3_id})
+    held = shares.find_lease(mp3_id)
     return held is not None and held.get("until", 0) >= time.time()
 
 
 def other_user(mp3_id: str, job_id: str) -> str | None:
     """A done job other than `job_id` that still uses the MP3."""
-    job = storage.find_job({"mp3_id": mp3_id, "status": str(Status.DONE), "_id": {"$ne": job_id},
-                            "mp3_released": {"$in": [False, None]}})
+    job = job_records.other_user_of(mp3_id, job_id)
     return job.id if job else None
 
 
@@ -66,13 +53,13 @@ def release(mp3_id: str, job_id: str) -> bool:
             raise TimeoutError(f"MP3 {mp3_id} is being released by another process")
         time.sleep(0.1)
     try:
-        storage.jobs().update_one({"_id": job_id}, {"$set": {"mp3_released": True}})
+        job_records.mark_mp3_released(job_id)
         if other_user(mp3_id, job_id):
             return False
-        storage.delete_file(storage.mp3s(), mp3_id)
+        files.delete_file(files.mp3s(), mp3_id)
         return True
     finally:
-        _leases().delete_one({"_id": mp3_id, "holder": holder})
+        shares.drop_lease(mp3_id, holder)
 
 
 def pin(mp3_id: str) -> bool:
@@ -81,7 +68,7 @@ def pin(mp3_id: str) -> bool:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         if not _leased(mp3_id):  # first the lease, then the file: a remover may finish in between
-            return storage.file_info(storage.mp3s(), mp3_id) is not None
+            return files.file_info(files.mp3s(), mp3_id) is not None
         time.sleep(0.1)
     return False
 
@@ -92,7 +79,4 @@ def unshare(job_id: str, mp3_id: str) -> None:
         release(mp3_id, job_id)  # a remover that saw this job kept the file for it: let it go again
     except TimeoutError:
         pass  # that remover still holds it and decides without this job
-    now = time.time()
-    storage.jobs().update_one({"_id": job_id}, {"$set": {
-        "status": str(Status.QUEUED), "mp3_id": None, "reused": False, "mp3_released": False,
-        "audio_seconds": None, "ended_at": None, "times": {str(Status.QUEUED): now}}, "$inc": {"rev": 1}})
+    job_records.requeue_unshared(job_id)  # the edge done -> queued of the transition table

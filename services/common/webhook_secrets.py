@@ -8,9 +8,7 @@ from __future__ import annotations
 import base64
 import secrets
 
-import pymongo.errors
-
-from . import storage
+from .storage import webhook_secrets as secret_records
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32  # 256 bits, as HMAC-SHA256's key
@@ -22,20 +20,17 @@ def new_secret() -> str:
 
 def webhook_secret_of(owner: str) -> str:
     """The user's current secret, created if they have none yet (two racing creators agree on one)."""
-    found = storage.webhook_secrets().find_one({"_id": owner})
+    found = secret_records.secret_of(owner)
     if found:
-        return found["secret"]
-    try:
-        storage.webhook_secrets().insert_one({"_id": owner, "secret": new_secret()})
-    except pymongo.errors.DuplicateKeyError:
-        pass  # another process created it first: theirs is the one
-    return storage.webhook_secrets().find_one({"_id": owner})["secret"]
+        return found
+    secret_records.add_secret(owner, new_secret())  # refused when another process created one first: theirs counts
+    return secret_records.secret_of(owner) or webhook_secret_of(owner)
 
 
 def rotate(owner: str) -> str:
     """Replace the user's secret with a new one; the old one stops signing at once."""
     secret = new_secret()
-    storage.webhook_secrets().update_one({"_id": owner}, {"$set": {"secret": secret}}, upsert=True)
+    secret_records.replace_secret(owner, secret)
     return secret
 
 

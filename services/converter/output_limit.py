@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 
-from services.common import config, quota_usage, storage
+from services.common import config, quota_usage
 from services.common.jobs import Job
 from services.common.messaging import PermanentError, TransientError
+from services.common.storage import job_records
 
 from . import metrics
 from .output_size import megabytes
@@ -58,7 +59,7 @@ def admit(job: Job, worker_id: str, predicted: int, seconds: float) -> Allowance
             caps[QUOTA] = max(quota_usage.limits().stored_bytes - quota_usage.usage(
                 job.owner, excluding_job=job.id).stored_bytes, 0)
             allowance = _allowance(caps, predicted, seconds)
-            if not storage.reserve_output(job.id, worker_id, allowance.limit):
+            if not job_records.reserve_output(job.id, worker_id, allowance.limit):
                 raise TransientError("the job is no longer this converter's")
     except quota_usage.QuotaBusy:
         raise TransientError("the owner's quota is being checked by another process; retrying") from None

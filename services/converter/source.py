@@ -17,9 +17,9 @@ import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from services.common import storage
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.messaging import TransientError
+from services.common.storage import files
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class LocalCopy:
         self.length, self.url = length, os.path.join(folder, "source")
         try:
             with open(self.url, "wb") as copy:
-                blocks = storage.read_file(bucket, file_id, first_window=storage.CHUNK_WINDOW, info=stored)
+                blocks = files.read_file(bucket, file_id, first_window=files.CHUNK_WINDOW, info=stored)
                 self.bytes_sent = sum(copy.write(block) for block in blocks)
         except Exception as exc:
             raise TransientError(f"reading the video from storage failed: {type(exc).__name__}") from exc
@@ -110,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sent = 0
         try:
-            for block in storage.read_file(video.bucket, video.file_id, start, end):
+            for block in files.read_file(video.bucket, video.file_id, start, end):
                 self.wfile.write(block)
                 sent += len(block)
         except (BrokenPipeError, ConnectionResetError):

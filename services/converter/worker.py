@@ -18,11 +18,13 @@ from typing import Iterator
 
 from opentelemetry import trace
 
-from services.common import config, jobs, messaging, storage, telemetry, workdirs
+from services.common import config, jobs, messaging, telemetry, workdirs
 from services.common.metrics import observe
 from services.common.jobs import FinishedMessage, Job, Status, VideoMessage
 from services.common.messaging import Delivery, PermanentError, TransientError
 from services.common.options import OptionError, Options
+from services.common.storage import files, job_records, tombstones
+from services.common.storage.connection import new_id
 
 from . import media, metrics, output_limit, source
 
@@ -63,10 +65,10 @@ class LeaseKeeper(threading.Thread):
         while not self.done.wait(self.TICK):
             try:
                 if time.monotonic() - renewed >= self.lease / 3:
-                    held = storage.renew_lease(self.job_id, self.worker_id, self.lease)
+                    held = job_records.renew_lease(self.job_id, self.worker_id, self.lease)
                     renewed = time.monotonic()
                 else:
-                    held = storage.holds(self.job_id, self.worker_id)
+                    held = job_records.holds(self.job_id, self.worker_id)
             except Exception:  # MongoDB blip: try again next tick; the lease has slack
                 log.warning("lease check failed", extra={"job_id": self.job_id})
                 continue
@@ -98,7 +100,7 @@ class ProgressReporter:
             return
         elapsed = now - self.started
         eta = elapsed * (100 - progress) / progress if progress > 0 else None
-        storage.set_progress(self.job_id, self.worker_id, round(progress, 1), eta and round(eta, 1))
+        job_records.set_progress(self.job_id, self.worker_id, round(progress, 1), eta and round(eta, 1))
         self.written_at, self.written = now, progress
 
 
@@ -123,7 +125,7 @@ class Converter:
     def on_retry(self, delivery: Delivery, reason: str) -> None:
         metrics.JOBS.labels("retried").inc()
         try:
-            storage.release_job(VideoMessage.parse(delivery).job_id, self.worker_id)
+            job_records.release_job(VideoMessage.parse(delivery).job_id, self.worker_id)
         except Exception:
             pass  # the lease runs out by itself
 
@@ -134,15 +136,15 @@ class Converter:
             job_id = VideoMessage.parse(delivery).job_id
         except PermanentError:
             return
-        if storage.finish_job(job_id, None, Status.FAILED, reason=SYSTEM_FAILURE, system_failure=True):
+        if job_records.finish_job(job_id, None, Status.FAILED, reason=SYSTEM_FAILURE, system_failure=True):
             self._announce(job_id, Status.FAILED)
 
     # ---- the job
     def _handle_job(self, job_id: str) -> None:
         # Claim first: the usual message is for a queued job, and the claim is the one round trip it
         # needs; only a message that cannot claim its job reads the job to learn why.
-        mp3_id = storage.new_id()  # recorded by the claim: the job's writes before `done` are this one only
-        job = storage.claim_job(job_id, self.worker_id, self.lease_seconds, mp3_id=mp3_id)
+        mp3_id = new_id()  # recorded by the claim: the job's writes before `done` are this one only
+        job = job_records.claim_job(job_id, self.worker_id, self.lease_seconds, mp3_id=mp3_id)
         if job is None:
             self._not_claimed(job_id)
             return
@@ -156,9 +158,9 @@ class Converter:
 
     def _not_claimed(self, job_id: str) -> None:
         """The job could not be taken: deleted, unknown, finished already, or held by another worker."""
-        job = storage.get_job(job_id)
+        job = job_records.get_job(job_id)
         if job is None:
-            if storage.was_deleted(job_id):  # by its owner, since its message was published
+            if tombstones.was_deleted(job_id):  # by its owner, since its message was published
                 log.info("job deleted before its conversion, dropping its message", extra={"job_id": job_id})
                 return
             raise PermanentError(f"unknown job {job_id}")
@@ -194,7 +196,7 @@ class Converter:
         work_dir = workdirs.make()
         try:
             if job.pending_mp3_id:  # left by a worker that died mid-job
-                storage.delete_file(storage.mp3s(), job.pending_mp3_id)
+                files.delete_file(files.mp3s(), job.pending_mp3_id)
             with served_video(job, work_dir) as served:
                 try:
                     info = probe(served)
@@ -221,7 +223,7 @@ class Converter:
         seconds = media.output_seconds(info, options)
         with tracer.start_as_current_span("ffmpeg convert") as convert, \
                 tracer.start_as_current_span("gridfs write mp3") as span, \
-                storage.open_writer(storage.mp3s(), mp3_id, jobs.mp3_name(job), metadata) as writer:
+                files.open_writer(files.mp3s(), mp3_id, jobs.mp3_name(job), metadata) as writer:
             convert.set_attributes({"vid2mp3.format": options.format, "vid2mp3.options": ",".join(options.used())})
             progress = ProgressReporter(job.id, self.worker_id, seconds)
             try:
@@ -237,9 +239,9 @@ class Converter:
 
     def _finish_done(self, job: Job, keeper: LeaseKeeper, encoded: Encoded, info: media.MediaInfo) -> Status:
         audio_seconds = encoded.audio_seconds
-        if keeper.lost or not storage.finish_job(job.id, self.worker_id, Status.DONE, mp3_id=encoded.mp3_id,
+        if keeper.lost or not job_records.finish_job(job.id, self.worker_id, Status.DONE, mp3_id=encoded.mp3_id,
                                                  audio_seconds=audio_seconds, pending_mp3_id=None):
-            storage.delete_file(storage.mp3s(), encoded.mp3_id)
+            files.delete_file(files.mp3s(), encoded.mp3_id)
             raise JobLost()
         metrics.BYTES_IN.inc(encoded.video_bytes)
         metrics.BYTES_OUT.inc(encoded.mp3_bytes)
@@ -253,7 +255,7 @@ class Converter:
     def _finish_failed(self, job: Job, exc: PermanentError) -> Status:
         """The user's media is at fault: the job fails with the reason, nothing is retried."""
         telemetry.record_error(trace.get_current_span(), exc)
-        if not storage.finish_job(job.id, self.worker_id, Status.FAILED, reason=str(exc), pending_mp3_id=None):
+        if not job_records.finish_job(job.id, self.worker_id, Status.FAILED, reason=str(exc), pending_mp3_id=None):
             raise JobLost()
         metrics.JOBS.labels("failed").inc()
         log.info("job failed", extra={"job_id": job.id, "reason": str(exc)})
@@ -270,8 +272,8 @@ def served_video(job: Job, work_dir: str) -> Iterator[source.ServedVideo | sourc
     """The job's video for the probe and ffmpeg to read while they work: on the loopback server
     (source.py), no copy on disk first; a small one copied into `work_dir`. The `gridfs read video`
     span covers the whole read."""
-    videos = storage.videos()
-    stored = storage.file_info(videos, job.video_id)
+    videos = files.videos()
+    stored = files.file_info(videos, job.video_id)
     if stored is None:
         raise PermanentError("the uploaded file is missing from storage")
     span = tracer.start_span("gridfs read video", attributes={"vid2mp3.bytes": stored["length"]})
@@ -315,7 +317,7 @@ def job_options(job: Job) -> Options:
 
 def _still_held(job_id: str, worker_id: str) -> bool:
     try:
-        return storage.holds(job_id, worker_id)
+        return job_records.holds(job_id, worker_id)
     except Exception:  # MongoDB down: the failure stands as it is
         return True
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import logging
 
-import gridfs
-import pymongo.errors
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.common import config, links, resumable, storage
+from services.common import config, links, storage
 from services.common import openapi as api_docs
+from services.common.storage.errors import FileError, StorageError
 from services.common.web import create_base_app, error_response
 
 from . import (account, auth_client, broker, jwks, live_events, openapi, outbox, shared_links, storage_metrics, tus,
@@ -32,15 +31,14 @@ def create_app():
     app.register_blueprint(shared_links.bp)
     app.register_blueprint(webapp.bp)
     api_docs.register(app, openapi.SPEC)
-    app.register_error_handler(pymongo.errors.PyMongoError, _storage_down)
-    app.register_error_handler(gridfs.errors.GridFSError, _corrupt_file)
+    app.register_error_handler(StorageError, _storage_down)
+    app.register_error_handler(FileError, _corrupt_file)
     live_events.configure()
     storage_metrics.register_once()
     jwks.warm()
     try:
         storage.ensure_indexes()
-        resumable.ensure_indexes()
-    except pymongo.errors.PyMongoError:
+    except StorageError:
         log.warning("MongoDB unavailable at start; indexes will be created by the next start")
     if config.env_float("OUTBOX_INTERVAL_SECONDS") > 0:
         outbox.OutboxRelay(broker.publishers).start()

@@ -13,11 +13,13 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-import pymongo.errors
 from opentelemetry import propagate, trace
 
-from services.common import config, sharing, storage, telemetry
+from services.common import config, sharing, telemetry
 from services.common.jobs import Job, Status
+from services.common.storage import files, job_records, uploads
+from services.common.storage.connection import new_id
+from services.common.storage.errors import DuplicateRecord
 
 from . import broker, metrics, outbox
 
@@ -38,18 +40,14 @@ def content_key(sha256: str | None, options: dict) -> str | None:
 def stored_sha256(video_id: str) -> str:
     """The SHA-256 of a stored video, read back (a resumable upload's: see tus._finish)."""
     digest = hashlib.sha256()
-    for block in storage.read_file(storage.videos(), video_id, first_window=storage.CHUNK_WINDOW):
+    for block in files.read_file(files.videos(), video_id, first_window=files.CHUNK_WINDOW):
         digest.update(block)
     return digest.hexdigest()
 
 
 def reusable(owner: str, key: str) -> Job | None:
     """A done job whose MP3 a new job of `owner` with content `key` may share."""
-    query = {"content_key": key, "status": str(Status.DONE), "mp3_id": {"$ne": None},
-             "mp3_released": {"$in": [False, None]}}
-    if not config.env_bool("DEDUP_ACROSS_USERS"):
-        query["owner"] = owner
-    return storage.find_job(query)
+    return job_records.reusable_job(key, None if config.env_bool("DEDUP_ACROSS_USERS") else owner)
 
 
 def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> Job:
@@ -57,7 +55,7 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
     With a `job_id` chosen beforehand (a resumable upload), a second call (a retried last chunk)
     answers the job the first one made."""
     options = stored.options.to_dict()
-    job_id = job_id or storage.new_id()
+    job_id = job_id or new_id()
     token = telemetry.job_context(job_id)
     try:
         carrier: dict = {}
@@ -67,10 +65,10 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
                   options=options, sha256=stored.sha256, content_key=content_key(stored.sha256, options),
                   callback_url=stored.fields.get("callback_url") or None, quota_exempt=bool(user.get("admin")))
         try:
-            job = _reuse(job) or storage.create_job(job)
-        except pymongo.errors.DuplicateKeyError:
-            return storage.get_job(job_id)
-        storage.forget_upload(stored.video_id)
+            job = _reuse(job) or job_records.create_job(job)
+        except DuplicateRecord:
+            return job_records.get_job(job_id)
+        uploads.forget_upload(stored.video_id)
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)
         trace.get_current_span().set_attribute("vid2mp3.job.reused", job.reused)
@@ -88,16 +86,16 @@ def _reuse(job: Job) -> Job | None:
     if source is None:
         return None
     job.mp3_id, job.audio_seconds, job.reused = source.mp3_id, source.audio_seconds, True
-    storage.create_job(job, Status.DONE)  # stored before the pin: a remover from now on sees this user
+    job_records.create_job(job, Status.DONE)  # stored before the pin: a remover from now on sees this user
     if not sharing.pin(job.mp3_id):
         log.info("reusable MP3 went meanwhile, converting", extra={"job_id": job.id, "mp3_id": job.mp3_id})
         sharing.unshare(job.id, job.mp3_id)
-        return storage.get_job(job.id)
-    storage.delete_file(storage.videos(), job.video_id)  # nothing stored twice
-    storage.claim_video_removal(job.id)
+        return job_records.get_job(job.id)
+    files.delete_file(files.videos(), job.video_id)  # nothing stored twice
+    job_records.claim_video_removal(job.id)
     metrics.UPLOADS_REUSED.inc()
     log.info("upload reused an MP3", extra={"job_id": job.id, "source_job_id": source.id, "mp3_id": job.mp3_id})
-    return storage.get_job(job.id)
+    return job_records.get_job(job.id)
 
 
 def _publish(job: Job) -> None:

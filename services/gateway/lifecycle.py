@@ -1,21 +1,23 @@
 """What a user does to a job after uploading it: cancel it, delete it (following it live: live_events.py)."""
 from __future__ import annotations
 
-from services.common import sharing, storage
+from services.common import sharing
 from services.common.jobs import Job, Status
+from services.common.storage import files, job_records
+from services.common.storage.job_records import JobMatch
 from services.common.web import ApiError
 
 from . import broker, metrics
 
 
-def cancel(query: dict) -> Job:
+def cancel(query: JobMatch) -> Job:
     """Cancel the job: a queued one never converts, a converting one's ffmpeg stops within a second."""
-    cancelled = storage.cancel_job(query)
+    cancelled = job_records.cancel_job(query)
     if cancelled is not None:
         metrics.JOB_CANCELS.inc()
         broker.announce_cancel(cancelled.id)
         return cancelled
-    job = storage.find_job(query)
+    job = job_records.find_job(query)
     if job is None:
         raise ApiError(404, "not_found", "no such job or file")
     if job.status != Status.CANCELLED:
@@ -25,11 +27,11 @@ def cancel(query: dict) -> Job:
 
 def delete(job: Job) -> None:
     """Cancel the job if it runs, then remove its files, its email records and the job itself."""
-    job = storage.cancel_job({"_id": job.id}) or job  # the latest pending_mp3_id, if it was converting
-    for bucket, file_id in ((storage.videos(), job.video_id), (storage.mp3s(), job.pending_mp3_id)):
+    job = job_records.cancel_job({"_id": job.id}) or job  # the latest pending_mp3_id, if it was converting
+    for bucket, file_id in ((files.videos(), job.video_id), (files.mp3s(), job.pending_mp3_id)):
         if file_id:
-            storage.delete_file(bucket, file_id)
+            files.delete_file(bucket, file_id)
     if job.mp3_id:
         sharing.release(job.mp3_id, job.id)  # removed unless another job shares it (dedup)
-    storage.delete_job(job.id)
+    job_records.delete_job(job.id)
     metrics.JOB_DELETES.inc()

@@ -18,7 +18,8 @@ import weakref
 from collections import Counter
 from typing import Iterator
 
-from services.common import config, jobs, storage
+from services.common import config, jobs
+from services.common.storage import job_records
 from services.common.web import ApiError
 
 from . import metrics
@@ -140,7 +141,7 @@ def _follow(query: dict, sent_rev: int | None, client: socket.socket | None) -> 
     """The stream's events; returns why it ended (final, deleted, client_gone)."""
     quiet_since = time.monotonic()
     while True:
-        job = storage.find_job(query)
+        job = job_records.find_job(query)
         if job is None:
             yield "event: deleted\ndata: {}\n\n"
             return "deleted"

@@ -12,10 +12,9 @@ import logging
 import threading
 import time
 
-from pymongo import ReturnDocument
-
-from services.common import config, messaging, storage
+from services.common import config, messaging
 from services.common.jobs import FinishedMessage, Job, Status, VideoMessage
+from services.common.storage import job_records
 
 from . import metrics
 
@@ -32,21 +31,21 @@ def publish_job(publisher: messaging.Publisher, job: Job) -> None:
     else:
         message, queue = VideoMessage(job.id), config.env("VIDEO_QUEUE")
     publisher.publish(queue, message.body(), carrier=job.trace, message_id=message.message_id)
-    _mark_published(job.id)
+    job_records.mark_published(job.id)
 
 
 def relay_once(publisher: messaging.Publisher) -> int:
     """Publish every pending job once; returns how many were published."""
     published = 0
-    for job in _unpublished(older_than=time.time() - GRACE_SECONDS):
-        claimed = _claim(job.id, LEASE_SECONDS)
+    for job in job_records.unpublished(older_than=time.time() - GRACE_SECONDS):
+        claimed = job_records.claim_publishing(job.id, LEASE_SECONDS)
         if claimed is None:
             continue
         publish_job(publisher, claimed)
         metrics.OUTBOX_PUBLISHED.inc()
         published += 1
         log.info("outbox published job", extra={"job_id": job.id})
-    metrics.OUTBOX_BACKLOG.set(_count_unpublished())
+    metrics.OUTBOX_BACKLOG.set(job_records.count_unpublished())
     return published
 
 
@@ -66,27 +65,3 @@ class OutboxRelay(threading.Thread):
                 except Exception as exc:  # broker or MongoDB down: try again next round
                     log.warning("outbox round failed", extra={"error": f"{type(exc).__name__}: {exc}"})
                     publisher.close()
-
-
-# The outbox's own queries on the jobs collection: which stored jobs still wait for their message.
-def _unpublished(older_than: float, limit: int = 100) -> list[Job]:
-    found = storage.jobs().find({"published": False, "created": {"$lt": older_than}})
-    found = found.sort("created", 1).limit(limit)
-    return [Job.from_doc(doc) for doc in found]
-
-
-def _claim(job_id: str, lease_seconds: float) -> Job | None:
-    """Take an unpublished job, unless another gateway is publishing it now."""
-    now = time.time()
-    doc = storage.jobs().find_one_and_update({"_id": job_id, "published": False, "outbox_lease": {"$lt": now}},
-                                             {"$set": {"outbox_lease": now + lease_seconds}},
-                                             return_document=ReturnDocument.AFTER)
-    return Job.from_doc(doc) if doc else None
-
-
-def _mark_published(job_id: str) -> None:
-    storage.jobs().update_one({"_id": job_id}, {"$set": {"published": True}})
-
-
-def _count_unpublished() -> int:
-    return storage.jobs().count_documents({"published": False})

@@ -20,9 +20,9 @@ from typing import Iterator
 
 from opentelemetry import trace
 
-from services.common import storage
-from services.common.quota_usage import DAY, QuotaBusy, Usage, limits, recent, usage
-from services.common.quota_usage import accounts as _accounts, leased
+from services.common.quota_usage import DAY, QuotaBusy, Usage, leased, limits, recent, record_start, usage
+from services.common.storage import uploads
+from services.common.storage.connection import new_id
 from services.common.web import ApiError
 
 from . import metrics
@@ -70,10 +70,10 @@ def _check(used: Usage, started: list[float], cap: Usage, declared_bytes: int) -
 def admit(user: dict, declared_bytes: int, reserve=None) -> str:
     """Admit an upload of `declared_bytes` (Content-Length or Upload-Length; 0 when unknown) for the
     user, or raise 429 quota_exceeded. Returns the upload's id, reserved under the lease by
-    `reserve(upload_id)` (default: an upload record, storage.record_upload, at the declared length;
+    `reserve(upload_id)` (default: an upload record, storage/uploads.py's record_upload, at the declared length;
     tus passes the creation of its upload) so that it counts until its job exists."""
-    upload_id, owner = storage.new_id(), user["sub"]
-    reserve = reserve or (lambda new_id: storage.record_upload(new_id, owner, declared_bytes))
+    upload_id, owner = new_id(), user["sub"]
+    reserve = reserve or (lambda upload: uploads.record_upload(upload, owner, declared_bytes))
     if user.get("admin"):
         reserve(upload_id)
         return upload_id
@@ -81,7 +81,7 @@ def admit(user: dict, declared_bytes: int, reserve=None) -> str:
         started = recent(account)
         _check(usage(owner), started, limits(), declared_bytes)
         reserve(upload_id)
-        _accounts().update_one({"_id": owner}, {"$set": {"started": started + [time.time()]}})
+        record_start(owner, started)
     return upload_id
 
 
@@ -89,11 +89,11 @@ def confirm(user: dict, upload_id: str, size: int) -> None:
     """The upload is complete at `size` bytes: check the storage quota again with the real size (a
     client may not have declared one) and keep the reservation at that size, or raise 429."""
     if user.get("admin"):
-        storage.set_upload_bytes(upload_id, size)
+        uploads.set_upload_bytes(upload_id, size)
         return
     with _leased(user["sub"]):
         _check_stored(usage(user["sub"], excluding=upload_id), limits(), size)
-        storage.set_upload_bytes(upload_id, size)
+        uploads.set_upload_bytes(upload_id, size)
 
 
 def overview(user: dict) -> dict:

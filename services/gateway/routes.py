@@ -6,9 +6,10 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from services.common import config, jobs, storage
+from services.common import config, jobs
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
+from services.common.storage import files, job_records, uploads as upload_records
 from services.common.web import ApiError, streams_body
 
 from . import auth_client, intake, lifecycle, live_events, metrics, places, quotas, uploads
@@ -25,7 +26,7 @@ def owned_query(query: dict, user: dict) -> dict:
 
 def owned_job(query: dict, user: dict | None = None) -> Job:
     """The job matching `query` (narrowed to `user`'s); 404 otherwise, so ids cannot be probed."""
-    job = storage.find_job(owned_query(query, user) if user is not None else query)
+    job = job_records.find_job(owned_query(query, user) if user is not None else query)
     if job is None:
         raise ApiError(404, "not_found", "no such job or file")
     return job
@@ -85,8 +86,8 @@ def _receive(user: dict, on_flush=None) -> uploads.StoredUpload:
     try:
         quotas.confirm(user, upload_id, stored.size)
     except BaseException:
-        storage.delete_file(storage.videos(), upload_id)
-        storage.forget_upload(upload_id)
+        files.delete_file(files.videos(), upload_id)
+        upload_records.forget_upload(upload_id)
         raise
     return stored
 
@@ -136,14 +137,11 @@ def list_jobs():
         raise ApiError(400, "invalid_parameter", "limit and offset must be integers") from None
     if not 1 <= limit <= 100 or not 0 <= offset <= 100000:
         raise ApiError(400, "invalid_parameter", "limit must be 1-100 and offset 0-100000")
-    query: dict = {"owner": user["sub"]}
     status = request.args.get("status")
-    if status is not None:
-        if status not in set(Status):
-            raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(Status)}")
-        query["status"] = status
-    found = storage.jobs().find(query).sort("created", -1).skip(offset).limit(limit)
-    return jsonify({"jobs": [jobs.view(Job.from_doc(doc)) for doc in found], "limit": limit, "offset": offset})
+    if status is not None and status not in set(Status):
+        raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(Status)}")
+    found = job_records.list_jobs(user["sub"], status, offset, limit)
+    return jsonify({"jobs": [jobs.view(job) for job in found], "limit": limit, "offset": offset})
 
 
 @bp.get("/download")
@@ -154,13 +152,13 @@ def download():
     if not fid:
         raise ApiError(400, "missing_fid", "give the MP3 id as ?fid=MP3_ID")
     # A shared MP3 (dedup) may also belong to an expired job of the caller's: the done one counts.
-    job = storage.find_job(owned_query({"mp3_id": fid, "status": str(Status.DONE)}, user)) \
+    job = job_records.find_job(owned_query({"mp3_id": fid, "status": str(Status.DONE)}, user)) \
         or owned_job({"mp3_id": fid}, user)
     if job.status == Status.EXPIRED:
         raise ApiError(410, "expired", "the MP3 was removed after its retention period; upload the video again")
     if job.status != Status.DONE:
         raise ApiError(404, "not_found", "no such job or file")
-    info = storage.file_info(storage.mp3s(), fid)
+    info = files.file_info(files.mp3s(), fid)
     if info is None:
         raise ApiError(404, "not_found", "no such job or file")
     return send_mp3(job, info)
@@ -195,6 +193,6 @@ def _mp3_response(job: Job, info: dict) -> Response:
     }
     if requested:
         headers["Content-Range"] = f"bytes {start}-{end}/{length}"
-    body = storage.read_file(storage.mp3s(), fid, start, end, max_window=DOWNLOAD_WINDOW) if length else iter(())
+    body = files.read_file(files.mp3s(), fid, start, end, max_window=DOWNLOAD_WINDOW) if length else iter(())
     return Response(body, status=206 if requested else 200, mimetype=jobs.media_type(job), headers=headers,
                     direct_passthrough=True)

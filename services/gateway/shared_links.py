@@ -9,8 +9,9 @@ from html import escape
 
 from flask import Blueprint, Response
 
-from services.common import links, storage
+from services.common import links
 from services.common.jobs import Status
+from services.common.storage import files, job_records
 
 from . import metrics
 from .routes import send_mp3
@@ -45,8 +46,8 @@ def signed_download(token: str):
                     "The MP3 was kept for a limited time and has been removed. "
                     "Upload the video again to convert it anew.")
     # Signing cannot be undone: the job must still exist and hold this very MP3 (deleting it revokes the link).
-    job = storage.find_job({"_id": link.job_id, "mp3_id": link.mp3_id})
-    info = storage.file_info(storage.mp3s(), link.mp3_id) if job is not None and job.status == Status.DONE else None
+    job = job_records.find_job({"_id": link.job_id, "mp3_id": link.mp3_id})
+    info = files.file_info(files.mp3s(), link.mp3_id) if job is not None and job.status == Status.DONE else None
     if info is None:
         metrics.LINK_DOWNLOADS.labels("revoked").inc()
         return page(410, "This file is no longer available",

@@ -1,17 +1,18 @@
 """What storage holds and what the janitor removed, as metrics of the gateway.
 
 The janitor runs as a CronJob whose process is gone before any scrape, so it leaves its totals in
-the `janitor` collection; the gateway (always running) exposes them. Every gateway replica shows
-the same values: dashboards and alerts take max(), not sum(), across replicas.
+storage (services/common/storage/janitor_stats.py); the gateway (always running) exposes them.
+Every gateway replica shows the same values: dashboards and alerts take max(), not sum(), across replicas.
 """
 from __future__ import annotations
 
 import time
 
-import pymongo.errors
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from services.common import config, metrics, resumable, storage
+from services.common import config, metrics, resumable
+from services.common.storage import janitor_stats
+from services.common.storage.errors import StorageError
 
 CACHE_SECONDS = 10  # scrapes are frequent; the janitor writes once a round
 
@@ -24,10 +25,10 @@ class StorageCollector:
     def _read(self) -> dict:
         if time.monotonic() - self._read_at > CACHE_SECONDS:
             try:
-                self._stats = storage.janitor_stats().find_one({"_id": "stats"}) or {}
+                self._stats = dict(janitor_stats.latest())
                 # Counted here, not per process: any replica may hold any upload's next PATCH.
                 self._stats["tus_in_progress"] = resumable.count_in_progress()
-            except pymongo.errors.PyMongoError:
+            except StorageError:
                 self._stats = {}  # MongoDB down: no storage figures this scrape, the rest still works
             self._read_at = time.monotonic()
         return self._stats

@@ -9,14 +9,16 @@ import binascii
 import logging
 import time
 
-import pymongo.errors
 from flask import Blueprint, Response, request
 from opentelemetry import trace
 from werkzeug.http import http_date
 
-from services.common import config, resumable, storage
+from services.common import config, resumable
 from services.common import options as output_options
 from services.common.options import Options, OptionError
+from services.common.storage import files
+from services.common.storage.connection import new_id
+from services.common.storage.errors import DuplicateRecord
 from services.common.web import ApiError, streams_body
 
 from . import auth_client, intake, metrics, quotas, uploads
@@ -132,8 +134,8 @@ def create():
     if isinstance(held, str):
         return _replayed(user, held)
     try:
-        upload_id = quotas.admit(user, length, reserve=lambda new_id: resumable.create(
-            new_id, user["sub"], user.get("email"), length, filename, options, job_id=storage.new_id(),
+        upload_id = quotas.admit(user, length, reserve=lambda upload_id: resumable.create(
+            upload_id, user["sub"], user.get("email"), length, filename, options, job_id=new_id(),
             callback_url=callback))
         upload = resumable.find(upload_id, user["sub"])
         if held:
@@ -149,7 +151,7 @@ def create():
 
 def _replayed(user: dict, job_id: str):
     """A repeated Idempotency-Key: the first creation's upload (resume it with HEAD), not a new one."""
-    upload = resumable.collection().find_one({"job_id": job_id, "owner": user["sub"]})
+    upload = resumable.of_job(job_id, user["sub"])
     if upload is None:
         raise ApiError(410, "expired", "the upload of this Idempotency-Key is gone; its job is in Job-Id",
                        {"Job-Id": job_id})
@@ -160,7 +162,7 @@ def _replayed(user: dict, job_id: str):
 @bp.route("/<upload_id>", methods=["HEAD"], provide_automatic_options=False)
 def head(upload_id: str):
     """Where to resume: the offset the server has."""
-    upload = resumable.recover(storage.videos(), _owned(upload_id, auth_client.current_user()))
+    upload = resumable.recover(files.videos(), _owned(upload_id, auth_client.current_user()))
     if upload["offset"] == upload["length"] and not upload["completed"]:
         _finish(upload)  # the gateway that received the last byte died before making the job
     elif not upload["completed"]:
@@ -185,13 +187,13 @@ def _patch(upload_id: str):
     if request.mimetype != OCTET_STREAM:
         raise ApiError(415, "unsupported_media_type", f"send the bytes as Content-Type: {OCTET_STREAM}")
     offset = _count_header("Upload-Offset")
-    upload = resumable.recover(storage.videos(), _owned(upload_id, user))
+    upload = resumable.recover(files.videos(), _owned(upload_id, user))
     if offset != upload["offset"]:
         raise _offset_conflict(upload)
     remaining = upload["length"] - offset
     if request.content_length is not None and request.content_length > remaining:
         raise ApiError(413, "payload_too_large", f"the body goes past Upload-Length: {remaining} bytes are left")
-    token = storage.new_id()
+    token = new_id()
     locked = resumable.lock(upload_id, user["sub"], offset, token)
     if locked is None:
         raise _lock_refused(upload_id, user)
@@ -229,7 +231,7 @@ def _read(size: int) -> bytes:
 
 def _receive(upload: dict, token: str, remaining: int):
     """Stream the body into storage; whatever arrived is kept, even when the client drops."""
-    writer = resumable.ResumableWriter(storage.videos(), upload, token)
+    writer = resumable.ResumableWriter(files.videos(), upload, token)
     received, overflow = 0, False
     try:
         while data := _read(min(uploads.READ_SIZE, remaining - received + 1)):
@@ -268,8 +270,8 @@ def _patched(upload: dict, overflow: bool):
 def _finish(upload: dict) -> str:
     """The last byte is in: the file is closed and its job made (twice is harmless); the job id."""
     try:
-        resumable.finish_file(storage.videos(), upload, {"content_type": None, "original_name": upload["filename"]})
-    except pymongo.errors.DuplicateKeyError:
+        resumable.finish_file(files.videos(), upload, {"content_type": None, "original_name": upload["filename"]})
+    except DuplicateRecord:
         pass  # another finisher (a HEAD at the same moment) closed it
     # Its bytes came over many requests (and gateways): no one writer saw them all, so they are read back.
     stored = uploads.StoredUpload(upload["_id"], upload["filename"], upload["length"], None,

@@ -12,7 +12,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from services.common import options as output_options
-from services.common import callbacks, config, idempotency, storage
+from services.common import callbacks, idempotency
+from services.common.storage import files, uploads as upload_records
 from services.common.options import Options, OptionError
 from services.common.web import ApiError
 
@@ -83,9 +84,9 @@ def _fails(fields: dict[str, str]) -> bool:
 class _FilePartWriter:
     """Follows the decoder's events: the one file part goes into storage, form fields are bounded."""
 
-    def __init__(self, bucket: storage.Bucket, video_id: str, on_flush: Callable[[], None] | None = None):
+    def __init__(self, bucket: files.Bucket, video_id: str, on_flush: Callable[[], None] | None = None):
         self.bucket, self.video_id, self.on_flush = bucket, video_id, on_flush
-        self.writer: storage.FileWriter | None = None
+        self.writer: files.FileWriter | None = None
         self.stored: StoredUpload | None = None
         self.part: File | Field | None = None
         self.field_bytes = 0
@@ -108,11 +109,11 @@ class _FilePartWriter:
         self.part = part
         metadata = {"content_type": part.headers.get("Content-Type"), "original_name": part.filename}
         video_id = self.video_id
-        self.writer = storage.open_writer(self.bucket, video_id, safe_filename(part.filename), metadata,
+        self.writer = files.open_writer(self.bucket, video_id, safe_filename(part.filename), metadata,
                                           on_flush=lambda: self._flushed(video_id))
 
     def _flushed(self, video_id: str) -> None:
-        storage.touch_upload(video_id)
+        upload_records.touch_upload(video_id)
         if self.on_flush is not None:
             self.on_flush()
 
@@ -152,8 +153,8 @@ class _FilePartWriter:
             if self.writer is not None:
                 self.writer.abort()
             if self.stored is not None:
-                storage.delete_file(self.bucket, self.stored.video_id)
-            storage.forget_upload(self.video_id)
+                files.delete_file(self.bucket, self.stored.video_id)
+            upload_records.forget_upload(self.video_id)
         except Exception:
             pass  # the upload record stays: the janitor removes the rest
 
@@ -196,7 +197,7 @@ def _feed(decoder: MultipartDecoder, target: _FilePartWriter, max_bytes: int) ->
 
 def receive_video(max_bytes: int, video_id: str, on_flush: Callable[[], None] | None = None) -> StoredUpload:
     """Parse the multipart body as it arrives and write its one file part into GridFS as `video_id`
-    (recorded by storage.record_upload beforehand, see quotas.admit).
+    (recorded by storage/uploads.py's record_upload beforehand, see quotas.admit).
 
     Raises ApiError for anything but exactly one non-empty file; a partial file and its upload record
     are removed. On success the record stays until the caller has stored its job.
@@ -204,7 +205,7 @@ def receive_video(max_bytes: int, video_id: str, on_flush: Callable[[], None] | 
     """
     # The decoder bounds its internal buffer with this; field sizes are checked by the target.
     decoder = MultipartDecoder(check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
-    target = _FilePartWriter(storage.videos(), video_id, on_flush)
+    target = _FilePartWriter(files.videos(), video_id, on_flush)
     try:
         _feed(decoder, target, max_bytes)
         return _the_one_file(target)

@@ -6,10 +6,10 @@ at most WEBHOOK_MAX_PER_TENANT of one user (more are Deferred), each bounded by 
 whole-exchange deadline of webhook.py. So a user's slow receivers delay neither anyone's email
 nor other users' webhooks.
 
-The notifications ledger records each job's webhook (`<job>:<status>:webhook`): `queued` once it
-is on WEBHOOK_QUEUE (a retried email does not queue it again), `delivered` once a receiver took it
-(a redelivered message does not call the receiver again); a failed attempt raises TransientError
-and the message goes through the retry queues, then to the dead-letter queue.
+The notification ledger (services/common/storage/notification_ledger.py) records each job's webhook:
+`queued` once it is on WEBHOOK_QUEUE (a retried email does not queue it again), `delivered` once a
+receiver took it (a redelivered message does not call the receiver again); a failed attempt raises
+TransientError and the message goes through the retry queues, then to the dead-letter queue.
 Each attempt is shown on the job (`webhook`: state, attempts, time, status code or error).
 """
 from __future__ import annotations
@@ -20,12 +20,13 @@ import threading
 import time
 from datetime import datetime, timezone
 
-import pymongo.errors
 from opentelemetry.trace import SpanKind
 
-from services.common import config, jobs, messaging, storage, telemetry
+from services.common import config, jobs, messaging, telemetry
 from services.common.jobs import FinishedMessage, Job, Status
 from services.common.messaging import Deferred, Delivery, PublishError, TransientError
+from services.common.storage import job_records, notification_ledger
+from services.common.storage.errors import StorageError
 from services.common.webhook_secrets import webhook_secret_of
 
 from . import metrics, webhook
@@ -66,16 +67,12 @@ def webhook_id(job_id: str, status: str) -> str:
     return f"msg_{job_id}_{status}"  # stable per event: receivers dedupe retries by it
 
 
-def _ledger_key(job_id: str, status: str) -> str:
-    return f"{job_id}:{status}:webhook"
-
-
 def enqueue(message: FinishedMessage) -> None:
     """Publish the job's webhook delivery on its own queue, once: not again when the email is retried."""
-    key = _ledger_key(message.job_id, message.status)
-    if storage.notifications().find_one({"_id": key}, {"_id": 1}):  # queued or delivered already
+    key = notification_ledger.ledger_key(message.job_id, message.status, webhook=True)
+    if notification_ledger.webhook_known(key):  # queued or delivered already
         return
-    job = storage.get_job(message.job_id)
+    job = job_records.get_job(message.job_id)
     if job is None or not job.callback_url or job.status != message.status:
         return
     try:
@@ -83,8 +80,8 @@ def enqueue(message: FinishedMessage) -> None:
     except PublishError as exc:
         raise TransientError(f"webhook not queued: {exc}") from None
     try:
-        storage.notifications().insert_one({"_id": key, "state": "queued", "job_id": message.job_id})
-    except pymongo.errors.PyMongoError:
+        notification_ledger.record_webhook_queued(key, message.job_id)
+    except StorageError:
         pass  # delivered meanwhile, or not recorded: a retried email queues it again (same webhook-id)
 
 
@@ -100,11 +97,10 @@ def handle(delivery: Delivery) -> None:
 
 def notify_webhook(job_id: str, status: Status, retries: int) -> None:
     """POST the job's end to its callback_url once (if it has one); TransientError to try again later."""
-    delivered = {"_id": _ledger_key(job_id, status), "state": "delivered"}
-    if storage.notifications().find_one(delivered, {"_id": 1}):
+    if notification_ledger.webhook_delivered(notification_ledger.ledger_key(job_id, status, webhook=True)):
         metrics.WEBHOOKS.labels("duplicate").inc()
         return
-    job = storage.get_job(job_id)
+    job = job_records.get_job(job_id)
     if job is None or not job.callback_url or job.status != status:
         return  # deleted since, never asked for, or moved on (expired): nothing to call
     hook_id = webhook_id(job_id, status)
@@ -159,14 +155,14 @@ def _record(job: Job, hook_id: str, state: str, attempts: int, outcome: webhook.
     attempt = {"webhook_id": hook_id, "state": state, "attempts": attempts, "at": at,
                "status_code": outcome.status_code, "error": outcome.error}
     try:
-        storage.record_webhook(job.id, attempt)
-    except pymongo.errors.PyMongoError as exc:  # the record is for people; the delivery's outcome stands
+        job_records.record_webhook(job.id, attempt)
+    except StorageError as exc:  # the record is for people; the delivery's outcome stands
         log.warning("webhook attempt not recorded", extra={"job_id": job.id, "error": type(exc).__name__})
 
 
 def _mark_delivered(job_id: str, status: str) -> None:
     try:
-        storage.notifications().update_one({"_id": _ledger_key(job_id, status)},
-                                           {"$set": {"state": "delivered", "job_id": job_id}}, upsert=True)
-    except pymongo.errors.PyMongoError:
+        notification_ledger.record_webhook_delivered(notification_ledger.ledger_key(job_id, status, webhook=True),
+                                                     job_id)
+    except StorageError:
         pass  # at-least-once: a redelivery may call the receiver again, with the same webhook-id

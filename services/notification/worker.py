@@ -1,6 +1,7 @@
 """Send one email per finished job (done or failed): never lost, never sent twice (webhooks: deliveries.py).
 
-Each email has a record in the notifications collection, keyed by job and outcome:
+Each email has a record in the notification ledger (services/common/storage/notification_ledger.py),
+keyed by job and outcome:
 1. before sending, this worker records its intent (`sending`, with a short lease);
 2. it sends over SMTP; a failure releases the intent and the message is retried with back-off;
 3. it records `sent`, retrying in-process while MongoDB is briefly down, so a redelivery finds it.
@@ -17,12 +18,13 @@ import smtplib
 import time
 import uuid
 
-import pymongo.errors
 from opentelemetry.trace import SpanKind
 
-from services.common import config, storage, telemetry
+from services.common import config, telemetry
 from services.common.jobs import CONVERTER_OUTCOMES, FinishedMessage, Status
 from services.common.messaging import Delivery, PermanentError, TransientError
+from services.common.storage import job_records, notification_ledger, tombstones
+from services.common.storage.errors import StorageError
 
 from . import deliveries, mailer, metrics
 
@@ -62,7 +64,7 @@ def handle(delivery: Delivery) -> None:
 
 
 def notify(job_id: str, status: Status) -> None:
-    key = FinishedMessage(job_id, Status(status)).message_id
+    key = notification_ledger.ledger_key(job_id, Status(status))
     if key in _sent_unrecorded:  # a retry after the `sent` record could not be written
         _record_sent(key)
         return
@@ -70,9 +72,9 @@ def notify(job_id: str, status: Status) -> None:
         metrics.EMAILS.labels("duplicate").inc()
         log.info("email already sent", extra={"job_id": job_id, "status": status})
         return
-    job = storage.get_job(job_id)
+    job = job_records.get_job(job_id)
     if job is None:
-        if storage.was_deleted(job_id):  # by its owner since it ended: nobody to tell any more
+        if tombstones.was_deleted(job_id):  # by its owner since it ended: nobody to tell any more
             log.info("job deleted, no email", extra={"job_id": job_id, "status": status})
             return
         raise PermanentError(f"unknown job {job_id}")
@@ -91,8 +93,7 @@ def notify(job_id: str, status: Status) -> None:
 
 
 def _already_sent(key: str) -> bool:
-    record = storage.notifications().find_one({"_id": key}, {"state": 1})
-    return record is not None and record.get("state", "sent") == "sent"  # records before intents had no state
+    return notification_ledger.email_sent(key)
 
 
 def _lease_seconds() -> float:
@@ -102,23 +103,10 @@ def _lease_seconds() -> float:
 
 def _claim(key: str, job_id: str, status: str) -> bool:
     """Record the intent to send; waits while another live worker holds it. False once it is sent."""
-    notifications = storage.notifications()
     while True:
-        now = time.time()
-        mine = {"state": "sending", "worker": WORKER_ID, "until": now + _lease_seconds()}
-        try:
-            notifications.insert_one(dict(mine, _id=key, job_id=job_id, status=status))
-            return True
-        except pymongo.errors.DuplicateKeyError:
-            pass
-        record = notifications.find_one({"_id": key}) or {}
-        if record.get("state", "sent") == "sent":
-            return False
-        if record.get("worker") == WORKER_ID or record.get("until", 0) < now:  # ours from a failed try, or dead
-            taken = notifications.update_one({"_id": key, "state": "sending", "worker": record.get("worker"),
-                                              "until": record.get("until")}, {"$set": mine})
-            if taken.matched_count == 1:
-                return True
+        taken = notification_ledger.claim_email(key, job_id, status, WORKER_ID, _lease_seconds())
+        if taken is not None:
+            return taken
         time.sleep(0.5)
 
 
@@ -139,8 +127,8 @@ def _send(email, key: str, status: str) -> None:
 def _release(key: str) -> None:
     """Drop our intent after a failed send, so the retry need not wait for the lease (best effort)."""
     try:
-        storage.notifications().delete_one({"_id": key, "state": "sending", "worker": WORKER_ID})
-    except pymongo.errors.PyMongoError:
+        notification_ledger.drop_email_intent(key, WORKER_ID)
+    except StorageError:
         pass  # the retry comes back to a record of ours, which we may take again
 
 
@@ -149,11 +137,10 @@ def _record_sent(key: str) -> None:
     deadline, pause = time.monotonic() + RECORD_RETRY_SECONDS, 0.5
     while True:
         try:
-            storage.notifications().update_one({"_id": key}, {"$set": {"state": "sent", "sent_at": time.time()},
-                                                              "$unset": {"until": ""}}, upsert=True)
+            notification_ledger.record_email_sent(key)
             _sent_unrecorded.discard(key)
             return
-        except pymongo.errors.PyMongoError as exc:
+        except StorageError as exc:
             if time.monotonic() > deadline:
                 raise TransientError(f"email sent, its record not written yet: {type(exc).__name__}") from None
             log.warning("recording a sent email failed, retrying", extra={"key": key, "error": type(exc).__name__})

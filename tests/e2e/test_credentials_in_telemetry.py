@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from services.common import storage
+from services.common.storage import files
 from tests.faults.privstack import wait_until
 from tests.helpers import Client, make_media
 from tests.support.receiver import Receiver
@@ -45,8 +45,8 @@ def traced(stack, tmp_path_factory):
 
 
 def _break_the_file(mp3_id: str) -> None:
-    bucket = storage.mp3s()
-    bucket.chunks.delete_many({"files_id": storage.file_info(bucket, mp3_id)["_id"]})
+    bucket = files.mp3s()
+    bucket.chunks.delete_many({"files_id": files.file_info(bucket, mp3_id)["_id"]})
 
 
 def exported(otlp) -> str:

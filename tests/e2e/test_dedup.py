@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from services import janitor
-from services.common import idempotency, storage
+from services.common import idempotency
+from services.common.storage import files, idempotency_keys, job_records
 from tests.helpers import Client, make_media, unique_mp4, wait_mail
 
 WEEK = 8 * 86400
@@ -47,7 +48,7 @@ def _job_id(response) -> str:
 
 
 def _video_files() -> int:
-    return len(list(storage.videos().files.find({}, {"_id": 1})))
+    return len(list(files.videos().files.find({}, {"_id": 1})))
 
 
 def _done_pair(user, path) -> tuple[dict, dict]:
@@ -69,8 +70,8 @@ def test_reused_job_is_done_at_once_with_the_same_mp3_and_one_email(stack, users
     assert second["mp3_id"] == first["mp3_id"]
     alice = users[0]
     assert alice.download(second["mp3_id"]).content == alice.download(first["mp3_id"]).content
-    stored = storage.get_job(second["job_id"])
-    assert stored.video_removed and storage.file_info(storage.videos(), stored.video_id) is None
+    stored = job_records.get_job(second["job_id"])
+    assert stored.video_removed and files.file_info(files.videos(), stored.video_id) is None
     assert stored.attempts == 0 and stored.worker is None
     assert len(wait_mail(stack["mail"], second["job_id"])) == 1
     time.sleep(1)  # a second email or a converter message would come right after the first
@@ -112,8 +113,8 @@ def test_concurrent_uploads_with_one_key_make_one_job(users, clips, pair):
         thread.join()
     assert {r.status_code for r in answers} <= {202, 409}, [r.text for r in answers]
     assert len({r.json()["job_id"] for r in answers if r.status_code == 202}) == 1
-    owner = storage.get_job(pair[0]["job_id"]).owner
-    assert idempotency._keys().find_one({"_id": f"{owner}:{key}"})["job_id"]
+    owner = job_records.get_job(pair[0]["job_id"]).owner
+    assert idempotency_keys.collection().find_one({"_id": f"{owner}:{key}"})["job_id"]
 
 
 def test_a_repeat_while_the_first_still_uploads_gets_409_then_the_job(users, clips, pair):
@@ -132,9 +133,9 @@ def test_a_repeat_while_the_first_still_uploads_gets_409_then_the_job(users, cli
         f"{alice.base}/upload", data=body(), timeout=60,
         headers={**alice.auth, "Idempotency-Key": key, "Content-Type": f"multipart/form-data; boundary={boundary}"})))
     slow.start()
-    owner = storage.get_job(pair[0]["job_id"]).owner
+    owner = job_records.get_job(pair[0]["job_id"]).owner
     deadline = time.monotonic() + 20
-    while idempotency._keys().find_one({"_id": f"{owner}:{key}"}) is None and time.monotonic() < deadline:
+    while idempotency_keys.collection().find_one({"_id": f"{owner}:{key}"}) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     conflict = _post(alice, clips[0], key)
     release.set()
@@ -151,10 +152,11 @@ def test_failed_upload_gives_its_key_back_and_expired_keys_are_forgotten(users, 
                                     "Content-Type": "multipart/form-data; boundary=x"})
     assert broken.status_code == 400
     first = _job_id(_post(alice, clips[0], key))
-    owner = storage.get_job(first).owner
-    assert idempotency.forget_expired(time.time()) == 0 or idempotency._keys().find_one({"_id": f"{owner}:{key}"})
+    owner = job_records.get_job(first).owner
+    assert idempotency.forget_expired(time.time()) == 0 or \
+        idempotency_keys.collection().find_one({"_id": f"{owner}:{key}"})
     idempotency.forget_expired(time.time() + 86400 + 60)
-    assert idempotency._keys().find_one({"_id": f"{owner}:{key}"}) is None
+    assert idempotency_keys.collection().find_one({"_id": f"{owner}:{key}"}) is None
     assert _job_id(_post(alice, clips[0], key)) != first  # a day later the key is new again
 
 
@@ -175,7 +177,7 @@ def test_the_same_file_with_other_options_is_converted_again(users, clips, pair)
 def test_reuse_key_holds_options_and_owner(pair, users, monkeypatch):
     from services.gateway import intake
 
-    first = storage.get_job(pair[0]["job_id"])
+    first = job_records.get_job(pair[0]["job_id"])
     assert intake.reusable(first.owner, intake.content_key(first.sha256, first.options)).mp3_id == first.mp3_id
     other = dict(first.options, bitrate="96k" if first.options.get("bitrate") != "96k" else "128k")
     assert intake.reusable(first.owner, intake.content_key(first.sha256, other)) is None
@@ -187,16 +189,16 @@ def test_reuse_key_holds_options_and_owner(pair, users, monkeypatch):
 def test_janitor_keeps_a_shared_mp3_until_its_last_job_expires(users, pair):
     first, second = pair
     alice, mp3_id = users[0], first["mp3_id"]
-    storage.jobs().update_one({"_id": first["job_id"]}, {"$set": {"ended_at": time.time() - WEEK}})
+    job_records.collection().update_one({"_id": first["job_id"]}, {"$set": {"ended_at": time.time() - WEEK}})
     janitor.remove_old_results(time.time(), janitor.Round())
     assert alice.job(first["job_id"]).json()["status"] == "expired"
     assert alice.download(mp3_id).status_code == 200  # the reused job still has it
-    sharers = storage.jobs().update_many({"mp3_id": mp3_id, "status": "done"},
+    sharers = job_records.collection().update_many({"mp3_id": mp3_id, "status": "done"},
                                          {"$set": {"ended_at": time.time() - WEEK}})
     assert sharers.matched_count >= 1  # the reused one, and those of the tests above
     janitor.remove_old_results(time.time(), janitor.Round())
     assert alice.job(second["job_id"]).json()["status"] == "expired"
-    assert storage.file_info(storage.mp3s(), mp3_id) is None
+    assert files.file_info(files.mp3s(), mp3_id) is None
     assert alice.download(mp3_id).status_code == 410
 
 
@@ -217,4 +219,4 @@ def test_deleting_one_of_two_sharing_jobs_leaves_the_other_its_mp3(stack, clips)
     assert requests.delete(f"{alice.base}/jobs/{first['job_id']}", headers=alice.auth, timeout=10).status_code == 204
     assert alice.download(second["mp3_id"]).content == expected
     assert requests.delete(f"{alice.base}/jobs/{second['job_id']}", headers=alice.auth, timeout=10).status_code == 204
-    assert storage.file_info(storage.mp3s(), second["mp3_id"]) is None
+    assert files.file_info(files.mp3s(), second["mp3_id"]) is None

@@ -10,9 +10,9 @@ import pytest
 import requests
 import sseclient
 
-from services.common import storage
-from tests.helpers import Client, make_media, stored_job
+from services.common.storage import files, job_records
 from tests.faults.privstack import wait_until
+from tests.helpers import Client, make_media, stored_job
 
 
 @pytest.fixture
@@ -56,11 +56,11 @@ def _count(collection, query: dict) -> int:
 
 def _stored(job_id: str) -> dict[str, int]:
     """Every file and chunk of the job in storage (its video, its MP3s, finished or not)."""
-    job = storage.get_job(job_id)
-    mp3s = storage.mp3s()
+    job = job_records.get_job(job_id)
+    mp3s = files.mp3s()
     mp3_ids = {f["_id"] for f in mp3s.files.find({"metadata.job_id": job_id}, {"_id": 1})}
     mp3_ids |= {i for i in (job.mp3_id, job.pending_mp3_id) if i} if job else set()
-    video = storage.videos()
+    video = files.videos()
     video_id = job.video_id if job else None
     return {"video_files": _count(video.files, {"_id": video_id}),
             "video_chunks": _count(video.chunks, {"files_id": video_id}),
@@ -118,12 +118,12 @@ def test_cancel_a_converting_and_a_queued_job(stack, user, ten_minutes, short):
 
     time.sleep(2)  # the converter picks up the queued job's message: it must not convert it
     for job_id in (converting, queued):
-        job = storage.get_job(job_id)
+        job = job_records.get_job(job_id)
         assert job.status == "cancelled" and job.mp3_id is None
         assert {k: v for k, v in _stored(job_id).items() if k.startswith("mp3")} == {"mp3_files": 0, "mp3_chunks": 0}
         assert not list(stack["mail"].glob("*")) or all(job_id not in p.read_text(errors="replace")
                                                          for p in stack["mail"].glob("*"))
-    assert "converting" not in storage.get_job(queued).times
+    assert "converting" not in job_records.get_job(queued).times
     again = requests.post(f"{user.base}/jobs/{queued}/cancel", headers=user.auth, timeout=10)
     assert again.status_code == 200 and again.json()["status"] == "cancelled"
 
@@ -154,7 +154,7 @@ def test_delete_removes_every_stored_byte(stack, user, ten_minutes, short, when)
     wait_until(lambda: not _converter_children(stack), "ffmpeg stopped", 2)
     time.sleep(1)  # anything a stopping converter was still writing is gone by now
     assert _stored(job_id) == {"video_files": 0, "video_chunks": 0, "mp3_files": 0, "mp3_chunks": 0}
-    mp3s = storage.mp3s()
+    mp3s = files.mp3s()
     assert _count(mp3s.files, {"metadata.job_id": job_id}) == 0
 
 

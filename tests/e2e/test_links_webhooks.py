@@ -7,9 +7,10 @@ import pytest
 import requests
 import standardwebhooks
 
-from services.common import config, links, storage
+from services.common import config, links
+from services.common.storage import job_records
 from services.common.webhook_secrets import webhook_secret_of
-from tests.helpers import Client, make_media, mails_for, wait_mail
+from tests.helpers import Client, mails_for, make_media, wait_mail
 from tests.support.receiver import Receiver
 
 
@@ -76,23 +77,23 @@ def test_the_email_carries_the_link_instead_of_a_curl_line(stack, converted):
 def test_the_done_webhook_arrives_signed_after_a_500_with_one_email(stack, converted, receiver):
     requests_seen = receiver.wait(2)
     assert [h["webhook-id"] for h, _ in requests_seen] == [f"msg_{converted['job_id']}_done"] * 2
-    owner = storage.get_job(converted["job_id"]).owner
+    owner = job_records.get_job(converted["job_id"]).owner
     event = standardwebhooks.Webhook(webhook_secret_of(owner)).verify(requests_seen[1][1], requests_seen[1][0])
     assert event["type"] == "job.done" and event["data"]["link"] == converted["link"]
     deadline = time.monotonic() + 10
-    while storage.get_job(converted["job_id"]).webhook["state"] != "delivered" and time.monotonic() < deadline:
+    while job_records.get_job(converted["job_id"]).webhook["state"] != "delivered" and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert storage.get_job(converted["job_id"]).webhook["attempts"] == 2
+    assert job_records.get_job(converted["job_id"]).webhook["attempts"] == 2
     assert len(mails_for(stack["mail"], converted["job_id"])) == 1  # the retry did not mail again
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "http://10.0.0.1/", "http://[::1]/", "gopher://x/"])
 @pytest.mark.parametrize("field_first", [True, False])
 def test_a_forbidden_callback_url_is_refused_at_upload(user, video, url, field_first):
-    before = storage.jobs().count_documents({})
+    before = job_records.collection().count_documents({})
     response = upload(user, video, url, field_first)
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_callback_url"
-    assert storage.jobs().count_documents({}) == before
+    assert job_records.collection().count_documents({}) == before
 
 
 def test_a_cancelled_job_gets_its_webhook_retried_until_dead_lettered(user, tmp_path):
@@ -103,13 +104,13 @@ def test_a_cancelled_job_gets_its_webhook_retried_until_dead_lettered(user, tmp_
         assert requests.post(f"{user.base}/jobs/{job_id}/cancel", headers=user.auth, timeout=10).status_code == 200
         seen = hook.wait(tries)
         deadline = time.monotonic() + 15
-        while (storage.get_job(job_id).webhook or {}).get("state") != "failed" and time.monotonic() < deadline:
+        while (job_records.get_job(job_id).webhook or {}).get("state") != "failed" and time.monotonic() < deadline:
             time.sleep(0.2)
     assert {headers["webhook-id"] for headers, _ in seen} == {f"msg_{job_id}_cancelled"}
     headers, body = seen[0]
-    event = standardwebhooks.Webhook(webhook_secret_of(storage.get_job(job_id).owner)).verify(body, headers)
+    event = standardwebhooks.Webhook(webhook_secret_of(job_records.get_job(job_id).owner)).verify(body, headers)
     assert event["type"] == "job.cancelled" and event["data"]["status"] == "cancelled"
-    record = storage.get_job(job_id).webhook
+    record = job_records.get_job(job_id).webhook
     assert (record["state"], record["attempts"], record["status_code"]) == ("failed", tries, 500)
     assert len(hook.received) == tries  # given up: no further attempt
 

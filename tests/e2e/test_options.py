@@ -24,9 +24,9 @@ def clip(tmp_path_factory):
 
 
 def _stored_videos(name: str) -> int:
-    from services.common import storage
+    from services.common.storage import files
 
-    return len(list(storage.videos().files.find({"filename": name}, {"_id": 1})))  # the stand-in cannot count_documents
+    return len(list(files.videos().files.find({"filename": name}, {"_id": 1})))  # the stand-in cannot count_documents
 
 
 def test_bad_options_are_400_before_anything_is_stored(user, clip):

@@ -11,7 +11,10 @@ import json
 import pytest
 import requests
 
-from services.common import config, storage
+from services.common import config
+from services.common.storage import files
+from services.common.storage import uploads as upload_records
+from services.common.storage.connection import new_id
 from tests.helpers import Client, metric_value, silent_flac, wait_mail
 
 
@@ -28,7 +31,7 @@ def _user_with_room(stack, room: int) -> Client:
     """A new user whose storage quota has `room` bytes left (an upload in progress elsewhere holds the rest)."""
     user = Client(stack["gateway"]).signed_up()
     sub = json.loads(base64.urlsafe_b64decode(user.token.split(".")[1] + "=="))["sub"]
-    storage.record_upload(storage.new_id(), sub, config.env_int("USER_MAX_STORED_BYTES") - room)
+    upload_records.record_upload(new_id(), sub, config.env_int("USER_MAX_STORED_BYTES") - room)
     return user
 
 
@@ -38,7 +41,7 @@ def _failed(stack, user: Client, path, options: dict) -> dict:
     assert response.status_code == 202, response.text
     job = user.wait_job(response.json()["job_id"], timeout=120)
     assert job["status"] == "failed" and job["mp3_id"] is None, job
-    assert storage.mp3s().files.find_one({"metadata.job_id": job["job_id"]}) is None
+    assert files.mp3s().files.find_one({"metadata.job_id": job["job_id"]}) is None
     mails = wait_mail(stack["mail"], job["job_id"])
     assert len(mails) == 1 and job["reason"] in mails[0].get_content()
     return job

@@ -10,8 +10,9 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 
-from services.common import config, messaging, metrics_http, storage
+from services.common import config, messaging, metrics_http
 from services.common.messaging import PermanentError, TransientError
+from services.common.storage import job_records, notification_ledger
 from services.notification import __main__ as notification_main
 from services.notification import worker
 from tests.helpers import stored_job
@@ -41,7 +42,7 @@ def smtp(monkeypatch):
 
 def done_job() -> dict:
     job = stored_job().to_doc()
-    storage.jobs().update_one({"_id": job["_id"]}, {"$set": {"status": "done", "mp3_id": "m" * 24}})
+    job_records.collection().update_one({"_id": job["_id"]}, {"$set": {"status": "done", "mp3_id": "m" * 24}})
     return job
 
 
@@ -63,7 +64,7 @@ def test_smtp_outage_is_transient_and_nothing_is_recorded(stack, smtp, monkeypat
     monkeypatch.setenv("SMTP_PORT", str(free_port()))  # nobody listens there
     with pytest.raises(TransientError, match="SMTP failed"):
         worker.notify(job["_id"], "done")
-    assert storage.notifications().find_one({"_id": f"{job['_id']}:done"}) is None
+    assert notification_ledger.collection().find_one({"_id": f"{job['_id']}:done"}) is None
     monkeypatch.setenv("SMTP_PORT", str(controller.port))
     worker.notify(job["_id"], "done")
     assert len(inbox.messages) == 1
@@ -74,7 +75,7 @@ def test_unknown_job_and_status_mismatch_are_permanent_but_a_deleted_job_is_drop
     with pytest.raises(PermanentError, match="unknown job"):
         worker.notify("0" * 24, "done")
     deleted = done_job()
-    storage.delete_job(deleted["_id"])
+    job_records.delete_job(deleted["_id"])
     worker.notify(deleted["_id"], "done")  # deleted by its owner since: no email, not dead-lettered
     assert inbox.messages == []
     job = done_job()

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from services.common import storage
-from tests.helpers import stored_job
 from services.common.messaging import TransientError
+from services.common.storage import connection as mongo_connection
+from services.common.storage import job_records, notification_ledger
 from services.notification import worker
 from tests.faults.privstack import port_open, wait_until
+from tests.helpers import stored_job
 from tests.support.net import free_port
 
 
@@ -62,9 +63,9 @@ def private_mongo(tmp_path, monkeypatch):
     mongo.start()
     monkeypatch.setenv("MONGO_URI", f"mongodb://127.0.0.1:{mongo.port}")
     monkeypatch.setenv("MONGO_TIMEOUT_MS", "500")
-    monkeypatch.setattr(storage, "_client", None)
+    monkeypatch.setattr(mongo_connection, "_client", None)
     yield mongo
-    storage.client().close()
+    mongo_connection.client().close()
     if mongo.proc.poll() is None:
         mongo.stop()
 
@@ -79,12 +80,12 @@ def _smtp(monkeypatch, inbox) -> Controller:
 
 def _done_job() -> str:
     job = stored_job().to_doc()
-    storage.jobs().update_one({"_id": job["_id"]}, {"$set": {"status": "done", "mp3_id": "m" * 24}})
+    job_records.collection().update_one({"_id": job["_id"]}, {"$set": {"status": "done", "mp3_id": "m" * 24}})
     return job["_id"]
 
 
 def _record(job_id: str) -> dict:
-    return storage.notifications().find_one({"_id": f"{job_id}:done"})
+    return notification_ledger.collection().find_one({"_id": f"{job_id}:done"})
 
 
 def test_brief_outage_after_sending_is_bridged_in_process(private_mongo, monkeypatch):
@@ -126,10 +127,10 @@ def test_waits_for_another_workers_intent_and_takes_over_a_dead_ones(private_mon
     try:
         sent_elsewhere, abandoned = _done_job(), _done_job()
         for job_id in (sent_elsewhere, abandoned):
-            storage.notifications().insert_one({"_id": f"{job_id}:done", "state": "sending", "worker": "other",
+            notification_ledger.collection().insert_one({"_id": f"{job_id}:done", "state": "sending", "worker": "other",
                                                 "until": time.time() + 2})
         # The other worker finishes while we wait: nothing is sent again.
-        threading.Timer(1, lambda: storage.notifications().update_one(
+        threading.Timer(1, lambda: notification_ledger.collection().update_one(
             {"_id": f"{sent_elsewhere}:done"}, {"$set": {"state": "sent"}})).start()
         worker.notify(sent_elsewhere, "done")
         assert inbox.messages == []

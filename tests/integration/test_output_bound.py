@@ -62,33 +62,36 @@ def test_an_output_growing_past_its_limit_stops_ffmpeg_with_nothing_kept_past_it
 
 def _converting(owner: str, worker: str, **fields):
     """A job of `owner` that `worker` holds, as after its claim."""
-    from services.common import storage
+    from services.common.storage import job_records
     from tests.helpers import stored_job
 
     job = stored_job(owner=owner, **fields)
-    return storage.claim_job(job.id, worker, 60)
+    return job_records.claim_job(job.id, worker, 60)
 
 
 def test_the_allowance_is_reserved_in_the_quota_while_the_job_converts(stack):
-    from services.common import config, quota_usage, storage
+    from services.common import config, quota_usage
     from services.common.jobs import Status
     from services.common.messaging import PermanentError
+    from services.common.storage import job_records
+    from services.common.storage import uploads as upload_records
+    from services.common.storage.connection import new_id
     from services.converter import output_limit
 
-    owner, quota = f"owner-{storage.new_id()}", config.env_int("USER_MAX_STORED_BYTES")
-    storage.record_upload(storage.new_id(), owner, quota - 10_000_000)  # 10 MB left
+    owner, quota = f"owner-{new_id()}", config.env_int("USER_MAX_STORED_BYTES")
+    upload_records.record_upload(new_id(), owner, quota - 10_000_000)  # 10 MB left
     first, second = _converting(owner, "w1"), _converting(owner, "w2")
     allowance = output_limit.admit(first, "w1", 6_000_000, 30)
     assert (allowance.limit, allowance.cause) == (10_000_000, output_limit.QUOTA)  # twice 6 MB passes what is left
-    assert storage.get_job(first.id).output_reserved == 10_000_000
+    assert job_records.get_job(first.id).output_reserved == 10_000_000
     assert quota_usage.usage(owner).stored_bytes == quota  # full, not past
     with pytest.raises(PermanentError, match="more than the 0.0 MB left in your storage quota"):
         output_limit.admit(second, "w2", 6_000_000, 30)  # a second conversion cannot take the same room
     assert output_limit.admit(first, "w1", 6_000_000, 30).limit == 10_000_000  # its own reservation is its own
-    storage.finish_job(first.id, "w1", Status.FAILED, reason="x")
+    job_records.finish_job(first.id, "w1", Status.FAILED, reason="x")
     assert output_limit.admit(second, "w2", 4_000_000, 20).limit == 8_000_000  # the room is back once it ended
     # An admin's upload is held to MAX_OUTPUT_BYTES only, and reserves nothing.
     admins = _converting(owner, "w3", quota_exempt=True)
     assert output_limit.admit(admins, "w3", 100_000_000, 600).limit == min(200_000_000,
                                                                            config.env_int("MAX_OUTPUT_BYTES"))
-    assert storage.get_job(admins.id).output_reserved is None
+    assert job_records.get_job(admins.id).output_reserved is None

@@ -66,9 +66,9 @@ def _refused(response: requests.Response, limit_text: str) -> str:
 
 
 def _uploads_of(owner: str) -> list[dict]:
-    from services.common import storage
+    from services.common.storage import uploads as upload_records
 
-    return list(storage.uploads().find({"owner": owner}))
+    return list(upload_records.collection().find({"owner": owner}))
 
 
 def test_too_many_unfinished_jobs_is_refused_before_the_body_with_retry_after(gateways, stack, media):
@@ -84,10 +84,11 @@ def test_too_many_unfinished_jobs_is_refused_before_the_body_with_retry_after(ga
 
 
 def test_declared_length_beyond_the_storage_quota_is_refused_without_retry_after(gateways, stack, media):
-    from services.common import storage
+    from services.common.storage import uploads as upload_records
+    from services.common.storage.connection import new_id
 
     user, sub = _user(stack)
-    storage.record_upload(storage.new_id(), sub, 390000)  # an upload in progress elsewhere counts at its length
+    upload_records.record_upload(new_id(), sub, 390000)  # an upload in progress elsewhere counts at its length
     answer = _post(gateways[1], user, media)
     message = _refused(answer, "USER_MAX_STORED_BYTES")
     assert "390000 bytes stored" in message and "Retry-After" not in answer.headers
@@ -97,17 +98,19 @@ def test_declared_length_beyond_the_storage_quota_is_refused_without_retry_after
 
 
 def test_an_undeclared_length_is_enforced_at_the_end_and_the_video_removed(gateways, stack, media):
-    from services.common import storage
+    from services.common.storage import files, job_records
+    from services.common.storage import uploads as upload_records
+    from services.common.storage.connection import new_id
 
     user, sub = _user(stack)
-    storage.record_upload(storage.new_id(), sub, 400000 - media.stat().st_size + 10)
+    upload_records.record_upload(new_id(), sub, 400000 - media.stat().st_size + 10)
     body, content_type = encode_multipart_formdata({"file": ("clip.mp4", media.read_bytes())})
-    videos_before = {doc["_id"] for doc in storage.videos().files.find()}
+    videos_before = {doc["_id"] for doc in files.videos().files.find()}
     answer = requests.post(f"{gateways[0]}/upload", data=iter([body]), timeout=60,  # chunked: no Content-Length
                            headers={**user.auth, "Content-Type": content_type})
     _refused(answer, "USER_MAX_STORED_BYTES")
-    assert {doc["_id"] for doc in storage.videos().files.find()} == videos_before
-    assert len(_uploads_of(sub)) == 1 and storage.find_job({"owner": sub}) is None
+    assert {doc["_id"] for doc in files.videos().files.find()} == videos_before
+    assert len(_uploads_of(sub)) == 1 and job_records.find_job({"owner": sub}) is None
 
 
 def test_daily_uploads_are_counted_exactly_across_two_racing_replicas(gateways, stack, media):
@@ -130,9 +133,9 @@ def test_the_day_limit_answers_retry_after_until_the_oldest_upload_leaves_the_wi
     user, sub = _user(stack)
     for _ in range(3):
         assert _post(gateways[0], user, media).status_code == 202
-    from services.common import storage
+    from services.common.storage import job_records
 
-    storage.jobs().update_many({"owner": sub}, {"$set": {"status": "done"}})  # active jobs out of the way
+    job_records.collection().update_many({"owner": sub}, {"$set": {"status": "done"}})  # active jobs out of the way
     answer = _post(gateways[1], user, media)
     _refused(answer, "USER_MAX_UPLOADS_PER_DAY")
     assert 86000 < int(answer.headers["Retry-After"]) <= 86401

@@ -10,41 +10,43 @@ import time
 
 import pytest
 
-from services.common import sharing, storage
+from services.common import sharing
 from services.common.jobs import Status
-from tests.helpers import stored_job
+from services.common.storage import files, job_records, shares
+from services.common.storage.connection import new_id
+from tests.helpers import store_file, stored_job
 
 
 @pytest.fixture
 def mp3(stack):
-    file_id = storage.new_id()
-    storage.store_file(storage.mp3s(), file_id, "a.mp3", io.BytesIO(b"mp3" * 1000), {})
+    file_id = new_id()
+    store_file(files.mp3s(), file_id, "a.mp3", io.BytesIO(b"mp3" * 1000), {})
     yield file_id
-    storage.delete_file(storage.mp3s(), file_id)
-    sharing._leases().delete_many({"_id": file_id})
+    files.delete_file(files.mp3s(), file_id)
+    shares.collection().delete_many({"_id": file_id})
 
 
 def _done(mp3_id: str):
-    return storage.create_job(stored_job().__class__(storage.new_id(), owner="u1", video_id="v", mp3_id=mp3_id),
+    return job_records.create_job(stored_job().__class__(new_id(), owner="u1", video_id="v", mp3_id=mp3_id),
                               Status.DONE)
 
 
 def test_writer_hashes_what_it_writes(stack):
-    data = os.urandom(3 * storage.CHUNK_SIZE + 17)
-    with storage.open_writer(storage.videos(), storage.new_id(), "x", {}) as writer:
+    data = os.urandom(3 * files.CHUNK_SIZE + 17)
+    with files.open_writer(files.videos(), new_id(), "x", {}) as writer:
         for start in range(0, len(data), 100_000):
             writer.write(data[start:start + 100_000])
-    storage.delete_file(storage.videos(), writer.file_id)
+    files.delete_file(files.videos(), writer.file_id)
     assert writer.sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_file_goes_with_its_last_user_only(mp3):
     first, second = _done(mp3), _done(mp3)
     assert sharing.release(mp3, first.id) is False
-    assert storage.file_info(storage.mp3s(), mp3) is not None
+    assert files.file_info(files.mp3s(), mp3) is not None
     assert sharing.release(mp3, first.id) is False  # releasing twice counts once
     assert sharing.release(mp3, second.id) is True
-    assert storage.file_info(storage.mp3s(), mp3) is None
+    assert files.file_info(files.mp3s(), mp3) is None
     assert sharing.pin(mp3) is False  # a late sharer converts instead
 
 
@@ -59,8 +61,8 @@ def test_sharer_waits_for_a_remover_and_sees_its_outcome(mp3):
     assert not outcome  # still waiting for the remover
     # The remover removes the file while it holds the lease, then gives the lease back (sharing.release
     # does it in this order); the sharer, let in only then, must not keep a file that is gone.
-    storage.delete_file(storage.mp3s(), mp3)
-    sharing._leases().delete_many({"_id": mp3})
+    files.delete_file(files.mp3s(), mp3)
+    shares.collection().delete_many({"_id": mp3})
     sharer.join()
     assert outcome == [False]
     assert only.id
@@ -68,36 +70,36 @@ def test_sharer_waits_for_a_remover_and_sees_its_outcome(mp3):
 
 def test_a_dead_removers_lease_is_taken_over(mp3):
     job = _done(mp3)
-    sharing._leases().insert_one({"_id": mp3, "until": time.time() - 1, "holder": "dead"})
+    shares.collection().insert_one({"_id": mp3, "until": time.time() - 1, "holder": "dead"})
     assert sharing.pin(mp3) is True
     assert sharing.release(mp3, job.id) is True
-    assert sharing._leases().find_one({"_id": mp3}) is None  # given back
+    assert shares.collection().find_one({"_id": mp3}) is None  # given back
 
 
 def test_an_mp3_gone_before_the_pin_means_converting_after_all(stack):
     from services.gateway import intake
     from services.gateway.uploads import StoredUpload
 
-    owner, sha = f"u-{storage.new_id()}", hashlib.sha256(b"clip").hexdigest()
-    gone = storage.new_id()  # its remover won the race: the file is no more
+    owner, sha = f"u-{new_id()}", hashlib.sha256(b"clip").hexdigest()
+    gone = new_id()  # its remover won the race: the file is no more
     source = stored_job(owner=owner, mp3_id=gone, content_key=intake.content_key(sha, {}))
-    storage.finish_job(source.id, None, Status.DONE, mp3_id=gone)
-    video_id = storage.new_id()
-    storage.store_file(storage.videos(), video_id, "clip.mp4", io.BytesIO(b"clip"), {})
+    job_records.finish_job(source.id, None, Status.DONE, mp3_id=gone)
+    video_id = new_id()
+    store_file(files.videos(), video_id, "clip.mp4", io.BytesIO(b"clip"), {})
     job = intake.create_job({"sub": owner, "email": "o@example.com"},
                             StoredUpload(video_id, "clip.mp4", 4, None, sha256=sha))
     assert job.status == Status.QUEUED and not job.reused and job.mp3_id is None
-    assert storage.file_info(storage.videos(), video_id) is not None  # its own video, to convert
+    assert files.file_info(files.videos(), video_id) is not None  # its own video, to convert
 
 
 def test_a_job_id_chosen_beforehand_makes_one_job_when_accepted_twice(stack):
     from services.gateway import intake
     from services.gateway.uploads import StoredUpload
 
-    owner, job_id, video_id = f"u-{storage.new_id()}", storage.new_id(), storage.new_id()
+    owner, job_id, video_id = f"u-{new_id()}", new_id(), new_id()
     stored = StoredUpload(video_id, "clip.mp4", 4, None, sha256=hashlib.sha256(b"other").hexdigest())
     user = {"sub": owner, "email": "o@example.com"}
     first = intake.create_job(user, stored, job_id=job_id)
     again = intake.create_job(user, stored, job_id=job_id)
     assert first.id == again.id == job_id
-    assert len(storage.find_jobs({"owner": owner})) == 1
+    assert len(job_records.find_jobs({"owner": owner})) == 1

@@ -11,7 +11,9 @@ import pytest
 import requests
 from tusclient import client as tus_client
 
-from services.common import resumable, storage
+from services.common.storage import files, job_records
+from services.common.storage import uploads as upload_records
+from services.common.storage.connection import new_id
 from services.janitor import Round, remove_expired_tus_uploads
 from tests.e2e.test_telemetry import scrape
 from tests.helpers import Client, make_media
@@ -25,7 +27,7 @@ def video(tmp_path_factory) -> bytes:
     # Over two GridFS chunks (255 KiB), so PATCHes end inside chunks and across them (lossless: big).
     data = make_media(tmp_path_factory.mktemp("tus") / "clip.mp4", seconds=3,
                       video="testsrc2=size=320x240:rate=25", extra=["-qp", "0"]).read_bytes()
-    assert len(data) > 2 * storage.CHUNK_SIZE
+    assert len(data) > 2 * files.CHUNK_SIZE
     return data
 
 
@@ -63,7 +65,7 @@ def head(user: Client, url: str) -> requests.Response:
 
 
 def stored_bytes(upload_id: str) -> bytes:
-    return b"".join(storage.read_file(storage.videos(), upload_id))
+    return b"".join(files.read_file(files.videos(), upload_id))
 
 
 def tuspy(user: Client, data: bytes, url: str | None = None, chunk_size: int = 100_000):
@@ -103,7 +105,7 @@ def test_final_patch_carries_job_id_and_a_repeat_is_refused(user, video):
     assert last.headers["Tus-Resumable"] == "1.0.0" and last.headers["Job-Id"]
     assert head(user, url).headers["Job-Id"] == last.headers["Job-Id"]
     assert patch(user, url, len(video), b"x").status_code in (409, 413)
-    assert storage.find_jobs({"video_id": url.rsplit("/", 1)[1]})[0].id == last.headers["Job-Id"]  # one job
+    assert job_records.find_jobs({"video_id": url.rsplit("/", 1)[1]})[0].id == last.headers["Job-Id"]  # one job
 
 
 class HalfPatch:
@@ -160,7 +162,7 @@ def test_a_second_patch_while_one_is_writing_is_refused(user, video):
     slow = HalfPatch(user, url, 0, len(video))
     slow.send(video[:1000])
     deadline = time.monotonic() + 10
-    while (resumable.collection().find_one({"_id": upload_id}) or {}).get("lock_until", 0) < time.time():
+    while (upload_records.collection().find_one({"_id": upload_id}) or {}).get("lock_until", 0) < time.time():
         assert time.monotonic() < deadline, "the first PATCH never took the upload"
         time.sleep(0.1)
     assert patch(user, url, 0, b"y" * 10).status_code == 423  # same offset: it is busy
@@ -183,7 +185,7 @@ def test_hostile_requests_are_refused(stack, user, video):
     assert head(other, url).status_code == 404
     assert patch(other, url, 0, b"x").status_code == 404
     assert requests.delete(url, headers={**TUS, **other.auth}, timeout=10).status_code == 404
-    assert head(user, url.rsplit("/", 1)[0] + "/" + storage.new_id()).status_code == 404
+    assert head(user, url.rsplit("/", 1)[0] + "/" + new_id()).status_code == 404
     assert head(Client(stack["gateway"]), url).status_code == 401  # no token
     assert requests.head(url, headers={**TUS, "Authorization": "Bearer forged.token.x"}, timeout=10).status_code == 401
     assert create(user, 2**31 + 1).status_code == 413  # over MAX_UPLOAD_BYTES
@@ -195,7 +197,8 @@ def test_hostile_requests_are_refused(stack, user, video):
         assert create(user, 10, **{"Upload-Metadata": metadata}).status_code == 400, metadata
     hostile = create(user, 10, **{"Upload-Metadata": f"filename {b64('../../etc/pass' + chr(0) + 'wd')},colour {b64('red')}"})
     assert hostile.status_code == 201
-    assert resumable.collection().find_one({"_id": hostile.headers["Location"].rsplit("/", 1)[1]})["filename"] == "passwd"
+    hostile_id = hostile.headers["Location"].rsplit("/", 1)[1]
+    assert upload_records.collection().find_one({"_id": hostile_id})["filename"] == "passwd"
     assert head(user, url).headers["Upload-Offset"] == "0"  # nothing above changed the upload
 
 
@@ -205,7 +208,7 @@ def test_termination_removes_the_bytes(user, video):
     upload_id = url.rsplit("/", 1)[1]
     assert requests.delete(url, headers={**TUS, **user.auth}, timeout=10).status_code == 204
     assert head(user, url).status_code == 404
-    assert list(storage.videos().chunks.find({"files_id": upload_id})) == []
+    assert list(files.videos().chunks.find({"files_id": upload_id})) == []
 
 
 def test_an_expired_upload_answers_410_and_the_janitor_removes_it(user, video):
@@ -214,14 +217,14 @@ def test_an_expired_upload_answers_410_and_the_janitor_removes_it(user, video):
     assert "Upload-Expires" in created.headers and created.headers["Upload-Expires"].endswith("GMT")
     assert patch(user, url, 0, video[:300_000]).status_code == 204
     upload_id = url.rsplit("/", 1)[1]
-    resumable.collection().update_one({"_id": upload_id}, {"$set": {"expires": time.time() - 1}})
+    upload_records.collection().update_one({"_id": upload_id}, {"$set": {"expires": time.time() - 1}})
     assert head(user, url).status_code == 410
     assert patch(user, url, 300_000, video[300_000:]).status_code == 410
     tally = Round()
     remove_expired_tus_uploads(time.time(), tally)
     assert tally.removed["tus_expired"] >= 1
     assert head(user, url).status_code == 404
-    assert list(storage.videos().chunks.find({"files_id": upload_id})) == []
+    assert list(files.videos().chunks.find({"files_id": upload_id})) == []
 
 
 def test_chunks_a_killed_patch_stored_past_the_offset_are_adopted(user, video):
@@ -229,8 +232,8 @@ def test_chunks_a_killed_patch_stored_past_the_offset_are_adopted(user, video):
     assert patch(user, url, 0, video[:300_000]).status_code == 204  # one full chunk, the rest in the tail
     upload_id = url.rsplit("/", 1)[1]
     # What a gateway killed between storing a chunk and committing its offset leaves behind.
-    size = storage.CHUNK_SIZE
-    storage.videos().chunks.insert_one({"files_id": upload_id, "n": 1, "data": video[size:2 * size]})
+    size = files.CHUNK_SIZE
+    files.videos().chunks.insert_one({"files_id": upload_id, "n": 1, "data": video[size:2 * size]})
     assert patch(user, url, 300_000, video[300_000:]).status_code == 409
     uploader = tuspy(user, video, url=url)
     assert uploader.offset == 2 * size

@@ -8,10 +8,11 @@ import os
 import pytest
 import requests
 
-from services.common import storage
 from services.common.messaging import TransientError
+from services.common.storage import files
+from services.common.storage.connection import new_id
 from services.converter import media, source
-from tests.helpers import make_media
+from tests.helpers import make_media, store_file
 
 
 @pytest.fixture(scope="module")
@@ -21,21 +22,21 @@ def server(stack):
 
 CHUNK = 261120  # GridFS's default chunk size
 # The server serves any size (the converter copies videos up to source.LOCAL_COPY_MAX_BYTES instead).
-LARGE, SMALL = storage.CHUNK_WINDOW * CHUNK * 2 + 777, 3 * CHUNK + 777
+LARGE, SMALL = files.CHUNK_WINDOW * CHUNK * 2 + 777, 3 * CHUNK + 777
 
 
 @pytest.fixture(params=[LARGE, SMALL], ids=["large", "small"])
 def stored(stack, request):
     data = os.urandom(request.param)
-    file_id = storage.new_id()
-    storage.store_file(storage.videos(), file_id, "v.bin", io.BytesIO(data), {})
+    file_id = new_id()
+    store_file(files.videos(), file_id, "v.bin", io.BytesIO(data), {})
     yield file_id, data
-    storage.delete_file(storage.videos(), file_id)
+    files.delete_file(files.videos(), file_id)
 
 
 def test_full_and_range_reads(server, stored):
     file_id, data = stored
-    video = server.serve(storage.videos(), file_id, len(data))
+    video = server.serve(files.videos(), file_id, len(data))
     try:
         whole = requests.get(video.url, timeout=10)
         assert whole.status_code == 200 and whole.content == data
@@ -59,9 +60,9 @@ def test_full_and_range_reads(server, stored):
 def test_a_storage_failure_mid_read_is_recorded(server, stored):
     """A short body must never pass for the whole video: the converter turns this into a retry."""
     file_id, data = stored
-    video = server.serve(storage.videos(), file_id, len(data))
+    video = server.serve(files.videos(), file_id, len(data))
     try:
-        chunks = storage.videos().chunks
+        chunks = files.videos().chunks
         chunks.delete_many({"files_id": file_id, "n": {"$gte": len(data) // CHUNK // 2}})  # loses its tail
         body = b""
         try:
@@ -80,20 +81,20 @@ def test_a_storage_failure_mid_read_is_recorded(server, stored):
 def test_a_small_video_is_copied_whole_or_not_at_all(stored, tmp_path):
     file_id, data = stored
     assert len(data) <= source.LOCAL_COPY_MAX_BYTES < LARGE
-    copy = source.LocalCopy(storage.videos(), storage.file_info(storage.videos(), file_id), str(tmp_path))
+    copy = source.LocalCopy(files.videos(), files.file_info(files.videos(), file_id), str(tmp_path))
     assert open(copy.url, "rb").read() == data and copy.bytes_sent == len(data) and copy.error is None
-    storage.videos().chunks.delete_many({"files_id": file_id, "n": {"$gte": 1}})  # storage loses its tail
+    files.videos().chunks.delete_many({"files_id": file_id, "n": {"$gte": 1}})  # storage loses its tail
     (tmp_path / "again").mkdir()
     with pytest.raises(TransientError) as failed:
-        source.LocalCopy(storage.videos(), storage.file_info(storage.videos(), file_id), str(tmp_path / "again"))
+        source.LocalCopy(files.videos(), files.file_info(files.videos(), file_id), str(tmp_path / "again"))
     assert "CorruptGridFile" in str(failed.value)  # pymongo notices the missing chunk
 
 
 def test_the_probe_and_ffmpeg_read_through_it_with_the_index_at_the_end(server, tmp_path):
     clip = make_media(tmp_path / "moov-at-end.mp4", seconds=3)  # plain ffmpeg output: moov after mdat
-    file_id = storage.new_id()
-    storage.store_file(storage.videos(), file_id, "v.mp4", io.BytesIO(clip.read_bytes()), {})
-    video = server.serve(storage.videos(), file_id, clip.stat().st_size)
+    file_id = new_id()
+    store_file(files.videos(), file_id, "v.mp4", io.BytesIO(clip.read_bytes()), {})
+    video = server.serve(files.videos(), file_id, clip.stat().st_size)
     try:
         info = media.probe(video.url)
         assert info.audio_streams == 1 and abs(info.duration - 3) < 0.2
@@ -103,7 +104,7 @@ def test_the_probe_and_ffmpeg_read_through_it_with_the_index_at_the_end(server, 
         assert video.error is None and video.requests >= 2  # ffmpeg seeks to the index with a range
     finally:
         server.forget(video)
-        storage.delete_file(storage.videos(), file_id)
+        files.delete_file(files.videos(), file_id)
 
 
 def test_inputs_are_limited_to_their_own_protocol_and_real_containers(tmp_path):

@@ -12,9 +12,11 @@ import pytest
 import requests
 import standardwebhooks
 
-from services.common import config, messaging, storage
+from services.common import config, messaging
 from services.common.jobs import FinishedMessage
 from services.common.messaging import TransientError
+from services.common.storage import job_records
+from services.common.storage.connection import new_id
 from services.common.webhook_secrets import new_secret, rotate, webhook_secret_of
 from services.notification import deliveries, webhook
 from tests.helpers import mails_for, stored_job, wait_mail
@@ -22,12 +24,12 @@ from tests.support.receiver import Dripper, Receiver
 
 
 def ended_job(url: str, status: str = "done", owner: str | None = None):
-    job = stored_job(callback_url=url, owner=owner or f"hook-owner-{storage.new_id()}",
-                     owner_email=f"{storage.new_id()}@example.com")
+    job = stored_job(callback_url=url, owner=owner or f"hook-owner-{new_id()}",
+                     owner_email=f"{new_id()}@example.com")
     fields = {"status": status, "ended_at": 1.0, "published": True}  # the outbox leaves it alone
     if status == "done":
         fields["mp3_id"] = "m" * 24
-    storage.jobs().update_one({"_id": job.id}, {"$set": fields})
+    job_records.collection().update_one({"_id": job.id}, {"$set": fields})
     return job
 
 
@@ -42,12 +44,12 @@ def test_retries_after_a_500_and_a_timeout_with_the_same_id_then_never_again(sta
         job = ended_job(receiver.url)
         with pytest.raises(TransientError, match="HTTP 500"):
             deliveries.notify_webhook(job.id, "done", 0)
-        assert storage.get_job(job.id).webhook | {"at": None} == {
+        assert job_records.get_job(job.id).webhook | {"at": None} == {
             "webhook_id": f"msg_{job.id}_done", "state": "retrying", "attempts": 1, "at": None,
             "status_code": 500, "error": "HTTP 500"}
         with pytest.raises(TransientError, match="timed out"):
             deliveries.notify_webhook(job.id, "done", 1)
-        record = storage.get_job(job.id).webhook
+        record = job_records.get_job(job.id).webhook
         assert (record["attempts"], record["status_code"], record["state"]) == (2, None, "retrying")
         deliveries.notify_webhook(job.id, "done", 2)
         deliveries.notify_webhook(job.id, "done", 2)  # a redelivery (say, for the email) calls nobody
@@ -58,7 +60,7 @@ def test_retries_after_a_500_and_a_timeout_with_the_same_id_then_never_again(sta
     event = verified(job, requests[-1])
     assert event["type"] == "job.done" and event["data"]["job_id"] == job.id
     assert event["data"]["link"].startswith(config.env("PUBLIC_URL") + "/links/")
-    assert storage.get_job(job.id).webhook["state"] == "delivered"
+    assert job_records.get_job(job.id).webhook["state"] == "delivered"
 
 
 def test_the_last_attempt_gives_up_and_a_rotated_secret_signs_the_next(stack):
@@ -70,7 +72,7 @@ def test_the_last_attempt_gives_up_and_a_rotated_secret_signs_the_next(stack):
         with pytest.raises(TransientError):  # the retry policy dead-letters it: no delay is left
             deliveries.notify_webhook(job.id, "failed", len(config.retry_delays()))
         request = receiver.wait(1)[0]
-    assert storage.get_job(job.id).webhook["state"] == "failed"
+    assert job_records.get_job(job.id).webhook["state"] == "failed"
     assert verified(job, request)["type"] == "job.failed"
     with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
         standardwebhooks.Webhook(old).verify(request[1], request[0])
@@ -82,7 +84,7 @@ def test_a_redirect_to_a_private_address_is_not_followed(stack):
         with pytest.raises(TransientError, match="redirect not followed"):
             deliveries.notify_webhook(job.id, "cancelled", 0)
         assert len(receiver.wait(1)) == 1
-    record = storage.get_job(job.id).webhook
+    record = job_records.get_job(job.id).webhook
     assert record["status_code"] == 302 and record["error"] == "redirect not followed"
 
 
@@ -94,7 +96,7 @@ def test_forbidden_targets_are_refused_at_delivery_without_a_retry(stack, monkey
         job = ended_job(url.format(port=receiver.server.server_port))
         deliveries.notify_webhook(job.id, "done", 0)  # no exception: retrying cannot help
         assert receiver.received == []
-    record = storage.get_job(job.id).webhook
+    record = job_records.get_job(job.id).webhook
     assert record["state"] == "failed" and "callback_url" in record["error"], record
 
 
@@ -102,8 +104,8 @@ def test_jobs_without_a_callback_or_deleted_are_skipped(stack):
     job = stored_job()
     deliveries.notify_webhook(job.id, "done", 0)
     deliveries.notify_webhook("no-such-job", "done", 0)
-    assert storage.get_job(job.id).webhook is None
-    assert json.loads(json.dumps(deliveries.event_data(storage.get_job(job.id))))["callback_url"] is None
+    assert job_records.get_job(job.id).webhook is None
+    assert json.loads(json.dumps(deliveries.event_data(job_records.get_job(job.id))))["callback_url"] is None
 
 
 @pytest.mark.parametrize("part", ["status", "headers", "body"])
@@ -141,9 +143,9 @@ def announce(job) -> float:
 
 def wait_webhook_state(job_id: str, state: str, timeout: float = 90) -> dict:
     deadline = time.monotonic() + timeout
-    while (storage.get_job(job_id).webhook or {}).get("state") != state and time.monotonic() < deadline:
+    while (job_records.get_job(job_id).webhook or {}).get("state") != state and time.monotonic() < deadline:
         time.sleep(0.2)
-    return storage.get_job(job_id).webhook
+    return job_records.get_job(job_id).webhook
 
 
 def metric(stack, name: str) -> float:
@@ -157,12 +159,12 @@ def test_a_tenant_with_dripping_receivers_stalls_nobody_else(stack):
     deadline, tries = config.env_float("WEBHOOK_TIMEOUT_SECONDS"), 1 + len(config.retry_delays())
     deferred_before = metric(stack, "notification_webhooks_deferred_total")
     with Receiver(default=("drip", "status", 1)) as slow, Receiver() as fast:
-        tenant_a = f"dripping-{storage.new_id()}"
-        a_jobs = [storage.get_job(ended_job(slow.url, owner=tenant_a).id) for _ in range(3)]
+        tenant_a = f"dripping-{new_id()}"
+        a_jobs = [job_records.get_job(ended_job(slow.url, owner=tenant_a).id) for _ in range(3)]
         for job in a_jobs:
             announce(job)
         assert slow.wait(1, timeout=30)  # A's deliveries have started dripping
-        b_job = storage.get_job(ended_job(fast.url).id)
+        b_job = job_records.get_job(ended_job(fast.url).id)
         sent = announce(b_job)
         mails = wait_mail(stack["mail"], b_job.id, timeout=30)
         email_seconds = time.monotonic() - sent

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from services.common import storage
+from services.common.storage import job_records
 from tests.faults.privstack import wait_until
 from tests.helpers import Client, metric_value, stored_job
 
@@ -97,7 +97,7 @@ def test_a_client_that_goes_away_gives_its_place_back_within_a_poll(gateway, use
 def test_an_error_in_the_stream_gives_its_place_back(gateway, user):
     job_id, before = job_of(user), ends(gateway, "error")
     sock = open_stream(user, job_id)
-    storage.jobs().update_one({"_id": job_id}, {"$set": {"status": "no-such-status"}})  # the next look fails
+    job_records.collection().update_one({"_id": job_id}, {"$set": {"status": "no-such-status"}})  # the next look fails
     wait_streams(gateway, 0)
     assert ends(gateway, "error") == before + 1
     sock.close()

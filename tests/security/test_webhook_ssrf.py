@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from services.common import config, storage
+from services.common import config
+from services.common.storage import job_records
 from tests.helpers import Client, make_media
 from tests.unit.test_callbacks import IPV6_CARRYING_PRIVATE, IPV6_CARRYING_PUBLIC, NUMERIC_SPELLINGS
 
@@ -41,11 +42,11 @@ REFUSED = [f"http://{host}/hook" for host in NUMERIC_SPELLINGS] + \
 
 @pytest.mark.parametrize("url", REFUSED)
 def test_hidden_private_targets_answer_400_and_store_nothing(user, video, url):
-    before = storage.jobs().count_documents({})
+    before = job_records.collection().count_documents({})
     response = upload(user, video, url)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_callback_url"
-    assert storage.jobs().count_documents({}) == before
+    assert job_records.collection().count_documents({}) == before
 
 
 @pytest.mark.parametrize("address", IPV6_CARRYING_PUBLIC)

@@ -1,9 +1,10 @@
-"""The one MongoDB client of a process, and the ids the stored records get."""
+"""The one MongoDB client of a process, its databases, and the ids the stored records get."""
 from __future__ import annotations
 
 import secrets
 
 import pymongo
+from pymongo.database import Database
 
 from .. import config
 
@@ -23,6 +24,11 @@ def client() -> pymongo.MongoClient:
             tz_aware=True,
         )
     return _client
+
+
+def records() -> Database:
+    """The database of every record but the files: jobs, uploads, keys, leases, ledgers."""
+    return client()[config.env("MONGO_JOBS_DB")]
 
 
 def ping() -> None:

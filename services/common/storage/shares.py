@@ -1,0 +1,36 @@
+"""Leases on releasing a shared MP3 (dedup, services/common/sharing.py): one record per MP3 while a
+remover decides. Kept beside the files, not on them: the MongoDB stand-in's fs.files takes no fields of ours."""
+from __future__ import annotations
+
+from pymongo.collection import Collection
+
+from .connection import records
+from .errors import DuplicateRecord
+
+
+def collection() -> Collection:
+    return records().mp3_release_leases
+
+
+def insert_lease(mp3_id: str, holder: str, until: float) -> bool:
+    """Take a free lease; False when a record of it exists (live or not)."""
+    try:
+        collection().insert_one({"_id": mp3_id, "holder": holder, "until": until})
+        return True
+    except DuplicateRecord:
+        return False
+
+
+def find_lease(mp3_id: str) -> dict | None:
+    """The lease's record: holder, until."""
+    return collection().find_one({"_id": mp3_id})
+
+
+def take_over_lease(mp3_id: str, old_holder: str | None, holder: str, until: float) -> bool:
+    """Take a dead remover's lease, unless someone was quicker."""
+    taken = collection().update_one({"_id": mp3_id, "holder": old_holder}, {"$set": {"holder": holder, "until": until}})
+    return taken.matched_count == 1
+
+
+def drop_lease(mp3_id: str, holder: str) -> None:
+    collection().delete_one({"_id": mp3_id, "holder": holder})
