@@ -11,8 +11,10 @@ import requests
 import sseclient
 
 from services.common import storage
-from tests.helpers import Client, make_media, stored_job
-from tests.faults.privstack import wait_until
+from devkit.client import Client
+from devkit.media import make_media
+from tests.helpers import stored_job
+from devkit.privstack import wait_until
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ import standardwebhooks
 
 from services.common import config, links, storage
 from services.common.webhook_secrets import webhook_secret_of
-from tests.helpers import Client, make_media, mails_for, wait_mail
-from tests.support.receiver import Receiver
+from devkit.client import Client
+from devkit.media import make_media
+from tests.helpers import mails_for, wait_mail
+from devkit.receiver import Receiver
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,10 @@ import pytest
 import requests
 
 from services.common import config, storage
-from tests.helpers import Client, metric_value, silent_flac, wait_mail
+from devkit.client import Client
+from devkit.media import silent_flac
+from devkit.metrics import metric_value
+from tests.helpers import wait_mail
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from services.common import storage
 from tests.helpers import stored_job
 from services.common.messaging import TransientError
 from services.notification import worker
-from tests.faults.privstack import port_open, wait_until
-from tests.support.net import free_port
+from devkit.privstack import port_open, wait_until
+from devkit.net import free_port
 
 
 class MongoStandIn:

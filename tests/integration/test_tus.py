@@ -13,8 +13,9 @@ from tusclient import client as tus_client
 
 from services.common import resumable, storage
 from services.janitor import Round, remove_expired_tus_uploads
-from tests.e2e.test_telemetry import scrape
-from tests.helpers import Client, make_media
+from devkit.client import Client
+from devkit.media import make_media
+from devkit.metrics import metric_samples
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTET = {"Content-Type": "application/offset+octet-stream"}
@@ -131,7 +132,7 @@ def wait_offset(user: Client, url: str, expected: int) -> None:
 
 
 def tus_events(stack) -> dict[str, float]:
-    samples = scrape(stack["metrics"]["gateway"])
+    samples = metric_samples(stack["metrics"]["gateway"])
     return {dict(labels)["event"]: v for (name, labels), v in samples.items() if name == "gateway_tus_uploads_total"}
 
 

@@ -11,7 +11,7 @@ import requests
 from services.common import storage
 from services.common.messaging import TransientError
 from services.converter import media, source
-from tests.helpers import make_media
+from devkit.media import make_media
 
 
 @pytest.fixture(scope="module")

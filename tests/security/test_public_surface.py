@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.helpers import Client
-
-# families each HTTP service must expose on its metrics port (a TYPE line appears even before a first sample)
+from devkit.client import Client
 FAMILIES = {
     "gateway": ["http_requests_total", "http_request_duration_seconds", "gateway_uploads_total",
                 "gateway_upload_bytes_total", "gateway_outbox_backlog", "gateway_token_verifications_total",

@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from services.common import config, storage
-from tests.helpers import Client, make_media
+from devkit.client import Client
+from devkit.media import make_media
 from tests.unit.test_callbacks import IPV6_CARRYING_PRIVATE, IPV6_CARRYING_PUBLIC, NUMERIC_SPELLINGS
 
 
