@@ -23,13 +23,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
-import bench_api  (loadtest/bench_api.py)
-import bench_figures as figures  (loadtest/bench_figures.py)
-import bench_profile  (loadtest/bench_profile.py)
-import bench_report  (loadtest/bench_report.py)
+import bench_api  # loadtest/bench_api.py
+import bench_figures as figures  # loadtest/bench_figures.py
+import bench_profile  # loadtest/bench_profile.py
+import bench_report  # loadtest/bench_report.py
 from devkit.otlp import Receiver
+
+HERE = Path(__file__).resolve().parent
 
 
 def parser() -> argparse.ArgumentParser:

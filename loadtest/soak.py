@@ -30,22 +30,21 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
 import pika
 import pymongo
 
 import run as locust_run
 import soak_report
 import soak_verdicts
+from devkit.client import Client
+from devkit.media import make_media
+from devkit.privstack import PrivateMariaDB, PrivateRabbit, PrivateStack, start_private_stack
+from devkit.receiver import Receiver
 from soak_chaos import Chaos
 from soak_hostile import (DripReceiver, HostileTenant, JunkRequests, LoginFlood, SlowBodies, Timeline,
                           start_all, stop_all)
-from devkit.privstack import PrivateMariaDB, PrivateRabbit, PrivateStack, start_private_stack
-from devkit.client import Client
-from devkit.media import make_media
-from devkit.receiver import Receiver
+
+HERE = Path(__file__).resolve().parent
 
 SLOW_BODIES = {"register": 20, "login": 10, "tus_patch": 6}  # connections kept open per route
 SETTLE_SECONDS = 180  # after the load: for the last jobs to end and their emails and webhooks to go out

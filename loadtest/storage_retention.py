@@ -19,7 +19,6 @@ import pymongo
 import requests
 
 from devkit.client import Client
-
 from devkit.media import make_media
 from devkit.stack import ROOT, IsolatedStack
 
