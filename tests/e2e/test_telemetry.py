@@ -162,7 +162,6 @@ def test_metrics_moved_by_the_right_amounts(run):
     assert delta("gateway", "http_request_duration_seconds_count", route="/upload") == 2
     assert delta("auth", "auth_logins_total", result="success") == 1
     assert delta("gateway", "gateway_token_verifications_total", result="valid") >= 4
-    assert delta("auth", "auth_token_validations_total", result="valid") == 0  # no call to auth per request
     for service in SERVICES:
         assert value(after[service], "vid2mp3_build_info", service=service) == 1
 
