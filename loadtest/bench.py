@@ -9,7 +9,7 @@
     .venv/bin/python loadtest/bench.py --only b --clips 2 --converters 1 --clip-seconds 2 \\
         --out /tmp/BENCHMARKS.md --json /tmp/benchmarks.json           # a quick check that it works
 
-It starts its own isolated local stack (devkit/stack.py: own VID2MP3_HOME under /tmp, free ports,
+It starts its own isolated local stack (tests/devkit/stack.py: own VID2MP3_HOME under /tmp, free ports,
 unique queue and database names, traces exported to an in-process OTLP receiver so the time of each
 stage can be read from the spans), measures (loadtest/bench_figures.py), stops and removes the stack,
 and writes the report (loadtest/bench_report.py). Every figure is compared with a baseline measured

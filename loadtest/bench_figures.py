@@ -1,5 +1,5 @@
 """The bench's measurements (figures a-e), each compared with a baseline measured in the same run on the
-same files (ffmpeg alone with the converter's encoder settings: devkit/ffmpeg_baseline.py).
+same files (ffmpeg alone with the converter's encoder settings: tests/devkit/ffmpeg_baseline.py).
 
 Imported by loadtest/bench.py (its sibling modules by name; devkit and services are installed).
 """

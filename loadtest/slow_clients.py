@@ -6,10 +6,10 @@ GET /jobs/<id> of another user are timed, and a normal upload must still complet
     .venv/bin/python loadtest/slow_clients.py --gevent-path /tmp/gevent   # gevent installed with
         # pip install --target /tmp/gevent gevent (it is not a dependency of the project)
 
-It starts an isolated local stack (devkit/stack.py), then for each option a gateway process
+It starts an isolated local stack (tests/devkit/stack.py), then for each option a gateway process
 of its own on that stack with the option's gunicorn settings, and measures the latencies without
 tricklers (the baseline of the same run) and with them. Prints a Markdown table (for
-loadtest/BENCHMARKS.md). The tricklers are devkit/hostile_http.py's SlowCrowd, from one address.
+loadtest/BENCHMARKS.md). The tricklers are tests/devkit/hostile_http.py's SlowCrowd, from one address.
 """
 from __future__ import annotations
 

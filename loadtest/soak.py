@@ -4,7 +4,7 @@ against its stored state.
     .venv/bin/python loadtest/soak.py [--minutes 20] [--users 6] [--seed N] [--out loadtest/soak/<timestamp>]
     make soak [SOAK_MINUTES=20]
 
-It starts a private copy of the whole system (devkit/privstack.py: its own RabbitMQ node,
+It starts a private copy of the whole system (tests/devkit/privstack.py: its own RabbitMQ node,
 MariaDB server, MongoDB stand-in, SMTP server and the services) and for `--minutes` runs at once:
 * normal users (Locust, soak_locustfile.py) uploading clips with a webhook to a well-behaved
   receiver and following their jobs;

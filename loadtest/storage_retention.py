@@ -2,7 +2,7 @@
 
     .venv/bin/python loadtest/storage_retention.py [--jobs 50] [--clip-seconds 20]
 
-On its own isolated stack (devkit/stack.py): stored bytes and files, measured in GridFS
+On its own isolated stack (tests/devkit/stack.py): stored bytes and files, measured in GridFS
 itself, (1) before, (2) after N uploads are converted, (3) after a janitor round with the videos'
 retention over, (4) after a round with the MP3s' retention over too. Prints a Markdown table.
 """

@@ -2,7 +2,7 @@
 
 Queues, the MySQL database and the MongoDB databases carry a per-run prefix; the local
 stack (MongoDB stand-in, SMTP server and the four services) runs on free ports with its
-own home folder (devkit/stack.py), and is stopped at the end. Nothing here is mocked.
+own home folder (tests/devkit/stack.py), and is stopped at the end. Nothing here is mocked.
 """
 from __future__ import annotations
 

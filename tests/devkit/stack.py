@@ -17,7 +17,7 @@ from devkit.keys import new_private_pem
 from devkit.net import free_port, wait_ready
 from devkit.otlp import Receiver
 
-ROOT = Path(__file__).resolve().parents[1]  # the repository: devkit is installed in place (editable)
+ROOT = Path(__file__).resolve().parents[2]  # the repository: devkit is installed in place (editable)
 PORT_NAMES = ("GATEWAY_PORT", "AUTH_PORT", "MONGO_LOCAL_PORT", "SMTP_PORT", "CONVERTER_METRICS_PORT",
               "NOTIFICATION_METRICS_PORT", "GATEWAY_METRICS_PORT", "AUTH_METRICS_PORT")
 # Not inherited from the caller: the stack starts its own MongoDB and SMTP server, and its telemetry
