@@ -13,7 +13,7 @@ It starts its own isolated local stack (tests/devkit/stack.py: own VID2MP3_HOME 
 unique queue and database names, traces exported to an in-process OTLP receiver so the time of each
 stage can be read from the spans), measures (loadtest/bench_figures.py), stops and removes the stack,
 and writes the report (loadtest/bench_report.py). Every figure is compared with a baseline measured
-in the same run on the same files (ffmpeg alone, same command as the converter).
+in the same run on the same files (ffmpeg alone with the converter's encoder settings).
 """
 from __future__ import annotations
 
