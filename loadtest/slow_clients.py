@@ -83,7 +83,7 @@ def run_option(name: str, stack, users: dict, media: Path, n: int, seconds: floa
         prober = users["prober"]
         baseline = probe(base, users["job_id"], prober.auth, seconds / 2)
         token = users["trickler"].token
-        trickler = SlowCrowd("127.0.0.1", int(base.rsplit(":", 1)[1]),
+        tricklers = SlowCrowd("127.0.0.1", int(base.rsplit(":", 1)[1]),
                              {"upload": lambda: upload_head("127.0.0.1", token)},
                              {"upload": n}, sources=one_address("127.0.0.1")).start()
         try:
@@ -94,7 +94,7 @@ def run_option(name: str, stack, users: dict, media: Path, n: int, seconds: floa
             loaded = probe(base, users["job_id"], prober.auth, seconds)
             uploader.join(60)
         finally:
-            trickler.close()
+            tricklers.close()
         return {"option": name, "baseline": baseline, "loaded": loaded, "upload": upload}
     finally:
         proc.terminate()
