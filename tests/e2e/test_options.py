@@ -11,7 +11,6 @@ import requests
 from requests_toolbelt import MultipartEncoder
 
 from devkit.client import Client
-
 from devkit.media import make_media
 
 

@@ -7,9 +7,7 @@ import pytest
 import requests
 
 from devkit.client import Client
-
 from devkit.media import codec_of, duration_of, make_media
-
 from tests.helpers import wait_mail
 
 

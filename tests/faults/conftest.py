@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from devkit.media import make_media
-
 from devkit.privstack import (FIGURES, HEADER, PrivateMariaDB, PrivateRabbit, PrivateStack, format_figures,
                         start_private_stack)
 

@@ -13,7 +13,6 @@ import time
 import requests
 
 from devkit.media import duration_of, make_media
-
 from devkit.privstack import children_of, cmdline, upload_bytes, wait_until
 
 SOURCE_SECONDS = 20

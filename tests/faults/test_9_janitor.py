@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from devkit.stack import ROOT
-
 from devkit.privstack import upload_bytes, wait_until
 
 BOUNDARY = "vid2mp3-janitor-test"

@@ -36,9 +36,7 @@ import pytest
 import requests
 
 from devkit.client import Client
-
 from devkit.media import codec_of, make_media, unique_mp4
-
 from tests.helpers import wait_mail
 from tests.images import imports, shipped
 from tests.images.process import LONG_RUNNING, Service

@@ -16,9 +16,7 @@ import requests
 from urllib3 import encode_multipart_formdata
 
 from devkit.client import Client
-
 from devkit.media import make_media
-
 from tests.helpers import stored_job
 from devkit.stack import ROOT
 

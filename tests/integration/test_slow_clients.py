@@ -17,7 +17,6 @@ import pytest
 import requests
 
 from devkit.client import Client
-
 from devkit.media import make_media, unique_mp4
 from devkit import hostile_http as hostile
 from devkit.metrics import metric_value

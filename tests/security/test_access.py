@@ -7,7 +7,6 @@ import re
 import requests
 
 from devkit.client import Client
-
 from devkit.media import make_media
 
 

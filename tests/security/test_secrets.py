@@ -6,7 +6,6 @@ import time
 import requests
 
 from devkit.client import Client
-
 from devkit.media import make_media
 
 
