@@ -9,11 +9,11 @@
     .venv/bin/python loadtest/bench.py --only b --clips 2 --converters 1 --clip-seconds 2 \\
         --out /tmp/BENCHMARKS.md --json /tmp/benchmarks.json           # a quick check that it works
 
-It starts its own isolated local stack (tests/support/stack.py: own VID2MP3_HOME under /tmp, free ports,
+It starts its own isolated local stack (tests/devkit/stack.py: own VID2MP3_HOME under /tmp, free ports,
 unique queue and database names, traces exported to an in-process OTLP receiver so the time of each
 stage can be read from the spans), measures (loadtest/bench_figures.py), stops and removes the stack,
 and writes the report (loadtest/bench_report.py). Every figure is compared with a baseline measured
-in the same run on the same files (ffmpeg alone, same command as the converter).
+in the same run on the same files (ffmpeg alone with the converter's encoder settings).
 """
 from __future__ import annotations
 
@@ -23,14 +23,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
+import bench_api  # loadtest/bench_api.py
+import bench_figures as figures  # loadtest/bench_figures.py
+import bench_profile  # loadtest/bench_profile.py
+import bench_report  # loadtest/bench_report.py
+from devkit.otlp import Receiver
 
-import bench_api  # noqa: E402  (loadtest/bench_api.py)
-import bench_figures as figures  # noqa: E402  (loadtest/bench_figures.py)
-import bench_profile  # noqa: E402  (loadtest/bench_profile.py)
-import bench_report  # noqa: E402  (loadtest/bench_report.py)
-from tests.support.otlp import Receiver  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def parser() -> argparse.ArgumentParser:

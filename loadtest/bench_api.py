@@ -1,7 +1,7 @@
 """The bench's API figures (issue 16), on the bench's one gateway process (GUNICORN_WORKERS=1):
 
 - requests/s of an authenticated `GET /jobs/<id>` against `GET /healthz`, one load tool (Locust,
-  loadtest/api_rate.py) in the same run: the gap is what authentication and one MongoDB read cost;
+  loadtest/api_rate_locustfile.py) in the same run: the gap is what authentication and one MongoDB read cost;
 - login latency (`POST /login` through the gateway, one at a time) against the argon2id verification
   alone with the same ARGON2_* settings, timed in this process, interleaved with the logins.
 """
@@ -30,7 +30,7 @@ def _rate(stack, path: str, name: str, token: str | None, users: int, seconds: i
     figures.log(f"api: {users} users on {name} for {seconds} s ...")
     pids = {"gateway": _worker(stack.pid("gateway")), "mongodb": stack.pid("mongodb"), "auth": _worker(stack.pid("auth"))}
     before = {name: figures.cpu_seconds(pid) for name, pid in pids.items()}
-    code = locust_run.run(users, users, f"{seconds}s", stack.gateway, out, locustfile=HERE / "api_rate.py",
+    code = locust_run.run(users, users, f"{seconds}s", stack.gateway, out, locustfile=HERE / "api_rate_locustfile.py",
                           env=env, timeout=seconds + 120)
     row = next(r for r in locust_run.read_stats(out) if r["Name"] == name)
     count = max(int(row["Request Count"]), 1)

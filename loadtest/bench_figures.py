@@ -1,7 +1,7 @@
 """The bench's measurements (figures a-e), each compared with a baseline measured in the same run on the
-same files (ffmpeg alone, with the converter's own command: services.converter.media.mp3_command).
+same files (ffmpeg alone with the converter's encoder settings: tests/devkit/ffmpeg_baseline.py).
 
-Imported by loadtest/bench.py, which puts the repository root and loadtest/ on sys.path first.
+Imported by loadtest/bench.py (its sibling modules by name; devkit and services are installed).
 """
 from __future__ import annotations
 
@@ -24,9 +24,10 @@ from requests_toolbelt import MultipartEncoder
 import bench_profile  # loadtest/bench_profile.py
 import media  # loadtest/media.py
 import run as locust_run  # loadtest/run.py
-from tests.support.net import free_port, wait_ready
-from tests.support.otlp import Receiver
-from tests.support.stack import ROOT, IsolatedStack
+from devkit import ffmpeg_baseline
+from devkit.net import free_port, wait_ready
+from devkit.otlp import Receiver
+from devkit.stack import ROOT, IsolatedStack
 
 HERE = Path(__file__).resolve().parent
 MEDIA_DIR = Path(tempfile.gettempdir()) / "vid2mp3-bench-media"
@@ -140,20 +141,6 @@ def make_media(long_seconds: int, clip_seconds: int, big_mb: list[int]) -> dict[
     return files
 
 
-def ffmpeg_alone(source: Path, runs: int = 3) -> dict:
-    """Seconds ffmpeg takes for the converter's exact command on a local file (median of runs)."""
-    from services.converter import media as converter_media
-
-    times = []
-    with tempfile.TemporaryDirectory() as tmp:
-        command = converter_media.mp3_command(str(source), os.path.join(tmp, "out.mp3"), copy_audio=False)
-        for _ in range(runs):
-            started = time.perf_counter()
-            subprocess.run(command, check=True, stdin=subprocess.DEVNULL)
-            times.append(time.perf_counter() - started)
-    return {"median_s": statistics.median(times), "runs_s": times, "command": " ".join(command)}
-
-
 def trace_id_of(job_doc: dict) -> str | None:
     parts = (job_doc.get("trace") or {}).get("traceparent", "").split("-")
     return parts[1] if len(parts) == 4 else None
@@ -202,7 +189,7 @@ def figure_a(stack: BenchStack, otlp: Receiver, files: dict) -> dict:
     """Pipeline and converter time of one long video against ffmpeg alone on the same file."""
     long = files["long"]
     log(f"a: ffmpeg alone on {long.name} ({long.stat().st_size / 1e6:.0f} MB) ...")
-    alone = ffmpeg_alone(long)
+    alone = ffmpeg_baseline.seconds(long)
     user = User(stack.gateway)
     log("a: whole pipeline ...")
     job_id, upload_s = user.upload(long)
@@ -238,7 +225,7 @@ def distinct_copies(path: Path, n: int) -> list[Path]:
 def figure_b(stack: BenchStack, files: dict, n: int, converters: int, otlp: Receiver | None = None) -> dict:
     """Jobs per second for `n` short clips submitted at once, against ffmpeg alone run sequentially."""
     clip = files["clip"]
-    alone = ffmpeg_alone(clip, runs=n)
+    alone = ffmpeg_baseline.seconds(clip, runs=n)
     ffmpeg_rate = n / sum(alone["runs_s"])
     users = [User(stack.gateway) for _ in range(4)]
     for _ in range(converters - 1):
@@ -332,7 +319,7 @@ LATENCY_ENDPOINTS = ("/upload", "/jobs/[id]", "/download")
 
 
 def figure_d(stack: BenchStack, steps: list[int], step_seconds: int, out: Path) -> dict:
-    """Locust capacity steps (loadtest/capacity.py) and the first step past the knee."""
+    """Locust capacity steps (loadtest/api_capacity_locustfile.py) and the first step past the knee."""
     result = {"steps": [], "knee_users": None}
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["LOADTEST_MEDIA_DIR"] = str(MEDIA_DIR / "pool")
@@ -340,7 +327,7 @@ def figure_d(stack: BenchStack, steps: list[int], step_seconds: int, out: Path) 
         folder = out / f"capacity-{users}u"
         log(f"d: {users} users for {step_seconds} s ...")
         code = locust_run.run(users, users, f"{step_seconds}s", stack.gateway, folder,
-                              locustfile=HERE / "capacity.py", env=env, timeout=step_seconds + 180)
+                              locustfile=HERE / "api_capacity_locustfile.py", env=env, timeout=step_seconds + 180)
         with open(folder / "locust_exceptions.csv", newline="") as f:
             exceptions = list(csv.DictReader(f))
         if exceptions:

@@ -13,6 +13,8 @@ import statistics
 import time
 from collections import defaultdict
 
+from devkit import ffmpeg_baseline
+
 SERVICE = "converter"
 
 
@@ -63,7 +65,7 @@ def figure_single(stack, otlp, files: dict, runs: int = 5) -> dict:
     user = figures.User(stack.gateway)
     totals, alone, trace_ids = [], [], []
     for copy in figures.distinct_copies(clip, runs):
-        alone.append(figures.ffmpeg_alone(clip, runs=1)["median_s"])
+        alone.append(ffmpeg_baseline.seconds(clip, runs=1)["median_s"])
         job_id, _ = user.upload(copy)
         user.wait(job_id, timeout=300, interval=0.25)  # the figure is the job's own times; fast polls would load it
         doc = stack.db.jobs.find_one({"_id": job_id})

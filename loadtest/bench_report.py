@@ -180,7 +180,7 @@ def _memory_detail(c: dict) -> list[str]:
 
 
 def _capacity_detail(d: dict) -> list[str]:
-    lines = ["", "## API capacity (Locust, closed model, loadtest/capacity.py; ms)", "",
+    lines = ["", "## API capacity (Locust, closed model, loadtest/api_capacity_locustfile.py; ms)", "",
              "| users | endpoint | requests | failures | RPS | p50 | p95 | p99 |", "|---|---|---|---|---|---|---|---|"]
     for step in d["steps"]:
         lines.append(f"| {step['users']} | API total (excl. register/JOB) | {step['api']['requests']} | "

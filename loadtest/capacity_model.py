@@ -7,7 +7,7 @@ fits the per-job conversion time from loadtest/benchmarks.json, replays upload t
 HPA algorithm (capacity_hpa.py) and the queue (capacity_sim.py), and writes PNG plots and
 summary.md: the largest steady upload rate prod holds within the 300 s job-latency SLO (95 % of
 jobs, monitoring/prometheus/rules/alerts.yml), how long a 10x burst takes to drain, KEDA with
-scale-to-zero against the HPA. Not loadtest/capacity.py (that is a Locust scenario).
+scale-to-zero against the HPA. (The bench's API capacity scenario is loadtest/api_capacity_locustfile.py.)
 """
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import capacity_hpa as hpa  # noqa: E402
-import capacity_sim as sim  # noqa: E402
-from capacity_report import describe, plot_run, plot_search, summary  # noqa: E402
+import capacity_hpa as hpa
+import capacity_sim as sim
+from capacity_report import describe, plot_run, plot_search, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 SLO_S, SLO_SHARE = 300.0, 0.95  # the job-latency SLO: 95 % of jobs ready within 300 s

@@ -6,16 +6,15 @@ GET /jobs/<id> of another user are timed, and a normal upload must still complet
     .venv/bin/python loadtest/slow_clients.py --gevent-path /tmp/gevent   # gevent installed with
         # pip install --target /tmp/gevent gevent (it is not a dependency of the project)
 
-It starts an isolated local stack (tests/support/stack.py), then for each option a gateway process
+It starts an isolated local stack (tests/devkit/stack.py), then for each option a gateway process
 of its own on that stack with the option's gunicorn settings, and measures the latencies without
 tricklers (the baseline of the same run) and with them. Prints a Markdown table (for
-loadtest/BENCHMARKS.md). The Trickler is also used by tests/integration/test_slow_clients.py.
+loadtest/BENCHMARKS.md). The tricklers are tests/devkit/hostile_http.py's SlowCrowd, from one address.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,8 +25,11 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
+from devkit.client import Client
+from devkit.hostile_http import SlowCrowd, one_address, upload_head
+from devkit.media import make_media
+from devkit.stack import ROOT, IsolatedStack, start_gateway
+from services import devstack
 
 # name -> (extra gunicorn arguments, extra environment); "chosen" is the repository's gunicorn_conf. Every
 # trickler comes from 127.0.0.1, so the per-address connection cap is off: the threads are measured here
@@ -38,82 +40,6 @@ OPTIONS = {
     "chosen: requests read by the event loop, 8 threads + one per place": ([], UNCAPPED),
     "gevent": (["--worker-class", "gevent", "--worker-connections", "1000"], UNCAPPED),
 }
-
-
-class Trickler:
-    """`n` POST /upload connections that send their headers and then one body byte every `interval`
-    seconds, from one thread (the server must cope, not the client).
-
-    `head` (a callable) makes another request's line, headers and body start (the soak trickles
-    /register, /login and tus PATCH bodies); with `reopen`, a connection the server closed or reset
-    is replaced by a new one, so the pressure lasts as long as the trickler runs; `source` is the
-    local address to connect from (another loopback address is another client to the server)."""
-
-    def __init__(self, host: str, port: int, token: str, n: int, interval: float = 1.0, declared: int = 10_000_000,
-                 head=None, reopen: bool = False, source: str = ""):
-        self.host, self.port, self.token, self.n = host, port, token, n
-        self.interval, self.declared = interval, declared
-        self.make_head = head or self.head
-        self.reopen, self.source = reopen, source
-        self.opened = 0  # connections opened, replacements included
-        self.socks: list[socket.socket] = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def head(self) -> bytes:
-        boundary = "trickle"
-        preamble = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.mp4"\r\n'
-                    "Content-Type: video/mp4\r\n\r\n")
-        return (f"POST /upload HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.token}\r\n"
-                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                f"Content-Length: {self.declared}\r\n\r\n{preamble}").encode()
-
-    def _open(self) -> socket.socket:
-        sock = socket.create_connection((self.host, self.port), timeout=10, source_address=(self.source, 0))
-        sock.sendall(self.make_head())
-        self.opened += 1
-        return sock
-
-    def start(self) -> "Trickler":
-        for _ in range(self.n):
-            self.socks.append(self._open())
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            for i, sock in enumerate(self.socks):
-                try:
-                    sock.send(b"x")
-                except OSError:  # answered (503, 408, 429) and closed: it stays counted as opened
-                    if self.reopen and not self.stopped.is_set():
-                        self.socks[i] = self._replace(sock)
-
-    def _replace(self, sock: socket.socket) -> socket.socket:
-        sock.close()
-        try:
-            return self._open()
-        except (OSError, requests.RequestException):
-            return sock  # the server is down: the closed socket fails again next round and is retried
-
-    def answers(self) -> list[bytes]:
-        """The first bytes each connection received so far (b"" when none), without waiting."""
-        seen = []
-        for sock in self.socks:
-            sock.setblocking(False)
-            try:
-                seen.append(sock.recv(200))
-            except BlockingIOError:
-                seen.append(b"")
-            except OSError:
-                seen.append(b"<reset>")
-        return seen
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.thread.join(5)
-        for sock in self.socks:
-            sock.close()
 
 
 def timed_get(url: str, headers: dict | None = None, timeout: float = 20) -> tuple[float, int]:
@@ -148,22 +74,6 @@ def _percentiles(values: list[float]) -> dict:
             "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], "max": ordered[-1]}
 
 
-def start_gateway(env: dict, args: list[str], extra_env: dict, log: Path) -> tuple[subprocess.Popen, str, str]:
-    """A gateway process of its own on the stack that `env` names (MONGO_URI and AUTH_URL included):
-    the process, its base URL and its metrics URL."""
-    from tests.support.net import free_port, wait_ready
-
-    port, metrics_port = free_port(), free_port()
-    env = dict(env, GATEWAY_PORT=str(port), GATEWAY_METRICS_PORT=str(metrics_port), OUTBOX_INTERVAL_SECONDS="0",
-               OTEL_SERVICE_NAME="gateway", OTEL_TRACES_EXPORTER="none", **extra_env)
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "python:services.common.gunicorn_conf", *args,
-                             "services.gateway:create_app()"], env=env, cwd=ROOT, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(f"{base}/healthz", "gateway", proc)
-    return proc, base, f"http://127.0.0.1:{metrics_port}"
-
-
 def run_option(name: str, stack, users: dict, media: Path, n: int, seconds: float) -> dict:
     args, extra = OPTIONS[name]
     log = Path(tempfile.mkdtemp(prefix="slow-clients-")) / "gateway.log"
@@ -172,7 +82,10 @@ def run_option(name: str, stack, users: dict, media: Path, n: int, seconds: floa
     try:
         prober = users["prober"]
         baseline = probe(base, users["job_id"], prober.auth, seconds / 2)
-        trickler = Trickler("127.0.0.1", int(base.rsplit(":", 1)[1]), users["trickler"].token, n).start()
+        token = users["trickler"].token
+        tricklers = SlowCrowd("127.0.0.1", int(base.rsplit(":", 1)[1]),
+                             {"upload": lambda: upload_head("127.0.0.1", token)},
+                             {"upload": n}, sources=one_address("127.0.0.1")).start()
         try:
             _wait_admitted(stack, n)  # every trickler past its headers and admission, into its body
             upload: dict = {}
@@ -181,7 +94,7 @@ def run_option(name: str, stack, users: dict, media: Path, n: int, seconds: floa
             loaded = probe(base, users["job_id"], prober.auth, seconds)
             uploader.join(60)
         finally:
-            trickler.close()
+            tricklers.close()
         return {"option": name, "baseline": baseline, "loaded": loaded, "upload": upload}
     finally:
         proc.terminate()
@@ -234,13 +147,8 @@ def main() -> int:
     if args.gevent_path:
         OPTIONS["gevent"][1]["PYTHONPATH"] = args.gevent_path
     chosen = [o for o in OPTIONS if args.options == "all" or any(o.startswith(x) for x in args.options.split(","))]
-    from tests.helpers import Client, make_media
-    from tests.support.stack import IsolatedStack
-
     stack = IsolatedStack("bench", {"UPLOADS_MAX": str(args.tricklers + 16)})
     results = []
-    from services import devstack
-
     devstack.ensure_rabbitmq()
     devstack.ensure_mariadb()
     try:

@@ -4,7 +4,7 @@ against its stored state.
     .venv/bin/python loadtest/soak.py [--minutes 20] [--users 6] [--seed N] [--out loadtest/soak/<timestamp>]
     make soak [SOAK_MINUTES=20]
 
-It starts a private copy of the whole system (tests/faults/privstack.py: its own RabbitMQ node,
+It starts a private copy of the whole system (tests/devkit/privstack.py: its own RabbitMQ node,
 MariaDB server, MongoDB stand-in, SMTP server and the services) and for `--minutes` runs at once:
 * normal users (Locust, soak_locustfile.py) uploading clips with a webhook to a well-behaved
   receiver and following their jobs;
@@ -30,22 +30,21 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path[:0] = [str(ROOT), str(HERE)]
+import pika
+import pymongo
 
-import pika  # noqa: E402
-import pymongo  # noqa: E402
-
-import run as locust_run  # noqa: E402
-import soak_report  # noqa: E402
-import soak_verdicts  # noqa: E402
-from soak_chaos import Chaos  # noqa: E402
-from soak_hostile import (DripReceiver, HostileTenant, JunkRequests, LoginFlood, SlowBodies, Timeline,  # noqa: E402
+import run as locust_run
+import soak_report
+import soak_verdicts
+from devkit.client import Client
+from devkit.media import make_media
+from devkit.privstack import PrivateMariaDB, PrivateRabbit, PrivateStack, start_private_stack
+from devkit.receiver import Receiver
+from soak_chaos import Chaos
+from soak_hostile import (DripReceiver, HostileTenant, JunkRequests, LoginFlood, SlowBodies, Timeline,
                           start_all, stop_all)
-from tests.faults.privstack import PrivateMariaDB, PrivateRabbit, PrivateStack, start_private_stack  # noqa: E402
-from tests.helpers import Client, make_media  # noqa: E402
-from tests.support.receiver import Receiver  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 SLOW_BODIES = {"register": 20, "login": 10, "tus_patch": 6}  # connections kept open per route
 SETTLE_SECONDS = 180  # after the load: for the last jobs to end and their emails and webhooks to go out

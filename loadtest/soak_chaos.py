@@ -12,8 +12,7 @@ import signal
 import threading
 import time
 
-from tests.faults.privstack import PrivateStack, pid_alive
-from tests.faults.test_1_kill9 import _children_of, _cmdline
+from devkit.privstack import PrivateStack, children_of, cmdline, pid_alive
 
 TARGETS = ("gateway", "auth", "converter", "notification", "ffmpeg")
 RESTART_PAUSE = 2.0  # seconds between a death and its restart: a kubelet's first back-off is longer still
@@ -99,8 +98,8 @@ class Chaos:
 
 def _ffmpeg_child(stack: PrivateStack) -> int | None:
     converter = stack.pid("converter")
-    for pid in _children_of(converter) if converter else []:
-        if "ffmpeg" in _cmdline(pid) and pid_alive(pid):
+    for pid in children_of(converter) if converter else []:
+        if "ffmpeg" in cmdline(pid) and pid_alive(pid):
             return pid
     return None
 

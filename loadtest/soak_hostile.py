@@ -1,6 +1,6 @@
 """The hostile clients of the soak (loadtest/soak.py), all at once beside the normal users:
 
-* slow request bodies on POST /register, POST /login and tus PATCH (slow_clients.Trickler, reopened
+* slow request bodies on POST /register, POST /login and tus PATCH (devkit's SlowCrowd, reopened
   when the server closes them or dies);
 * a hostile tenant whose jobs name a dripping webhook receiver: a local server that answers one
   byte every few seconds;
@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from requests.adapters import HTTPAdapter
 
-from slow_clients import Trickler
+from devkit.hostile_http import SlowCrowd, json_head, one_address, tus_patch_head
+from devkit.media import unique_mp4
 
 ADDRESSES = {"slow_bodies": "127.0.0.2", "login_flood": "127.0.0.3", "junk": "127.0.0.4", "tenant": "127.0.0.5"}
 
@@ -71,50 +72,27 @@ def session_from(address: str) -> requests.Session:
 # ------------------------------------------------------------------ slow bodies
 
 
-def register_head(host: str, declared: int = 4096) -> bytes:
-    return (f"POST /register HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {declared}\r\n\r\n{{\"email\": \"").encode()
-
-
-def login_head(host: str, email: str, declared: int = 4096) -> bytes:
-    basic = base64.b64encode(f"{email}:wrong-password-123".encode()).decode()
-    return (f"POST /login HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {basic}\r\n"
-            f"Content-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n").encode()
-
-
-def tus_patch_head(base: str, token: str, length: int = 1_000_000) -> bytes:
-    """Creates a tus upload (each PATCH needs one of its own: a second one is refused as locked)."""
-    auth = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
-    created = session_from(ADDRESSES["slow_bodies"]).post(f"{base}/uploads/", timeout=10,
-                                                          headers=dict(auth, **{"Upload-Length": str(length)}))
-    created.raise_for_status()
-    path = created.headers["Location"].replace(base, "")
-    host = base.split("//", 1)[1]
-    return (f"PATCH {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
-            f"Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
-            f"Content-Length: {length}\r\n\r\n").encode()
-
-
 class SlowBodies:
-    """Tricklers on /register, /login and tus PATCH that keep their connection counts up."""
+    """Slow bodies on /register, /login and tus PATCH from one address, their connection counts kept up."""
 
     def __init__(self, base: str, token: str, victim: str, counts: dict[str, int], interval: float = 1.0):
         host, port = base.split("//", 1)[1].split(":")
-        heads = {"register": lambda: register_head(host), "login": lambda: login_head(host, victim),
-                 "tus_patch": lambda: tus_patch_head(base, token)}
-        self.tricklers = {name: Trickler(host, int(port), token, n, interval, head=heads[name], reopen=True,
-                                         source=ADDRESSES["slow_bodies"]) for name, n in counts.items() if n}
+        wrong = base64.b64encode(f"{victim}:wrong-password-123".encode()).decode()
+        heads = {"register": lambda: json_head("POST", "/register", host, 4096),
+                 "login": lambda: json_head("POST", "/login", host, 4096, auth=f"Basic {wrong}"),
+                 "tus_patch": lambda: tus_patch_head(base, token, session_from(ADDRESSES["slow_bodies"]))}
+        counts = {name: n for name, n in counts.items() if n}
+        self.crowd = SlowCrowd(host, int(port), {name: heads[name] for name in counts}, counts,
+                               sources=one_address(ADDRESSES["slow_bodies"]), interval=interval)
 
     def start(self) -> "SlowBodies":
-        for trickler in self.tricklers.values():
-            trickler.start()
+        self.crowd.start()
         return self
 
     def stop(self) -> dict[str, int]:
         """Connections opened per route (first ones and replacements of closed ones)."""
-        for trickler in self.tricklers.values():
-            trickler.close()
-        return {name: t.opened for name, t in self.tricklers.items()}
+        self.crowd.close()
+        return self.crowd.opened
 
 
 # ------------------------------------------------------------------ dripping webhook receiver
@@ -199,8 +177,6 @@ class HostileTenant:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        from tests.helpers import unique_mp4
-
         while not self.stopped.is_set():
             try:
                 answer = self.session.post(f"{self.base}/upload", headers={"Authorization": f"Bearer {self.token}"},

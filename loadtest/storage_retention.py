@@ -2,7 +2,7 @@
 
     .venv/bin/python loadtest/storage_retention.py [--jobs 50] [--clip-seconds 20]
 
-On its own isolated stack (tests/support/stack.py): stored bytes and files, measured in GridFS
+On its own isolated stack (tests/devkit/stack.py): stored bytes and files, measured in GridFS
 itself, (1) before, (2) after N uploads are converted, (3) after a janitor round with the videos'
 retention over, (4) after a round with the MP3s' retention over too. Prints a Markdown table.
 """
@@ -18,11 +18,9 @@ from pathlib import Path
 import pymongo
 import requests
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]
-
-from tests.helpers import Client, make_media  # noqa: E402
-from tests.support.stack import ROOT, IsolatedStack  # noqa: E402
+from devkit.client import Client
+from devkit.media import make_media
+from devkit.stack import ROOT, IsolatedStack
 
 
 def stored(stack: IsolatedStack) -> dict[str, tuple[int, int]]:

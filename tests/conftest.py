@@ -2,7 +2,7 @@
 
 Queues, the MySQL database and the MongoDB databases carry a per-run prefix; the local
 stack (MongoDB stand-in, SMTP server and the four services) runs on free ports with its
-own home folder (tests/support/stack.py), and is stopped at the end. Nothing here is mocked.
+own home folder (tests/devkit/stack.py), and is stopped at the end. Nothing here is mocked.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from tests.support.otlp import Receiver
-from tests.support.stack import IsolatedStack
+from devkit.otlp import Receiver
+from devkit.stack import IsolatedStack
 
 # Every process of the stack exports its spans here, and Sentry (enabled, to prove it leaves the
 # W3C propagation alone) posts its events here too.
@@ -64,7 +64,7 @@ def stack():
 def ten_minute_video(tmp_path_factory):
     """A real 10-minute video (small picture, so it is quick to make; the audio is what counts): long
     enough to catch a job queued or converting. Made once per run for every test that needs one."""
-    from tests.helpers import make_media
+    from devkit.media import make_media
 
     return make_media(tmp_path_factory.mktemp("long") / "lecture.mp4", seconds=600,
                       video="testsrc=size=160x120:rate=5")

@@ -254,8 +254,7 @@ def service_overview() -> dict:
                      "ops"), 8, 7)
     b.add(timeseries("Token checks by result",
                      "Bearer tokens the gateway verified with auth's public keys (valid, invalid, keys_unavailable) "
-                     "and its fetches of those keys (JWKS). auth's POST /validate (auth_token_validations_total) "
-                     "is kept for other callers; the gateway no longer calls it.",
+                     "and its fetches of those keys (JWKS).",
                      [(f"sum by (result) (rate(gateway_token_verifications_total{{{NS}}}[$__rate_interval]))",
                        "gateway {{result}}"),
                       (f"sum by (result) (rate(gateway_jwks_fetches_total{{{NS}}}[$__rate_interval]))",

@@ -1,4 +1,4 @@
-"""auth's own metrics (logins, registrations, token checks, password hashing). Names are the contract of the
+"""auth's own metrics (logins, registrations, password hashing). Names are the contract of the
 dashboards and alerts; every label takes a fixed set of values."""
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -6,7 +6,6 @@ from prometheus_client import Counter, Gauge, Histogram
 LOGINS = Counter("auth_logins", "Login attempts by outcome", ["result"])
 # result: created, invalid, duplicate, rate_limited, too_busy
 REGISTRATIONS = Counter("auth_registrations", "Registration attempts by outcome", ["result"])
-TOKEN_VALIDATIONS = Counter("auth_token_validations", "Token validations by outcome", ["result"])
 
 # Password hashing, bounded to ARGON2_MAX_CONCURRENT at once (hashing.py). kind: hash, verify.
 HASHES = Counter("auth_password_hashes", "argon2id computations started (hash: new password, verify: login)",

@@ -26,11 +26,6 @@ SPEC = {
                                    "alg": {"type": "string", "enum": ["EdDSA"]}, "use": {"type": "string", "enum": ["sig"]}},
                 }}},
             },
-            "Claims": {
-                "type": "object", "required": ["sub", "admin", "iat", "exp"],
-                "properties": {"sub": {"type": "string"}, "email": {"type": "string"}, "admin": {"type": "boolean"},
-                               "iat": {"type": "integer"}, "nbf": {"type": "integer"}, "exp": {"type": "integer"}},
-            },
         },
     },
     "paths": {
@@ -40,12 +35,6 @@ SPEC = {
             "summary": "The public keys that verify tokens (RFC 7517 JWK Set; Ed25519, EdDSA, kid = RFC 7638 thumbprint)",
             "responses": {"200": {"description": "JWK Set", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/JWKS"}}}}},
-        }},
-        "/validate": {"post": {
-            "summary": "The claims of a valid token (kept for compatibility: the gateway verifies tokens itself)",
-            "security": [{"bearer": []}],
-            "responses": {"200": {"description": "Valid token", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Claims"}}}}, **errors(401)},
         }},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "Readiness (MySQL)",

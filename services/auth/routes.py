@@ -30,14 +30,6 @@ def basic_credentials() -> tuple[str, str]:
     return credentials.username, credentials.password
 
 
-def bearer_token() -> str:
-    """The token of an `Authorization: Bearer` header, or a 401 ApiError."""
-    credentials = request.authorization
-    if credentials is None or credentials.type != "bearer" or not credentials.token:
-        raise ApiError(401, "missing_token", "send a token in the header Authorization: Bearer TOKEN")
-    return credentials.token
-
-
 def client_address() -> str:
     """The user's address: the gateway's X-Client-Address, else the caller's own."""
     # auth is internal: only the gateway reaches it (NetworkPolicy), and the gateway always sets this
@@ -116,15 +108,3 @@ def jwks():
     response = jsonify(tokens.jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
-
-
-@bp.post("/validate")
-def validate():
-    """The claims of a valid Bearer token (kept for compatibility: the gateway verifies tokens itself)."""
-    try:
-        claims = tokens.validate(bearer_token())
-    except tokens.TokenError as exc:
-        metrics.TOKEN_VALIDATIONS.labels("invalid").inc()
-        raise ApiError(401, exc.code, str(exc)) from None
-    metrics.TOKEN_VALIDATIONS.labels("valid").inc()
-    return jsonify(claims)

@@ -96,4 +96,7 @@ def issue(user: dict) -> str:
 
 
 def validate(token: str) -> dict:
+    """The claims of `token` if this key set verifies it. No route serves it (the gateway verifies tokens
+    itself with the published keys, gateway/jwks.py); it stays as the key set's own check, through which
+    the rotation rules are tested (tests/unit/test_auth_rules.py)."""
     return verify(token, keys().verifying.get)

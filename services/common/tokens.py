@@ -1,4 +1,4 @@
-"""Token verification shared by auth (`POST /validate`) and the gateway (every authenticated request):
+"""Token verification shared by auth (its key set's own check) and the gateway (every authenticated request):
 one algorithm (EdDSA, pinned), a `kid` naming the public key, and the same claim rules on both sides."""
 from __future__ import annotations
 

@@ -2,12 +2,10 @@
 converter HPA and the KEDA ScaledObject, in the shapes its HPA arithmetic understands."""
 from __future__ import annotations
 
-import sys
+# loadtest/ is on pytest's pythonpath (pyproject.toml)
+import capacity_hpa as hpa
 
-from .conftest import ROOT, find
-
-sys.path.insert(0, str(ROOT / "loadtest"))
-import capacity_hpa as hpa  # noqa: E402
+from .conftest import find
 
 
 def test_prod_converter_hpa_is_what_the_model_reads(build):

@@ -10,9 +10,10 @@ import pytest
 import requests
 
 from services.common.storage import files
-from tests.faults.privstack import wait_until
-from tests.helpers import Client, make_media
-from tests.support.receiver import Receiver
+from devkit.privstack import wait_until
+from devkit.client import Client
+from devkit.media import make_media
+from devkit.receiver import Receiver
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ import requests
 from services import janitor
 from services.common import idempotency
 from services.common.storage import files, idempotency_keys, job_records
-from tests.helpers import Client, make_media, unique_mp4, wait_mail
+from devkit.client import Client
+from devkit.media import make_media, unique_mp4
+from tests.helpers import wait_mail
 
 WEEK = 8 * 86400
 

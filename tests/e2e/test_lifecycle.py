@@ -11,8 +11,10 @@ import requests
 import sseclient
 
 from services.common.storage import files, job_records
-from tests.faults.privstack import wait_until
-from tests.helpers import Client, make_media, stored_job
+from devkit.client import Client
+from devkit.media import make_media
+from devkit.privstack import wait_until
+from tests.helpers import stored_job
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ import standardwebhooks
 from services.common import config, links
 from services.common.storage import job_records
 from services.common.webhook_secrets import webhook_secret_of
-from tests.helpers import Client, mails_for, make_media, wait_mail
-from tests.support.receiver import Receiver
+from devkit.client import Client
+from devkit.media import make_media
+from devkit.receiver import Receiver
+from tests.helpers import mails_for, wait_mail
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,11 @@ import requests
 import yaml
 
 from tests.conftest import PORTS
-from tests.helpers import Client, make_media
+from devkit.client import Client
+from devkit.media import make_media
 from tests.monitoring.queries import INCIDENT_ONLY, all_queries
-from tests.support.net import free_port
-from tests.support.stack import ROOT
+from devkit.net import free_port
+from devkit.stack import ROOT
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 

@@ -10,7 +10,8 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from tests.helpers import Client, make_media
+from devkit.client import Client
+from devkit.media import make_media
 
 
 @pytest.fixture(scope="module")

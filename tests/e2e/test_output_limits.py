@@ -15,7 +15,10 @@ from services.common import config
 from services.common.storage import files
 from services.common.storage import uploads as upload_records
 from services.common.storage.connection import new_id
-from tests.helpers import Client, metric_value, silent_flac, wait_mail
+from devkit.client import Client
+from devkit.media import silent_flac
+from devkit.metrics import metric_value
+from tests.helpers import wait_mail
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ import subprocess
 import pytest
 import requests
 
-from tests.helpers import Client, codec_of, duration_of, make_media, wait_mail
+from devkit.client import Client
+from devkit.media import codec_of, duration_of, make_media
+from tests.helpers import wait_mail
 
 
 @pytest.fixture(scope="module")

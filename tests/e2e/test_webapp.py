@@ -13,8 +13,9 @@ import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
 from services.common import config
-from tests.helpers import Client, make_media, unique_mp4
-from tests.support.stack import ROOT
+from devkit.client import Client
+from devkit.media import make_media, unique_mp4
+from devkit.stack import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "screenshots"

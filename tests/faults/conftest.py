@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_media
-
-from .privstack import (FIGURES, HEADER, PrivateMariaDB, PrivateRabbit, PrivateStack, format_figures,
+from devkit.media import make_media
+from devkit.privstack import (FIGURES, HEADER, PrivateMariaDB, PrivateRabbit, PrivateStack, format_figures,
                         start_private_stack)
 
 

@@ -7,7 +7,7 @@ import io
 import requests
 from tusclient import client as tus_client
 
-from tests.helpers import make_media
+from devkit.media import make_media
 
 
 def _uploader(stack, user, data: bytes, url: str | None = None):

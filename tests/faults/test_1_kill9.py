@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 
-from .privstack import upload_bytes, wait_until
+from devkit.privstack import children_of, cmdline, upload_bytes, wait_until
 
 
 def _upload(stack, token, data, n):
@@ -48,7 +48,7 @@ def test_kill9_converter_in_every_window(private_stack, media):
     ids = _upload(stack, token, media["short"], 2)
     all_ids += ids
     wait_until(lambda: _converting(stack, ids[0]), "job converting", 30, 0.05)
-    wait_until(lambda: any("slow-ffmpeg" in _cmdline(p) for p in _children_of(stack.pid("converter"))),
+    wait_until(lambda: any("slow-ffmpeg" in cmdline(p) for p in children_of(stack.pid("converter"))),
                "ffmpeg running", 30, 0.05)
     pid = stack.kill("converter")
     kills.append(("during ffmpeg", pid))
@@ -82,23 +82,3 @@ def test_kill9_converter_in_every_window(private_stack, media):
     work = stack.home / "work"
     for _, dead in kills:
         assert not list(work.glob(f"vid2mp3-{dead}-*")), f"work dir of dead converter {dead} left behind"
-
-
-def _children_of(pid):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat").read()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return found
-
-
-def _cmdline(pid):
-    try:
-        return open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
-    except OSError:
-        return ""

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from .privstack import upload_bytes, wait_until
+from devkit.privstack import upload_bytes, wait_until
 
 
 def _status(url):

@@ -6,7 +6,7 @@ import signal
 
 import requests
 
-from .privstack import upload_bytes, wait_until
+from devkit.privstack import upload_bytes, wait_until
 
 
 def _get(url, **kw):

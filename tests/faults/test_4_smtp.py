@@ -4,7 +4,7 @@ from __future__ import annotations
 import signal
 import time
 
-from .privstack import upload_bytes
+from devkit.privstack import upload_bytes
 
 
 def test_smtp_outage(private_stack, media):

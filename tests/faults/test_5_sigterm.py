@@ -9,7 +9,7 @@ import uuid
 
 import requests
 
-from .privstack import upload_bytes, wait_until
+from devkit.privstack import upload_bytes, wait_until
 
 
 def test_sigterm_converter_finishes_the_job_in_hand(private_stack, media):

@@ -6,7 +6,7 @@ import time
 
 import pika
 
-from .privstack import upload_bytes, wait_until
+from devkit.privstack import upload_bytes, wait_until
 
 
 def _publish(channel, queue, body, message_id):

@@ -12,10 +12,8 @@ import time
 
 import requests
 
-from tests.helpers import duration_of, make_media
-
-from .privstack import upload_bytes, wait_until
-from .test_1_kill9 import _children_of, _cmdline
+from devkit.media import duration_of, make_media
+from devkit.privstack import children_of, cmdline, upload_bytes, wait_until
 
 SOURCE_SECONDS = 20
 JOBS_PER_PHASE = 4
@@ -24,8 +22,8 @@ TOOL_DELAY = 1.0  # each tool waits this long before it runs: a window wide enou
 
 def _tool_pid(stack, tool: str) -> int | None:
     converter = stack.pid("converter")
-    for pid in _children_of(converter) if converter else []:
-        if tool in _cmdline(pid).split("\0")[0] or f"slow-{tool}" in _cmdline(pid):
+    for pid in children_of(converter) if converter else []:
+        if tool in cmdline(pid).split("\0")[0] or f"slow-{tool}" in cmdline(pid):
             return pid
     return None
 
@@ -34,7 +32,7 @@ def _kill_tool_at_random(stack, tool: str, rng: random.Random) -> bool:
     """SIGKILL `tool` at a random moment of its life (waiting or working); True if it was hit."""
     pid = wait_until(lambda: _tool_pid(stack, tool), f"{tool} running", 30, 0.01)
     time.sleep(rng.uniform(0, TOOL_DELAY + 0.2))
-    if tool not in _cmdline(pid):  # already finished: nothing to kill
+    if tool not in cmdline(pid):  # already finished: nothing to kill
         return False
     try:
         os.kill(pid, signal.SIGKILL)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from .privstack import upload_bytes
+from devkit.privstack import upload_bytes
 
 IDLE_SECONDS = 120
 # Log marks of a dropped connection (pika's ERRORs, our reconnect warning) or of a publish that failed.

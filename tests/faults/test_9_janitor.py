@@ -15,9 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.support.stack import ROOT
-
-from .privstack import upload_bytes, wait_until
+from devkit.stack import ROOT
+from devkit.privstack import upload_bytes, wait_until
 
 BOUNDARY = "vid2mp3-janitor-test"
 

@@ -18,10 +18,10 @@ import pytest
 
 from tests.images import shipped, venvs
 from tests.images.process import LONG_RUNNING, Service
-from tests.support.keys import new_private_pem
-from tests.support.net import wait_ready
-from tests.support.otlp import Receiver
-from tests.support.stack import IsolatedStack
+from devkit.keys import new_private_pem
+from devkit.net import wait_ready
+from devkit.otlp import Receiver
+from devkit.stack import IsolatedStack
 
 VENV_BIN = Path(sys.executable).parent
 # per-run names on the machine's shared RabbitMQ, MariaDB and this run's MongoDB stand-in

@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from tests.support.stack import ROOT
+from devkit.stack import ROOT
 
 DOTTED = re.compile(r"^services(\.\w+)+")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.stack import ROOT
+from devkit.stack import ROOT
 
 SERVICES = ("auth", "gateway", "converter", "notification", "janitor")
 # ARG defaults of the Dockerfile and the environment of the base image (python:3.11-slim-bookworm)

@@ -35,10 +35,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import Client, codec_of, make_media, unique_mp4, wait_mail
+from devkit.client import Client
+from devkit.media import codec_of, make_media, unique_mp4
+from tests.helpers import wait_mail
 from tests.images import imports, shipped
 from tests.images.process import LONG_RUNNING, Service
-from tests.support.stack import ROOT
+from devkit.stack import ROOT
 
 # the first test builds the venvs of all five images when their cache is cold
 pytestmark = pytest.mark.timeout(600)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.stack import ROOT
+from devkit.stack import ROOT
 
 CACHE = Path.home() / ".cache" / "vid2mp3" / "image-venvs"
 # What the Dockerfile COPYs of the source (.dockerignore keeps caches out); the service folder is added.

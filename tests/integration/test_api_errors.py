@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key, l
 
 from services.common.tokens import key_id
 from tests.conftest import STACK_ENV
-from tests.helpers import Client, make_media
-from tests.support.keys import hmac_token, new_private_pem, public_pem
+from devkit.client import Client
+from devkit.media import make_media
+from devkit.keys import hmac_token, new_private_pem, public_pem
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from services.common.messaging import PermanentError, TransientError
 from services.converter import media
-from tests.helpers import codec_of, duration_of, make_media
+from devkit.media import codec_of, duration_of, make_media
 
 
 def test_video_to_mp3(tmp_path):

@@ -15,7 +15,7 @@ import pika.exceptions
 import pytest
 
 from services.common import config, messaging
-from tests.support.net import free_port
+from devkit.net import free_port
 
 
 @pytest.fixture

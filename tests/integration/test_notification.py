@@ -16,7 +16,7 @@ from services.common.storage import job_records, notification_ledger
 from services.notification import __main__ as notification_main
 from services.notification import worker
 from tests.helpers import stored_job
-from tests.support.net import free_port
+from devkit.net import free_port
 
 
 class Inbox:

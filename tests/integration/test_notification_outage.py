@@ -18,9 +18,9 @@ from services.common.messaging import TransientError
 from services.common.storage import connection as mongo_connection
 from services.common.storage import job_records, notification_ledger
 from services.notification import worker
-from tests.faults.privstack import port_open, wait_until
+from devkit.net import free_port
+from devkit.privstack import port_open, wait_until
 from tests.helpers import stored_job
-from tests.support.net import free_port
 
 
 class MongoStandIn:

@@ -12,7 +12,7 @@ import pytest
 from services.common.options import parse
 from services.converter import media
 from services.converter.output_size import COVER_MAX_BYTES
-from tests.helpers import make_media, silent_flac
+from devkit.media import make_media, silent_flac
 
 NOISE = "aevalsrc=exprs='2*random(0)-1|2*random(1)-1':s=48000"  # two independent channels: no joint-stereo savings
 

@@ -15,8 +15,10 @@ import pytest
 import requests
 from urllib3 import encode_multipart_formdata
 
-from tests.helpers import Client, make_media, stored_job
-from tests.support.stack import ROOT
+from devkit.client import Client
+from devkit.media import make_media
+from tests.helpers import stored_job
+from devkit.stack import ROOT
 
 LIMITS = {"USER_MAX_ACTIVE_JOBS": "3", "USER_MAX_STORED_BYTES": "400000", "USER_MAX_UPLOADS_PER_DAY": "3"}
 

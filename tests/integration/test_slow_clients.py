@@ -7,7 +7,6 @@ places. (loadtest/slow_clients.py measures the same on a quiet stack.)"""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
 import socket
 import statistics
@@ -17,8 +16,11 @@ import time
 import pytest
 import requests
 
-from tests.helpers import Client, make_media, unique_mp4
-from tests.support.stack import ROOT
+from devkit.client import Client
+from devkit.media import make_media, unique_mp4
+from devkit import hostile_http as hostile
+from devkit.metrics import metric_value
+from devkit.stack import start_gateway
 
 TIMEOUT = 5  # the private gateway's head and small-body deadlines, seconds
 IDLE = 3
@@ -27,22 +29,13 @@ UPLOADS_MAX = 201
 PER_ADDRESS = 64
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "loadtest" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-slow = _load("slow_clients")
-hostile = _load("hostile_http")
 
 
 @pytest.fixture(scope="module")
 def gateway(stack, tmp_path_factory):
     env = dict(os.environ, MONGO_URI=os.environ["MONGO_URI"], AUTH_URL=stack["auth"])
     log = tmp_path_factory.mktemp("slow") / "gateway.log"
-    proc, base, metrics = slow.start_gateway(env, [], {
+    proc, base, metrics = start_gateway(env, [], {
         "UPLOADS_MAX": str(UPLOADS_MAX), "DOWNLOADS_MAX": "128", "HTTP_HEADER_TIMEOUT_SECONDS": str(TIMEOUT),
         "HTTP_BODY_TIMEOUT_SECONDS": str(TIMEOUT), "HTTP_IDLE_TIMEOUT_SECONDS": str(IDLE),
         "HTTP_TRANSFER_GRACE_SECONDS": str(GRACE), "HTTP_MAX_CONNECTIONS_PER_ADDRESS": str(PER_ADDRESS)}, log)
@@ -59,11 +52,8 @@ def _admin_token() -> str:
     return tokens.issue({"id": "slow-clients-admin", "email": "admin@example.com", "is_admin": True})
 
 
-def _metric(metrics_url: str, line_start: str) -> float:
-    for line in requests.get(f"{metrics_url}/metrics", timeout=10).text.splitlines():
-        if line.startswith(line_start + " "):
-            return float(line.split()[-1])
-    return 0.0
+def _series(metrics_url: str, name: str, **labels) -> float:
+    return metric_value(metrics_url, name, **labels) or 0.0  # a series not yet written is 0
 
 
 def _wait(check, what, timeout: float = 60):
@@ -87,23 +77,6 @@ def _probe(base: str, job_id: str, auth: dict, rounds: int = 100) -> tuple[float
     return statistics.quantiles(latencies, n=100)[98], statuses
 
 
-def _upload_head(host: str, token: str, declared: int = 10_000_000) -> bytes:
-    preamble = ('--b\r\nContent-Disposition: form-data; name="file"; filename="slow.mp4"\r\n'
-                "Content-Type: video/mp4\r\n\r\n")
-    return (f"POST /upload HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {declared}\r\n\r\n{preamble}").encode()
-
-
-def _tus_head(base: str, token: str) -> bytes:
-    """The PATCH head of a fresh tus upload (each PATCH locks its upload, so each needs its own)."""
-    auth = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
-    created = requests.post(f"{base}/uploads/", headers=dict(auth, **{"Upload-Length": "1000000"}), timeout=10)
-    assert created.status_code == 201, created.text
-    return (f"PATCH {created.headers['Location']} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-            "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
-            "Content-Length: 1000000\r\n\r\n").encode()
-
-
 def test_every_route_under_slow_clients_blocks_nobody(gateway, stack, ten_minute_video, tmp_path):
     """300 slow /register, 100 slow /login, 100 slow tus PATCH and 50 slow cancel bodies, 100 downloads
     read a byte a second: another user's requests stay fast and a normal upload is accepted; then the
@@ -117,12 +90,12 @@ def test_every_route_under_slow_clients_blocks_nobody(gateway, stack, ten_minute
                                  files={"file": ("long.mp4", unique_mp4(f.read()))}, timeout=60).json()["job_id"]
     mp3_id = owner.wait_job(long_job, timeout=120)["mp3_id"]
     admin = _admin_token()
-    tus_heads = [_tus_head(base, admin) for _ in range(100)]  # made before the attack; replacements on the way
+    tus_heads = [hostile.tus_patch_head(base, admin) for _ in range(100)]  # made before the attack
     basic = base64.b64encode(f"{victim.email}:wrong-password".encode()).decode()
     heads = {
         "register": lambda: hostile.json_head("POST", "/register", host),
         "login": lambda: hostile.json_head("POST", "/login", host, auth=f"Basic {basic}"),
-        "tus_patch": lambda: tus_heads.pop() if tus_heads else _tus_head(base, admin),
+        "tus_patch": lambda: tus_heads.pop() if tus_heads else hostile.tus_patch_head(base, admin),
         "cancel": lambda: hostile.json_head("POST", f"/jobs/{job_id}/cancel", host, auth=f"Bearer {owner.token}"),
     }
     crowd = hostile.SlowCrowd(host, port, heads, {"register": 300, "login": 100, "tus_patch": 100, "cancel": 50})
@@ -131,7 +104,7 @@ def test_every_route_under_slow_clients_blocks_nobody(gateway, stack, ten_minute
     crowd.start()
     readers.start()
     try:
-        _wait(lambda: _metric(gateway["metrics"], "gateway_downloads_in_progress") == 100, "100 downloads sending")
+        _wait(lambda: _series(gateway["metrics"], "gateway_downloads_in_progress") == 100, "100 downloads sending")
         assert crowd.open_count() >= 500  # closed ones are replaced every second: the pressure stays
         p99, statuses = _probe(base, job_id, victim.auth)
         with open(tmp_path / "mine.mp4", "rb") as f:
@@ -144,17 +117,17 @@ def test_every_route_under_slow_clients_blocks_nobody(gateway, stack, ten_minute
         assert readers.statuses() == {"200": 100}
         # (a reader still has the bytes its kernel received before the cut to read: the server's count says it)
         _wait(lambda: crowd.closed["tus_patch"] >= 100
-              and _metric(gateway["metrics"], "gateway_downloads_in_progress") == 0
+              and _series(gateway["metrics"], "gateway_downloads_in_progress") == 0
               and min(crowd.closed[name] for name in ("register", "login", "cancel")) >= 50,
               lambda: f"the slow clients closed by the server: {crowd.closed}, downloads in progress "
-                      f"{_metric(gateway['metrics'], 'gateway_downloads_in_progress')}",
+                      f"{_series(gateway['metrics'], 'gateway_downloads_in_progress')}",
               timeout=GRACE * 3)
     finally:
         crowd.close()
         readers.close()
     assert crowd.answers["register"].get("408", 0) >= 300 and crowd.answers["cancel"].get("408", 0) >= 50
     for reason in ("body", "slow"):
-        assert _metric(gateway["metrics"], f'vid2mp3_http_client_timeouts_total{{reason="{reason}"}}') >= 100
+        assert _series(gateway["metrics"], "vid2mp3_http_client_timeouts_total", reason=reason) >= 100
     assert b'"reason": "slow"' in gateway["log"].read_bytes() and b'"reason": "body"' in gateway["log"].read_bytes()
     assert victim.job(job_id).json()["status"] != "cancelled", "a cancel with an unfinished body took effect"
 
@@ -181,17 +154,17 @@ def test_trickling_uploads_hold_their_own_places_and_one_more_is_too_busy(gatewa
     base, port = gateway["base"], gateway["port"]
     owner = Client(stack["gateway"]).signed_up()
     token = _admin_token()
-    crowd = hostile.SlowCrowd("127.0.0.1", port, {"upload": lambda: _upload_head("127.0.0.1", token)},
+    crowd = hostile.SlowCrowd("127.0.0.1", port, {"upload": lambda: hostile.upload_head("127.0.0.1", token)},
                               {"upload": UPLOADS_MAX - 1}).start()
     try:
-        _wait(lambda: _metric(gateway["metrics"], "gateway_uploads_in_progress") == UPLOADS_MAX - 1,
+        _wait(lambda: _series(gateway["metrics"], "gateway_uploads_in_progress") == UPLOADS_MAX - 1,
               f"{UPLOADS_MAX - 1} uploads in progress")
         answers = [requests.get(f"{base}/healthz", timeout=20).status_code for _ in range(10)]
         media = make_media(tmp_path / "ok.mp4", seconds=1)
         with open(media, "rb") as f:
             normal = requests.post(f"{base}/upload", headers=owner.auth, files={"file": ("ok.mp4", f)}, timeout=60)
         assert answers == [200] * 10 and normal.status_code == 202, normal.text
-        extra = hostile.SlowCrowd("127.0.0.1", port, {"upload": lambda: _upload_head("127.0.0.1", owner.token)},
+        extra = hostile.SlowCrowd("127.0.0.1", port, {"upload": lambda: hostile.upload_head("127.0.0.1", owner.token)},
                                   {"upload": 2}, sources=hostile.loopback_sources(2, first=1000)).start()
         try:
             _wait(lambda: extra.answers["upload"].get("503", 0) >= 1, "an upload refused with 503 too_busy", 20)
@@ -199,8 +172,8 @@ def test_trickling_uploads_hold_their_own_places_and_one_more_is_too_busy(gatewa
             extra.close()
     finally:
         crowd.close()
-    _wait(lambda: _metric(gateway["metrics"], "gateway_uploads_in_progress") == 0, "every upload place given back")
-    assert _metric(gateway["metrics"], 'gateway_too_busy_total{what="uploads"}') >= 1
+    _wait(lambda: _series(gateway["metrics"], "gateway_uploads_in_progress") == 0, "every upload place given back")
+    assert _series(gateway["metrics"], "gateway_too_busy_total", what="uploads") >= 1
 
 
 def _closed_by_server(sock: socket.socket, keep_sending: bytes | None, limit: float = 40) -> bytes | None:
@@ -228,7 +201,7 @@ def _closed_by_server(sock: socket.socket, keep_sending: bytes | None, limit: fl
 
 
 def test_silent_unfinished_and_idle_clients_are_disconnected(gateway):
-    upload_head = _upload_head("x", _admin_token())
+    upload_head = hostile.upload_head("x", _admin_token())
     cases = {  # what the client sends first, what it sends every second (None: nothing), the answer
         "silent connection": (b"", None, "idle", b""),
         "headers then silence": (b"GET /healthz HTTP/1.1\r\nHost: x\r\n", None, "headers", b"HTTP/1.1 408"),
@@ -237,7 +210,7 @@ def test_silent_unfinished_and_idle_clients_are_disconnected(gateway):
         "small body that never finishes": (hostile.json_head("POST", "/register", "x"), b" ", "body", b"HTTP/1.1 408"),
         "upload body then silence": (upload_head + b"some bytes", None, "idle", b""),
     }
-    before = {reason: _metric(gateway["metrics"], f'vid2mp3_http_client_timeouts_total{{reason="{reason}"}}')
+    before = {reason: _series(gateway["metrics"], "vid2mp3_http_client_timeouts_total", reason=reason)
               for reason in ("idle", "headers", "body")}
     results: dict[str, bytes | None] = {}
 
@@ -255,7 +228,7 @@ def test_silent_unfinished_and_idle_clients_are_disconnected(gateway):
         assert results[name] is not None and results[name].startswith(answer), (name, results[name])
     assert requests.get(f"{gateway['base']}/healthz", timeout=10).status_code == 200
     for reason in before:
-        assert _metric(gateway["metrics"], f'vid2mp3_http_client_timeouts_total{{reason="{reason}"}}') > before[reason]
+        assert _series(gateway["metrics"], "vid2mp3_http_client_timeouts_total", reason=reason) > before[reason]
 
 
 def test_connections_per_client_address_are_capped(gateway):
@@ -274,7 +247,7 @@ def test_connections_per_client_address_are_capped(gateway):
             sock.close()
     _wait(lambda: _one_request_from(source, gateway["port"]).startswith(b"HTTP/1.1 200"), "the address's places back",
           20)
-    assert _metric(gateway["metrics"], 'vid2mp3_http_refused_total{reason="per_address"}') >= 1
+    assert _series(gateway["metrics"], "vid2mp3_http_refused_total", reason="per_address") >= 1
 
 
 def _one_request_from(source: tuple[str, int], port: int) -> bytes:
@@ -301,4 +274,4 @@ def test_bodies_are_read_whole_and_bounded(gateway):
     huge_chunked = requests.post(f"{base}/register", data=iter([b"{", b" " * 100_000, b"}"]),
                                  headers={"Content-Type": "application/json"}, timeout=10)
     assert huge_chunked.status_code == 413
-    assert _metric(gateway["metrics"], 'vid2mp3_http_refused_total{reason="body_too_large"}') >= 2
+    assert _series(gateway["metrics"], "vid2mp3_http_refused_total", reason="body_too_large") >= 2

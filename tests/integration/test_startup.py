@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.net import free_port
-from tests.support.stack import ROOT
+from devkit.net import free_port
+from devkit.stack import ROOT
 
 VENV_BIN = Path(sys.executable).parent
 

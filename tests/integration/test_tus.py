@@ -15,8 +15,9 @@ from services.common.storage import files, job_records
 from services.common.storage import uploads as upload_records
 from services.common.storage.connection import new_id
 from services.janitor import Round, remove_expired_tus_uploads
-from tests.e2e.test_telemetry import scrape
-from tests.helpers import Client, make_media
+from devkit.client import Client
+from devkit.media import make_media
+from devkit.metrics import metric_samples
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTET = {"Content-Type": "application/offset+octet-stream"}
@@ -133,7 +134,7 @@ def wait_offset(user: Client, url: str, expected: int) -> None:
 
 
 def tus_events(stack) -> dict[str, float]:
-    samples = scrape(stack["metrics"]["gateway"])
+    samples = metric_samples(stack["metrics"]["gateway"])
     return {dict(labels)["event"]: v for (name, labels), v in samples.items() if name == "gateway_tus_uploads_total"}
 
 

@@ -12,7 +12,8 @@ from services.common.messaging import TransientError
 from services.common.storage import files
 from services.common.storage.connection import new_id
 from services.converter import media, source
-from tests.helpers import make_media, store_file
+from devkit.media import make_media
+from tests.helpers import store_file
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from services.common.storage.connection import new_id
 from services.common.webhook_secrets import new_secret, rotate, webhook_secret_of
 from services.notification import deliveries, webhook
 from tests.helpers import mails_for, stored_job, wait_mail
-from tests.support.receiver import Dripper, Receiver
+from devkit.receiver import Dripper, Receiver
 
 
 def ended_job(url: str, status: str = "done", owner: str | None = None):

@@ -9,8 +9,8 @@ import uuid
 import pytest
 import requests
 
-from tests.support.net import free_port
-from tests.support.stack import ROOT
+from devkit.net import free_port
+from devkit.stack import ROOT
 
 
 class Private:

@@ -6,7 +6,8 @@ import re
 
 import requests
 
-from tests.helpers import Client, make_media
+from devkit.client import Client
+from devkit.media import make_media
 
 
 def test_other_users_ids_are_404_everywhere(stack, tmp_path):

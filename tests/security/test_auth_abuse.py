@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.helpers import Client
+from devkit.client import Client
 
 
 @pytest.fixture(scope="module")

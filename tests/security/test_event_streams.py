@@ -12,8 +12,10 @@ import pytest
 import requests
 
 from services.common.storage import job_records
-from tests.faults.privstack import wait_until
-from tests.helpers import Client, metric_value, stored_job
+from devkit.privstack import wait_until
+from devkit.client import Client
+from devkit.metrics import metric_value
+from tests.helpers import stored_job
 
 STREAMS_MAX, PER_USER = 4, 2
 CLIENT_GONE_SECONDS = 10  # below the 15 s heartbeat: noticed by the poll, not by a failed write

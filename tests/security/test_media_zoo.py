@@ -9,7 +9,8 @@ import time
 import requests
 
 from tests.conftest import PORTS
-from tests.helpers import Client, make_media
+from devkit.client import Client
+from devkit.media import make_media
 
 DONE, FAILED = "done", "failed"
 # Not today's default MP3: a format written through a file, two passes of loudness, a cover where

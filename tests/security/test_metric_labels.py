@@ -8,7 +8,7 @@ import uuid
 import pytest
 import requests
 
-from tests.helpers import metric_samples
+from devkit.metrics import metric_samples
 
 MADE_UP = 200
 

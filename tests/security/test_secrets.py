@@ -5,7 +5,8 @@ import time
 
 import requests
 
-from tests.helpers import Client, make_media
+from devkit.client import Client
+from devkit.media import make_media
 
 
 def test_password_and_token_never_leak(stack, tmp_path):

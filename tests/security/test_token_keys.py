@@ -11,9 +11,9 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tests.helpers import Client
-from tests.support.keys import hmac_token, new_private_pem, public_pem
-from tests.support.net import free_port
+from devkit.client import Client
+from devkit.keys import hmac_token, new_private_pem, public_pem
+from devkit.net import free_port
 
 K1, K2 = new_private_pem(), new_private_pem()
 CHEAP_HASHES = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 8192, "ARGON2_PARALLELISM": 1}  # keys are tested here

@@ -9,7 +9,8 @@ import requests
 
 from services.common import config
 from services.common.storage import job_records
-from tests.helpers import Client, make_media
+from devkit.client import Client
+from devkit.media import make_media
 from tests.unit.test_callbacks import IPV6_CARRYING_PRIVATE, IPV6_CARRYING_PUBLIC, NUMERIC_SPELLINGS
 
 

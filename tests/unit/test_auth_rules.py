@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from services.auth import accounts, tokens
 from services.common import tokens as common_tokens
-from tests.support.keys import b64url, hmac_token, new_private_pem, public_pem
+from devkit.keys import b64url, hmac_token, new_private_pem, public_pem
 
 
 @pytest.mark.parametrize("email", ["a@b.co", "First.Last+tag@sub.example.org", " MIXED@Example.COM ",

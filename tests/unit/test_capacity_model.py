@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import random
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "loadtest"))
-import capacity_hpa as hpa  # noqa: E402
-import capacity_sim as sim  # noqa: E402
-from capacity_model import benchmark_points, drain_time  # noqa: E402
+# loadtest/ is on pytest's pythonpath (pyproject.toml): the model's modules import each other by name
+import capacity_hpa as hpa
+import capacity_sim as sim
+from capacity_model import benchmark_points, drain_time
+from devkit.stack import ROOT
 
 P = hpa.Policy
 

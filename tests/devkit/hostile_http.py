@@ -1,9 +1,11 @@
 """Hostile HTTP clients for tests and load runs: connections that trickle their request bodies and
 readers that take their answers one byte at a time, spread over many loopback source addresses (as
 many clients behind as many addresses would be), all driven from one thread each: the server must
-cope, not the client.
+cope, not the client. Used by tests/integration/test_slow_clients.py, the slow-clients benchmark
+(loadtest/slow_clients.py) and the soak's slow bodies (loadtest/soak_hostile.py).
 
-    crowd = SlowCrowd("127.0.0.1", 8080, {"register": register_head(host)}, {"register": 300}).start()
+    crowd = SlowCrowd("127.0.0.1", 8080, {"register": lambda: json_head("POST", "/register", host)},
+                      {"register": 300}).start()
     readers = SlowReaders("127.0.0.1", 8080, download_request, 100).start()
     ...
     crowd.close(); readers.close()
@@ -15,6 +17,8 @@ import socket
 import threading
 from typing import Callable, Iterator
 
+import requests
+
 
 def loopback_sources(per_address: int, first: int = 2) -> Iterator[tuple[str, int]]:
     """Source addresses 127.0.x.y (never 127.0.0.1, the victims' own), `per_address` connections each."""
@@ -22,6 +26,11 @@ def loopback_sources(per_address: int, first: int = 2) -> Iterator[tuple[str, in
         address = f"127.0.{n // 250}.{n % 250 + 2}"
         for _ in range(per_address):
             yield address, 0
+
+
+def one_address(address: str) -> Iterator[tuple[str, int]]:
+    """Every connection from `address` (one client to the server, as far as per-address limits go)."""
+    return itertools.repeat((address, 0))
 
 
 def _connect(host: str, port: int, source: tuple[str, int], receive_buffer: int | None = None) -> socket.socket:
@@ -41,9 +50,35 @@ def json_head(method: str, path: str, host: str, declared: int = 2048, auth: str
             f"Content-Length: {declared}\r\n\r\n{{").encode()
 
 
+def upload_head(host: str, token: str, declared: int = 10_000_000) -> bytes:
+    """A multipart POST /upload announcing `declared` bytes, up to the start of the file's content."""
+    preamble = ('--b\r\nContent-Disposition: form-data; name="file"; filename="slow.mp4"\r\n'
+                "Content-Type: video/mp4\r\n\r\n")
+    return (f"POST /upload HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {declared}\r\n\r\n{preamble}").encode()
+
+
+def tus_patch_head(base: str, token: str, session: requests.Session | None = None, length: int = 1_000_000) -> bytes:
+    """The PATCH head of a tus upload created for it (each PATCH locks its upload, so each needs its own);
+    `session` creates it (from the address the PATCH will come from, say)."""
+    auth = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    created = (session or requests).post(f"{base}/uploads/", headers=dict(auth, **{"Upload-Length": str(length)}),
+                                         timeout=10)
+    created.raise_for_status()
+    path = created.headers["Location"].replace(base, "")
+    host = base.split("//", 1)[1]
+    return (f"PATCH {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
+            f"Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
 class SlowCrowd:
     """Connections that send a head and then one body byte every `interval` seconds; one the server
-    closes is counted (with the status of its answer, if any) and replaced, so the pressure lasts."""
+    closes is counted (with the status of its answer, if any) and replaced, so the pressure lasts.
+
+    `heads` make each kind's request line, headers and body start (called per connection: a tus PATCH
+    needs an upload of its own), `counts` say how many of each kind stay open; `opened` counts the
+    connections opened per kind, replacements included."""
 
     def __init__(self, host: str, port: int, heads: dict[str, Callable[[], bytes]], counts: dict[str, int],
                  sources: Iterator[tuple[str, int]] | None = None, interval: float = 1.0):
@@ -51,6 +86,7 @@ class SlowCrowd:
         self.sources = sources or loopback_sources(50)
         self.conns: list[tuple[str, socket.socket]] = []
         self.counts = counts
+        self.opened: dict[str, int] = dict.fromkeys(heads, 0)
         self.closed: dict[str, int] = dict.fromkeys(heads, 0)
         self.answers: dict[str, dict[str, int]] = {name: {} for name in heads}  # first status line word
         self.stopped = threading.Event()
@@ -60,6 +96,7 @@ class SlowCrowd:
         sock = _connect(self.host, self.port, next(self.sources))
         sock.sendall(self.heads[name]())
         sock.setblocking(False)
+        self.opened[name] += 1
         return sock
 
     def start(self) -> "SlowCrowd":
@@ -78,7 +115,7 @@ class SlowCrowd:
                 if not self.stopped.is_set():
                     try:
                         self.conns[i] = (name, self._open(name))
-                    except OSError:
+                    except OSError:  # requests' errors included (a tus head creates its upload first)
                         pass  # refused (the per-address cap, a restart): tried again next round
 
     def _still_open(self, name: str, sock: socket.socket) -> bool:

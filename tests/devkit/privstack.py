@@ -19,10 +19,11 @@ import pika
 import pymongo
 import requests
 
-from tests.helpers import unique_mp4
-from tests.support.keys import new_private_pem
-from tests.support.net import free_port
-from tests.support.stack import ROOT
+from devkit.client import Client
+from devkit.keys import new_private_pem
+from devkit.media import unique_mp4
+from devkit.net import free_port
+from devkit.stack import ROOT
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")  # the real scripts (the /usr/sbin wrappers su to the rabbitmq user)
 
@@ -60,6 +61,28 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+def cmdline(pid: int) -> str:
+    """A process's arguments, NUL-separated ("" once it is gone)."""
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 class PrivateRabbit:
@@ -369,9 +392,7 @@ class PrivateStack:
         return result
 
     # ---- the public API
-    def client(self):
-        from tests.helpers import Client
-
+    def client(self) -> Client:
         return Client(self.gateway).signed_up()
 
 

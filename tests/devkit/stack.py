@@ -13,11 +13,11 @@ import uuid
 from pathlib import Path
 from unittest import mock
 
-from tests.support.keys import new_private_pem
-from tests.support.net import free_port
-from tests.support.otlp import Receiver
+from devkit.keys import new_private_pem
+from devkit.net import free_port, wait_ready
+from devkit.otlp import Receiver
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the repository: devkit is installed in place (editable)
 PORT_NAMES = ("GATEWAY_PORT", "AUTH_PORT", "MONGO_LOCAL_PORT", "SMTP_PORT", "CONVERTER_METRICS_PORT",
               "NOTIFICATION_METRICS_PORT", "GATEWAY_METRICS_PORT", "AUTH_METRICS_PORT")
 # Not inherited from the caller: the stack starts its own MongoDB and SMTP server, and its telemetry
@@ -112,3 +112,17 @@ class IsolatedStack:
             except Exception as exc:  # clean-up must not hide the result
                 print(f"clean-up incomplete ({step.__name__}): {exc}", file=sys.stderr)
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def start_gateway(env: dict, args: list[str], extra_env: dict, log: Path) -> tuple[subprocess.Popen, str, str]:
+    """A gateway process of its own on the stack that `env` names (MONGO_URI and AUTH_URL included):
+    the process, its base URL and its metrics URL."""
+    port, metrics_port = free_port(), free_port()
+    env = dict(env, GATEWAY_PORT=str(port), GATEWAY_METRICS_PORT=str(metrics_port), OUTBOX_INTERVAL_SECONDS="0",
+               OTEL_SERVICE_NAME="gateway", OTEL_TRACES_EXPORTER="none", **extra_env)
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "python:services.common.gunicorn_conf", *args,
+                             "services.gateway:create_app()"], env=env, cwd=ROOT, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(f"{base}/healthz", "gateway", proc)
+    return proc, base, f"http://127.0.0.1:{metrics_port}"

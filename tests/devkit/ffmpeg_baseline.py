@@ -1,0 +1,36 @@
+"""The benchmark's baseline: ffmpeg alone converting a local file with the converter's default encoder
+settings (the default format's encoder and muxer, at MP3_BITRATE), and nothing of the service around it.
+
+Built here from the settings the converter reads, not from the converter's command builder, so the
+baseline stays a plain ffmpeg run whatever shape the converter's code takes.
+"""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from services.common import config
+from services.common.options import Options
+
+
+def command(source: Path, target: Path) -> list[str]:
+    """The first audio stream of `source` encoded as a job without options is, into `target`."""
+    spec = Options().spec
+    return [config.env("FFMPEG_BINARY"), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(source),
+            "-map", "0:a:0", "-vn", "-sn", "-dn", "-acodec", spec.encoder, "-b:a", config.env("MP3_BITRATE"),
+            "-f", spec.muxer, "-y", str(target)]
+
+
+def seconds(source: Path, runs: int = 3) -> dict:
+    """Seconds ffmpeg alone takes on `source` (median of `runs`), and the command it ran."""
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run = command(source, Path(tmp) / f"out.{Options().spec.name}")
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run(run, check=True, stdin=subprocess.DEVNULL)
+            times.append(time.perf_counter() - started)
+    return {"median_s": statistics.median(times), "runs_s": times, "command": " ".join(run)}
