@@ -1,7 +1,7 @@
 """OpenAPI 3 description of the auth service (internal: the gateway calls it), at /openapi.json."""
 from __future__ import annotations
 
-from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES, errors
+from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES
 
 # Set by the gateway; the per-address limits of registrations and failed logins count by it.
 CLIENT_ADDRESS = {"name": "X-Client-Address", "in": "header", "required": False,

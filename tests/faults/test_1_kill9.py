@@ -5,7 +5,6 @@ cleaned up by the next one.
 """
 from __future__ import annotations
 
-import os
 import time
 
 from devkit.privstack import children_of, cmdline, upload_bytes, wait_until
