@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from services.common import config, jobs, storage
+from services.common import config, job_view, jobs, storage
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.web import ApiError, streams_body
@@ -72,7 +72,7 @@ def upload():
 
 
 def _accepted(job_id: str, headers: dict | None = None):
-    status_url = jobs.status_path(job_id)
+    status_url = job_view.status_path(job_id)
     return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url, **(headers or {})}
 
 
@@ -95,7 +95,7 @@ def _receive(user: dict, on_flush=None) -> uploads.StoredUpload:
 def get_job(job_id: str):
     """One job of the caller's."""
     user = auth_client.current_user()
-    return jsonify(jobs.view(owned_job({"_id": job_id}, user)))
+    return jsonify(job_view.view(owned_job({"_id": job_id}, user)))
 
 
 @bp.get("/jobs/<job_id>/events")
@@ -115,7 +115,7 @@ def job_events(job_id: str):
 def cancel_job(job_id: str):
     """Stop a queued or converting job."""
     query = owned_query({"_id": job_id}, auth_client.current_user())
-    return jsonify(jobs.view(lifecycle.cancel(query)))
+    return jsonify(job_view.view(lifecycle.cancel(query)))
 
 
 @bp.delete("/jobs/<job_id>")
@@ -143,7 +143,7 @@ def list_jobs():
             raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(Status)}")
         query["status"] = status
     found = storage.jobs().find(query).sort("created", -1).skip(offset).limit(limit)
-    return jsonify({"jobs": [jobs.view(Job.from_doc(doc)) for doc in found], "limit": limit, "offset": offset})
+    return jsonify({"jobs": [job_view.view(Job.from_doc(doc)) for doc in found], "limit": limit, "offset": offset})
 
 
 @bp.get("/download")

@@ -23,8 +23,9 @@ from datetime import datetime, timezone
 import pymongo.errors
 from opentelemetry.trace import SpanKind
 
-from services.common import config, jobs, messaging, storage, telemetry
-from services.common.jobs import FinishedMessage, Job, Status
+from services.common import config, job_view, messaging, storage, telemetry
+from services.common.jobs import Job, Status
+from services.common.messages import FinishedMessage
 from services.common.messaging import Deferred, Delivery, PublishError, TransientError
 from services.common.webhook_secrets import webhook_secret_of
 
@@ -149,7 +150,7 @@ def _attempt(job: Job, hook_id: str, body: bytes, retries: int) -> tuple[webhook
 
 def event_data(job: Job) -> dict:
     """The job's view, without its own delivery record (the body stays the same on every retry)."""
-    data = jobs.view(job)
+    data = job_view.view(job)
     data.pop("webhook", None)
     return data
 

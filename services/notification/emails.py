@@ -21,7 +21,8 @@ import pymongo.errors
 from opentelemetry.trace import SpanKind
 
 from services.common import config, storage, telemetry
-from services.common.jobs import CONVERTER_OUTCOMES, FinishedMessage, Status
+from services.common.jobs import CONVERTER_OUTCOMES, Status
+from services.common.messages import FinishedMessage
 from services.common.messaging import Delivery, PermanentError, TransientError
 
 from . import deliveries, mailer, metrics

@@ -13,7 +13,7 @@ import requests
 import standardwebhooks
 
 from services.common import config, messaging, storage
-from services.common.jobs import FinishedMessage
+from services.common.messages import FinishedMessage
 from services.common.messaging import TransientError
 from services.common.webhook_secrets import new_secret, rotate, webhook_secret_of
 from services.notification import deliveries, webhook
