@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pymongo.errors
 
 from . import config, storage
-from .errors import ApiError
+from .errors import Conflict, InvalidInput
 
 HEADER = "Idempotency-Key"
 # UUIDs, ULIDs, base64 and the like; anything else (spaces, control characters, huge) is a client bug
@@ -61,8 +61,8 @@ def check_key(raw: str | None) -> str | None:
     if raw is None:
         return None
     if not VALID_KEY.fullmatch(raw):
-        raise ApiError(400, "invalid_idempotency_key",
-                       f"{HEADER} must be 1-128 characters of letters, digits and . _ : ~ + / = -")
+        raise InvalidInput("invalid_idempotency_key",
+                           f"{HEADER} must be 1-128 characters of letters, digits and . _ : ~ + / = -")
     return raw
 
 
@@ -90,9 +90,8 @@ def reserve(owner: str, key: str) -> Reservation | str:
                                                       {"$set": mine})
         if taken.matched_count == 1:
             return Reservation(record_id, mine["token"])
-    raise ApiError(409, "idempotency_conflict",
-                   f"an upload with this {HEADER} is still in progress; retry once it has finished",
-                   {"Retry-After": "5"})
+    raise Conflict("idempotency_conflict",
+                   f"an upload with this {HEADER} is still in progress; retry once it has finished", retry_after=5)
 
 
 def forget_expired(now: float) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from services.common import sharing, storage
 from services.common.jobs import Job, Status
-from services.common.web import ApiError
+from services.common.errors import Conflict, NotFound
 
 from . import broker, metrics
 
@@ -17,9 +17,9 @@ def cancel(query: dict) -> Job:
         return cancelled
     job = storage.find_job(query)
     if job is None:
-        raise ApiError(404, "not_found", "no such job or file")
+        raise NotFound("not_found", "no such job or file")
     if job.status != Status.CANCELLED:
-        raise ApiError(409, "job_finished", f"the job is {job.status} already and cannot be cancelled")
+        raise Conflict("job_finished", f"the job is {job.status} already and cannot be cancelled")
     return job  # cancelling twice is harmless
 
 

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from services.common import config, job_view, jobs, storage
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
+from services.common.errors import DomainError
 from services.common.web import ApiError, streams_body
 
 from . import auth_client, intake, lifecycle, live_events, metrics, places, quotas, uploads
@@ -58,7 +59,7 @@ def upload():
         try:
             try:
                 stored = _receive(user, on_flush=held.touch if held else None)
-            except ApiError:
+            except (ApiError, DomainError):
                 metrics.UPLOADS.labels("rejected").inc()
                 raise
             job = intake.create_job(user, stored)

@@ -14,6 +14,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 from services.common import options as output_options
 from services.common import callbacks, config, idempotency, storage
 from services.common.options import Options, OptionError
+from services.common.errors import Conflict
 from services.common.web import ApiError
 
 from . import metrics, places
@@ -241,7 +242,7 @@ def hold_idempotency_key(user: dict) -> idempotency.Reservation | str | None:
         return None
     try:
         held = idempotency.reserve(user["sub"], key)
-    except ApiError:
+    except Conflict:
         metrics.IDEMPOTENT_REPLAYS.labels("conflict").inc()
         raise
     if isinstance(held, str):
