@@ -20,10 +20,10 @@ from typing import Iterator
 from opentelemetry import trace
 
 from services.common import config, jobs, messages, messaging, storage, telemetry, workdirs
-from services.common.metrics import observe
 from services.common.jobs import Job, Status
 from services.common.messages import VideoMessage
 from services.common.messaging import Delivery, PermanentError, TransientError
+from services.common.metrics import observe
 from services.common.options import OptionError, Options
 
 from . import encode, metrics, output_limit, plan, probe, source

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from services.common import sharing, storage
-from services.common.jobs import Job, Status
 from services.common.errors import Conflict, NotFound
+from services.common.jobs import Job, Status
 
 from . import broker, metrics
 

@@ -7,9 +7,9 @@ from urllib.parse import quote
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from services.common import config, job_view, jobs, storage
+from services.common.errors import DomainError
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
-from services.common.errors import DomainError
 from services.common.web import ApiError, streams_body
 
 from . import auth_client, intake, lifecycle, live_events, metrics, places, quotas, uploads

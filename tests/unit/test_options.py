@@ -114,7 +114,8 @@ def test_job_file_name_type_and_view_follow_the_format():
         assert jobs.mp3_name(job) == f"My clip.final.{spec.extension}" and jobs.media_type(job) == spec.media_type
         assert job_view.view(job)["options"] == {"format": name}
     old = Job("j", "u", "v", filename="x.mp4")  # stored before options existed
-    assert jobs.mp3_name(old) == "x.mp3" and jobs.media_type(old) == "audio/mpeg" and job_view.view(old)["options"] == {}
+    assert jobs.mp3_name(old) == "x.mp3" and jobs.media_type(old) == "audio/mpeg"
+    assert job_view.view(old)["options"] == {}
     assert {s.media_type for s in FORMATS.values()} == {"audio/mpeg", "audio/mp4", "audio/ogg", "audio/flac", "audio/wav"}
 
 
