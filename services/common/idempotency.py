@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from . import config
-from .errors import ApiError
+from .errors import Conflict, InvalidInput
 from .storage import idempotency_keys
 from .storage.errors import StorageError
 
@@ -53,8 +53,8 @@ def check_key(raw: str | None) -> str | None:
     if raw is None:
         return None
     if not VALID_KEY.fullmatch(raw):
-        raise ApiError(400, "invalid_idempotency_key",
-                       f"{HEADER} must be 1-128 characters of letters, digits and . _ : ~ + / = -")
+        raise InvalidInput("invalid_idempotency_key",
+                           f"{HEADER} must be 1-128 characters of letters, digits and . _ : ~ + / = -")
     return raw
 
 
@@ -77,9 +77,8 @@ def reserve(owner: str, key: str) -> Reservation | str:
         # Taken over only if nobody else took it since we looked (the token changes on every take).
         if idempotency_keys.take_over(record_id, first.get("token"), token, now):
             return Reservation(record_id, token)
-    raise ApiError(409, "idempotency_conflict",
-                   f"an upload with this {HEADER} is still in progress; retry once it has finished",
-                   {"Retry-After": "5"})
+    raise Conflict("idempotency_conflict",
+                   f"an upload with this {HEADER} is still in progress; retry once it has finished", retry_after=5)
 
 
 def repeat_decision(first: dict, now: float, lifetime: float) -> str:

@@ -1,18 +1,17 @@
-"""The job contract: its fields, statuses and transitions, the two messages, its public view.
+"""The job contract: its fields, statuses and transitions, and its result's name and type.
 
-Every service reads and writes jobs through this module: the gateway creates them and shows
-them, the converter moves them, notification mails them. ARCHITECTURE.md tells the story.
+Every service reads and writes jobs through this module: the gateway creates them, the converter
+moves them, notification mails them. Its messages are in messages.py, the view users get of a job
+in job_view.py; this module needs nothing but the standard library and the settings (config.py)
+and options (options.py) a job holds. ARCHITECTURE.md tells the story.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from enum import StrEnum
-from urllib.parse import quote
 
-from . import config, links
-from .messaging import Delivery, PermanentError
+from . import config
 from .options import DEFAULT_FORMAT, FORMATS, Format
 
 
@@ -116,70 +115,7 @@ class Job:
         return doc
 
 
-# ---------------------------------------------------------------- the two messages
-
-
-@dataclass(frozen=True)
-class VideoMessage:
-    """On the `video` queue: a stored job waiting for a converter."""
-
-    job_id: str
-
-    def body(self) -> dict:
-        return {"job_id": self.job_id}
-
-    @property
-    def message_id(self) -> str:
-        return self.job_id
-
-    @classmethod
-    def parse(cls, delivery: Delivery) -> "VideoMessage":
-        return cls(_job_id_of(delivery.json()))
-
-
-@dataclass(frozen=True)
-class FinishedMessage:
-    """On the `mp3` queue: a job that ended (done, failed or cancelled), for its email or webhook."""
-
-    job_id: str
-    status: Status
-
-    def body(self) -> dict:
-        return {"job_id": self.job_id, "status": str(self.status)}
-
-    @property
-    def message_id(self) -> str:  # the same for every announcement of one outcome: consumers dedupe by it
-        return f"{self.job_id}:{self.status}"
-
-    @classmethod
-    def parse(cls, delivery: Delivery) -> "FinishedMessage":
-        body = delivery.json()
-        if body.get("status") not in ENDED:
-            raise PermanentError("message needs a status of done, failed or cancelled")
-        return cls(_job_id_of(body), Status(body["status"]))
-
-
-def _job_id_of(body: dict) -> str:
-    job_id = body.get("job_id")
-    if not isinstance(job_id, str) or not job_id or len(job_id) > 64:
-        raise PermanentError("message has no valid job_id")
-    return job_id
-
-
-# ---------------------------------------------------------------- what users see
-
-
-def status_path(job_id: str) -> str:
-    return f"/jobs/{quote(job_id)}"
-
-
-def download_path(mp3_id: str) -> str:
-    return f"/download?fid={quote(mp3_id)}"
-
-
-def public_url(path: str) -> str:
-    """An absolute URL on the gateway, as users reach it (for emails)."""
-    return config.env("PUBLIC_URL").rstrip("/") + path
+# ---------------------------------------------------------------- the result's name and type
 
 
 def stem(filename: str | None) -> str:
@@ -199,47 +135,3 @@ def mp3_name(job: Job) -> str:
 def media_type(job: Job) -> str:
     """The result's Content-Type."""
     return output_format(job).media_type
-
-
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z") if ts else None
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-def view(job: Job) -> dict:
-    """The job as the API shows it to its owner."""
-    shown = {
-        "job_id": job.id,
-        "status": str(job.status),
-        "filename": job.filename,
-        "size": job.size,
-        "created_at": _iso(job.created),
-        "updated_at": _iso(max(job.times.values(), default=job.created)),
-        "status_url": status_path(job.id),
-        "reason": job.reason,
-        "progress": _rounded(job.progress) if job.status == Status.CONVERTING else None,
-        "eta_seconds": _rounded(job.eta_seconds) if job.status == Status.CONVERTING else None,
-        "expires_at": _iso(job.expires_at()),
-        "mp3_id": None,
-        "download_url": None,
-        "options": job.options or {},
-        "link": None,
-        "callback_url": job.callback_url,
-        "webhook": job.webhook,
-        "reused": job.reused,
-    }
-    if job.status == Status.DONE and job.mp3_id:
-        shown.update(mp3_id=job.mp3_id, download_url=download_path(job.mp3_id), link=signed_link(job),
-                     audio_seconds=job.audio_seconds)
-    return shown
-
-
-def signed_link(job: Job) -> str | None:
-    """The absolute token-free download URL of a done job's MP3, valid until retention removes it."""
-    expires = job.expires_at()
-    if job.status != Status.DONE or not job.mp3_id or expires is None:
-        return None
-    return public_url(links.link_path(links.sign(job.id, job.mp3_id, expires)))

@@ -1,4 +1,8 @@
-"""What both Flask services share: JSON errors, RED metrics, health endpoints, tracing."""
+"""What both Flask services share: JSON errors, RED metrics, health endpoints, tracing.
+
+ApiError is for errors of HTTP itself, raised by the routes (a missing header, a wrong Content-Type,
+a malformed body); the domain's refusals are services/common/errors.py's, answered by the gateway
+(services/gateway/http_errors.py)."""
 from __future__ import annotations
 
 import json
@@ -12,9 +16,17 @@ from werkzeug.exceptions import HTTPException
 from prometheus_client import Counter, Histogram
 
 from . import config, metrics, telemetry
-from .errors import ApiError  # noqa: F401  (raised by the routes through this module too)
 
 log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An HTTP error answered as JSON: {"error": {"code": ..., "message": ...}}, with `headers`."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
 
 # RED metrics of both HTTP services (names kept from the seed system: dashboards and alerts use them).
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

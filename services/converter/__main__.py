@@ -1,7 +1,7 @@
 """python -m services.converter"""
 from services.common import config, messaging, telemetry, worker
 
-from .worker import Converter
+from .conversion import Converter
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The ffmpeg commands of one conversion, built with ffmpeg-python from the job's options.
+"""The ffmpeg commands of one conversion, built with ffmpeg-python from its Plan (plan.py).
 
 Each option is one small function that returns its share of the command (input or output
 arguments, a filter, an extra stream); `build` only puts the shares together. `analysis` is
@@ -6,58 +6,17 @@ the first pass of a loudness normalisation: it measures, `build` then applies th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import ffmpeg
 
 from services.common import config
-from services.common.messaging import PermanentError
-from services.common.options import DEFAULT_KBPS, Options, mp3_max_kbps
+from services.common.options import DEFAULT_KBPS, Options
 
-from . import media, output_size  # media imports this module back: its names are read at call time
+from .plan import Plan, copies_audio, output_channels, output_rate, track_of
+from .probe import AudioTrack, MediaInfo, input_options
 
 LOUDNESS = {"I": -16, "TP": -1.5, "LRA": 11}  # EBU R128 for streaming/podcasts; true peak below -1.5 dBTP
 COVER_AT = 0.10  # the cover is the frame at 10 % of the video
 COVER_MAX_WIDTH = 1280  # a 4K frame would make a megabyte of cover art
-
-
-@dataclass
-class Plan:
-    source: str
-    target: str  # "pipe:1" or a file
-    options: Options = field(default_factory=Options)
-    info: media.MediaInfo | None = None
-    title: str | None = None  # the title tag when the options give none (the upload's name)
-    loudness: dict | None = None  # pass 1's measurement (normalize)
-    max_bytes: int | None = None  # ffmpeg stops writing past this (the job's output limit)
-
-
-def track_of(info: media.MediaInfo | None, options: Options) -> media.AudioTrack | None:
-    """The audio stream the options pick; PermanentError when the file has no such stream."""
-    index = options.audio_track or 0
-    if info is None or not info.tracks:
-        return None
-    if index >= len(info.tracks):
-        raise PermanentError(f"audio_track {index} does not exist: the file has {len(info.tracks)} audio "
-                             f"track(s), 0 to {len(info.tracks) - 1}")
-    return info.tracks[index]
-
-
-def output_audio(plan: Plan) -> output_size.Audio:
-    """The rate and channels the command gives the output (what its size follows); unknown ones at their highest."""
-    track = track_of(plan.info, plan.options)
-    source_rate = track.sample_rate if track and track.sample_rate else output_size.UNKNOWN_RATE
-    source_channels = track.channels if track and track.channels else output_size.UNKNOWN_CHANNELS
-    if copies_audio(plan):
-        return output_size.Audio(source_rate, source_channels, copy=True)
-    return output_size.Audio(sample_rate_args(plan.options, track).get("ar", source_rate),
-                             channels_args(plan.options, track).get("ac", source_channels))
-
-
-def copies_audio(plan: Plan) -> bool:
-    """The stream-copy shortcut: the source is already in the format and no option changes the audio."""
-    track = track_of(plan.info, plan.options)
-    return track is not None and track.codec == plan.options.spec.codec and not plan.options.changes_audio()
 
 
 # ---------------------------------------------------------------- one function per option
@@ -104,25 +63,16 @@ def quality_args(options: Options) -> dict:
     return {"q:a": options.quality} if options.quality is not None else {}
 
 
-def sample_rate_args(options: Options, track: media.AudioTrack | None) -> dict:
-    """The asked rate; else the source's, set explicitly only when it must be (loudnorm works at
-    192 kHz; LAME lowers a bitrate the source's rate cannot carry, so the rate goes up instead)."""
-    if options.sample_rate:
-        return {"ar": options.sample_rate}
-    source_rate = track.sample_rate if track and track.sample_rate else 48000
-    rate = source_rate
-    if options.spec.name == "mp3" and options.bitrate and options.bitrate > mp3_max_kbps(rate):
-        rate = 44100 if options.bitrate > 160 else 22050
-    if options.normalize and rate not in options.spec.sample_rates:
-        rate = min(options.spec.sample_rates, key=lambda allowed: abs(allowed - rate))
-    return {"ar": rate} if rate != source_rate or options.normalize else {}
+def sample_rate_args(options: Options, track: AudioTrack | None) -> dict:
+    """`-ar` when the rate must be set (plan.output_rate says when)."""
+    rate = output_rate(options, track)
+    return {"ar": rate} if rate is not None else {}
 
 
-def channels_args(options: Options, track: media.AudioTrack | None) -> dict:
-    """The asked count; else the source's, at most 2 (5.1 is folded down to stereo)."""
-    if options.channels:
-        return {"ac": options.channels}
-    return {"ac": 2} if track and track.channels and track.channels > 2 else {}
+def channels_args(options: Options, track: AudioTrack | None) -> dict:
+    """`-ac` when the channels must be set (plan.output_channels says when)."""
+    channels = output_channels(options, track)
+    return {"ac": channels} if channels is not None else {}
 
 
 def tag_args(options: Options, default_title: str | None) -> dict:
@@ -150,7 +100,7 @@ def cover_stream(plan: Plan):
     if not plan.options.cover or info is None or not info.video_streams:
         return None
     at = (info.duration or 0) * COVER_AT
-    frame = ffmpeg.input(plan.source, ss=f"{at:.3f}", **media.input_options(plan.source))["v:0"]
+    frame = ffmpeg.input(plan.source, ss=f"{at:.3f}", **input_options(plan.source))["v:0"]
     return frame.filter("scale", w=f"min({COVER_MAX_WIDTH},iw)", h=-2)
 
 
@@ -168,7 +118,7 @@ def cover_args() -> dict:
 
 
 def _audio(plan: Plan, measured: dict | None):
-    source = ffmpeg.input(plan.source, **trim_input(plan.options), **media.input_options(plan.source))
+    source = ffmpeg.input(plan.source, **trim_input(plan.options), **input_options(plan.source))
     audio = source[f"a:{plan.options.audio_track or 0}"]
     loudnorm = loudnorm_filter(plan.options, measured)
     return audio.filter(loudnorm[0], **loudnorm[1]) if loudnorm else audio
@@ -183,7 +133,7 @@ def build(plan: Plan) -> list[str]:
     """The conversion: the picked audio stream (the video is never decoded, but for one cover frame)."""
     copy = copies_audio(plan)
     options, track = plan.options, track_of(plan.info, plan.options)
-    audio = ffmpeg.input(plan.source, **media.input_options(plan.source))[f"a:{options.audio_track or 0}"] if copy \
+    audio = ffmpeg.input(plan.source, **input_options(plan.source))[f"a:{options.audio_track or 0}"] if copy \
         else _audio(plan, plan.loudness)
     args = {**codec_args(plan, copy), **trim_output(options), **tag_args(options, plan.title), **size_limit_args(plan),
             "sn": None, "dn": None}
@@ -194,6 +144,13 @@ def build(plan: Plan) -> list[str]:
     streams = [audio, cover] if cover is not None else [audio]
     args.update(cover_args() if cover is not None else {"vn": None})
     return _compile(ffmpeg.output(*streams, plan.target, **args))
+
+
+def mp3_command(source: str, target: str, copy_audio: bool) -> list[str]:
+    """Today's default conversion (MP3 at MP3_BITRATE, or the MP3 source copied): for benchmarks
+    (loadtest/bench_figures.py times ffmpeg alone with the converter's own command)."""
+    info = MediaInfo(None, None, 1, 0, tracks=[AudioTrack("mp3" if copy_audio else None)])
+    return build(Plan(source, target, Options(), info))
 
 
 def analysis(plan: Plan) -> list[str]:

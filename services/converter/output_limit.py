@@ -1,10 +1,10 @@
 """How many bytes a job's result may take, decided before ffmpeg starts and held while it runs.
 
-Before: the predicted upper bound (media.output_bound) is compared with what the owner's storage quota
+Before: the predicted upper bound (plan.expect) is compared with what the owner's storage quota
 has left (services/common/quota_usage.py, the gateway's rules: admins are exempt) and with
 MAX_OUTPUT_BYTES; a result that would pass either is refused, the job fails with the reason.
 While ffmpeg runs: the output may grow to GUARD_SLACK × the prediction, never past the smaller of
-those two limits; beyond, ffmpeg is stopped and the job fails (media.OutputTooLarge). That limit is
+those two limits; beyond, ffmpeg is stopped and the job fails (encode.OutputTooLarge). That limit is
 reserved in the owner's quota under the same per-user lease the gateway admits uploads with, so
 concurrent conversions and uploads of one user cannot together pass the quota.
 """

@@ -10,8 +10,8 @@ from services.common import openapi as api_docs
 from services.common.storage.errors import FileError, StorageError
 from services.common.web import create_base_app, error_response
 
-from . import (account, auth_client, broker, jwks, live_events, openapi, outbox, shared_links, storage_metrics, tus,
-               webapp)
+from . import (account, auth_client, broker, http_errors, jwks, live_events, openapi, outbox, shared_links,
+               storage_metrics, tus, webapp)
 from .routes import bp
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ def create_app():
     app.register_blueprint(shared_links.bp)
     app.register_blueprint(webapp.bp)
     api_docs.register(app, openapi.SPEC)
+    http_errors.register(app)
     app.register_error_handler(StorageError, _storage_down)
     app.register_error_handler(FileError, _corrupt_file)
     live_events.configure()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from services.common import config, messaging
-from services.common.jobs import FinishedMessage, Status
+from services.common import config, messages, messaging
+from services.common.jobs import Status
 
 log = logging.getLogger(__name__)
 # Shared by the request threads and the outbox relay, each checked out for one use (pika
@@ -19,9 +19,8 @@ def ready() -> None:
 def announce_cancel(job_id: str) -> None:
     """Tell the finished-jobs queue (webhooks) that a job was cancelled; a broker outage only loses
     this courtesy, never the cancel itself, which the job document holds."""
-    message = FinishedMessage(job_id, Status.CANCELLED)
     try:
         with publishers.publisher() as publisher:
-            publisher.publish(config.env("MP3_QUEUE"), message.body(), message_id=message.message_id)
+            messages.publish_finished(publisher, job_id, Status.CANCELLED)
     except messaging.PublishError as exc:
         log.warning("cancel not announced", extra={"job_id": job_id, "error": str(exc)})

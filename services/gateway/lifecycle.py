@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from services.common import sharing
+from services.common.errors import Conflict, NotFound
 from services.common.jobs import Job, Status
 from services.common.storage import files, job_records
 from services.common.storage.job_records import JobMatch
-from services.common.web import ApiError
 
 from . import broker, metrics
 
@@ -19,9 +19,9 @@ def cancel(query: JobMatch) -> Job:
         return cancelled
     job = job_records.find_job(query)
     if job is None:
-        raise ApiError(404, "not_found", "no such job or file")
+        raise NotFound("not_found", "no such job or file")
     if job.status != Status.CANCELLED:
-        raise ApiError(409, "job_finished", f"the job is {job.status} already and cannot be cancelled")
+        raise Conflict("job_finished", f"the job is {job.status} already and cannot be cancelled")
     return job  # cancelling twice is harmless
 
 

@@ -18,7 +18,7 @@ import weakref
 from collections import Counter
 from typing import Iterator
 
-from services.common import config, jobs
+from services.common import config, job_view, jobs
 from services.common.storage import job_records
 from services.common.web import ApiError
 
@@ -146,7 +146,7 @@ def _follow(query: dict, sent_rev: int | None, client: socket.socket | None) -> 
             yield "event: deleted\ndata: {}\n\n"
             return "deleted"
         if job.rev != sent_rev:
-            yield f"id: {job.rev}\ndata: {json.dumps(jobs.view(job))}\n\n"
+            yield f"id: {job.rev}\ndata: {json.dumps(job_view.view(job))}\n\n"
             sent_rev, quiet_since = job.rev, time.monotonic()
         if job.status in jobs.FINAL:
             return "final"

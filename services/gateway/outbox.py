@@ -12,8 +12,8 @@ import logging
 import threading
 import time
 
-from services.common import config, messaging
-from services.common.jobs import FinishedMessage, Job, Status, VideoMessage
+from services.common import config, messages, messaging
+from services.common.jobs import Job, Status
 from services.common.storage import job_records
 
 from . import metrics
@@ -27,10 +27,9 @@ LEASE_SECONDS = 30
 def publish_job(publisher: messaging.Publisher, job: Job) -> None:
     """A new job's message: to the converter, or for a reused job (done already) only its email."""
     if job.reused:
-        message, queue = FinishedMessage(job.id, Status.DONE), config.env("MP3_QUEUE")
+        messages.publish_finished(publisher, job.id, Status.DONE, carrier=job.trace)
     else:
-        message, queue = VideoMessage(job.id), config.env("VIDEO_QUEUE")
-    publisher.publish(queue, message.body(), carrier=job.trace, message_id=message.message_id)
+        messages.publish_video(publisher, job.id, carrier=job.trace)
     job_records.mark_published(job.id)
 
 

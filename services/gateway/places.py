@@ -17,7 +17,7 @@ from prometheus_client import Gauge
 from werkzeug.wsgi import ClosingIterator
 
 from services.common import config
-from services.common.errors import ApiError
+from services.common.errors import TooBusy
 from services.common.gunicorn_worker import SPARE_CONNECTIONS, reading_buffer_bytes
 
 from . import metrics
@@ -31,15 +31,15 @@ class Places:
         self._free: threading.BoundedSemaphore | None = None  # made at first use: settings are read then
 
     def take(self) -> Callable[[], None]:
-        """One place, or ApiError 503 too_busy; returns its release, which may be called any number of times."""
+        """One place, or TooBusy (too_busy); returns its release, which may be called any number of times."""
         if self._free is None:
             self._free = threading.BoundedSemaphore(config.env_int(self.setting))
         if not self._free.acquire(blocking=False):
             metrics.TOO_BUSY.labels(self.what).inc()
             log.warning("request refused: every place is taken", extra={"what": self.what,
                                                                        "places": config.env_int(self.setting)})
-            raise ApiError(503, "too_busy", f"too many {self.what} in progress on this server; retry shortly",
-                           {"Retry-After": str(self.retry_after)})
+            raise TooBusy("too_busy", f"too many {self.what} in progress on this server; retry shortly",
+                          retry_after=self.retry_after)
         self.in_progress.inc()
         released = threading.Event()
 

@@ -20,33 +20,32 @@ from typing import Iterator
 
 from opentelemetry import trace
 
+from services.common.errors import QuotaExceeded, TooBusy
 from services.common.quota_usage import DAY, QuotaBusy, Usage, leased, limits, recent, record_start, usage
 from services.common.storage import uploads
 from services.common.storage.connection import new_id
-from services.common.web import ApiError
 
 from . import metrics
 
 log = logging.getLogger(__name__)
-ACTIVE_RETRY_AFTER = "30"  # jobs finish within minutes; a retry after this may fit
+ACTIVE_RETRY_AFTER = 30  # jobs finish within minutes; a retry after this may fit
 
 
 @contextmanager
 def _leased(owner: str) -> Iterator[dict]:
-    """The owner's admission lease (services/common/quota_usage.py); 503 when another holds it too long."""
+    """The owner's admission lease (services/common/quota_usage.py); TooBusy when another holds it too long."""
     try:
         with leased(owner) as account:
             yield account
     except QuotaBusy:
-        raise ApiError(503, "too_busy", "your other uploads are being admitted; retry shortly",
-                       {"Retry-After": "2"}) from None
+        raise TooBusy("too_busy", "your other uploads are being admitted; retry shortly", retry_after=2) from None
 
 
-def _refuse(limit: str, message: str, retry_after: str | None = None) -> ApiError:
+def _refuse(limit: str, message: str, retry_after: int | None = None) -> QuotaExceeded:
     metrics.QUOTA_REJECTIONS.labels(limit).inc()
     trace.get_current_span().set_attribute("vid2mp3.quota_exceeded", limit)
     log.info("upload refused by quota", extra={"limit": limit, "reason": message})
-    return ApiError(429, "quota_exceeded", message, {"Retry-After": retry_after} if retry_after else {})
+    return QuotaExceeded("quota_exceeded", message, retry_after)
 
 
 def _check_stored(used: Usage, cap: Usage, adding: int) -> None:
@@ -63,13 +62,13 @@ def _check(used: Usage, started: list[float], cap: Usage, declared_bytes: int) -
     if len(started) >= cap.uploads_24h:
         wait = int(started[0] + DAY - time.time()) + 1
         raise _refuse("uploads_per_day", f"daily upload quota exceeded: {len(started)} uploads in the last 24 hours "
-                      f"of {cap.uploads_24h} allowed (USER_MAX_UPLOADS_PER_DAY)", str(max(wait, 1)))
+                      f"of {cap.uploads_24h} allowed (USER_MAX_UPLOADS_PER_DAY)", max(wait, 1))
     _check_stored(used, cap, declared_bytes)
 
 
 def admit(user: dict, declared_bytes: int, reserve=None) -> str:
     """Admit an upload of `declared_bytes` (Content-Length or Upload-Length; 0 when unknown) for the
-    user, or raise 429 quota_exceeded. Returns the upload's id, reserved under the lease by
+    user, or raise QuotaExceeded (quota_exceeded). Returns the upload's id, reserved under the lease by
     `reserve(upload_id)` (default: an upload record, storage/uploads.py's record_upload, at the declared length;
     tus passes the creation of its upload) so that it counts until its job exists."""
     upload_id, owner = new_id(), user["sub"]
@@ -87,7 +86,7 @@ def admit(user: dict, declared_bytes: int, reserve=None) -> str:
 
 def confirm(user: dict, upload_id: str, size: int) -> None:
     """The upload is complete at `size` bytes: check the storage quota again with the real size (a
-    client may not have declared one) and keep the reservation at that size, or raise 429."""
+    client may not have declared one) and keep the reservation at that size, or raise QuotaExceeded."""
     if user.get("admin"):
         uploads.set_upload_bytes(upload_id, size)
         return

@@ -6,7 +6,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from services.common import config, jobs
+from services.common import config, job_view, jobs
+from services.common.errors import DomainError
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
 from services.common.storage import files, job_records, uploads as upload_records
@@ -59,7 +60,7 @@ def upload():
         try:
             try:
                 stored = _receive(user, on_flush=held.touch if held else None)
-            except ApiError:
+            except (ApiError, DomainError):
                 metrics.UPLOADS.labels("rejected").inc()
                 raise
             job = intake.create_job(user, stored)
@@ -73,7 +74,7 @@ def upload():
 
 
 def _accepted(job_id: str, headers: dict | None = None):
-    status_url = jobs.status_path(job_id)
+    status_url = job_view.status_path(job_id)
     return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url, **(headers or {})}
 
 
@@ -96,7 +97,7 @@ def _receive(user: dict, on_flush=None) -> uploads.StoredUpload:
 def get_job(job_id: str):
     """One job of the caller's."""
     user = auth_client.current_user()
-    return jsonify(jobs.view(owned_job({"_id": job_id}, user)))
+    return jsonify(job_view.view(owned_job({"_id": job_id}, user)))
 
 
 @bp.get("/jobs/<job_id>/events")
@@ -116,7 +117,7 @@ def job_events(job_id: str):
 def cancel_job(job_id: str):
     """Stop a queued or converting job."""
     query = owned_query({"_id": job_id}, auth_client.current_user())
-    return jsonify(jobs.view(lifecycle.cancel(query)))
+    return jsonify(job_view.view(lifecycle.cancel(query)))
 
 
 @bp.delete("/jobs/<job_id>")
@@ -141,7 +142,7 @@ def list_jobs():
     if status is not None and status not in set(Status):
         raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(Status)}")
     found = job_records.list_jobs(user["sub"], status, offset, limit)
-    return jsonify({"jobs": [jobs.view(job) for job in found], "limit": limit, "offset": offset})
+    return jsonify({"jobs": [job_view.view(job) for job in found], "limit": limit, "offset": offset})
 
 
 @bp.get("/download")

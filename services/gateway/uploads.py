@@ -15,6 +15,7 @@ from services.common import options as output_options
 from services.common import callbacks, idempotency
 from services.common.storage import files, uploads as upload_records
 from services.common.options import Options, OptionError
+from services.common.errors import Conflict
 from services.common.web import ApiError
 
 from . import metrics, places
@@ -242,7 +243,7 @@ def hold_idempotency_key(user: dict) -> idempotency.Reservation | str | None:
         return None
     try:
         held = idempotency.reserve(user["sub"], key)
-    except ApiError:
+    except Conflict:
         metrics.IDEMPOTENT_REPLAYS.labels("conflict").inc()
         raise
     if isinstance(held, str):

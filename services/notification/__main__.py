@@ -2,7 +2,7 @@
 from services.common import config, links, messaging, telemetry, worker
 
 from . import deliveries, metrics
-from .worker import handle
+from .emails import handle
 
 
 def consumers() -> tuple[messaging.Consumer, messaging.Consumer]:

@@ -22,8 +22,9 @@ from datetime import datetime, timezone
 
 from opentelemetry.trace import SpanKind
 
-from services.common import config, jobs, messaging, telemetry
-from services.common.jobs import FinishedMessage, Job, Status
+from services.common import config, job_view, messaging, telemetry
+from services.common.jobs import Job, Status
+from services.common.messages import FinishedMessage
 from services.common.messaging import Deferred, Delivery, PublishError, TransientError
 from services.common.storage import job_records, notification_ledger
 from services.common.storage.errors import StorageError
@@ -145,7 +146,7 @@ def _attempt(job: Job, hook_id: str, body: bytes, retries: int) -> tuple[webhook
 
 def event_data(job: Job) -> dict:
     """The job's view, without its own delivery record (the body stays the same on every retry)."""
-    data = jobs.view(job)
+    data = job_view.view(job)
     data.pop("webhook", None)
     return data
 

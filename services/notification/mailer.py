@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 
 from services.common import config
-from services.common.jobs import Job, Status, public_url, signed_link, status_path
+from services.common.job_view import public_url, signed_link, status_path
+from services.common.jobs import Job, Status
 
 
 def compose(job: Job, status: Status) -> EmailMessage:

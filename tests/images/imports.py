@@ -78,3 +78,19 @@ def service_roots(service: str, command: list[str]) -> set[str]:
         for match in re.findall(r"services(?:\.\w+)+", word):
             roots.add(_longest_module(match))
     return roots
+
+
+# The web framework: only auth and the gateway ship it; the workers' and the janitor's locks do not.
+WEB_FRAMEWORK = ("flask", "werkzeug", "flask_swagger_ui")
+WITHOUT_WEB = ("converter", "notification", "janitor")
+
+
+def entry_modules(service: str, command: list[str]) -> list[str]:
+    """What the image command runs first: `python -m services.x` runs services.x.__main__."""
+    named = {_longest_module(match) for word in command for match in re.findall(r"services(?:\.\w+)+", word)}
+    return sorted(f"{name}.__main__" if module_file(f"{name}.__main__") else name for name in named if name)
+
+
+def web_modules(loaded: list[str]) -> list[str]:
+    """The web framework's modules among `loaded` (names of sys.modules)."""
+    return sorted(name for name in loaded if name.split(".")[0] in WEB_FRAMEWORK)

@@ -145,6 +145,26 @@ def test_lock_holds_what_the_service_imports(image_venvs, envs, run, name):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.parametrize("name", imports.WITHOUT_WEB)
+def test_workers_and_the_janitor_load_no_web_framework(image_venvs, envs, run, name):
+    """No module these services reach (services/common's among them) names Flask or werkzeug, read from
+    the source (imports inside functions and under a try too); and importing the entry module, then
+    every one of them, in the image venv leaves neither in sys.modules."""
+    command = shipped.image_command(name)
+    entries = imports.entry_modules(name, command)
+    modules, third_party = imports.needed(imports.service_roots(name, command))
+    assert entries and not set(imports.WEB_FRAMEWORK) & third_party, sorted(third_party)
+    check = ("import importlib, json, sys\n"
+             f"for m in {entries + sorted(modules)!r}: importlib.import_module(m)\n"
+             "print(json.dumps(sorted(sys.modules)))\n")
+    env = {key: value for key, value in envs[name].items() if key != "PYTHONVERBOSE"}
+    done = subprocess.run([str(image_venvs[name] / "bin" / "python"), "-c", check], env=env, cwd=run.home / "cwd",
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    assert set(entries) <= set(loaded) and imports.web_modules(loaded) == []
+
+
 @pytest.mark.parametrize("name", LONG_RUNNING)
 def test_no_service_logged_an_error(services, name):
     """Last in this module, after the job: every log line is one JSON object, none an error, no traceback."""

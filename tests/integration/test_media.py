@@ -8,17 +8,18 @@ import time
 import pytest
 
 from services.common.messaging import PermanentError, TransientError
-from services.converter import media
+from services.converter import encode, faults, probe
+from services.converter.command import mp3_command
 from devkit.media import codec_of, duration_of, make_media
 
 
 def test_video_to_mp3(tmp_path):
     source = make_media(tmp_path / "a.mkv", seconds=2)
-    info = media.probe(str(source))
+    info = probe.probe(str(source))
     assert info.audio_streams == 1 and info.video_streams == 1 and info.audio_codec == "aac"
     target = tmp_path / "out.mp3"
     with open(target, "wb") as sink:
-        written = media.to_mp3(str(source), info, sink, str(tmp_path / "log"))
+        written = encode.convert(str(source), info, sink, str(tmp_path / "log"))
     assert written == target.stat().st_size > 0
     assert codec_of(target) == "mp3"
     assert abs(duration_of(target) - 2) < 0.5
@@ -26,11 +27,11 @@ def test_video_to_mp3(tmp_path):
 
 
 def test_command_never_decodes_video_and_copies_mp3():
-    command = media.mp3_command("in", "pipe:1", copy_audio=False)
+    command = mp3_command("in", "pipe:1", copy_audio=False)
     assert "-vn" in command and command[command.index("-map") + 1] == "0:a:0"
     assert command[command.index("-write_xing") + 1] == "0"  # streamed to a pipe, no header to rewrite
     assert command[command.index("-acodec") + 1] == "libmp3lame"
-    copy = media.mp3_command("in", "out.mp3", copy_audio=True)
+    copy = mp3_command("in", "out.mp3", copy_audio=True)
     assert copy[copy.index("-acodec") + 1] == "copy"
 
 
@@ -38,10 +39,10 @@ def test_not_media_and_no_audio_are_permanent(tmp_path):
     text = tmp_path / "t.mp4"
     text.write_text("hello " * 100)
     with pytest.raises(PermanentError, match="not a video"):
-        media.probe(str(text))
+        probe.probe(str(text))
     silent = make_media(tmp_path / "s.mp4", seconds=1, audio=None)
     with pytest.raises(PermanentError, match="no audio track"):
-        media.check_convertible(media.probe(str(silent)))
+        probe.check_convertible(probe.probe(str(silent)))
 
 
 def test_truncated_media_fails_permanently(tmp_path):
@@ -49,21 +50,21 @@ def test_truncated_media_fails_permanently(tmp_path):
     truncated = tmp_path / "cut.mp4"
     truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
     with pytest.raises(PermanentError):
-        info = media.probe(str(truncated))
-        media.check_convertible(info)
-        media.to_mp3(str(truncated), info, io.BytesIO(), str(tmp_path / "log"))
+        info = probe.probe(str(truncated))
+        probe.check_convertible(info)
+        encode.convert(str(truncated), info, io.BytesIO(), str(tmp_path / "log"))
 
 
 def test_timeout_and_duration_limits(tmp_path, monkeypatch):
     source = make_media(tmp_path / "a.mp4", seconds=4)
-    info = media.probe(str(source))
+    info = probe.probe(str(source))
     monkeypatch.setenv("MAX_MEDIA_SECONDS", "2")
     with pytest.raises(PermanentError, match="limit is 2 s"):
-        media.check_convertible(info)
+        probe.check_convertible(info)
     monkeypatch.setenv("MAX_MEDIA_SECONDS", "21600")
     monkeypatch.setenv("FFMPEG_TIMEOUT_SECONDS", "0.01")
     with pytest.raises(PermanentError, match="longer than"):
-        media.to_mp3(str(source), info, io.BytesIO(), str(tmp_path / "log"))
+        encode.convert(str(source), info, io.BytesIO(), str(tmp_path / "log"))
 
 
 def _killer(tmp_path, tool: str, sig: str):
@@ -79,15 +80,15 @@ def test_probe_of_a_source_that_refuses_is_transient(tmp_path):
         closed.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{closed.getsockname()[1]}/video"
     with pytest.raises(TransientError, match="system fault .Connection refused"):
-        media.probe(url)
+        probe.probe(url)
 
 
 def test_ffmpeg_killed_mid_conversion_is_transient(tmp_path, monkeypatch):
     source = make_media(tmp_path / "a.mp4", seconds=1)
-    info = media.probe(str(source))
+    info = probe.probe(str(source))
     monkeypatch.setenv("FFMPEG_BINARY", _killer(tmp_path, "ffmpeg", "KILL"))
     with pytest.raises(TransientError, match="ffmpeg was killed by SIGKILL"):
-        media.to_mp3(str(source), info, io.BytesIO(), str(tmp_path / "log"))
+        encode.convert(str(source), info, io.BytesIO(), str(tmp_path / "log"))
 
 
 def test_probe_timeout_is_transient():
@@ -97,12 +98,12 @@ def test_probe_timeout_is_transient():
         silent.listen(1)
         started = time.monotonic()
         with pytest.raises(TransientError, match="did not answer within 1 s"):
-            media.probe(f"http://127.0.0.1:{silent.getsockname()[1]}/video", timeout=1)
+            probe.probe(f"http://127.0.0.1:{silent.getsockname()[1]}/video", timeout=1)
     assert time.monotonic() - started < 5
 
 
 def test_system_fault_output_is_transient_and_media_errors_are_not():
-    assert isinstance(media.system_fault("ffmpeg", 1, b"av_interleaved_write_frame(): Cannot allocate memory\n"),
+    assert isinstance(faults.system_fault("ffmpeg", 1, b"av_interleaved_write_frame(): Cannot allocate memory\n"),
                       TransientError)
-    assert isinstance(media.system_fault("ffmpeg", -9, b""), TransientError)
-    assert media.system_fault("ffmpeg", 1, b"moov atom not found\nInvalid data found when processing input\n") is None
+    assert isinstance(faults.system_fault("ffmpeg", -9, b""), TransientError)
+    assert faults.system_fault("ffmpeg", 1, b"moov atom not found\nInvalid data found when processing input\n") is None

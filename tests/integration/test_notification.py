@@ -14,7 +14,7 @@ from services.common import config, messaging, metrics_http
 from services.common.messaging import PermanentError, TransientError
 from services.common.storage import job_records, notification_ledger
 from services.notification import __main__ as notification_main
-from services.notification import worker
+from services.notification import emails
 from tests.helpers import stored_job
 from devkit.net import free_port
 
@@ -49,8 +49,8 @@ def done_job() -> dict:
 def test_sends_once_even_when_redelivered(stack, smtp):
     inbox, _ = smtp
     job = done_job()
-    worker.notify(job["_id"], "done")
-    worker.notify(job["_id"], "done")
+    emails.notify(job["_id"], "done")
+    emails.notify(job["_id"], "done")
     assert len(inbox.messages) == 1
     envelope = inbox.messages[0]
     assert envelope.rcpt_tos == ["owner@example.com"]
@@ -63,24 +63,24 @@ def test_smtp_outage_is_transient_and_nothing_is_recorded(stack, smtp, monkeypat
     job = done_job()
     monkeypatch.setenv("SMTP_PORT", str(free_port()))  # nobody listens there
     with pytest.raises(TransientError, match="SMTP failed"):
-        worker.notify(job["_id"], "done")
+        emails.notify(job["_id"], "done")
     assert notification_ledger.collection().find_one({"_id": f"{job['_id']}:done"}) is None
     monkeypatch.setenv("SMTP_PORT", str(controller.port))
-    worker.notify(job["_id"], "done")
+    emails.notify(job["_id"], "done")
     assert len(inbox.messages) == 1
 
 
 def test_unknown_job_and_status_mismatch_are_permanent_but_a_deleted_job_is_dropped(stack, smtp):
     inbox, _ = smtp
     with pytest.raises(PermanentError, match="unknown job"):
-        worker.notify("0" * 24, "done")
+        emails.notify("0" * 24, "done")
     deleted = done_job()
     job_records.delete_job(deleted["_id"])
-    worker.notify(deleted["_id"], "done")  # deleted by its owner since: no email, not dead-lettered
+    emails.notify(deleted["_id"], "done")  # deleted by its owner since: no email, not dead-lettered
     assert inbox.messages == []
     job = done_job()
     with pytest.raises(PermanentError, match="not failed"):
-        worker.notify(job["_id"], "failed")
+        emails.notify(job["_id"], "failed")
 
 
 @pytest.fixture

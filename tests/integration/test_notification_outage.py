@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from services.common.messaging import TransientError
 from services.common.storage import connection as mongo_connection
 from services.common.storage import job_records, notification_ledger
-from services.notification import worker
+from services.notification import emails
 from devkit.net import free_port
 from devkit.privstack import port_open, wait_until
 from tests.helpers import stored_job
@@ -94,10 +94,10 @@ def test_brief_outage_after_sending_is_bridged_in_process(private_mongo, monkeyp
     try:
         job_id = _done_job()
         started = time.monotonic()
-        worker.notify(job_id, "done")  # returns only once the record is written
+        emails.notify(job_id, "done")  # returns only once the record is written
         assert time.monotonic() - started >= 3
         inbox.down_for = 0
-        worker.notify(job_id, "done")  # the redelivery
+        emails.notify(job_id, "done")  # the redelivery
         assert len(inbox.messages) == 1
         assert _record(job_id)["state"] == "sent"
     finally:
@@ -105,16 +105,16 @@ def test_brief_outage_after_sending_is_bridged_in_process(private_mongo, monkeyp
 
 
 def test_longer_outage_retries_the_message_without_mailing_again(private_mongo, monkeypatch):
-    monkeypatch.setattr(worker, "RECORD_RETRY_SECONDS", 1.0)
+    monkeypatch.setattr(emails, "RECORD_RETRY_SECONDS", 1.0)
     inbox = OutageInbox(private_mongo, down_for=4)
     controller = _smtp(monkeypatch, inbox)
     try:
         job_id = _done_job()
         with pytest.raises(TransientError, match="email sent, its record not written yet"):
-            worker.notify(job_id, "done")
+            emails.notify(job_id, "done")
         inbox.down_for = 0
         wait_until(lambda: port_open(private_mongo.port), "MongoDB back", 20, 0.1)
-        worker.notify(job_id, "done")  # the retry, after the back-off
+        emails.notify(job_id, "done")  # the retry, after the back-off
         assert len(inbox.messages) == 1
         assert _record(job_id)["state"] == "sent"
     finally:
@@ -132,12 +132,12 @@ def test_waits_for_another_workers_intent_and_takes_over_a_dead_ones(private_mon
         # The other worker finishes while we wait: nothing is sent again.
         threading.Timer(1, lambda: notification_ledger.collection().update_one(
             {"_id": f"{sent_elsewhere}:done"}, {"$set": {"state": "sent"}})).start()
-        worker.notify(sent_elsewhere, "done")
+        emails.notify(sent_elsewhere, "done")
         assert inbox.messages == []
         # The other worker died: after its lease the email goes out, once.
         started = time.monotonic()
-        worker.notify(abandoned, "done")
+        emails.notify(abandoned, "done")
         assert len(inbox.messages) == 1 and time.monotonic() - started > 0.5
-        assert _record(abandoned)["state"] == "sent" and _record(abandoned)["worker"] == worker.WORKER_ID
+        assert _record(abandoned)["state"] == "sent" and _record(abandoned)["worker"] == emails.WORKER_ID
     finally:
         controller.stop()

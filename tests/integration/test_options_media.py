@@ -14,16 +14,18 @@ import pytest
 
 from services.common.messaging import PermanentError, TransientError
 from services.common.options import FORMATS, parse
-from services.converter import media
+from services.converter import encode, plan, probe
 from devkit.media import make_media
+
+# Half a tone, half noise: a VBR encoder spends very different bits on the two.
 VARIED = "aevalsrc=exprs='0.4*sin(440*2*PI*t)*lt(t\\,1)+0.6*(random(0)-0.5)*gte(t\\,1)|0.4*sin(660*2*PI*t)':s=44100"
 
 
 def convert(source: Path, target: Path, fields: dict, title: str = "clip", progress: list | None = None) -> Path:
-    info = media.probe(str(source))
+    info = probe.probe(str(source))
     with open(target, "wb") as sink:
-        media.to_mp3(str(source), info, sink, str(target.parent / f"{target.name}.log"), options=parse(fields),
-                     title=title, on_progress=progress.append if progress is not None else None)
+        encode.convert(str(source), info, sink, str(target.parent / f"{target.name}.log"), options=parse(fields),
+                       title=title, on_progress=progress.append if progress is not None else None)
     return target
 
 
@@ -148,7 +150,7 @@ def test_trim_with_progress_against_the_trimmed_length(clip, tmp_path):
     seen: list[float] = []
     out = convert(clip, tmp_path / "trim.m4a", {"format": "m4a", "start": "0.5", "end": "00:00:02.250"}, progress=seen)
     assert abs(float(ffprobe(out)["format"]["duration"]) - 1.75) <= 0.05
-    assert media.output_seconds(media.probe(str(clip)), parse({"start": "0.5", "end": "2.25"})) == pytest.approx(1.75)
+    assert plan.output_seconds(probe.probe(str(clip)), parse({"start": "0.5", "end": "2.25"})) == pytest.approx(1.75)
     assert seen and max(seen) <= 1.75 + 0.1, seen  # reported against the trimmed output, not the 3 s source
     wav = convert(clip, tmp_path / "tail.wav", {"format": "wav", "start": "2"})
     assert abs(float(ffprobe(wav)["format"]["duration"]) - 1) <= 0.05
@@ -174,12 +176,12 @@ def test_combination_trim_normalize_tags_cover(tmp_path):
 
 
 def test_impossible_options_fail_with_their_reason(clip, tmp_path):
-    info = media.probe(str(clip))
+    info = probe.probe(str(clip))
     for fields, reason in (({"start": "3"}, "start (3 s) is at or beyond the end of the media (3.0"),
                            ({"end": "00:00:09"}, "end (9 s) is beyond the end of the media"),
                            ({"audio_track": "1"}, "audio_track 1 does not exist: the file has 1 audio track(s), 0 to 0")):
         with pytest.raises(PermanentError) as caught:
-            media.to_mp3(str(clip), info, io.BytesIO(), str(tmp_path / "log"), options=parse(fields))
+            encode.convert(str(clip), info, io.BytesIO(), str(tmp_path / "log"), options=parse(fields))
         assert reason in str(caught.value), caught.value
 
 
@@ -199,8 +201,8 @@ def test_killed_normalize_pass_is_a_retry_not_a_verdict(clip, tmp_path, monkeypa
     killer.chmod(0o755)
     monkeypatch.setenv("FFMPEG_BINARY", str(killer))
     with pytest.raises(TransientError, match="ffmpeg was killed by SIGKILL"):
-        media.to_mp3(str(clip), media.probe(str(clip)), io.BytesIO(), str(tmp_path / "log"),
-                     options=parse({"normalize": "true", "format": "flac"}))
+        encode.convert(str(clip), probe.probe(str(clip)), io.BytesIO(), str(tmp_path / "log"),
+                       options=parse({"normalize": "true", "format": "flac"}))
 
 
 def test_normalizing_silence_leaves_it_as_it_is(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.common.options import parse
-from services.converter import media
+from services.converter import encode, plan, probe
 from services.converter.output_size import COVER_MAX_BYTES
 from devkit.media import make_media, silent_flac
 
@@ -31,10 +31,10 @@ def noise(tmp_path_factory) -> Path:
     {"format": "flac"}, {"format": "flac", "channels": "1", "start": "2", "end": "7"}, {"format": "wav"},
 ], ids=lambda fields: ",".join(f"{k}={v}" for k, v in fields.items()) or "default")
 def test_real_outputs_stay_under_their_predicted_bound(noise, tmp_path, fields):
-    info, options = media.probe(str(noise)), parse(fields)
+    info, options = probe.probe(str(noise)), parse(fields)
     sink = io.BytesIO()
-    written = media.to_mp3(str(noise), info, sink, str(tmp_path / "ffmpeg.log"), options=options)
-    bound = media.output_bound(info, options)
+    written = encode.convert(str(noise), info, sink, str(tmp_path / "ffmpeg.log"), options=options)
+    bound = plan.output_bound(info, options)
     assert written <= bound, f"{fields}: {written} bytes written, bound {bound}"
     audio_bound = bound - (COVER_MAX_BYTES if options.cover else 0)  # a frame of testsrc is far under the budget
     assert written > audio_bound / 4 or options.format == "flac", f"{fields}: bound {bound} is loose ({written})"
@@ -48,12 +48,12 @@ def liar(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("fields", [{"format": "wav"}, {"bitrate": "320k"}], ids=["work-folder", "stdout"])
 def test_an_output_growing_past_its_limit_stops_ffmpeg_with_nothing_kept_past_it(liar, tmp_path, fields):
-    info, options = media.probe(str(liar)), parse(fields)
+    info, options = probe.probe(str(liar)), parse(fields)
     assert info.duration == pytest.approx(1)  # the probe believes the header
-    limit = 2 * media.output_bound(info, options)
+    limit = 2 * plan.output_bound(info, options)
     sink = io.BytesIO()
-    with pytest.raises(media.OutputTooLarge) as stopped:
-        media.to_mp3(str(liar), info, sink, str(tmp_path / "ffmpeg.log"), options=options, max_bytes=limit)
+    with pytest.raises(encode.OutputTooLarge) as stopped:
+        encode.convert(str(liar), info, sink, str(tmp_path / "ffmpeg.log"), options=options, max_bytes=limit)
     assert stopped.value.limit == limit and len(sink.getvalue()) <= limit
     # The work-folder copy stops at the limit too: ffmpeg's own -fs, at most one packet past it.
     output = tmp_path / f"output.{options.spec.extension}"

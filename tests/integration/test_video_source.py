@@ -11,7 +11,7 @@ import requests
 from services.common.messaging import TransientError
 from services.common.storage import files
 from services.common.storage.connection import new_id
-from services.converter import media, source
+from services.converter import encode, probe, source
 from devkit.media import make_media
 from tests.helpers import store_file
 
@@ -97,10 +97,10 @@ def test_the_probe_and_ffmpeg_read_through_it_with_the_index_at_the_end(server, 
     store_file(files.videos(), file_id, "v.mp4", io.BytesIO(clip.read_bytes()), {})
     video = server.serve(files.videos(), file_id, clip.stat().st_size)
     try:
-        info = media.probe(video.url)
+        info = probe.probe(video.url)
         assert info.audio_streams == 1 and abs(info.duration - 3) < 0.2
         out = io.BytesIO()
-        assert media.to_mp3(video.url, info, out, str(tmp_path / "log")) > 10000
+        assert encode.convert(video.url, info, out, str(tmp_path / "log")) > 10000
         assert out.getvalue()[:3] == b"ID3" or out.getvalue()[0] == 0xFF
         assert video.error is None and video.requests >= 2  # ffmpeg seeks to the index with a range
     finally:
@@ -109,10 +109,10 @@ def test_the_probe_and_ffmpeg_read_through_it_with_the_index_at_the_end(server, 
 
 
 def test_inputs_are_limited_to_their_own_protocol_and_real_containers(tmp_path):
-    assert media.input_options("http://127.0.0.1:1/x")["protocol_whitelist"] == "http,tcp"
-    assert media.input_options(str(tmp_path / "x.mp4"))["protocol_whitelist"] == "file"
+    assert probe.input_options("http://127.0.0.1:1/x")["protocol_whitelist"] == "http,tcp"
+    assert probe.input_options(str(tmp_path / "x.mp4"))["protocol_whitelist"] == "file"
     playlist = tmp_path / "list.mp4"
     playlist.write_text(f"#EXTM3U\n#EXTINF:1,\n{tmp_path / 'secret.wav'}\n")
     make_media(tmp_path / "secret.wav", seconds=1, video=None)
     with pytest.raises(Exception, match="not a video or audio file"):
-        media.probe(str(playlist))
+        probe.probe(str(playlist))

@@ -13,7 +13,7 @@ import requests
 import standardwebhooks
 
 from services.common import config, messaging
-from services.common.jobs import FinishedMessage
+from services.common.messages import FinishedMessage
 from services.common.messaging import TransientError
 from services.common.storage import job_records
 from services.common.storage.connection import new_id

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from services.common import idempotency
-from services.common.web import ApiError
+from services.common.errors import InvalidInput
+from services.gateway.http_errors import status_of
 from services.gateway.intake import content_key
 
 SHA = "ab" * 32
@@ -25,7 +26,7 @@ def test_usable_idempotency_keys(key):
 
 @pytest.mark.parametrize("key", ["", " ", "x" * 129, "a b", "ключ", "a\x00b", "a\nb", '"quoted"', "a,b"])
 def test_garbage_idempotency_keys(key):
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(InvalidInput) as raised:
         idempotency.check_key(key)
-    assert raised.value.status == 400 and raised.value.code == "invalid_idempotency_key"
+    assert status_of(raised.value) == 400 and raised.value.code == "invalid_idempotency_key"
     assert idempotency.check_key(None) is None

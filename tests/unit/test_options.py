@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.common import jobs
+from services.common import job_view, jobs
 from services.common.jobs import Job
 from services.common.options import FORMATS, OptionError, Options, parse
 from services.converter import command
-from services.converter.media import AudioTrack, MediaInfo
+from services.converter.plan import Plan, copies_audio
+from services.converter.probe import AudioTrack, MediaInfo
 
 
 def test_no_fields_is_todays_mp3():
@@ -111,9 +112,10 @@ def test_job_file_name_type_and_view_follow_the_format():
     for name, spec in FORMATS.items():
         job = Job("j", "u", "v", filename="My clip.final.mp4", options={"format": name})
         assert jobs.mp3_name(job) == f"My clip.final.{spec.extension}" and jobs.media_type(job) == spec.media_type
-        assert jobs.view(job)["options"] == {"format": name}
+        assert job_view.view(job)["options"] == {"format": name}
     old = Job("j", "u", "v", filename="x.mp4")  # stored before options existed
-    assert jobs.mp3_name(old) == "x.mp3" and jobs.media_type(old) == "audio/mpeg" and jobs.view(old)["options"] == {}
+    assert jobs.mp3_name(old) == "x.mp3" and jobs.media_type(old) == "audio/mpeg"
+    assert job_view.view(old)["options"] == {}
     assert {s.media_type for s in FORMATS.values()} == {"audio/mpeg", "audio/mp4", "audio/ogg", "audio/flac", "audio/wav"}
 
 
@@ -144,14 +146,14 @@ def test_option_functions():
 
 def test_stream_copy_only_when_nothing_changes_the_audio():
     mp3 = MediaInfo(10.0, "mp3", 1, 0, 10.0, [AudioTrack("mp3", 10.0, 44100, 2)])
-    plan = command.Plan("in", "pipe:1", parse({"title": "t", "artist": "a"}), mp3)
-    assert command.copies_audio(plan)  # tags do not touch the audio
+    plan = Plan("in", "pipe:1", parse({"title": "t", "artist": "a"}), mp3)
+    assert copies_audio(plan)  # tags do not touch the audio
     for changed in ({"bitrate": "128k"}, {"quality": "2"}, {"sample_rate": "22050"}, {"channels": "1"},
                     {"start": "1"}, {"end": "5"}, {"normalize": "true"}, {"format": "m4a"}):
-        assert not command.copies_audio(command.Plan("in", "pipe:1", parse(changed), mp3)), changed
+        assert not copies_audio(Plan("in", "pipe:1", parse(changed), mp3)), changed
     aac = MediaInfo(10.0, "aac", 1, 0, 10.0, [AudioTrack("aac", 10.0, 44100, 2)])
-    assert command.copies_audio(command.Plan("in", "x.m4a", parse({"format": "m4a"}), aac))
-    assert command.build(command.Plan("in", "x.m4a", parse({"format": "m4a"}), aac)).count("copy") == 1
+    assert copies_audio(Plan("in", "x.m4a", parse({"format": "m4a"}), aac))
+    assert command.build(Plan("in", "x.m4a", parse({"format": "m4a"}), aac)).count("copy") == 1
 
 
 def test_only_ascii_digits_and_no_huge_numbers():

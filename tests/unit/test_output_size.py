@@ -1,6 +1,6 @@
 """The upper bound of a result's size (services/converter/output_size.py) for every format, from the
-output's audio as the command makes it (command.output_audio) and the seconds ffmpeg may write
-(media.bound_seconds): pure functions, no files."""
+output's audio as the command makes it (plan.output_audio) and the seconds ffmpeg may write
+(plan.bound_seconds): pure functions, no files."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import math
 import pytest
 
 from services.common.options import parse
-from services.converter import command, media, output_limit
+from services.converter import output_limit, plan, probe
 from services.converter.output_size import (COVER_MAX_BYTES, FIXED_OVERHEAD, FRAMING_PER_SECOND, RATE_MARGIN, Audio,
                                             megabytes, upper_bound)
 
@@ -65,13 +65,13 @@ def test_cover_art_and_zero_seconds():
 
 
 def _info(duration: float | None, rate: int | None = 44100, channels: int | None = 2, codec: str = "aac"):
-    track = media.AudioTrack(codec, duration, rate, channels)
-    return media.MediaInfo(duration, codec, 1, 1, duration, [track])
+    track = probe.AudioTrack(codec, duration, rate, channels)
+    return probe.MediaInfo(duration, codec, 1, 1, duration, [track])
 
 
 def test_the_output_audio_follows_the_command():
     def audio(info, fields):
-        return command.output_audio(command.Plan("in", "pipe:1", parse(fields), info))
+        return plan.output_audio(plan.Plan("in", "pipe:1", parse(fields), info))
 
     assert audio(_info(60, 44100, 6), {"format": "wav"}) == Audio(44100, 2)  # 5.1 folded to stereo
     assert audio(_info(60, 44100, 2), {"format": "wav", "sample_rate": "8000", "channels": "1"}) == Audio(8000, 1)
@@ -81,11 +81,11 @@ def test_the_output_audio_follows_the_command():
 
 def test_seconds_are_the_kept_part_or_what_t_lets_through(monkeypatch):
     monkeypatch.setenv("MAX_MEDIA_SECONDS", "21600")
-    assert media.bound_seconds(_info(600), parse({})) == 600
-    assert media.bound_seconds(_info(600), parse({"start": "100", "end": "160"})) == 60
-    assert media.bound_seconds(_info(600), parse({"start": "590"})) == 10
-    assert media.bound_seconds(_info(None), parse({})) == 21600  # unknown length: ffmpeg's -t
-    assert media.bound_seconds(_info(None), parse({"start": "5", "end": "65"})) == 60
+    assert plan.bound_seconds(_info(600), parse({})) == 600
+    assert plan.bound_seconds(_info(600), parse({"start": "100", "end": "160"})) == 60
+    assert plan.bound_seconds(_info(600), parse({"start": "590"})) == 10
+    assert plan.bound_seconds(_info(None), parse({})) == 21600  # unknown length: ffmpeg's -t
+    assert plan.bound_seconds(_info(None), parse({"start": "5", "end": "65"})) == 60
 
 
 def test_the_allowance_is_the_smallest_limit_and_refuses_what_would_pass_it():

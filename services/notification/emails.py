@@ -21,7 +21,8 @@ import uuid
 from opentelemetry.trace import SpanKind
 
 from services.common import config, telemetry
-from services.common.jobs import CONVERTER_OUTCOMES, FinishedMessage, Status
+from services.common.jobs import CONVERTER_OUTCOMES, Status
+from services.common.messages import FinishedMessage
 from services.common.messaging import Delivery, PermanentError, TransientError
 from services.common.storage import job_records, notification_ledger, tombstones
 from services.common.storage.errors import StorageError

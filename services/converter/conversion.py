@@ -1,4 +1,5 @@
-"""The conversion of one job, in four steps: claim it, probe the video, encode into storage, finish.
+"""The conversion of one job, top-down: claim it, probe the video (probe.py), plan the result
+(plan.py), encode it into storage (encode.py, command.py), finish and announce it.
 
 Idempotent by job id: a job already done or failed is only re-announced; a job another
 live worker holds is retried later; a crashed worker's partial MP3 is removed by the
@@ -18,15 +19,16 @@ from typing import Iterator
 
 from opentelemetry import trace
 
-from services.common import config, jobs, messaging, telemetry, workdirs
-from services.common.metrics import observe
-from services.common.jobs import FinishedMessage, Job, Status, VideoMessage
+from services.common import config, jobs, messages, messaging, telemetry, workdirs
+from services.common.jobs import Job, Status
+from services.common.messages import VideoMessage
 from services.common.messaging import Delivery, PermanentError, TransientError
+from services.common.metrics import observe
 from services.common.options import OptionError, Options
 from services.common.storage import files, job_records, tombstones
 from services.common.storage.connection import new_id
 
-from . import media, metrics, output_limit, source
+from . import encode, metrics, output_limit, plan, probe, source
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
@@ -199,45 +201,44 @@ class Converter:
                 files.delete_file(files.mp3s(), job.pending_mp3_id)
             with served_video(job, work_dir) as served:
                 try:
-                    info = probe(served)
+                    info = probed(served)
                     encoded = self._encode(job, served, info, keeper, mp3_id, os.path.join(work_dir, "ffmpeg.log"))
                 except PermanentError:
                     check_read(served)  # the probe or ffmpeg failing on a storage error is not the media's fault
                     raise
-            return self._finish_done(job, keeper, encoded, info)
+            return self._finish_done(job, keeper, encoded)
         except PermanentError as exc:
             return self._finish_failed(job, exc)
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    def _encode(self, job: Job, served: source.ServedVideo, info: media.MediaInfo, keeper: LeaseKeeper,
+    def _encode(self, job: Job, served: source.ServedVideo, info: probe.MediaInfo, keeper: LeaseKeeper,
                 mp3_id: str, log_path: str) -> Encoded:
         """ffmpeg's output streams straight into GridFS (storage overlaps encoding), but for the formats
-        whose header is written last, which go through a file in the job's work folder (media.to_mp3)."""
+        whose header is written last, which go through a file in the job's work folder (encode.convert)."""
         options = job_options(job)
-        media.check_options(info, options)  # before anything is written: a bad trim or track fails the job
-        allowance = output_limit.admit(job, self.worker_id, media.output_bound(info, options),
-                                       media.bound_seconds(info, options))
+        expected = plan.expect(info, options)  # before anything is written: a bad trim or track fails the job
+        allowance = output_limit.admit(job, self.worker_id, expected.bound_bytes, expected.bound_seconds)
         started = time.monotonic()
         metadata = {"job_id": job.id, "owner": job.owner}
-        seconds = media.output_seconds(info, options)
         with tracer.start_as_current_span("ffmpeg convert") as convert, \
                 tracer.start_as_current_span("gridfs write mp3") as span, \
                 files.open_writer(files.mp3s(), mp3_id, jobs.mp3_name(job), metadata) as writer:
             convert.set_attributes({"vid2mp3.format": options.format, "vid2mp3.options": ",".join(options.used())})
-            progress = ProgressReporter(job.id, self.worker_id, seconds)
+            progress = ProgressReporter(job.id, self.worker_id, expected.seconds)
             try:
-                written = media.to_mp3(served.url, info, writer, log_path, on_progress=progress, stop=keeper.stop,
-                                       options=options, title=jobs.stem(job.filename), max_bytes=allowance.limit)
-            except media.OutputTooLarge:
+                written = encode.convert(served.url, info, writer, log_path, on_progress=progress, stop=keeper.stop,
+                                         options=options, title=jobs.stem(job.filename), max_bytes=allowance.limit,
+                                         expected=expected)
+            except encode.OutputTooLarge:
                 raise allowance.stopped() from None
             check_read(served)  # a short read must not pass for a finished MP3
             span.set_attribute("vid2mp3.bytes", written)
         observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
         metrics.count_output(options)
-        return Encoded(mp3_id, written, served.length, seconds)
+        return Encoded(mp3_id, written, served.length, expected.seconds)
 
-    def _finish_done(self, job: Job, keeper: LeaseKeeper, encoded: Encoded, info: media.MediaInfo) -> Status:
+    def _finish_done(self, job: Job, keeper: LeaseKeeper, encoded: Encoded) -> Status:
         audio_seconds = encoded.audio_seconds
         if keeper.lost or not job_records.finish_job(job.id, self.worker_id, Status.DONE, mp3_id=encoded.mp3_id,
                                                  audio_seconds=audio_seconds, pending_mp3_id=None):
@@ -262,9 +263,8 @@ class Converter:
         return Status.FAILED
 
     def _announce(self, job_id: str, status: Status) -> None:
-        """The one place a finished job is told to notification."""
-        message = FinishedMessage(job_id, status)
-        self.publisher.publish(config.env("MP3_QUEUE"), message.body(), message_id=message.message_id)
+        """Tell notification the job ended (done or failed)."""
+        messages.publish_finished(self.publisher, job_id, status)
 
 
 @contextmanager
@@ -298,12 +298,13 @@ def served_video(job: Job, work_dir: str) -> Iterator[source.ServedVideo | sourc
         span.end()
 
 
-def probe(served: source.ServedVideo) -> media.MediaInfo:
+def probed(served: source.ServedVideo) -> probe.MediaInfo:
+    """The video's media facts, checked convertible, in the `probe media` span."""
     with tracer.start_as_current_span("probe media") as span:
-        info = media.probe(served.url)
+        info = probe.probe(served.url)
         span.set_attributes({"media.duration_s": info.duration or 0, "media.audio_codec": info.audio_codec or "",
                              "media.audio_streams": info.audio_streams, "media.video_streams": info.video_streams})
-        media.check_convertible(info)
+        probe.check_convertible(info)
     return info
 
 

@@ -1,0 +1,175 @@
+"""The third step of a conversion: run ffmpeg as the plan says, its output streamed into a sink
+(the result's GridFS file), bounded in time and size, stopped on demand, its progress followed."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import threading
+from typing import BinaryIO, Callable
+
+from services.common import config
+from services.common.messaging import PermanentError
+from services.common.options import Options
+
+from . import command, output_size, plan
+from .faults import system_fault, text
+from .probe import MediaInfo
+
+log = logging.getLogger(__name__)
+READ_BLOCK = 1024 * 1024
+
+
+class Stopped(Exception):
+    """ffmpeg was stopped on purpose (the job was cancelled or taken away)."""
+
+
+class OutputTooLarge(PermanentError):
+    """The output grew past the job's limit: ffmpeg was stopped, nothing past the limit was kept."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"the result grew past {output_size.megabytes(limit)}")
+        self.limit = limit
+
+
+def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
+            on_progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
+            options: Options | None = None, title: str | None = None, max_bytes: int | None = None,
+            expected: plan.Expected | None = None) -> int:
+    """Convert `source` as `options` say (default: today's MP3) into `sink`; returns the bytes written.
+
+    Streamed formats go through a pipe while ffmpeg encodes (memory stays flat); formats whose
+    header is written last (m4a, flac, wav, VBR mp3, mp3 with its cover: the muxer holds the audio
+    back until the picture is there, which a pipe cannot take) go to a file beside `stderr_path` first.
+    `on_progress(seconds)` hears how much of the output is encoded (both passes of a loudness
+    normalisation count half); setting `stop` kills ffmpeg and raises Stopped. An output growing past
+    `max_bytes` stops ffmpeg and raises OutputTooLarge, with nothing past the limit written to `sink`.
+    `expected`: plan.expect's answer when the caller has it already (the converter, which reserved the
+    result's room with it); else the options are checked against `info` here.
+    """
+    options = options or Options()
+    if expected is None:
+        expected = plan.expect(info, options)
+    stop = stop or threading.Event()
+    report = on_progress or (lambda seconds: None)
+    run = plan.Plan(source, "pipe:1", options, info, title, max_bytes=max_bytes)
+    if options.normalize:
+        run.loudness = _measure_loudness(run, stderr_path, lambda s: report(s / 2), stop)
+        on_progress = lambda s: report(expected.seconds / 2 + s / 2)  # noqa: E731
+        if run.loudness is None:  # silence (or under one 400 ms block): nothing to normalize, left as it is
+            run.options = dataclasses.replace(options, normalize=False)
+    if options.spec.seekable or options.quality is not None or options.cover:
+        run.target = os.path.join(os.path.dirname(stderr_path) or ".", "output." + options.spec.extension)
+    written = _run(command.build(run), stderr_path, source, sink if run.target == "pipe:1" else None,
+                   on_progress, stop, max_bytes)
+    if run.target != "pipe:1":
+        if max_bytes is not None and os.path.getsize(run.target) > max_bytes:
+            raise OutputTooLarge(max_bytes)  # before a byte of it is stored
+        with open(run.target, "rb") as output:
+            written = _drain(output, sink)
+        os.unlink(run.target)
+    if written == 0:
+        raise PermanentError("no audio could be decoded from the file")
+    return written
+
+
+def _measure_loudness(run: plan.Plan, stderr_path: str, on_progress, stop: threading.Event) -> dict | None:
+    """Normalisation's first pass: loudnorm's JSON measurement, the last thing ffmpeg prints;
+    None when there is no loudness to measure."""
+    _run(command.analysis(run), stderr_path, run.source, None, on_progress, stop)
+    printed = text(_stderr_tail(stderr_path, 8192))
+    try:
+        measured = json.loads(printed[printed.rindex("{"):printed.rindex("}") + 1])
+        float(measured["input_i"])
+    except (ValueError, KeyError):
+        raise PermanentError("the loudness of the audio could not be measured") from None
+    return None if measured["input_i"] in ("-inf", "inf") or measured["input_thresh"] in ("-inf", "inf") else measured
+
+
+def _run(args: list[str], stderr_path: str, source: str, sink: BinaryIO | None,
+         on_progress: Callable[[float], None] | None, stop: threading.Event, max_bytes: int | None = None) -> int:
+    """Run one ffmpeg command to its end (bounded by FFMPEG_TIMEOUT_SECONDS, stopped by `stop`);
+    its stdout goes into `sink`, when there is one, up to `max_bytes`. Returns the bytes written there."""
+    timeout = config.env_float("FFMPEG_TIMEOUT_SECONDS")
+    progress_read, progress_write = os.pipe()
+    args[1:1] = ["-progress", f"pipe:{progress_write}", "-stats_period", "0.5"]
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=stderr, pass_fds=(progress_write,),
+                                   stdout=subprocess.PIPE if sink is not None else subprocess.DEVNULL)
+    os.close(progress_write)
+    timed_out, finished = threading.Event(), threading.Event()
+    watchers = [threading.Timer(timeout, lambda: (timed_out.set(), process.kill())),
+                threading.Thread(target=lambda: _wait_either(stop, finished) and process.kill(), daemon=True),
+                threading.Thread(target=_follow_progress, args=(progress_read, on_progress), daemon=True)]
+    for watcher in watchers:
+        watcher.start()
+    try:
+        written = _drain(process.stdout, sink, max_bytes) if sink is not None else 0
+        code = process.wait()
+    finally:
+        watchers[0].cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
+        finished.set()  # ends the stop watcher; ffmpeg is gone already
+    if stop.is_set():
+        raise Stopped("ffmpeg was stopped: the job is no longer this worker's")
+    if timed_out.is_set():
+        raise PermanentError(f"conversion took longer than the {timeout:.0f} s limit")
+    if code != 0:
+        _raise_for_exit(code, stderr_path, source)
+    return written
+
+
+def _wait_either(stop: threading.Event, finished: threading.Event) -> bool:
+    """True once `stop` is set while ffmpeg runs; False once it finished on its own."""
+    while not finished.is_set():
+        if stop.wait(0.2):
+            return not finished.is_set()
+    return False
+
+
+def _drain(stdout, sink: BinaryIO, max_bytes: int | None = None) -> int:
+    """Copy `stdout` into `sink`; OutputTooLarge (ffmpeg killed by the caller) before passing `max_bytes`."""
+    written = 0
+    while block := stdout.read(READ_BLOCK):
+        if max_bytes is not None and written + len(block) > max_bytes:
+            raise OutputTooLarge(max_bytes)
+        sink.write(block)
+        written += len(block)
+    return written
+
+
+def _follow_progress(fd: int, on_progress: Callable[[float], None] | None) -> None:
+    """Read ffmpeg's `key=value` progress blocks until it exits; report the encoded seconds."""
+    with os.fdopen(fd, "r", errors="replace") as lines:
+        for line in lines:
+            key, _, value = line.strip().partition("=")
+            if key == "out_time_us" and on_progress is not None and value.isdigit():
+                try:
+                    on_progress(int(value) / 1e6)
+                except Exception:  # progress is a nicety: it never fails a conversion
+                    log.warning("progress report failed", exc_info=True)
+
+
+def _stderr_tail(stderr_path: str, size: int = 4096) -> bytes:
+    with open(stderr_path, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(f.tell() - size, 0))
+        return f.read()
+
+
+def _last_line(printed: bytes | str, limit: int = 300) -> str:
+    lines = [line for line in text(printed).strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "")[-limit:]
+
+
+def _raise_for_exit(code: int, stderr_path: str, source: str) -> None:
+    stderr_tail = _stderr_tail(stderr_path)
+    detail = _last_line(stderr_tail).replace(source, "the upload")
+    raise system_fault("ffmpeg", code, stderr_tail) or PermanentError(
+        f"the media could not be decoded ({detail or f'ffmpeg exit {code}'})")
