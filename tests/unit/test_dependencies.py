@@ -8,7 +8,7 @@ import ast
 import pytest
 
 from tests.images import imports, shipped
-from tests.support.stack import ROOT
+from devkit.stack import ROOT
 
 # The settings and the options a job holds: both need nothing but the standard library themselves.
 JOB_CONTRACT = {"services.common", "services.common.jobs", "services.common.config", "services.common.options"}
