@@ -11,8 +11,9 @@ from services.common.storage.errors import FileError, StorageError
 from services.common.web import create_base_app, error_response
 
 from . import (account, auth_client, broker, http_errors, jwks, live_events, openapi, outbox, shared_links,
-               storage_metrics, tus, webapp)
+               storage_metrics, webapp)
 from .routes import bp
+from .uploads import tus
 
 log = logging.getLogger(__name__)
 

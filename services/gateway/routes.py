@@ -6,14 +6,15 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from services.common import config, job_view, jobs
+from services.common import job_view, jobs
 from services.common.errors import DomainError
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
-from services.common.storage import files, job_records, uploads as upload_records
+from services.common.storage import files, job_records
 from services.common.web import ApiError, streams_body
 
-from . import auth_client, intake, lifecycle, live_events, metrics, places, quotas, uploads
+from . import auth_client, lifecycle, live_events, metrics, places
+from .uploads import intake, multipart
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
@@ -52,14 +53,14 @@ def login():
 @streams_body
 def upload():
     """Store a video and queue its conversion (or answer the first job of a repeated Idempotency-Key)."""
-    with uploads.slot():
+    with intake.slot():
         user = auth_client.current_user()
-        held = uploads.hold_idempotency_key(user)
+        held = intake.hold_idempotency_key(user)
         if isinstance(held, str):
             return _accepted(held, {"Idempotent-Replayed": "true"})
         try:
             try:
-                stored = _receive(user, on_flush=held.touch if held else None)
+                stored = multipart.receive(user, on_flush=held.touch if held else None)
             except (ApiError, DomainError):
                 metrics.UPLOADS.labels("rejected").inc()
                 raise
@@ -76,21 +77,6 @@ def upload():
 def _accepted(job_id: str, headers: dict | None = None):
     status_url = job_view.status_path(job_id)
     return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url, **(headers or {})}
-
-
-def _receive(user: dict, on_flush=None) -> uploads.StoredUpload:
-    """The body, stored, within the user's quotas: checked at the declared length before the first
-    byte is read and again at the real one (the video is removed if that no longer fits)."""
-    uploads.check_request(config.env_int("MAX_UPLOAD_BYTES"))  # a 413 or 415 costs no quota
-    upload_id = quotas.admit(user, request.content_length or 0)
-    stored = uploads.receive_video(config.env_int("MAX_UPLOAD_BYTES"), upload_id, on_flush)
-    try:
-        quotas.confirm(user, upload_id, stored.size)
-    except BaseException:
-        files.delete_file(files.videos(), upload_id)
-        upload_records.forget_upload(upload_id)
-        raise
-    return stored
 
 
 @bp.get("/jobs/<job_id>")

@@ -10,8 +10,8 @@ import time
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from services.common import config, metrics, resumable
-from services.common.storage import janitor_stats
+from services.common import config, metrics
+from services.common.storage import janitor_stats, uploads as upload_records
 from services.common.storage.errors import StorageError
 
 CACHE_SECONDS = 10  # scrapes are frequent; the janitor writes once a round
@@ -27,7 +27,7 @@ class StorageCollector:
             try:
                 self._stats = dict(janitor_stats.latest())
                 # Counted here, not per process: any replica may hold any upload's next PATCH.
-                self._stats["tus_in_progress"] = resumable.count_in_progress()
+                self._stats["tus_in_progress"] = upload_records.count_tus_in_progress()
             except StorageError:
                 self._stats = {}  # MongoDB down: no storage figures this scrape, the rest still works
             self._read_at = time.monotonic()

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from services.common import config, idempotency, resumable, sharing, workdirs
+from services.common import config, idempotency, sharing, workdirs
 from services.common.jobs import Status
 from services.common.storage import files, janitor_stats, job_records, tombstones, uploads
 
@@ -98,10 +98,11 @@ def remove_abandoned_uploads(now: float, tally: Round) -> None:
 def remove_expired_tus_uploads(now: float, tally: Round) -> None:
     """A tus upload whose client stopped for TUS_UPLOAD_EXPIRY_SECONDS will not come back (a PATCH
     holding it keeps pushing `expires` forward, so a live one never matches)."""
-    for upload in resumable.expired(now):
-        resumable.remove(upload["_id"], keep_bytes=upload["completed"])
-        if not upload["completed"]:
+    for upload in uploads.expired_tus(now):
+        if not upload["completed"]:  # a finished upload's bytes are its job's video now
+            files.delete_file(files.videos(), upload["_id"])
             tally.removed["tus_expired"] += 1
+        uploads.remove_tus(upload["_id"])
 
 
 def remove_abandoned_mp3s(tally: Round) -> None:

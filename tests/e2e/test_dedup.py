@@ -177,7 +177,7 @@ def test_the_same_file_with_other_options_is_converted_again(users, clips, pair)
 
 
 def test_reuse_key_holds_options_and_owner(pair, users, monkeypatch):
-    from services.gateway import intake
+    from services.gateway.uploads import intake
 
     first = job_records.get_job(pair[0]["job_id"])
     assert intake.reusable(first.owner, intake.content_key(first.sha256, first.options)).mp3_id == first.mp3_id

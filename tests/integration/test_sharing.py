@@ -77,8 +77,8 @@ def test_a_dead_removers_lease_is_taken_over(mp3):
 
 
 def test_an_mp3_gone_before_the_pin_means_converting_after_all(stack):
-    from services.gateway import intake
-    from services.gateway.uploads import StoredUpload
+    from services.gateway.uploads import intake
+    from services.gateway.uploads.intake import StoredUpload
 
     owner, sha = f"u-{new_id()}", hashlib.sha256(b"clip").hexdigest()
     gone = new_id()  # its remover won the race: the file is no more
@@ -93,8 +93,8 @@ def test_an_mp3_gone_before_the_pin_means_converting_after_all(stack):
 
 
 def test_a_job_id_chosen_beforehand_makes_one_job_when_accepted_twice(stack):
-    from services.gateway import intake
-    from services.gateway.uploads import StoredUpload
+    from services.gateway.uploads import intake
+    from services.gateway.uploads.intake import StoredUpload
 
     owner, job_id, video_id = f"u-{new_id()}", new_id(), new_id()
     stored = StoredUpload(video_id, "clip.mp4", 4, None, sha256=hashlib.sha256(b"other").hexdigest())

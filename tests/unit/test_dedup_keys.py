@@ -6,7 +6,7 @@ import pytest
 from services.common import idempotency
 from services.common.errors import InvalidInput
 from services.gateway.http_errors import status_of
-from services.gateway.intake import content_key
+from services.gateway.uploads.intake import content_key
 
 SHA = "ab" * 32
 

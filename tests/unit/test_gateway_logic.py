@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from services.common.http_range import RangeNotSatisfiable, byte_range as parse_range
-from services.gateway.uploads import safe_filename
+from services.gateway.uploads.intake import safe_filename
 
 
 @pytest.mark.parametrize("header,expected", [
@@ -33,7 +33,7 @@ def test_safe_filename(raw, expected):
 
 def test_tus_metadata_parsing():
     from services.common.web import ApiError
-    from services.gateway.tus import parse_metadata
+    from services.gateway.uploads.tus import parse_metadata
 
     assert parse_metadata(None) == {} and parse_metadata("") == {}
     assert parse_metadata("filename dmlkw6lvLm1wNA==,is_confidential") == {"filename": "vidéo.mp4",

@@ -55,7 +55,7 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
 
 def test_the_graph_is_read():
     graph = import_graph()
-    assert "services.common.storage.job_records" in graph["services.gateway.intake"]
+    assert "services.common.storage.job_records" in graph["services.gateway.uploads.intake"]
     assert "services.common.config" in graph["services.common.storage.connection"]
 
 

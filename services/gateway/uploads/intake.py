@@ -1,5 +1,5 @@
-"""A stored video becomes a job here: the one place where multipart and tus uploads end, and
-where dedup decides whether the job needs a converter at all.
+"""What multipart and tus uploads share: the steps before the bytes (a place, the Idempotency-Key, the
+file name, options and callback URL) and the end, where a stored video becomes a job.
 
 Dedup: the same content (SHA-256 of the video, computed while it was stored) with the same
 output options from the same owner (any owner with DEDUP_ACROSS_USERS=1) makes the same MP3.
@@ -11,22 +11,86 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING
+import re
+import unicodedata
+from dataclasses import dataclass, field
 
+from flask import request
 from opentelemetry import propagate, trace
 
-from services.common import config, sharing, telemetry
+from services.common import callbacks, config, idempotency, sharing, telemetry
+from services.common.errors import Conflict
 from services.common.jobs import Job, Status
-from services.common.storage import files, job_records, uploads
+from services.common.options import OptionError, Options
+from services.common.storage import files, job_records, uploads as upload_records
 from services.common.storage.connection import new_id
 from services.common.storage.errors import DuplicateRecord
+from services.common.web import ApiError
 
-from . import broker, metrics, outbox
-
-if TYPE_CHECKING:
-    from .uploads import StoredUpload
+from .. import broker, metrics, outbox, places
 
 log = logging.getLogger(__name__)
+
+READ_SIZE = 256 * 1024  # a request body is read this much at a time
+
+
+# ---------------------------------------------------------------- before the bytes
+
+
+def slot():
+    """Hold one of this process' UPLOADS_MAX upload places while receiving a body (places.py)."""
+    return places.UPLOADS.hold()
+
+
+def hold_idempotency_key(user: dict) -> idempotency.Reservation | str | None:
+    """This request's hold on its Idempotency-Key (none without one), or the first job's id on a repeat;
+    decided before any byte of the body is read."""
+    key = idempotency.check_key(request.headers.get(idempotency.HEADER))
+    if key is None:
+        return None
+    try:
+        held = idempotency.reserve(user["sub"], key)
+    except Conflict:
+        metrics.IDEMPOTENT_REPLAYS.labels("conflict").inc()
+        raise
+    if isinstance(held, str):
+        metrics.IDEMPOTENT_REPLAYS.labels("replayed").inc()
+        log.info("idempotent upload replayed", extra={"job_id": held})
+    return held
+
+
+def safe_filename(raw: str | None) -> str:
+    """The user's file name for display and for the MP3's name: no path, no control characters."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().strip(".")
+    return name[:200] or "video"
+
+
+def invalid_option(error: OptionError) -> ApiError:
+    return ApiError(400, "invalid_option", f"invalid option {error.field}: {error.message}")
+
+
+def checked_callback_url(value: str | None) -> str | None:
+    """A webhook target from a form field or tus metadata, or 400 invalid_callback_url."""
+    try:
+        return callbacks.callback_url(value)
+    except callbacks.CallbackRefused as exc:
+        raise ApiError(400, "invalid_callback_url", str(exc)) from None
+
+
+# ---------------------------------------------------------------- a stored video becomes a job
+
+
+@dataclass
+class StoredUpload:
+    video_id: str
+    filename: str
+    size: int
+    content_type: str | None
+    options: Options = Options()
+    fields: dict[str, str] = field(default_factory=dict)  # the form fields next to the file (options, callback_url)
+    sha256: str | None = None  # of the stored bytes (None where a writer could not compute it)
 
 
 def content_key(sha256: str | None, options: dict) -> str | None:
@@ -68,7 +132,7 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
             job = _reuse(job) or job_records.create_job(job)
         except DuplicateRecord:
             return job_records.get_job(job_id)
-        uploads.forget_upload(stored.video_id)
+        upload_records.forget_upload(stored.video_id)
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)
         trace.get_current_span().set_attribute("vid2mp3.job.reused", job.reused)

@@ -1,66 +1,38 @@
-"""Stream a multipart upload straight into GridFS: the body is never held whole in memory or on disk."""
+"""POST /upload's body: multipart, streamed straight into GridFS (never held whole in memory or on disk)."""
 from __future__ import annotations
 
-import logging
-import re
-import unicodedata
-from dataclasses import dataclass, field
 from typing import Callable
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
+from services.common import config
 from services.common import options as output_options
-from services.common import callbacks, idempotency
+from services.common.options import OptionError
 from services.common.storage import files, uploads as upload_records
-from services.common.options import Options, OptionError
-from services.common.errors import Conflict
 from services.common.web import ApiError
 
-from . import metrics, places
+from .. import quotas
+from .intake import READ_SIZE, StoredUpload, checked_callback_url, invalid_option, safe_filename
 
-log = logging.getLogger(__name__)
-
-READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
 MAX_FIELDS = 32  # the options are 13; room for a client's own extras, no more
 
 
-def slot():
-    """Hold one of this process' UPLOADS_MAX upload places while receiving a body (places.py)."""
-    return places.UPLOADS.hold()
-
-
-def safe_filename(raw: str | None) -> str:
-    """The user's file name for display and for the MP3's name: no path, no control characters."""
-    name = unicodedata.normalize("NFC", raw or "")
-    name = re.split(r"[\\/]", name)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().strip(".")
-    return name[:200] or "video"
-
-
-@dataclass
-class StoredUpload:
-    video_id: str
-    filename: str
-    size: int
-    content_type: str | None
-    options: Options = Options()
-    fields: dict[str, str] = field(default_factory=dict)  # the form fields next to the file (options, callback_url)
-    sha256: str | None = None  # of the stored bytes (None where a writer could not compute it)
-
-
-def invalid_option(error: OptionError) -> ApiError:
-    return ApiError(400, "invalid_option", f"invalid option {error.field}: {error.message}")
-
-
-def checked_callback_url(value: str | None) -> str | None:
-    """A webhook target from a form field or tus metadata, or 400 invalid_callback_url."""
+def receive(user: dict, on_flush: Callable[[], None] | None = None) -> StoredUpload:
+    """The body, stored, within the user's quotas: checked at the declared length before the first
+    byte is read and again at the real one (the video is removed if that no longer fits)."""
+    check_request(config.env_int("MAX_UPLOAD_BYTES"))  # a 413 or 415 costs no quota
+    upload_id = quotas.admit(user, request.content_length or 0)
+    stored = receive_video(config.env_int("MAX_UPLOAD_BYTES"), upload_id, on_flush)
     try:
-        return callbacks.callback_url(value)
-    except callbacks.CallbackRefused as exc:
-        raise ApiError(400, "invalid_callback_url", str(exc)) from None
+        quotas.confirm(user, upload_id, stored.size)
+    except BaseException:
+        files.delete_file(files.videos(), upload_id)
+        upload_records.forget_upload(upload_id)
+        raise
+    return stored
 
 
 def check_fields_so_far(fields: dict[str, str]) -> None:
@@ -163,7 +135,8 @@ class _FilePartWriter:
 def check_request(max_bytes: int) -> bytes:
     """The multipart boundary, once the request's type and declared size are acceptable."""
     if request.mimetype != "multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", 'send the video as multipart/form-data (curl -F "file=@video.mp4")')
+        raise ApiError(415, "unsupported_media_type",
+                       'send the video as multipart/form-data (curl -F "file=@video.mp4")')
     boundary = request.mimetype_params.get("boundary", "")
     if not boundary or len(boundary) > 200:
         raise ApiError(400, "malformed_multipart", "multipart body without a valid boundary")
@@ -233,20 +206,3 @@ def _the_one_file(target: _FilePartWriter) -> StoredUpload:
     except OptionError as exc:  # a field after the file was bad: the stored file goes (receive_video)
         raise invalid_option(exc) from None
     return target.stored
-
-
-def hold_idempotency_key(user: dict) -> idempotency.Reservation | str | None:
-    """This request's hold on its Idempotency-Key (none without one), or the first job's id on a repeat;
-    decided before any byte of the body is read."""
-    key = idempotency.check_key(request.headers.get(idempotency.HEADER))
-    if key is None:
-        return None
-    try:
-        held = idempotency.reserve(user["sub"], key)
-    except Conflict:
-        metrics.IDEMPOTENT_REPLAYS.labels("conflict").inc()
-        raise
-    if isinstance(held, str):
-        metrics.IDEMPOTENT_REPLAYS.labels("replayed").inc()
-        log.info("idempotent upload replayed", extra={"job_id": held})
-    return held

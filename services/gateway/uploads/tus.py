@@ -1,7 +1,7 @@
 """tus 1.0.0 resumable uploads at /uploads/: the core protocol and the creation, termination and
-expiration extensions. The bytes and the state live in MongoDB (services/common/resumable.py), so
-any gateway replica can take the next PATCH; the finished upload becomes a job exactly like a
-multipart one (intake.create_job)."""
+expiration extensions. The bytes and the state live in MongoDB (resumable.py), so any gateway
+replica can take the next PATCH; the finished upload becomes a job exactly like a multipart one
+(intake.create_job)."""
 from __future__ import annotations
 
 import base64
@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 from opentelemetry import trace
 from werkzeug.http import http_date
 
-from services.common import config, resumable
+from services.common import config
 from services.common import options as output_options
 from services.common.options import Options, OptionError
 from services.common.storage import files
@@ -21,7 +21,8 @@ from services.common.storage.connection import new_id
 from services.common.storage.errors import DuplicateRecord
 from services.common.web import ApiError, streams_body
 
-from . import auth_client, intake, metrics, quotas, uploads
+from .. import auth_client, metrics, quotas
+from . import intake, resumable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tus", __name__, url_prefix="/uploads")
@@ -42,7 +43,7 @@ def upload_options(metadata: dict[str, str]) -> dict:
     try:
         return output_options.parse(fields).to_dict()
     except OptionError as exc:
-        raise uploads.invalid_option(exc) from None
+        raise intake.invalid_option(exc) from None
 
 
 # ---------------------------------------------------------------- protocol plumbing
@@ -128,9 +129,9 @@ def create():
     if request.content_length:
         raise ApiError(400, "unexpected_body", "create the upload without a body, then PATCH its bytes")
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
-    filename, options = uploads.safe_filename(metadata.get("filename")), upload_options(metadata)
-    callback = uploads.checked_callback_url(metadata.get("callback_url"))
-    held = uploads.hold_idempotency_key(user)
+    filename, options = intake.safe_filename(metadata.get("filename")), upload_options(metadata)
+    callback = intake.checked_callback_url(metadata.get("callback_url"))
+    held = intake.hold_idempotency_key(user)
     if isinstance(held, str):
         return _replayed(user, held)
     try:
@@ -178,7 +179,7 @@ def head(upload_id: str):
 @streams_body
 def patch(upload_id: str):
     """Append the body at Upload-Offset; the last byte makes the job (its id in Job-Id)."""
-    with uploads.slot():  # a PATCH body holds its thread as long as its client is slow, like an upload
+    with intake.slot():  # a PATCH body holds its thread as long as its client is slow, like an upload
         return _patch(upload_id)
 
 
@@ -234,7 +235,7 @@ def _receive(upload: dict, token: str, remaining: int):
     writer = resumable.ResumableWriter(files.videos(), upload, token)
     received, overflow = 0, False
     try:
-        while data := _read(min(uploads.READ_SIZE, remaining - received + 1)):
+        while data := _read(min(intake.READ_SIZE, remaining - received + 1)):
             overflow = received + len(data) > remaining
             writer.write(data[:remaining - received])
             received += len(data)
@@ -274,10 +275,10 @@ def _finish(upload: dict) -> str:
     except DuplicateRecord:
         pass  # another finisher (a HEAD at the same moment) closed it
     # Its bytes came over many requests (and gateways): no one writer saw them all, so they are read back.
-    stored = uploads.StoredUpload(upload["_id"], upload["filename"], upload["length"], None,
-                                  Options.from_dict(upload.get("options")),
-                                  fields={"callback_url": upload.get("callback_url") or ""},
-                                  sha256=intake.stored_sha256(upload["_id"]))
+    stored = intake.StoredUpload(upload["_id"], upload["filename"], upload["length"], None,
+                                 Options.from_dict(upload.get("options")),
+                                 fields={"callback_url": upload.get("callback_url") or ""},
+                                 sha256=intake.stored_sha256(upload["_id"]))
     owner = {"sub": upload["owner"], "email": upload.get("owner_email")}
     job = intake.create_job(owner, stored, job_id=upload["job_id"])
     if resumable.mark_completed(upload["_id"]):

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 
-from . import config
-from .storage import files, uploads
-from .storage.errors import CorruptFile
-from .storage.files import CHUNK_SIZE, CHUNK_WINDOW, Bucket
+from services.common import config
+from services.common.storage import files, uploads
+from services.common.storage.errors import CorruptFile
+from services.common.storage.files import CHUNK_SIZE, CHUNK_WINDOW, Bucket
 
 LOCK_SECONDS = 60  # a PATCH's hold on its upload, renewed while bytes arrive; a killed gateway's lapses
 
@@ -76,14 +76,6 @@ def remove(upload_id: str, keep_bytes: bool = False) -> None:
     if not keep_bytes:
         files.delete_file(files.videos(), upload_id)
     uploads.remove_tus(upload_id)
-
-
-def expired(now: float) -> list[dict]:
-    return uploads.expired_tus(now)
-
-
-def count_in_progress() -> int:
-    return uploads.count_tus_in_progress()
 
 
 class LockLost(Exception):
