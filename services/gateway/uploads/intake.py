@@ -84,6 +84,8 @@ def checked_callback_url(value: str | None) -> str | None:
 
 @dataclass
 class StoredUpload:
+    """A video in storage and what its upload asked for: what a job is made of."""
+
     video_id: str
     filename: str
     size: int
