@@ -139,10 +139,15 @@ def test_lock_holds_what_the_service_imports(image_venvs, envs, run, name):
              f"for m in {sorted(modules)!r}: importlib.import_module(m)\n"
              f"missing = [n for n in {sorted(third_party)!r} if importlib.util.find_spec(n) is None]\n"
              "sys.exit('not installed: ' + ', '.join(missing) if missing else 0)\n")
-    env = {key: value for key, value in envs[name].items() if key != "PYTHONVERBOSE"}
-    done = subprocess.run([str(image_venvs[name] / "bin" / "python"), "-c", check], env=env, cwd=run.home / "cwd",
-                          capture_output=True, text=True, timeout=120)
+    done = _run_in_image(image_venvs[name], envs[name], run, check)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _run_in_image(venv, env: dict, run, script: str) -> subprocess.CompletedProcess:
+    """Run a Python script in an image's venv with its settings (no import trace: the script prints)."""
+    quiet = {key: value for key, value in env.items() if key != "PYTHONVERBOSE"}
+    return subprocess.run([str(venv / "bin" / "python"), "-c", script], env=quiet, cwd=run.home / "cwd",
+                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("name", imports.WITHOUT_WEB)
@@ -157,9 +162,7 @@ def test_workers_and_the_janitor_load_no_web_framework(image_venvs, envs, run, n
     check = ("import importlib, json, sys\n"
              f"for m in {entries + sorted(modules)!r}: importlib.import_module(m)\n"
              "print(json.dumps(sorted(sys.modules)))\n")
-    env = {key: value for key, value in envs[name].items() if key != "PYTHONVERBOSE"}
-    done = subprocess.run([str(image_venvs[name] / "bin" / "python"), "-c", check], env=env, cwd=run.home / "cwd",
-                          capture_output=True, text=True, timeout=120)
+    done = _run_in_image(image_venvs[name], envs[name], run, check)
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.splitlines()[-1])
     assert set(entries) <= set(loaded) and imports.web_modules(loaded) == []
