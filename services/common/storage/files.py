@@ -38,7 +38,7 @@ def videos() -> Bucket:
     return Bucket(client()[config.env("MONGO_VIDEOS_DB")])
 
 
-def mp3s() -> Bucket:
+def results() -> Bucket:
     return Bucket(client()[config.env("MONGO_MP3S_DB")])
 
 
