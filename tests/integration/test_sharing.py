@@ -14,7 +14,7 @@ from services.common import sharing
 from services.common.jobs import Status
 from services.common.storage import files, job_records, shares
 from services.common.storage.connection import new_id
-from tests.helpers import store_file, stored_job
+from tests.helpers import find_jobs, store_file, stored_job
 
 
 @pytest.fixture
@@ -102,4 +102,4 @@ def test_a_job_id_chosen_beforehand_makes_one_job_when_accepted_twice(stack):
     first = intake.create_job(user, stored, job_id=job_id)
     again = intake.create_job(user, stored, job_id=job_id)
     assert first.id == again.id == job_id
-    assert len(job_records.find_jobs({"owner": owner})) == 1
+    assert len(find_jobs({"owner": owner})) == 1

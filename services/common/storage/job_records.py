@@ -80,10 +80,6 @@ def find_job(match: JobMatch) -> Job | None:
     return _job(collection().find_one(_equal(match)))
 
 
-def find_jobs(match: JobMatch) -> list[Job]:
-    return [Job.from_doc(doc) for doc in collection().find(_equal(match))]
-
-
 def list_jobs(owner: str, status: str | None, offset: int, limit: int) -> list[Job]:
     """The owner's jobs (of one status, if given), newest first, one page."""
     query = {"owner": owner} if status is None else {"owner": owner, "status": status}
