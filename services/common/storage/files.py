@@ -39,6 +39,7 @@ def videos() -> Bucket:
 
 
 def results() -> Bucket:
+    """The produced audio files, any format (the setting keeps its first name, MONGO_MP3S_DB)."""
     return Bucket(client()[config.env("MONGO_MP3S_DB")])
 
 
