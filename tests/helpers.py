@@ -48,3 +48,11 @@ def stored_job(**fields):
                   video_id="v")
     values.update(fields)
     return job_records.create_job(Job(new_id(), **values))
+
+
+def find_jobs(match: dict) -> list:
+    """Every stored job whose fields equal `match` (the product asks for one job at a time, tests for all)."""
+    from services.common.jobs import Job
+    from services.common.storage import job_records
+
+    return [Job.from_doc(doc) for doc in job_records.collection().find(match)]

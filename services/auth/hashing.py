@@ -32,6 +32,8 @@ MARGIN_MIB = 64
 REFUSAL_LOG_SECONDS = 10
 
 
+# Read by no service, kept beside the constants it is made of: tests/deploy and tests/security check the
+# manifests' memory limits against it.
 def memory_limit_mib(max_concurrent: int, memory_kib: int) -> int:
     """The memory limit a pod needs for these settings: the hashes at once, the baseline, the margin."""
     return math.ceil(max_concurrent * memory_kib / 1024) + BASELINE_MIB + MARGIN_MIB

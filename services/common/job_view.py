@@ -14,8 +14,8 @@ def status_path(job_id: str) -> str:
     return f"/jobs/{quote(job_id)}"
 
 
-def download_path(mp3_id: str) -> str:
-    return f"/download?fid={quote(mp3_id)}"
+def download_path(result_id: str) -> str:
+    return f"/download?fid={quote(result_id)}"
 
 
 def public_url(path: str) -> str:
@@ -60,7 +60,7 @@ def view(job: Job) -> dict:
 
 
 def signed_link(job: Job) -> str | None:
-    """The absolute token-free download URL of a done job's MP3, valid until retention removes it."""
+    """The absolute token-free download URL of a done job's result, valid until retention removes it."""
     expires = job.expires_at()
     if job.status != Status.DONE or not job.mp3_id or expires is None:
         return None

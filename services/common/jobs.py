@@ -30,7 +30,7 @@ FINAL = ENDED + (Status.EXPIRED,)  # nothing more happens to these
 CONVERTER_OUTCOMES = (Status.DONE, Status.FAILED)  # what the converter announces (and notification mails)
 # Which status may follow which (every status write in services/common/storage/job_records.py is
 # guarded by this table): converting → converting is a crashed worker's job taken over, converting →
-# queued a worker giving a job back for a retry, done → queued a reused job (dedup) whose shared MP3
+# queued a worker giving a job back for a retry, done → queued a reused job (dedup) whose shared result
 # went before it could pin it, now converting its own video (sharing.unshare).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset({Status.CONVERTING, Status.FAILED, Status.CANCELLED}),
@@ -66,7 +66,7 @@ class Job:
     created: float = 0.0
     times: dict[str, float] = field(default_factory=dict)  # when each status was entered
     reason: str | None = None  # why it failed, in words for the user
-    mp3_id: str | None = None
+    mp3_id: str | None = None  # the result file (any format; the field keeps its stored and API name)
     audio_seconds: float | None = None
     trace: dict[str, str] = field(default_factory=dict)  # W3C context of the upload, for late publishes
     published: bool = False  # the broker confirmed its `video` message
@@ -74,19 +74,19 @@ class Job:
     worker: str | None = None  # the converter holding it
     lease_until: float = 0.0
     attempts: int = 0
-    pending_mp3_id: str | None = None  # an MP3 being written; removed if its writer dies
+    pending_mp3_id: str | None = None  # the result file being written; removed if its writer dies
     progress: float | None = None  # 0-100 while converting, None while unknown
     eta_seconds: float | None = None
     ended_at: float | None = None  # when it reached done, failed or cancelled: retention counts from here
     video_removed: bool = False  # retention removed the source video
     rev: int = 0  # bumped by every change users can see: the id of its live events
-    options: dict = field(default_factory=dict)  # options.Options.to_dict(); empty: today's MP3
+    options: dict = field(default_factory=dict)  # options.Options.to_dict(); empty: the default (MP3 at MP3_BITRATE)
     callback_url: str | None = None  # where its end is POSTed as a signed webhook (checked at upload and at delivery)
     webhook: dict | None = None  # the last webhook delivery attempt: state, attempts, at, status_code, error
     sha256: str | None = None  # of the uploaded video, computed while it was stored
-    content_key: str | None = None  # sha256 + options: jobs with the same key make the same MP3 (dedup)
-    reused: bool = False  # done at once with the MP3 of an earlier job of the same content_key
-    mp3_released: bool = False  # let go of its MP3 (deleted or expiring): no longer counts as a user of it
+    content_key: str | None = None  # sha256 + options: jobs with the same key make the same result (dedup)
+    reused: bool = False  # done at once with the result of an earlier job of the same content_key
+    mp3_released: bool = False  # let go of its result (deleted or expiring): no longer counts as a user of it
     quota_exempt: bool = False  # uploaded by an admin: its result is not held to a storage quota
     output_reserved: int | None = None  # while converting: bytes its result may take (counted in the quota)
 
@@ -95,7 +95,7 @@ class Job:
         return self._id
 
     def expires_at(self) -> float | None:
-        """When retention removes the job's last file (the MP3 of a done job, else the video)."""
+        """When retention removes the job's last file (the result of a done job, else the video)."""
         if self.status == Status.EXPIRED:
             return self.times.get(str(Status.EXPIRED))
         if self.ended_at is None:
@@ -127,7 +127,7 @@ def output_format(job: Job) -> Format:
     return FORMATS.get(str((job.options or {}).get("format")), FORMATS[DEFAULT_FORMAT])
 
 
-def mp3_name(job: Job) -> str:
+def result_name(job: Job) -> str:
     """The result's file name: the upload's, with the extension of the job's format."""
     return stem(job.filename) + "." + output_format(job).extension
 

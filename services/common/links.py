@@ -1,8 +1,8 @@
-"""Token-free download links: an HMAC-signed (itsdangerous) token naming the job, its MP3 and the expiry.
+"""Token-free download links: an HMAC-signed (itsdangerous) token naming the job, its result and the expiry.
 
 The token is deterministic (no issue time inside), so every view of one job shows the same link.
 Signing alone cannot revoke, so the route also checks the job still exists and still holds that
-MP3: deleting the job voids its link.
+result: deleting the job voids its link.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class LinkExpired(Exception):
 @dataclass(frozen=True)
 class Link:
     job_id: str
-    mp3_id: str
+    result_id: str
     expires: int  # unix seconds
 
 
@@ -58,24 +58,24 @@ def link_path(token: str) -> str:
     return f"/links/{token}"
 
 
-def sign(job_id: str, mp3_id: str, expires: float) -> str:
-    return _signed(signing_key(), job_id, mp3_id, int(expires))
+def sign(job_id: str, result_id: str, expires: float) -> str:
+    return _signed(signing_key(), job_id, result_id, int(expires))
 
 
 @lru_cache(maxsize=4096)
-def _signed(secret: str, job_id: str, mp3_id: str, expires: int) -> str:
+def _signed(secret: str, job_id: str, result_id: str, expires: int) -> str:
     # Deterministic, so remembered: every view of a done job (polled by its client) shows this same link.
-    return _serializer_for(secret).dumps([job_id, mp3_id, expires])
+    return _serializer_for(secret).dumps([job_id, result_id, expires])
 
 
 def verify(token: str, now: float | None = None) -> Link:
     """The link a token names; LinkForged when tampered, LinkExpired once its expiry has passed."""
     try:
-        job_id, mp3_id, expires = _serializer().loads(token)
+        job_id, result_id, expires = _serializer().loads(token)
     except (BadSignature, ValueError, TypeError):  # bad signature, or a signed value of another shape
         raise LinkForged() from None
-    if not (isinstance(job_id, str) and isinstance(mp3_id, str) and isinstance(expires, int)):
+    if not (isinstance(job_id, str) and isinstance(result_id, str) and isinstance(expires, int)):
         raise LinkForged()
     if expires <= (time.time() if now is None else now):
         raise LinkExpired()
-    return Link(job_id, mp3_id, expires)
+    return Link(job_id, result_id, expires)

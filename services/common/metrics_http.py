@@ -2,7 +2,7 @@
 
 A small threaded WSGI server in a daemon thread answers /metrics, plus the health routes a process
 adds (the queue workers' /healthz and /readyz); anything else is a JSON 404. The queue workers start
-it from their harness (worker.py), auth and gateway from their gunicorn config (gunicorn_conf.py).
+it from their harness (worker_process.py), auth and gateway from their gunicorn config (gunicorn_conf.py).
 """
 from __future__ import annotations
 

@@ -48,9 +48,9 @@ def usage(owner: str, excluding: str | None = None, excluding_job: str | None = 
     `excluding_job` (the one being admitted again) left out."""
     held = job_records.holdings(owner)
     video_bytes = files.total_length(files.videos(), [h.video_id for h in held if h.video_id])
-    mp3_bytes = files.total_length(files.mp3s(), [h.mp3_id for h in held if h.mp3_id])
+    result_bytes = files.total_length(files.results(), [h.result_id for h in held if h.result_id])
     started = recent(quota_accounts.account_of(owner))
-    return tally(held, uploads.open_uploads(owner), video_bytes + mp3_bytes, started, excluding, excluding_job)
+    return tally(held, uploads.open_uploads(owner), video_bytes + result_bytes, started, excluding, excluding_job)
 
 
 def tally(held: list[Holding], open_uploads: list[OpenUpload], file_bytes: int, started: list[float],

@@ -1,4 +1,4 @@
-"""MP3s shared by several jobs (dedup): a file is removed only when no other job uses it.
+"""Result files shared by several jobs (dedup): a file is removed only when no other job uses it.
 
 Its references are the done jobs whose `mp3_id` names it and that have not let it go
 (`mp3_released`), found by a query, so nothing can drift out of step with the jobs. A remover
@@ -22,61 +22,61 @@ LEASE_SECONDS = 30.0  # far longer than a remover's few steps; a crashed remover
 WAIT_SECONDS = 5.0  # how long a sharer or remover waits for another remover's lease
 
 
-def _take_lease(mp3_id: str) -> str | None:
-    """The lease on releasing `mp3_id` (its holder token), or None while another live remover holds it."""
+def _take_lease(result_id: str) -> str | None:
+    """The lease on releasing `result_id` (its holder token), or None while another live remover holds it."""
     now, holder = time.time(), secrets.token_hex(8)
-    if shares.insert_lease(mp3_id, holder, now + LEASE_SECONDS):
+    if shares.insert_lease(result_id, holder, now + LEASE_SECONDS):
         return holder
-    held = shares.find_lease(mp3_id) or {}
+    held = shares.find_lease(result_id) or {}
     if held.get("until", now) < now:  # its remover died: taken over unless someone was quicker
-        return holder if shares.take_over_lease(mp3_id, held.get("holder"), holder, now + LEASE_SECONDS) else None
+        return holder if shares.take_over_lease(result_id, held.get("holder"), holder, now + LEASE_SECONDS) else None
     return None
 
 
-def _leased(mp3_id: str) -> bool:
-    held = shares.find_lease(mp3_id)
+def _leased(result_id: str) -> bool:
+    held = shares.find_lease(result_id)
     return held is not None and held.get("until", 0) >= time.time()
 
 
-def other_user(mp3_id: str, job_id: str) -> str | None:
-    """A done job other than `job_id` that still uses the MP3."""
-    job = job_records.other_user_of(mp3_id, job_id)
+def other_user(result_id: str, job_id: str) -> str | None:
+    """A done job other than `job_id` that still uses the result file."""
+    job = job_records.other_user_of(result_id, job_id)
     return job.id if job else None
 
 
-def release(mp3_id: str, job_id: str) -> bool:
-    """Job `job_id` no longer needs the MP3 (deleted, expiring): remove it unless another job uses
+def release(result_id: str, job_id: str) -> bool:
+    """Job `job_id` no longer needs the result file (deleted, expiring): remove it unless another job uses
     it. True when the file was removed. TimeoutError while another remover holds it too long."""
     deadline = time.monotonic() + WAIT_SECONDS
-    while (holder := _take_lease(mp3_id)) is None:
+    while (holder := _take_lease(result_id)) is None:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"MP3 {mp3_id} is being released by another process")
+            raise TimeoutError(f"result {result_id} is being released by another process")
         time.sleep(0.1)
     try:
-        job_records.mark_mp3_released(job_id)
-        if other_user(mp3_id, job_id):
+        job_records.mark_result_released(job_id)
+        if other_user(result_id, job_id):
             return False
-        files.delete_file(files.mp3s(), mp3_id)
+        files.delete_file(files.results(), result_id)
         return True
     finally:
-        shares.drop_lease(mp3_id, holder)
+        shares.drop_lease(result_id, holder)
 
 
-def pin(mp3_id: str) -> bool:
-    """After storing a done job that shares `mp3_id`: whether the file stays (True) or is gone or
+def pin(result_id: str) -> bool:
+    """After storing a done job that shares `result_id`: whether the file stays (True) or is gone or
     going (False: the caller converts its own video and calls `release`)."""
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
-        if not _leased(mp3_id):  # first the lease, then the file: a remover may finish in between
-            return files.file_info(files.mp3s(), mp3_id) is not None
+        if not _leased(result_id):  # first the lease, then the file: a remover may finish in between
+            return files.file_info(files.results(), result_id) is not None
         time.sleep(0.1)
     return False
 
 
-def unshare(job_id: str, mp3_id: str) -> None:
-    """A reused job whose MP3 went before it could `pin` it: back to queued, to convert its own video."""
+def unshare(job_id: str, result_id: str) -> None:
+    """A reused job whose result went before it could `pin` it: back to queued, to convert its own video."""
     try:
-        release(mp3_id, job_id)  # a remover that saw this job kept the file for it: let it go again
+        release(result_id, job_id)  # a remover that saw this job kept the file for it: let it go again
     except TimeoutError:
         pass  # that remover still holds it and decides without this job
     job_records.requeue_unshared(job_id)  # the edge done -> queued of the transition table

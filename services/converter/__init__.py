@@ -1,1 +1,1 @@
-"""converter: turns queued videos into MP3s (RabbitMQ worker around ffmpeg)."""
+"""converter: turns queued videos into audio, MP3 or another format a job asks for (RabbitMQ worker around ffmpeg)."""

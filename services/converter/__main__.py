@@ -1,5 +1,5 @@
 """python -m services.converter"""
-from services.common import config, messaging, telemetry, worker
+from services.common import config, messaging, telemetry, worker_process
 
 from .conversion import Converter
 
@@ -11,7 +11,7 @@ def main() -> None:
     converter = Converter(publisher)
     consumer = messaging.Consumer(config.env("VIDEO_QUEUE"), converter.handle, on_retry=converter.on_retry,
                                   on_give_up=converter.on_give_up, publisher=publisher)
-    worker.serve(consumer, port_setting="CONVERTER_METRICS_PORT")
+    worker_process.serve(consumer, port_setting="CONVERTER_METRICS_PORT")
 
 
 if __name__ == "__main__":

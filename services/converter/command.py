@@ -12,7 +12,7 @@ from services.common import config
 from services.common.options import DEFAULT_KBPS, Options
 
 from .plan import Plan, copies_audio, output_channels, output_rate, track_of
-from .probe import AudioTrack, MediaInfo, input_options
+from .probe import AudioTrack, input_options
 
 LOUDNESS = {"I": -16, "TP": -1.5, "LRA": 11}  # EBU R128 for streaming/podcasts; true peak below -1.5 dBTP
 COVER_AT = 0.10  # the cover is the frame at 10 % of the video
@@ -144,13 +144,6 @@ def build(plan: Plan) -> list[str]:
     streams = [audio, cover] if cover is not None else [audio]
     args.update(cover_args() if cover is not None else {"vn": None})
     return _compile(ffmpeg.output(*streams, plan.target, **args))
-
-
-def mp3_command(source: str, target: str, copy_audio: bool) -> list[str]:
-    """Today's default conversion (MP3 at MP3_BITRATE, or the MP3 source copied): for benchmarks
-    (loadtest/bench_figures.py times ffmpeg alone with the converter's own command)."""
-    info = MediaInfo(None, None, 1, 0, tracks=[AudioTrack("mp3" if copy_audio else None)])
-    return build(Plan(source, target, Options(), info))
 
 
 def analysis(plan: Plan) -> list[str]:

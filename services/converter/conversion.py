@@ -2,8 +2,8 @@
 (plan.py), encode it into storage (encode.py, command.py), finish and announce it.
 
 Idempotent by job id: a job already done or failed is only re-announced; a job another
-live worker holds is retried later; a crashed worker's partial MP3 is removed by the
-next attempt. The MP3 becomes visible only when the job turns `done`.
+live worker holds is retried later; a crashed worker's partial result is removed by the
+next attempt. The result becomes visible only when the job turns `done`.
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ class JobLost(Exception):
 
 @dataclass
 class Encoded:
-    mp3_id: str
-    mp3_bytes: int
+    result_id: str
+    result_bytes: int
     video_bytes: int
     audio_seconds: float = 0.0
 
@@ -145,14 +145,14 @@ class Converter:
     def _handle_job(self, job_id: str) -> None:
         # Claim first: the usual message is for a queued job, and the claim is the one round trip it
         # needs; only a message that cannot claim its job reads the job to learn why.
-        mp3_id = new_id()  # recorded by the claim: the job's writes before `done` are this one only
-        job = job_records.claim_job(job_id, self.worker_id, self.lease_seconds, mp3_id=mp3_id)
+        result_id = new_id()  # recorded by the claim: the job's writes before `done` are this one only
+        job = job_records.claim_job(job_id, self.worker_id, self.lease_seconds, result_id=result_id)
         if job is None:
             self._not_claimed(job_id)
             return
         try:
             with self._lease(job) as keeper:
-                status = self._convert(job, keeper, mp3_id)
+                status = self._convert(job, keeper, result_id)
         except JobLost:
             log.warning("lost the job to another converter", extra={"job_id": job_id})
             return
@@ -192,17 +192,17 @@ class Converter:
             keeper.done.set()
             metrics.JOBS_IN_PROGRESS.dec()
 
-    def _convert(self, job: Job, keeper: LeaseKeeper, mp3_id: str) -> Status:
-        """Probe, encode into `mp3_id` and finish; a PermanentError (the media's fault) ends the job failed.
-        `job` is as it was before the claim: its `pending_mp3_id` is a dead attempt's partial MP3."""
+    def _convert(self, job: Job, keeper: LeaseKeeper, result_id: str) -> Status:
+        """Probe, encode into file `result_id` and finish; a PermanentError (the media's fault) ends the job failed.
+        `job` is as it was before the claim: its `pending_mp3_id` is a dead attempt's partial result."""
         work_dir = workdirs.make()
         try:
             if job.pending_mp3_id:  # left by a worker that died mid-job
-                files.delete_file(files.mp3s(), job.pending_mp3_id)
+                files.delete_file(files.results(), job.pending_mp3_id)
             with served_video(job, work_dir) as served:
                 try:
                     info = probed(served)
-                    encoded = self._encode(job, served, info, keeper, mp3_id, os.path.join(work_dir, "ffmpeg.log"))
+                    encoded = self._encode(job, served, info, keeper, result_id, os.path.join(work_dir, "ffmpeg.log"))
                 except PermanentError:
                     check_read(served)  # the probe or ffmpeg failing on a storage error is not the media's fault
                     raise
@@ -213,7 +213,7 @@ class Converter:
             shutil.rmtree(work_dir, ignore_errors=True)
 
     def _encode(self, job: Job, served: source.ServedVideo, info: probe.MediaInfo, keeper: LeaseKeeper,
-                mp3_id: str, log_path: str) -> Encoded:
+                result_id: str, log_path: str) -> Encoded:
         """ffmpeg's output streams straight into GridFS (storage overlaps encoding), but for the formats
         whose header is written last, which go through a file in the job's work folder (encode.convert)."""
         options = job_options(job)
@@ -221,9 +221,10 @@ class Converter:
         allowance = output_limit.admit(job, self.worker_id, expected.bound_bytes, expected.bound_seconds)
         started = time.monotonic()
         metadata = {"job_id": job.id, "owner": job.owner}
+        # The span keeps its old name for any format: benchmarks and the telemetry tests name it.
         with tracer.start_as_current_span("ffmpeg convert") as convert, \
                 tracer.start_as_current_span("gridfs write mp3") as span, \
-                files.open_writer(files.mp3s(), mp3_id, jobs.mp3_name(job), metadata) as writer:
+                files.open_writer(files.results(), result_id, jobs.result_name(job), metadata) as writer:
             convert.set_attributes({"vid2mp3.format": options.format, "vid2mp3.options": ",".join(options.used())})
             progress = ProgressReporter(job.id, self.worker_id, expected.seconds)
             try:
@@ -232,25 +233,25 @@ class Converter:
                                          expected=expected)
             except encode.OutputTooLarge:
                 raise allowance.stopped() from None
-            check_read(served)  # a short read must not pass for a finished MP3
+            check_read(served)  # a short read must not pass for a finished result
             span.set_attribute("vid2mp3.bytes", written)
         observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
         metrics.count_output(options)
-        return Encoded(mp3_id, written, served.length, expected.seconds)
+        return Encoded(result_id, written, served.length, expected.seconds)
 
     def _finish_done(self, job: Job, keeper: LeaseKeeper, encoded: Encoded) -> Status:
         audio_seconds = encoded.audio_seconds
-        if keeper.lost or not job_records.finish_job(job.id, self.worker_id, Status.DONE, mp3_id=encoded.mp3_id,
+        if keeper.lost or not job_records.finish_job(job.id, self.worker_id, Status.DONE, mp3_id=encoded.result_id,
                                                  audio_seconds=audio_seconds, pending_mp3_id=None):
-            files.delete_file(files.mp3s(), encoded.mp3_id)
+            files.delete_file(files.results(), encoded.result_id)
             raise JobLost()
         metrics.BYTES_IN.inc(encoded.video_bytes)
-        metrics.BYTES_OUT.inc(encoded.mp3_bytes)
+        metrics.BYTES_OUT.inc(encoded.result_bytes)
         metrics.AUDIO_SECONDS.inc(audio_seconds)
         metrics.JOBS.labels("success").inc()
         observe(metrics.JOB_E2E_LATENCY, max(time.time() - job.created, 0))
-        log.info("job converted", extra={"job_id": job.id, "audio_seconds": audio_seconds,
-                                         "mp3_bytes": encoded.mp3_bytes})
+        log.info("job converted", extra={"job_id": job.id, "audio_seconds": audio_seconds,  # log keys as before
+                                         "mp3_bytes": encoded.result_bytes})
         return Status.DONE
 
     def _finish_failed(self, job: Job, exc: PermanentError) -> Status:

@@ -38,7 +38,7 @@ def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
             on_progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
             options: Options | None = None, title: str | None = None, max_bytes: int | None = None,
             expected: plan.Expected | None = None) -> int:
-    """Convert `source` as `options` say (default: today's MP3) into `sink`; returns the bytes written.
+    """Convert `source` as `options` say (default: MP3 at MP3_BITRATE) into `sink`; returns the bytes written.
 
     Streamed formats go through a pipe while ffmpeg encodes (memory stays flat); formats whose
     header is written last (m4a, flac, wav, VBR mp3, mp3 with its cover: the muxer holds the audio

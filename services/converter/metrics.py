@@ -13,11 +13,11 @@ CONVERSION_DURATION = Histogram("converter_conversion_duration_seconds", "Time f
                                 buckets=CONVERSION_BUCKETS)
 QUEUE_WAIT = Histogram("converter_queue_wait_seconds", "Time from publish to pick-up by a converter",
                        buckets=QUEUE_WAIT_BUCKETS)
-JOB_E2E_LATENCY = Histogram("converter_job_e2e_latency_seconds", "Time from upload accepted to MP3 ready",
+JOB_E2E_LATENCY = Histogram("converter_job_e2e_latency_seconds", "Time from upload accepted to result ready",
                             buckets=E2E_BUCKETS)
 AUDIO_SECONDS = Counter("converter_audio_seconds", "Seconds of audio produced")
 BYTES_IN = Counter("converter_bytes_in", "Bytes of video read by the converter")
-BYTES_OUT = Counter("converter_bytes_out", "Bytes of MP3 written by the converter")
+BYTES_OUT = Counter("converter_bytes_out", "Bytes of results written by the converter")
 CHILD_FAILURES = Counter("converter_child_failures",
                          "ffmpeg runs (a child) and probes (in-process) ended by a system fault and retried",
                          ["tool", "cause"])

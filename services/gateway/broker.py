@@ -1,4 +1,4 @@
-"""The gateway's broker connections and what it publishes: new jobs (`video`) and cancels (`mp3`)."""
+"""The gateway's broker connections and what it publishes: new jobs (`video`) and cancels (`mp3`: ended jobs)."""
 from __future__ import annotations
 
 import logging

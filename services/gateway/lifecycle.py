@@ -28,7 +28,7 @@ def cancel(query: JobMatch) -> Job:
 def delete(job: Job) -> None:
     """Cancel the job if it runs, then remove its files, its email records and the job itself."""
     job = job_records.cancel_job({"_id": job.id}) or job  # the latest pending_mp3_id, if it was converting
-    for bucket, file_id in ((files.videos(), job.video_id), (files.mp3s(), job.pending_mp3_id)):
+    for bucket, file_id in ((files.videos(), job.video_id), (files.results(), job.pending_mp3_id)):
         if file_id:
             files.delete_file(bucket, file_id)
     if job.mp3_id:

@@ -17,7 +17,8 @@ for _reason in ("final", "deleted", "client_gone", "error", "closed", "abandoned
     EVENT_STREAM_ENDS.labels(_reason)
 EVENT_STREAMS_USER_LIMITED = Counter("gateway_event_streams_user_limited", "Live job event streams refused with 429 "
                                      "too_many_streams: the user held EVENT_STREAMS_PER_USER on this process")
-UPLOADS_REUSED = Counter("gateway_uploads_reused", "Uploads done at once with the MP3 of an identical earlier upload")
+UPLOADS_REUSED = Counter("gateway_uploads_reused",
+                         "Uploads done at once with the result of an identical earlier upload")
 IDEMPOTENT_REPLAYS = Counter("gateway_idempotent_replays",
                              "Uploads repeating an Idempotency-Key: answered with the first job, "
                              "or 409 while it uploads",

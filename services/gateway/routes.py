@@ -133,31 +133,31 @@ def list_jobs():
 
 @bp.get("/download")
 def download():
-    """The MP3 of a done job, with Range and ETag."""
+    """The result of a done job, with Range and ETag."""
     user = auth_client.current_user()
     fid = request.args.get("fid", "")
     if not fid:
         raise ApiError(400, "missing_fid", "give the MP3 id as ?fid=MP3_ID")
-    # A shared MP3 (dedup) may also belong to an expired job of the caller's: the done one counts.
+    # A shared result (dedup) may also belong to an expired job of the caller's: the done one counts.
     job = job_records.find_job(owned_query({"mp3_id": fid, "status": str(Status.DONE)}, user)) \
         or owned_job({"mp3_id": fid}, user)
     if job.status == Status.EXPIRED:
         raise ApiError(410, "expired", "the MP3 was removed after its retention period; upload the video again")
     if job.status != Status.DONE:
         raise ApiError(404, "not_found", "no such job or file")
-    info = files.file_info(files.mp3s(), fid)
+    info = files.file_info(files.results(), fid)
     if info is None:
         raise ApiError(404, "not_found", "no such job or file")
-    return send_mp3(job, info)
+    return send_result(job, info)
 
 
-def send_mp3(job: Job, info: dict) -> Response:
-    """The done job's MP3, sent while holding one of the DOWNLOADS_MAX places (a slow reader holds its thread)."""
-    return places.DOWNLOADS.hold_while_sent(lambda: _mp3_response(job, info))
+def send_result(job: Job, info: dict) -> Response:
+    """The done job's result, sent while holding one of the DOWNLOADS_MAX places (a slow reader holds its thread)."""
+    return places.DOWNLOADS.hold_while_sent(lambda: _result_response(job, info))
 
 
-def _mp3_response(job: Job, info: dict) -> Response:
-    """The done job's MP3 (`info` its stored file's), whole or the requested range, with its ETag:
+def _result_response(job: Job, info: dict) -> Response:
+    """The done job's result (`info` its stored file's), whole or the requested range, with its ETag:
     the one answer of both the token download and the signed link."""
     fid = job.mp3_id
     etag = f'"{fid}"'
@@ -169,7 +169,7 @@ def _mp3_response(job: Job, info: dict) -> Response:
     except RangeNotSatisfiable as exc:
         raise ApiError(416, "range_not_satisfiable", str(exc), {"Content-Range": exc.content_range}) from None
     start, end = requested or (0, length - 1)
-    name = jobs.mp3_name(job)
+    name = jobs.result_name(job)
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
     headers = {
         "Accept-Ranges": "bytes",
@@ -180,6 +180,6 @@ def _mp3_response(job: Job, info: dict) -> Response:
     }
     if requested:
         headers["Content-Range"] = f"bytes {start}-{end}/{length}"
-    body = files.read_file(files.mp3s(), fid, start, end, max_window=DOWNLOAD_WINDOW) if length else iter(())
+    body = files.read_file(files.results(), fid, start, end, max_window=DOWNLOAD_WINDOW) if length else iter(())
     return Response(body, status=206 if requested else 200, mimetype=jobs.media_type(job), headers=headers,
                     direct_passthrough=True)

@@ -1,4 +1,4 @@
-"""GET /links/<token>: a done job's MP3 without a token, for browsers, mail clients and audio players.
+"""GET /links/<token>: a done job's result without a token, for browsers, mail clients and audio players.
 
 Failures answer a small HTML page a person can read (the link was clicked, not called by a
 program): 403 for a tampered link, 410 for one past its expiry or whose job was deleted.
@@ -14,7 +14,7 @@ from services.common.jobs import Status
 from services.common.storage import files, job_records
 
 from . import metrics
-from .routes import send_mp3
+from .routes import send_result
 
 bp = Blueprint("links", __name__)
 PAGE = """<!doctype html>
@@ -32,7 +32,7 @@ def page(status: int, title: str, text: str) -> Response:
 
 @bp.get("/links/<token>")
 def signed_download(token: str):
-    """The MP3 a signed link names, with Range and ETag like /download."""
+    """The result a signed link names, with Range and ETag like /download."""
     try:
         link = links.verify(token)
     except links.LinkForged:
@@ -45,12 +45,12 @@ def signed_download(token: str):
         return page(410, "This link has expired",
                     "The MP3 was kept for a limited time and has been removed. "
                     "Upload the video again to convert it anew.")
-    # Signing cannot be undone: the job must still exist and hold this very MP3 (deleting it revokes the link).
-    job = job_records.find_job({"_id": link.job_id, "mp3_id": link.mp3_id})
-    info = files.file_info(files.mp3s(), link.mp3_id) if job is not None and job.status == Status.DONE else None
+    # Signing cannot be undone: the job must still exist and hold this very result (deleting it revokes the link).
+    job = job_records.find_job({"_id": link.job_id, "mp3_id": link.result_id})
+    info = files.file_info(files.results(), link.result_id) if job is not None and job.status == Status.DONE else None
     if info is None:
         metrics.LINK_DOWNLOADS.labels("revoked").inc()
         return page(410, "This file is no longer available",
                     "The conversion was deleted or its MP3 removed, so this link no longer works.")
     metrics.LINK_DOWNLOADS.labels("ok").inc()
-    return send_mp3(job, info)
+    return send_result(job, info)

@@ -34,7 +34,7 @@ class StorageCollector:
         return self._stats
 
     def collect(self):
-        capacity = GaugeMetricFamily("vid2mp3_storage_capacity_bytes", "Storage the deployment has for videos and MP3s")
+        capacity = GaugeMetricFamily("vid2mp3_storage_capacity_bytes", "Storage the deployment has for videos and results")
         capacity.add_metric([], config.env_float("STORAGE_CAPACITY_BYTES"))
         yield capacity
         stats = self._read()

@@ -11,7 +11,7 @@ from . import metrics
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = STATIC / "assets"
 # Only the page's own files run or load: no inline script or style, no plugins, no framing (clickjacking),
-# no <base> rewriting, forms post only here. blob: for media lets the player use a downloaded MP3;
+# no <base> rewriting, forms post only here. blob: for media lets the player use a downloaded result;
 # media from any https: origin because a signed link may point at another public host name.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "media-src 'self' blob: https:; connect-src 'self'; object-src 'none'; base-uri 'none'; "

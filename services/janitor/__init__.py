@@ -3,11 +3,11 @@
 One round (`run_once`):
 - the source video of every job that ended VIDEO_RETENTION_SECONDS ago; a failed or cancelled
   job has no other file, so it turns `expired` then;
-- the MP3 of every job done RESULT_RETENTION_SECONDS ago, which turns `expired` (an MP3 other
+- the result of every job done RESULT_RETENTION_SECONDS ago, which turns `expired` (a result other
   jobs share, dedup, stays until the last of them expires: services/common/sharing.py);
 - Idempotency-Keys older than IDEMPOTENCY_KEY_SECONDS;
 - uploads a crashed gateway abandoned (an upload record with no job and no new bytes for
-  JANITOR_GRACE_SECONDS), and MP3s a crashed converter left half-written for a job that
+  JANITOR_GRACE_SECONDS), and results a crashed converter left half-written for a job that
   no converter holds any more;
 - unfinished resumable (tus) uploads past their expiry (TUS_UPLOAD_EXPIRY_SECONDS after their last
   PATCH), bytes and record; finished ones' records once the same time has passed (their job owns the bytes);
@@ -45,7 +45,7 @@ def run_once(now: float | None = None) -> Round:
     remove_old_videos(now, tally)
     remove_old_results(now, tally)
     remove_abandoned_uploads(now, tally)
-    remove_abandoned_mp3s(tally)
+    remove_abandoned_results(tally)
     remove_expired_tus_uploads(now, tally)
     tombstones.forget_old_tombstones(now)
     idempotency.forget_expired(now)
@@ -105,16 +105,17 @@ def remove_expired_tus_uploads(now: float, tally: Round) -> None:
         uploads.remove_tus(upload["_id"])
 
 
-def remove_abandoned_mp3s(tally: Round) -> None:
-    """Half-written MP3s of jobs that ended without their converter finishing (killed, then the
+def remove_abandoned_results(tally: Round) -> None:
+    """Half-written results of jobs that ended without their converter finishing (killed, then the
     job was cancelled or dead-lettered); a converting job's is its converter's to clean."""
-    for job in job_records.ended_with_pending_mp3():
-        files.delete_file(files.mp3s(), job.pending_mp3_id)
-        if job_records.clear_pending_mp3(job.id, job.pending_mp3_id):
-            tally.removed["abandoned_mp3"] += 1
+    for job in job_records.ended_with_pending_result():
+        files.delete_file(files.results(), job.pending_mp3_id)
+        if job_records.clear_pending_result(job.id, job.pending_mp3_id):
+            tally.removed["abandoned_mp3"] += 1  # the reason label dashboards show
 
 
 def record(tally: Round, now: float) -> None:
     """The round's totals and what storage holds now, for the gateway's metrics."""
-    stored = {"videos": files.stored_sizes(files.videos()), "mp3s": files.stored_sizes(files.mp3s())}
+    # "mp3s" is the `kind` label of vid2mp3_storage_bytes, as dashboards and alerts know it
+    stored = {"videos": files.stored_sizes(files.videos()), "mp3s": files.stored_sizes(files.results())}
     janitor_stats.record_round(stored, uploads.count_receiving(), now, dict(tally.removed), tally.expired)

@@ -1,5 +1,5 @@
 """python -m services.notification"""
-from services.common import config, links, messaging, telemetry, worker
+from services.common import config, links, messaging, telemetry, worker_process
 
 from . import deliveries, metrics
 from .emails import handle
@@ -23,7 +23,7 @@ def main() -> None:
     config.validate()
     links.signing_key()  # a missing LINK_SECRET stops the start, not the first email
     telemetry.init_telemetry("notification")
-    worker.serve(*consumers(), port_setting="NOTIFICATION_METRICS_PORT")
+    worker_process.serve(*consumers(), port_setting="NOTIFICATION_METRICS_PORT")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def traced(stack, tmp_path_factory):
 
 
 def _break_the_file(mp3_id: str) -> None:
-    bucket = files.mp3s()
+    bucket = files.results()
     bucket.chunks.delete_many({"files_id": files.file_info(bucket, mp3_id)["_id"]})
 
 

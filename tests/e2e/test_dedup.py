@@ -202,7 +202,7 @@ def test_janitor_keeps_a_shared_mp3_until_its_last_job_expires(users, pair):
     assert sharers.matched_count >= 1  # the reused one, and those of the tests above
     janitor.remove_old_results(time.time(), janitor.Round())
     assert alice.job(second["job_id"]).json()["status"] == "expired"
-    assert files.file_info(files.mp3s(), mp3_id) is None
+    assert files.file_info(files.results(), mp3_id) is None
     assert alice.download(mp3_id).status_code == 410
 
 
@@ -223,4 +223,4 @@ def test_deleting_one_of_two_sharing_jobs_leaves_the_other_its_mp3(stack, clips)
     assert requests.delete(f"{alice.base}/jobs/{first['job_id']}", headers=alice.auth, timeout=10).status_code == 204
     assert alice.download(second["mp3_id"]).content == expected
     assert requests.delete(f"{alice.base}/jobs/{second['job_id']}", headers=alice.auth, timeout=10).status_code == 204
-    assert files.file_info(files.mp3s(), second["mp3_id"]) is None
+    assert files.file_info(files.results(), second["mp3_id"]) is None

@@ -59,7 +59,7 @@ def _count(collection, query: dict) -> int:
 def _stored(job_id: str) -> dict[str, int]:
     """Every file and chunk of the job in storage (its video, its MP3s, finished or not)."""
     job = job_records.get_job(job_id)
-    mp3s = files.mp3s()
+    mp3s = files.results()
     mp3_ids = {f["_id"] for f in mp3s.files.find({"metadata.job_id": job_id}, {"_id": 1})}
     mp3_ids |= {i for i in (job.mp3_id, job.pending_mp3_id) if i} if job else set()
     video = files.videos()
@@ -156,7 +156,7 @@ def test_delete_removes_every_stored_byte(stack, user, ten_minutes, short, when)
     wait_until(lambda: not _converter_children(stack), "ffmpeg stopped", 2)
     time.sleep(1)  # anything a stopping converter was still writing is gone by now
     assert _stored(job_id) == {"video_files": 0, "video_chunks": 0, "mp3_files": 0, "mp3_chunks": 0}
-    mp3s = files.mp3s()
+    mp3s = files.results()
     assert _count(mp3s.files, {"metadata.job_id": job_id}) == 0
 
 

@@ -44,7 +44,7 @@ def _failed(stack, user: Client, path, options: dict) -> dict:
     assert response.status_code == 202, response.text
     job = user.wait_job(response.json()["job_id"], timeout=120)
     assert job["status"] == "failed" and job["mp3_id"] is None, job
-    assert files.mp3s().files.find_one({"metadata.job_id": job["job_id"]}) is None
+    assert files.results().files.find_one({"metadata.job_id": job["job_id"]}) is None
     mails = wait_mail(stack["mail"], job["job_id"])
     assert len(mails) == 1 and job["reason"] in mails[0].get_content()
     return job

@@ -9,7 +9,9 @@ import pytest
 
 from services.common.messaging import PermanentError, TransientError
 from services.converter import encode, faults, probe
-from services.converter.command import mp3_command
+from services.common.options import Options
+from services.converter import command as ffmpeg_command
+from services.converter.plan import Plan
 from devkit.media import codec_of, duration_of, make_media
 
 
@@ -24,6 +26,12 @@ def test_video_to_mp3(tmp_path):
     assert codec_of(target) == "mp3"
     assert abs(duration_of(target) - 2) < 0.5
     assert abs(info.audio_seconds - 2) < 0.1
+
+
+def mp3_command(source: str, target: str, copy_audio: bool) -> list[str]:
+    """The converter's command for a job without options (MP3 at MP3_BITRATE, or an MP3 source copied)."""
+    info = probe.MediaInfo(None, None, 1, 0, tracks=[probe.AudioTrack("mp3" if copy_audio else None)])
+    return ffmpeg_command.build(Plan(source, target, Options(), info))
 
 
 def test_command_never_decodes_video_and_copies_mp3():

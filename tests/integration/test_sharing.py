@@ -14,15 +14,15 @@ from services.common import sharing
 from services.common.jobs import Status
 from services.common.storage import files, job_records, shares
 from services.common.storage.connection import new_id
-from tests.helpers import store_file, stored_job
+from tests.helpers import find_jobs, store_file, stored_job
 
 
 @pytest.fixture
 def mp3(stack):
     file_id = new_id()
-    store_file(files.mp3s(), file_id, "a.mp3", io.BytesIO(b"mp3" * 1000), {})
+    store_file(files.results(), file_id, "a.mp3", io.BytesIO(b"mp3" * 1000), {})
     yield file_id
-    files.delete_file(files.mp3s(), file_id)
+    files.delete_file(files.results(), file_id)
     shares.collection().delete_many({"_id": file_id})
 
 
@@ -43,10 +43,10 @@ def test_writer_hashes_what_it_writes(stack):
 def test_file_goes_with_its_last_user_only(mp3):
     first, second = _done(mp3), _done(mp3)
     assert sharing.release(mp3, first.id) is False
-    assert files.file_info(files.mp3s(), mp3) is not None
+    assert files.file_info(files.results(), mp3) is not None
     assert sharing.release(mp3, first.id) is False  # releasing twice counts once
     assert sharing.release(mp3, second.id) is True
-    assert files.file_info(files.mp3s(), mp3) is None
+    assert files.file_info(files.results(), mp3) is None
     assert sharing.pin(mp3) is False  # a late sharer converts instead
 
 
@@ -61,7 +61,7 @@ def test_sharer_waits_for_a_remover_and_sees_its_outcome(mp3):
     assert not outcome  # still waiting for the remover
     # The remover removes the file while it holds the lease, then gives the lease back (sharing.release
     # does it in this order); the sharer, let in only then, must not keep a file that is gone.
-    files.delete_file(files.mp3s(), mp3)
+    files.delete_file(files.results(), mp3)
     shares.collection().delete_many({"_id": mp3})
     sharer.join()
     assert outcome == [False]
@@ -102,4 +102,4 @@ def test_a_job_id_chosen_beforehand_makes_one_job_when_accepted_twice(stack):
     first = intake.create_job(user, stored, job_id=job_id)
     again = intake.create_job(user, stored, job_id=job_id)
     assert first.id == again.id == job_id
-    assert len(job_records.find_jobs({"owner": owner})) == 1
+    assert len(find_jobs({"owner": owner})) == 1

@@ -14,7 +14,7 @@ from tests.helpers import store_file, stored_job
 
 @pytest.fixture
 def bucket(stack):
-    return files.mp3s()
+    return files.results()
 
 
 def test_ranges_across_chunk_boundaries(bucket):

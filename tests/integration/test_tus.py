@@ -11,10 +11,11 @@ import pytest
 import requests
 from tusclient import client as tus_client
 
-from services.common.storage import files, job_records
+from services.common.storage import files
 from services.common.storage import uploads as upload_records
 from services.common.storage.connection import new_id
 from services.janitor import Round, remove_expired_tus_uploads
+from tests.helpers import find_jobs
 from devkit.client import Client
 from devkit.media import make_media
 from devkit.metrics import metric_samples
@@ -106,7 +107,7 @@ def test_final_patch_carries_job_id_and_a_repeat_is_refused(user, video):
     assert last.headers["Tus-Resumable"] == "1.0.0" and last.headers["Job-Id"]
     assert head(user, url).headers["Job-Id"] == last.headers["Job-Id"]
     assert patch(user, url, len(video), b"x").status_code in (409, 413)
-    assert job_records.find_jobs({"video_id": url.rsplit("/", 1)[1]})[0].id == last.headers["Job-Id"]  # one job
+    assert find_jobs({"video_id": url.rsplit("/", 1)[1]})[0].id == last.headers["Job-Id"]  # one job
 
 
 class HalfPatch:

@@ -111,10 +111,10 @@ def test_title_of_200_characters_and_valid_extremes():
 def test_job_file_name_type_and_view_follow_the_format():
     for name, spec in FORMATS.items():
         job = Job("j", "u", "v", filename="My clip.final.mp4", options={"format": name})
-        assert jobs.mp3_name(job) == f"My clip.final.{spec.extension}" and jobs.media_type(job) == spec.media_type
+        assert jobs.result_name(job) == f"My clip.final.{spec.extension}" and jobs.media_type(job) == spec.media_type
         assert job_view.view(job)["options"] == {"format": name}
     old = Job("j", "u", "v", filename="x.mp4")  # stored before options existed
-    assert jobs.mp3_name(old) == "x.mp3" and jobs.media_type(old) == "audio/mpeg"
+    assert jobs.result_name(old) == "x.mp3" and jobs.media_type(old) == "audio/mpeg"
     assert job_view.view(old)["options"] == {}
     assert {s.media_type for s in FORMATS.values()} == {"audio/mpeg", "audio/mp4", "audio/ogg", "audio/flac", "audio/wav"}
 

@@ -38,7 +38,8 @@ def videos() -> Bucket:
     return Bucket(client()[config.env("MONGO_VIDEOS_DB")])
 
 
-def mp3s() -> Bucket:
+def results() -> Bucket:
+    """The produced audio files, any format (the setting keeps its first name, MONGO_MP3S_DB)."""
     return Bucket(client()[config.env("MONGO_MP3S_DB")])
 
 

@@ -63,7 +63,7 @@ def _job(doc: dict | None) -> Job | None:
 
 
 def create_job(job: Job, status: Status = Status.QUEUED) -> Job:
-    """Store a new job: queued, or done at once (a reused MP3: dedup). errors.DuplicateRecord if its id exists."""
+    """Store a new job: queued, or done at once (a reused result: dedup). errors.DuplicateRecord if its id exists."""
     job.created = time.time()
     job.status, job.times, job.rev = status, {str(status): job.created}, 1
     if status in ENDED:
@@ -78,10 +78,6 @@ def get_job(job_id: str) -> Job | None:
 
 def find_job(match: JobMatch) -> Job | None:
     return _job(collection().find_one(_equal(match)))
-
-
-def find_jobs(match: JobMatch) -> list[Job]:
-    return [Job.from_doc(doc) for doc in collection().find(_equal(match))]
 
 
 def list_jobs(owner: str, status: str | None, offset: int, limit: int) -> list[Job]:
@@ -102,9 +98,9 @@ def claim_video_removal(job_id: str) -> bool:
     return result.matched_count == 1
 
 
-def clear_pending_mp3(job_id: str, mp3_id: str) -> bool:
-    """Take the removal of a half-written MP3 that no converter holds any more."""
-    result = collection().update_one({"_id": job_id, "pending_mp3_id": mp3_id, "status": {"$ne": Status.CONVERTING}},
+def clear_pending_result(job_id: str, result_id: str) -> bool:
+    """Take the removal of a half-written result that no converter holds any more."""
+    result = collection().update_one({"_id": job_id, "pending_mp3_id": result_id, "status": {"$ne": Status.CONVERTING}},
                                      {"$set": {"pending_mp3_id": None}})
     return result.matched_count == 1
 
@@ -125,8 +121,8 @@ def delete_job(job_id: str) -> None:
 # ---------------------------------------------------------------- a converter's hold on a job
 
 
-def claim_job(job_id: str, worker: str, lease_seconds: float, mp3_id: str | None = None) -> Job | None:
-    """Take a queued job, or a converting one whose previous worker's lease ran out. With `mp3_id`, the
+def claim_job(job_id: str, worker: str, lease_seconds: float, result_id: str | None = None) -> Job | None:
+    """Take a queued job, or a converting one whose previous worker's lease ran out. With `result_id`, the
     id this attempt's output will have is recorded in the same write (one write less per job), and the
     job comes back as it was before the claim: its `pending_mp3_id` is a dead attempt's, to remove."""
     now = time.time()
@@ -134,8 +130,8 @@ def claim_job(job_id: str, worker: str, lease_seconds: float, mp3_id: str | None
               "times.converting": now, "progress": None, "eta_seconds": None}
     doc = collection().find_one_and_update(
         {"_id": job_id, **status_guard(Status.CONVERTING), "lease_until": {"$lt": now}},
-        {"$set": dict(fields, pending_mp3_id=mp3_id) if mp3_id else fields, "$inc": {"attempts": 1, "rev": 1}},
-        return_document=ReturnDocument.BEFORE if mp3_id else ReturnDocument.AFTER,
+        {"$set": dict(fields, pending_mp3_id=result_id) if result_id else fields, "$inc": {"attempts": 1, "rev": 1}},
+        return_document=ReturnDocument.BEFORE if result_id else ReturnDocument.AFTER,
     )
     return _job(doc)
 
@@ -205,7 +201,7 @@ def expire_job(job_id: str, status: Status) -> bool:
 
 
 def requeue_unshared(job_id: str) -> bool:
-    """A reused job (done at once with a shared MP3) whose MP3 went before it could pin it: back to
+    """A reused job (done at once with a shared result) whose result went before it could pin it: back to
     queued, to convert its own video."""
     query = {"_id": job_id, "reused": True, **status_guard(Status.QUEUED, Status.DONE)}
     result = collection().update_one(query, {"$set": {
@@ -218,7 +214,7 @@ def requeue_unshared(job_id: str) -> bool:
 
 
 def reusable_job(content_key: str, owner: str | None) -> Job | None:
-    """A done job with content `content_key` whose MP3 is still in use (of `owner`'s, if given)."""
+    """A done job with content `content_key` whose result is still in use (of `owner`'s, if given)."""
     query = {"content_key": content_key, "status": str(Status.DONE), "mp3_id": {"$ne": None},
              "mp3_released": {"$in": [False, None]}}
     if owner is not None:
@@ -226,13 +222,13 @@ def reusable_job(content_key: str, owner: str | None) -> Job | None:
     return _job(collection().find_one(query))
 
 
-def other_user_of(mp3_id: str, job_id: str) -> Job | None:
-    """A done job other than `job_id` that still uses the MP3."""
-    return _job(collection().find_one({"mp3_id": mp3_id, "status": str(Status.DONE), "_id": {"$ne": job_id},
+def other_user_of(result_id: str, job_id: str) -> Job | None:
+    """A done job other than `job_id` that still uses the result file `result_id`."""
+    return _job(collection().find_one({"mp3_id": result_id, "status": str(Status.DONE), "_id": {"$ne": job_id},
                                        "mp3_released": {"$in": [False, None]}}))
 
 
-def mark_mp3_released(job_id: str) -> None:
+def mark_result_released(job_id: str) -> None:
     collection().update_one({"_id": job_id}, {"$set": {"mp3_released": True}})
 
 
@@ -275,8 +271,8 @@ def done_before(cutoff: float) -> list[Job]:
     return [Job.from_doc(doc) for doc in collection().find({"status": Status.DONE, "ended_at": {"$lt": cutoff}})]
 
 
-def ended_with_pending_mp3() -> list[Job]:
-    """Ended jobs that still name a half-written MP3."""
+def ended_with_pending_result() -> list[Job]:
+    """Ended jobs that still name a half-written result."""
     query = {"pending_mp3_id": {"$ne": None}, "status": {"$in": [str(s) for s in ENDED]}}
     return [Job.from_doc(doc) for doc in collection().find(query)]
 
@@ -291,7 +287,7 @@ class Holding:
     job_id: str
     status: str
     video_id: str | None
-    mp3_id: str | None
+    result_id: str | None
     output_reserved: int
 
 

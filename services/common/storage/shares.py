@@ -1,4 +1,4 @@
-"""Leases on releasing a shared MP3 (dedup, services/common/sharing.py): one record per MP3 while a
+"""Leases on releasing a shared result (dedup, services/common/sharing.py): one record per result file while a
 remover decides. Kept beside the files, not on them: the MongoDB stand-in's fs.files takes no fields of ours."""
 from __future__ import annotations
 
@@ -12,25 +12,26 @@ def collection() -> Collection:
     return records().mp3_release_leases
 
 
-def insert_lease(mp3_id: str, holder: str, until: float) -> bool:
+def insert_lease(result_id: str, holder: str, until: float) -> bool:
     """Take a free lease; False when a record of it exists (live or not)."""
     try:
-        collection().insert_one({"_id": mp3_id, "holder": holder, "until": until})
+        collection().insert_one({"_id": result_id, "holder": holder, "until": until})
         return True
     except DuplicateRecord:
         return False
 
 
-def find_lease(mp3_id: str) -> dict | None:
+def find_lease(result_id: str) -> dict | None:
     """The lease's record: holder, until."""
-    return collection().find_one({"_id": mp3_id})
+    return collection().find_one({"_id": result_id})
 
 
-def take_over_lease(mp3_id: str, old_holder: str | None, holder: str, until: float) -> bool:
+def take_over_lease(result_id: str, old_holder: str | None, holder: str, until: float) -> bool:
     """Take a dead remover's lease, unless someone was quicker."""
-    taken = collection().update_one({"_id": mp3_id, "holder": old_holder}, {"$set": {"holder": holder, "until": until}})
+    taken = collection().update_one({"_id": result_id, "holder": old_holder},
+                                    {"$set": {"holder": holder, "until": until}})
     return taken.matched_count == 1
 
 
-def drop_lease(mp3_id: str, holder: str) -> None:
-    collection().delete_one({"_id": mp3_id, "holder": holder})
+def drop_lease(result_id: str, holder: str) -> None:
+    collection().delete_one({"_id": result_id, "holder": holder})

@@ -1,4 +1,5 @@
-"""Process harness of the queue workers: /metrics, /healthz and /readyz over HTTP, SIGTERM handling."""
+"""The process harness of a queue worker (converter, notification): /metrics, /healthz and /readyz over HTTP,
+SIGTERM handling. (A gunicorn worker class is another thing: gunicorn_worker.py.)"""
 from __future__ import annotations
 
 import logging
