@@ -4,6 +4,8 @@ from __future__ import annotations
 import secrets
 
 import pymongo
+import pymongo.errors
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from .. import config
@@ -38,3 +40,12 @@ def ping() -> None:
 def new_id() -> str:
     """An unguessable id (96 random bits, hex like an ObjectId so seed clients accept it)."""
     return secrets.token_hex(12)
+
+
+def insert_new(collection: Collection, document: dict) -> bool:
+    """Insert a record under its `_id`; False when one exists (the first writer wins, as in a lock)."""
+    try:
+        collection.insert_one(document)
+        return True
+    except pymongo.errors.DuplicateKeyError:
+        return False

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pymongo.collection import Collection
 
-from .connection import records
-from .errors import DuplicateRecord
+from .connection import insert_new, records
 
 
 def collection() -> Collection:
@@ -17,12 +16,8 @@ def record_id(owner: str, key: str) -> str:
 
 def insert_key(record: str, owner: str, token: str, now: float) -> bool:
     """Hold a new key for `token`; False when a record of it exists."""
-    try:
-        collection().insert_one({"_id": record, "owner": owner, "token": token, "created": now, "touched": now,
-                                 "job_id": None})
-        return True
-    except DuplicateRecord:
-        return False
+    return insert_new(collection(), {"_id": record, "owner": owner, "token": token, "created": now, "touched": now,
+                                     "job_id": None})
 
 
 def find_key(record: str) -> dict | None:

@@ -11,8 +11,7 @@ from typing import Iterable
 
 from pymongo.collection import Collection
 
-from .connection import records
-from .errors import DuplicateRecord
+from .connection import insert_new, records
 
 SENT, SENDING = "sent", "sending"
 QUEUED, DELIVERED = "queued", "delivered"
@@ -46,11 +45,8 @@ def claim_email(key: str, job_id: str, status: str, worker: str, lease_seconds: 
     worker's), False once it is sent, None while another live worker holds it."""
     now = time.time()
     mine = {"state": SENDING, "worker": worker, "until": now + lease_seconds}
-    try:
-        collection().insert_one(dict(mine, _id=key, job_id=job_id, status=status))
+    if insert_new(collection(), dict(mine, _id=key, job_id=job_id, status=status)):
         return True
-    except DuplicateRecord:
-        pass
     record = collection().find_one({"_id": key}) or {}
     if record.get("state", SENT) == SENT:
         return False

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pymongo.collection import Collection
 
-from .connection import records
-from .errors import DuplicateRecord
+from .connection import insert_new, records
 
 
 def collection() -> Collection:
@@ -14,11 +13,7 @@ def collection() -> Collection:
 
 def insert_lease(result_id: str, holder: str, until: float) -> bool:
     """Take a free lease; False when a record of it exists (live or not)."""
-    try:
-        collection().insert_one({"_id": result_id, "holder": holder, "until": until})
-        return True
-    except DuplicateRecord:
-        return False
+    return insert_new(collection(), {"_id": result_id, "holder": holder, "until": until})
 
 
 def find_lease(result_id: str) -> dict | None:

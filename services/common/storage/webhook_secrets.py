@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pymongo.collection import Collection
 
-from .connection import records
-from .errors import DuplicateRecord
+from .connection import insert_new, records
 
 
 def collection() -> Collection:
@@ -18,11 +17,7 @@ def secret_of(owner: str) -> str | None:
 
 def add_secret(owner: str, secret: str) -> bool:
     """Store the user's first secret; False when they have one already (another process was quicker)."""
-    try:
-        collection().insert_one({"_id": owner, "secret": secret})
-        return True
-    except DuplicateRecord:
-        return False
+    return insert_new(collection(), {"_id": owner, "secret": secret})
 
 
 def replace_secret(owner: str, secret: str) -> None:
