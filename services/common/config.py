@@ -32,7 +32,8 @@ SETTINGS: list[tuple[str, str, str]] = [
      "dead-lettered"),
     ("MONGO_URI", "mongodb://127.0.0.1:27017", "MongoDB connection string"),
     ("MONGO_VIDEOS_DB", "videos", "GridFS database of uploaded videos"),
-    ("MONGO_MP3S_DB", "mp3s", "GridFS database of produced MP3s"),
+    ("MONGO_MP3S_DB", "mp3s",
+     "GridFS database of produced results (audio in any format; the name is kept from when only MP3 existed)"),
     ("MONGO_JOBS_DB", "vid2mp3", "database of the jobs and notifications collections"),
     ("MONGO_TIMEOUT_MS", "5000", "MongoDB server selection and socket timeout"),
     # --- auth and gateway: gunicorn and the HTTP guard in front of the app
@@ -148,7 +149,7 @@ SETTINGS: list[tuple[str, str, str]] = [
      "unfinished jobs (queued, converting, or still uploading) one user may have; more answer 429 "
      "quota_exceeded (admins are exempt)"),
     ("USER_MAX_STORED_BYTES", "10737418240",
-     "bytes one user may keep stored: videos, MP3s, uploads in progress (counted at their declared length) and"
+     "bytes one user may keep stored: videos, results, uploads in progress (counted at their declared length) and"
      " results being converted (at their predicted upper bound); more answer 429 quota_exceeded, and a result "
      "that would pass it fails its job (read by the gateway and the converter: give both the same value)"),
     ("USER_MAX_UPLOADS_PER_DAY", "200",
@@ -156,7 +157,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("IDEMPOTENCY_KEY_SECONDS", "86400",
      "how long an upload's Idempotency-Key answers with its first job (then the janitor forgets it)"),
     ("DEDUP_ACROSS_USERS", "0",
-     "1 lets an upload reuse the MP3 of another user's identical upload (tells a user what others uploaded; "
+     "1 lets an upload reuse the result of another user's identical upload (tells a user what others uploaded; "
      "see README)"),
     ("UPSTREAM_TIMEOUT_SECONDS", "5", "timeout of calls from the gateway to auth"),
     ("JWKS_CACHE_SECONDS", "300",
@@ -165,7 +166,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("JWKS_REFRESH_MIN_SECONDS", "10",
      "least time between two fetches of auth's public keys prompted by tokens naming an unknown kid"),
     ("STORAGE_CAPACITY_BYTES", "107374182400",
-     "storage the deployment has for videos and MP3s (the storage alert predicts against it)"),
+     "storage the deployment has for videos and results (the storage alert predicts against it)"),
     # --- converter (WORK_DIR: the janitor too)
     ("CONVERTER_METRICS_PORT", "9100",
      "port of the converter's /metrics, /healthz and /readyz (Prometheus and probes only)"),
@@ -213,7 +214,7 @@ SETTINGS: list[tuple[str, str, str]] = [
      "60 s of record retries)"),
     # --- janitor: retention and leftovers (the retention settings also date the jobs the gateway shows)
     ("VIDEO_RETENTION_SECONDS", "3600", "how long an uploaded video is kept after its job ends"),
-    ("RESULT_RETENTION_SECONDS", "604800", "how long an MP3 is kept after its job is done; then the job is expired"),
+    ("RESULT_RETENTION_SECONDS", "604800", "how long a result is kept after its job is done; then the job is expired"),
     ("JANITOR_INTERVAL_SECONDS", "300",
      "how often the janitor removes expired files and leftovers (local loop; a CronJob in Kubernetes)"),
     ("JANITOR_GRACE_SECONDS", "3600",
