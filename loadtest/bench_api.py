@@ -28,7 +28,8 @@ def _rate(stack, path: str, name: str, token: str | None, users: int, seconds: i
     out = Path(tempfile.mkdtemp(prefix="vid2mp3-bench-api-"))
     env = dict(stack.env, API_PATH=path, API_NAME=name, API_TOKEN=token or "")
     figures.log(f"api: {users} users on {name} for {seconds} s ...")
-    pids = {"gateway": _worker(stack.pid("gateway")), "mongodb": stack.pid("mongodb"), "auth": _worker(stack.pid("auth"))}
+    pids = {"gateway": _worker(stack.pid("gateway")), "mongodb": stack.pid("mongodb"),
+            "auth": _worker(stack.pid("auth"))}
     before = {name: figures.cpu_seconds(pid) for name, pid in pids.items()}
     code = locust_run.run(users, users, f"{seconds}s", stack.gateway, out, locustfile=HERE / "api_rate_locustfile.py",
                           env=env, timeout=seconds + 120)

@@ -73,7 +73,8 @@ def figure_single(stack, otlp, files: dict, runs: int = 5) -> dict:
         trace_ids.append(figures.trace_id_of(doc))
     result = {"clip": clip.name, "runs": runs, "pipeline_runs_s": totals, "ffmpeg_runs_s": alone,
               "pipeline_median_s": statistics.median(totals), "ffmpeg_median_s": statistics.median(alone),
-              "ratio": statistics.median(t / a for t, a in zip(totals, alone)), "profile": profile(otlp, trace_ids)}
+              "ratio": statistics.median(t / a for t, a in zip(totals, alone, strict=True)),
+              "profile": profile(otlp, trace_ids)}
     figures.log(f"s: {result}")
     return result
 
@@ -82,6 +83,6 @@ def gaps(docs: list[dict]) -> dict:
     """Between jobs of one converter: median seconds from a job's `done` to the next job's claim (the ack,
     the next delivery, the consumer's bookkeeping), and the first claim after the first upload."""
     ordered = sorted(docs, key=lambda d: d["times"]["converting"])
-    between = [b["times"]["converting"] - a["times"]["done"] for a, b in zip(ordered, ordered[1:])]
+    between = [b["times"]["converting"] - a["times"]["done"] for a, b in zip(ordered, ordered[1:], strict=False)]
     return {"between_jobs_median_s": statistics.median(between) if between else None,
             "first_claim_after_upload_s": ordered[0]["times"]["converting"] - min(d["created"] for d in docs)}

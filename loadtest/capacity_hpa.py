@@ -151,7 +151,8 @@ def _changed_within(now: float, period_s: float, events: list[tuple[float, int]]
 
 def _period_start(now, current, policy, up_events, down_events) -> int:
     """Replicas at the start of the policy's period: the policy limits the change over the period."""
-    return current - _changed_within(now, policy.period_s, up_events) + _changed_within(now, policy.period_s, down_events)
+    return (current - _changed_within(now, policy.period_s, up_events)
+            + _changed_within(now, policy.period_s, down_events))
 
 
 def scale_up_limit(now: float, current: int, up_events, down_events, rules: Rules) -> int:

@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "loadtest" / "capacity")
     p.add_argument("--benchmarks", type=Path, default=ROOT / "loadtest" / "benchmarks.json")
     p.add_argument("--startup", type=float, default=30.0, help="seconds from scale-up to a pod taking jobs")
-    p.add_argument("--slowdown", type=float, default=1.0, help="conversion time factor of prod nodes vs the benchmark machine")
+    p.add_argument("--slowdown", type=float, default=1.0,
+                   help="conversion time factor of prod nodes vs the benchmark machine")
     p.add_argument("--search-hours", type=float, default=3.0, help="length of each steady run of the search")
     p.add_argument("--search-steps", type=int, default=9)
     p.add_argument("--seed", type=int, default=1)

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the report needs no simulator at run time
+    import capacity_sim as sim
 
 COLORS = {"hpa": "tab:blue", "keda": "tab:orange", "keda-http": "tab:green"}
 LABELS = {"hpa": "HPA (prod)", "keda": "KEDA as committed (amqp: ready msgs)",
@@ -73,7 +77,8 @@ def describe(result: sim.Result) -> dict:
     cold = [j.latency for j in result.jobs if _replicas_at(result, j.arrival) == 0]
     return {"jobs": len(lat), "within_slo": result.within(300.0), "p50_s": pick(0.5), "p95_s": pick(0.95),
             "p99_s": pick(0.99), "max_s": lat[-1] if lat else 0.0,
-            "max_waiting": max(s.waiting for s in result.samples), "max_replicas": max(s.replicas for s in result.samples),
+            "max_waiting": max(s.waiting for s in result.samples),
+            "max_replicas": max(s.replicas for s in result.samples),
             "replica_hours": result.replica_hours(), "cold_jobs": len(cold),
             "cold_p50_s": sorted(cold)[len(cold) // 2] if cold else 0.0}
 
@@ -111,7 +116,8 @@ def summary(spec, model, service, rate, tried, runs, drains, base, args) -> str:
         f"Seed {args.seed}.", "",
         "## Answers", "",
         f"- Largest steady upload rate prod holds within the SLO (95 % of jobs within 300 s, in the last hour "
-        f"of a {args.search_hours:g} h run, with a queue no longer growing): **{rate * 60:.0f} jobs/min** ({rate:.2f}/s); the throughput of "
+        f"of a {args.search_hours:g} h run, with a queue no longer growing): **{rate * 60:.0f} jobs/min** "
+        f"({rate:.2f}/s); the throughput of "
         f"{spec.max_replicas} busy pods is {bound * 60:.0f} jobs/min (mean of 10^6 draws; a seeded trace's own "
         f"mean differs by about 1 %, the heavy tail of media length).",
         f"- A 10x burst for 15 min on {base * 60:.0f} jobs/min: the backlog is gone **{drains['hpa'] / 60:.1f} min** "

@@ -31,7 +31,7 @@ def _save(fig, path: Path) -> str:
 def plot_latency(out: Path, latencies: list[tuple[float, float]], faults: list[dict], t0: float, slo: float) -> str:
     fig, ax = plt.subplots(figsize=(10, 4))
     if latencies:
-        xs, ys = zip(*sorted(latencies))
+        xs, ys = zip(*sorted(latencies), strict=True)
         ax.scatter([x - t0 for x in xs], ys, s=8, label="job (upload accepted -> done/failed)")
     ax.axhline(slo, color="tab:orange", linestyle="--", label=f"SLO {slo:.0f} s")
     ax.set(xlabel="seconds since the soak started (upload time)", ylabel="job latency (s)", yscale="log",

@@ -11,8 +11,8 @@ CLIENT_ADDRESS = {"name": "X-Client-Address", "in": "header", "required": False,
 SPEC = {
     "openapi": "3.0.3",
     "info": {"title": "vid2mp3 auth", "version": "1.0.0",
-             "description": "Accounts and JWTs (EdDSA). Internal: users reach it through the gateway, which fetches the "
-                            "public keys to verify tokens itself."},
+             "description": "Accounts and JWTs (EdDSA). Internal: users reach it through the gateway, "
+                            "which fetches the public keys to verify tokens itself."},
     "components": {
         "securitySchemes": SECURITY_SCHEMES,
         "schemas": {
@@ -21,9 +21,11 @@ SPEC = {
                 "type": "object", "required": ["keys"],
                 "properties": {"keys": {"type": "array", "items": {
                     "type": "object", "required": ["kty", "crv", "x", "kid", "alg", "use"],
-                    "properties": {"kty": {"type": "string", "enum": ["OKP"]}, "crv": {"type": "string", "enum": ["Ed25519"]},
+                    "properties": {"kty": {"type": "string", "enum": ["OKP"]},
+                                   "crv": {"type": "string", "enum": ["Ed25519"]},
                                    "x": {"type": "string"}, "kid": {"type": "string"},
-                                   "alg": {"type": "string", "enum": ["EdDSA"]}, "use": {"type": "string", "enum": ["sig"]}},
+                                   "alg": {"type": "string", "enum": ["EdDSA"]},
+                                   "use": {"type": "string", "enum": ["sig"]}},
                 }}},
             },
         },
@@ -32,7 +34,8 @@ SPEC = {
         "/register": {"post": {**REGISTER, "parameters": [CLIENT_ADDRESS]}},
         "/login": {"post": {**LOGIN, "parameters": [CLIENT_ADDRESS]}},
         "/.well-known/jwks.json": {"get": {
-            "summary": "The public keys that verify tokens (RFC 7517 JWK Set; Ed25519, EdDSA, kid = RFC 7638 thumbprint)",
+            "summary": "The public keys that verify tokens "
+                       "(RFC 7517 JWK Set; Ed25519, EdDSA, kid = RFC 7638 thumbprint)",
             "responses": {"200": {"description": "JWK Set", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/JWKS"}}}}},
         }},

@@ -133,6 +133,14 @@ def _check_plain(plain: IPAddress) -> None:
         raise CallbackRefused(f"callback_url points at a non-public address ({plain})")
 
 
+def _address_of(host: str | int) -> IPAddress:
+    """The address in a getaddrinfo answer's sockaddr, without an IPv6 zone (fe80::1%eth0)."""
+    # answers for a host name are IPv4 or IPv6, whose sockaddr starts with the address as text
+    # (the int is for families such as AF_PACKET, which getaddrinfo does not return here)
+    assert isinstance(host, str)
+    return ipaddress.ip_address(host.split("%")[0])
+
+
 def resolve(url: str) -> Target:
     """The URL's target with an address every resolution of its name passed; CallbackRefused otherwise."""
     parts = _parts(url)
@@ -141,7 +149,7 @@ def resolve(url: str) -> Target:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise CallbackRefused(f"callback_url host does not resolve: {exc}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = [_address_of(info[4][0]) for info in infos]
     for address in addresses:  # one forbidden answer refuses all: a mixed answer is a rebinding attempt
         check_address(address)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -201,7 +201,8 @@ def parse(fields: Mapping[str, str]) -> Options:
         if name in given:
             values[name] = _flag(name, given[name])
     if values.get("cover") and not spec.cover:
-        raise OptionError("cover", "cover art is available for " + ", ".join(f.name for f in FORMATS.values() if f.cover))
+        with_cover = ", ".join(f.name for f in FORMATS.values() if f.cover)
+        raise OptionError("cover", "cover art is available for " + with_cover)
     if "audio_track" in given:
         track = _integer("audio_track", given["audio_track"], 0, 63,
                          "must be the index of an audio track, from 0 (the first) to 63")

@@ -11,6 +11,7 @@ import time
 from typing import Callable
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from prometheus_client import Counter, Histogram
@@ -69,7 +70,9 @@ def streams_body(view: Callable) -> Callable:
     """Mark a view whose request body may be larger than HTTP_BODY_BUFFER_BYTES (an upload): the
     gunicorn worker hands it to a thread as soon as its head is in, instead of reading the body first
     (services/common/gunicorn_worker.py). Such a view must hold a place (UPLOADS_MAX) while it reads."""
-    view.streams_body = True
+    # the mark is a plain function attribute (gunicorn_worker reads it with getattr); Callable's type
+    # declares no attributes, the function's __dict__ takes any
+    view.__dict__["streams_body"] = True
     return view
 
 
@@ -82,6 +85,8 @@ def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]
     telemetry.init_telemetry(service)
     app = Flask(service)
     app.config["SERVICE"] = service
+    # Flask's default provider (the app sets no other); sort_keys is its setting, not JSONProvider's
+    assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = False
 
     from opentelemetry.instrumentation.flask import FlaskInstrumentor

@@ -1,4 +1,6 @@
-"""The converter's own metrics (jobs by outcome, their timings and volumes, killed children). Names are the contract of the dashboards and alerts."""
+"""The converter's own metrics (jobs by outcome, their timings and volumes, killed children).
+
+Names are the contract of the dashboards and alerts."""
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.options import FORMATS, Options, fields_named

@@ -34,7 +34,8 @@ class StorageCollector:
         return self._stats
 
     def collect(self):
-        capacity = GaugeMetricFamily("vid2mp3_storage_capacity_bytes", "Storage the deployment has for videos and results")
+        capacity = GaugeMetricFamily("vid2mp3_storage_capacity_bytes",
+                                     "Storage the deployment has for videos and results")
         capacity.add_metric([], config.env_float("STORAGE_CAPACITY_BYTES"))
         yield capacity
         stats = self._read()
@@ -53,9 +54,11 @@ class StorageCollector:
         expired.add_metric([], stats.get("expired", 0))
         uploads = GaugeMetricFamily("vid2mp3_storage_uploads_in_progress", "Videos being received right now")
         uploads.add_metric([], stats.get("uploads_in_progress", 0))
-        last_run = GaugeMetricFamily("vid2mp3_janitor_last_run_timestamp_seconds", "When the janitor last finished a round")
+        last_run = GaugeMetricFamily("vid2mp3_janitor_last_run_timestamp_seconds",
+                                     "When the janitor last finished a round")
         last_run.add_metric([], stats.get("last_run", 0))
-        tus = GaugeMetricFamily("vid2mp3_tus_uploads_in_progress", "Resumable (tus) uploads created and not finished yet")
+        tus = GaugeMetricFamily("vid2mp3_tus_uploads_in_progress",
+                                "Resumable (tus) uploads created and not finished yet")
         tus.add_metric([], stats.get("tus_in_progress", 0))
         yield from (stored_bytes, stored_files, removed, expired, uploads, last_run, tus)
 

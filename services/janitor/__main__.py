@@ -30,7 +30,7 @@ def main() -> None:
         except Exception:  # MongoDB down: the next round tries again
             log.exception("janitor round failed")
             if once:
-                raise SystemExit(1)
+                raise SystemExit(1) from None  # logged just above; the exit code is the whole message
         if once:
             break
         stop.wait(config.env_float("JANITOR_INTERVAL_SECONDS"))

@@ -93,7 +93,8 @@ def own_queues(monkeypatch):
     connection = pika.BlockingConnection(messaging.connection_parameters())
     channel = connection.channel()
     for name in names.values():
-        for queue in [name, messaging.dead_queue(name)] + [messaging.retry_queue(name, d) for d in config.retry_delays()]:
+        retries = [messaging.retry_queue(name, d) for d in config.retry_delays()]
+        for queue in [name, messaging.dead_queue(name), *retries]:
             channel.queue_delete(queue)
     connection.close()
 

@@ -102,7 +102,8 @@ def test_each_format_with_tags_and_cover(clip, tmp_path):
             assert {k.lower(): v for k, v in data["format"]["tags"].items()}.items() >= {
                 "title": "My clip", "artist": "The Artist", "album": "Ünïcode 日本"}.items()
         else:
-            assert (tags["title"], tags["artist"], tags["album"]) == (["My clip"], ["The Artist"], ["Ünïcode 日本"]), name
+            expected = (["My clip"], ["The Artist"], ["Ünïcode 日本"])
+            assert (tags["title"], tags["artist"], tags["album"]) == expected, name
         pictures = [s for s in data["streams"] if s["codec_type"] == "video"]
         if spec.cover:
             assert len(pictures) == 1 and pictures[0]["disposition"]["attached_pic"] == 1, name
@@ -179,7 +180,8 @@ def test_impossible_options_fail_with_their_reason(clip, tmp_path):
     info = probe.probe(str(clip))
     for fields, reason in (({"start": "3"}, "start (3 s) is at or beyond the end of the media (3.0"),
                            ({"end": "00:00:09"}, "end (9 s) is beyond the end of the media"),
-                           ({"audio_track": "1"}, "audio_track 1 does not exist: the file has 1 audio track(s), 0 to 0")):
+                           ({"audio_track": "1"},
+                            "audio_track 1 does not exist: the file has 1 audio track(s), 0 to 0")):
         with pytest.raises(PermanentError) as caught:
             encode.convert(str(clip), info, io.BytesIO(), str(tmp_path / "log"), options=parse(fields))
         assert reason in str(caught.value), caught.value

@@ -197,7 +197,8 @@ def test_hostile_requests_are_refused(stack, user, video):
     for metadata in ("filename not-base64!", "filename " + b64("a") + ",filename " + b64("b"), "a b c",
                      "filename " + base64.b64encode(b"\xff\xfe").decode(), ","):
         assert create(user, 10, **{"Upload-Metadata": metadata}).status_code == 400, metadata
-    hostile = create(user, 10, **{"Upload-Metadata": f"filename {b64('../../etc/pass' + chr(0) + 'wd')},colour {b64('red')}"})
+    hostile_metadata = f"filename {b64('../../etc/pass' + chr(0) + 'wd')},colour {b64('red')}"
+    hostile = create(user, 10, **{"Upload-Metadata": hostile_metadata})
     assert hostile.status_code == 201
     hostile_id = hostile.headers["Location"].rsplit("/", 1)[1]
     assert upload_records.collection().find_one({"_id": hostile_id})["filename"] == "passwd"

@@ -1,4 +1,5 @@
-"""The in-cluster load generator (loadtest/kustomization.yaml): builds with kustomize, validates, and ships the current scenarios."""
+"""The in-cluster load generator (loadtest/kustomization.yaml): builds with kustomize, validates, and ships the
+current scenarios."""
 from __future__ import annotations
 
 import shutil

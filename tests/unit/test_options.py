@@ -36,7 +36,8 @@ def test_canonical_form_is_one_for_equivalent_inputs():
     same = [{}, {"format": "mp3"}, {"audio_track": "0", "normalize": "false", "cover": "0", "title": " "}]
     assert {repr(parse(fields).to_dict()) for fields in same} == {"{'format': 'mp3'}"}
     assert parse({"bitrate": "320"}).to_dict() == parse({"bitrate": "320k"}).to_dict()
-    assert parse({"start": "90"}).to_dict() == parse({"start": "1:30"}).to_dict() == parse({"start": "00:01:30.000"}).to_dict()
+    assert (parse({"start": "90"}).to_dict() == parse({"start": "1:30"}).to_dict()
+            == parse({"start": "00:01:30.000"}).to_dict())
     assert parse({"quality": "2"}).to_dict() == {"format": "mp3", "quality": 2}
 
 
@@ -116,7 +117,8 @@ def test_job_file_name_type_and_view_follow_the_format():
     old = Job("j", "u", "v", filename="x.mp4")  # stored before options existed
     assert jobs.result_name(old) == "x.mp3" and jobs.media_type(old) == "audio/mpeg"
     assert job_view.view(old)["options"] == {}
-    assert {s.media_type for s in FORMATS.values()} == {"audio/mpeg", "audio/mp4", "audio/ogg", "audio/flac", "audio/wav"}
+    assert {s.media_type for s in FORMATS.values()} == {"audio/mpeg", "audio/mp4", "audio/ogg", "audio/flac",
+                                                       "audio/wav"}
 
 
 # ---------------------------------------------------------------- each option's share of the command
@@ -129,7 +131,8 @@ def test_option_functions():
     assert command.trim_output(parse({"start": "1.5", "end": "4"})) == {"t": "2.5"}
     assert command.bitrate_args(parse({})) == {"audio_bitrate": "192k"}
     assert command.bitrate_args(parse({"format": "opus", "bitrate": "64k"})) == {"audio_bitrate": "64k", "vbr": "off"}
-    assert command.bitrate_args(parse({"quality": "3"})) == {} and command.quality_args(parse({"quality": "3"})) == {"q:a": 3}
+    assert command.bitrate_args(parse({"quality": "3"})) == {}
+    assert command.quality_args(parse({"quality": "3"})) == {"q:a": 3}
     assert command.bitrate_args(parse({"format": "flac"})) == {}
     assert command.sample_rate_args(parse({}), STEREO) == {}
     assert command.sample_rate_args(parse({"sample_rate": "8000"}), STEREO) == {"ar": 8000}
@@ -139,8 +142,10 @@ def test_option_functions():
     # LAME would quietly lower 320k to 160k at 22050 Hz: the rate goes up instead
     assert command.sample_rate_args(parse({"bitrate": "320k"}), AudioTrack("aac", 1, 22050, 1)) == {"ar": 44100}
     assert command.channels_args(parse({}), AudioTrack("ac3", 1, 48000, 6)) == {"ac": 2}
-    assert command.channels_args(parse({}), STEREO) == {} and command.channels_args(parse({"channels": "1"}), STEREO) == {"ac": 1}
-    assert command.tag_args(parse({"artist": "A"}), "clip") == {"metadata:g:0": "title=clip", "metadata:g:1": "artist=A"}
+    assert command.channels_args(parse({}), STEREO) == {}
+    assert command.channels_args(parse({"channels": "1"}), STEREO) == {"ac": 1}
+    assert command.tag_args(parse({"artist": "A"}), "clip") == {"metadata:g:0": "title=clip",
+                                                                "metadata:g:1": "artist=A"}
     assert command.loudnorm_filter(parse({}), None) is None
 
 
