@@ -23,8 +23,13 @@ def webhook_secret_of(owner: str) -> str:
     found = secret_records.secret_of(owner)
     if found:
         return found
-    secret_records.add_secret(owner, new_secret())  # refused when another process created one first: theirs counts
-    return secret_records.secret_of(owner) or webhook_secret_of(owner)
+    mine = new_secret()
+    if secret_records.add_secret(owner, mine):
+        return mine
+    theirs = secret_records.secret_of(owner)  # another process created one first: theirs counts
+    if theirs is None:  # created and removed again in between (the account is being deleted)
+        raise LookupError(f"no webhook secret for {owner}")
+    return theirs
 
 
 def rotate(owner: str) -> str:

@@ -39,7 +39,7 @@ def create_app():
     storage_metrics.register_once()
     jwks.warm()
     try:
-        storage.ensure_indexes()
+        storage.prepare()
     except StorageError:
         log.warning("MongoDB unavailable at start; indexes will be created by the next start")
     if config.env_float("OUTBOX_INTERVAL_SECONDS") > 0:

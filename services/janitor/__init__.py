@@ -97,7 +97,9 @@ def remove_abandoned_uploads(now: float, tally: Round) -> None:
 
 def remove_expired_tus_uploads(now: float, tally: Round) -> None:
     """A tus upload whose client stopped for TUS_UPLOAD_EXPIRY_SECONDS will not come back (a PATCH
-    holding it keeps pushing `expires` forward, so a live one never matches)."""
+    holding it keeps pushing `expires` forward, so a live one never matches). Records of older
+    versions are adopted first, so they expire like the others."""
+    uploads.adopt_legacy_tus()
     for upload in uploads.expired_tus(now):
         if not upload["completed"]:  # a finished upload's bytes are its job's video now
             files.delete_file(files.videos(), upload["_id"])

@@ -1,5 +1,5 @@
 """Multipart and tus uploads share one record collection: each kind's queries see only its own
-records, and tus records of the legacy collection are swept as they expire."""
+records, and tus records of the legacy collection are adopted: they resume, and expire like the others."""
 from __future__ import annotations
 
 import time
@@ -23,6 +23,19 @@ def test_multipart_queries_ignore_tus_records_and_the_reverse(stack):
     uploads.forget_upload(tus)  # a multipart removal leaves a tus record alone
     assert uploads.find_tus(tus, owner) is not None
     uploads.remove_tus(tus)
+
+
+def test_a_tus_upload_begun_before_the_upgrade_resumes_after_it(stack):
+    legacy = connection.records().tus_uploads
+    upload_id, owner = new_id(), f"legacy-{new_id()}"
+    legacy.insert_one({"_id": upload_id, "owner": owner, "length": 5, "offset": 2, "completed": False,
+                       "expires": time.time() + 60, "lock_until": 0.0, "job_id": new_id()})
+    assert uploads.find_tus(upload_id, owner) is None  # not where this version reads
+    assert uploads.adopt_legacy_tus() >= 1 and uploads.adopt_legacy_tus() == 0  # moved once
+    found = uploads.find_tus(upload_id, owner)
+    assert found["offset"] == 2 and found["kind"] == uploads.TUS and legacy.find_one({"_id": upload_id}) is None
+    assert [u.upload_id for u in uploads.open_uploads(owner)] == [upload_id]  # counted by the quota again
+    uploads.remove_tus(upload_id)
 
 
 def test_expired_tus_records_of_the_legacy_collection_are_swept(stack):

@@ -16,6 +16,8 @@ COLLECTION_METHODS = {"find_one", "find_one_and_update", "find_one_and_delete", 
                       "insert_one", "insert_many", "update_one", "update_many", "replace_one", "delete_one",
                       "delete_many", "count_documents", "estimated_document_count", "aggregate", "bulk_write",
                       "create_index", "create_indexes", "drop_index", "list_collection_names", "get_collection"}
+# The package's own handles on raw collections and databases: outside it, holding one is access too.
+RAW_HANDLES = {"collection", "records", "client"}
 COLLECTIONS = {"jobs", "uploads", "tus_uploads", "notifications", "webhook_secrets", "deleted_jobs", "janitor",
                "janitor_stats", "idempotency_keys", "quota_usage", "mp3_release_leases", "fs", "chunks"}
 
@@ -28,6 +30,8 @@ def violations(source: str) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module.split(".")[0] in DRIVER_MODULES:
                 found.append(f"imports from {node.module}")
+        elif isinstance(node, ast.Call) and _called_name(node) in RAW_HANDLES:
+            found.append(f"takes a raw handle ({_called_name(node)}())")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr in COLLECTION_METHODS:
                 found.append(f"calls .{node.func.attr}() of a collection")
@@ -39,6 +43,12 @@ def violations(source: str) -> list[str]:
                 and node.slice.value in COLLECTIONS:
             found.append(f"names the {node.slice.value} collection")
     return found
+
+
+def _called_name(call: ast.Call) -> str | None:
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    return call.func.attr if isinstance(call.func, ast.Attribute) else None
 
 
 def _modules() -> list[Path]:
@@ -58,6 +68,7 @@ def test_the_storage_package_is_where_the_driver_is_used():
     "import pymongo", "import gridfs.errors", "from bson import Binary", "from pymongo import ReturnDocument",
     "storage.jobs().find({})", "x.uploads()", "client()[db]['notifications']", "database.fs.files",
     "records().quota_usage.update_one({}, {})", "collection().delete_many({})",
+    "job_records.collection().find({})", "connection.records().jobs.find({})", "client().admin",
 ])
 def test_each_kind_of_access_is_caught(source):
     assert violations(source)

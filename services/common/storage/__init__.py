@@ -11,9 +11,11 @@ from __future__ import annotations
 from . import job_records, uploads
 from .connection import ping
 
-__all__ = ["ensure_indexes", "ping"]
+__all__ = ["prepare", "ping"]
 
 
-def ensure_indexes() -> None:
+def prepare() -> None:
+    """Indexes, and records of older versions moved to where this version reads them."""
     job_records.ensure_indexes()
     uploads.ensure_indexes()
+    uploads.adopt_legacy_tus()

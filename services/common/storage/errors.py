@@ -9,5 +9,4 @@ import pymongo.errors
 StorageError = pymongo.errors.PyMongoError  # MongoDB unreachable or refusing: usually worth a retry
 DuplicateRecord = pymongo.errors.DuplicateKeyError  # a record with this _id exists already
 FileError = gridfs.errors.GridFSError  # a stored file is missing or broken
-NoFile = gridfs.errors.NoFile
 CorruptFile = gridfs.errors.CorruptGridFile

@@ -5,8 +5,8 @@ A record's `kind` says which: `multipart` (a request body being received: its de
 upload: its committed `offset`, the partial last chunk `tail`, a PATCH's `lock`, `expires`; kept,
 `completed`, after its job exists until it expires). Records written before `kind` existed are
 multipart ones, so multipart queries say "not tus". Tus records written before `kind` are in
-`tus_uploads`: no migration, the janitor removes them (and their bytes) as they expire; their clients
-start again (a HEAD answers 404).
+`tus_uploads`: the gateway at start and the janitor every round move them here (`adopt_legacy_tus`),
+so an upload begun before the upgrade resumes after it.
 """
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from bson import Binary
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
 
-from .connection import records
+from .connection import insert_new, records
 
 MULTIPART, TUS = "multipart", "tus"
 _NOT_TUS = {"kind": {"$ne": TUS}}
-# Where tus records lived before they joined `uploads`; only swept. Remove once none is left in any
-# deployment (TUS_UPLOAD_EXPIRY_SECONDS after the upgrade).
+# Where tus records lived before they joined `uploads`; only adopted from. Remove once none is left in
+# any deployment (TUS_UPLOAD_EXPIRY_SECONDS after the upgrade).
 _LEGACY_TUS = "tus_uploads"
 
 
@@ -144,13 +144,23 @@ def mark_completed(upload_id: str) -> bool:
 
 def remove_tus(upload_id: str) -> None:
     collection().delete_one({"_id": upload_id, "kind": TUS})
-    records()[_LEGACY_TUS].delete_one({"_id": upload_id})
 
 
 def expired_tus(now: float) -> list[dict]:
-    """Tus uploads past their expiry, those of the legacy collection included."""
-    current = list(collection().find({"kind": TUS, "expires": {"$lt": now}}))
-    return current + list(records()[_LEGACY_TUS].find({"expires": {"$lt": now}}))
+    """Tus uploads past their expiry."""
+    return list(collection().find({"kind": TUS, "expires": {"$lt": now}}))
+
+
+def adopt_legacy_tus() -> int:
+    """Move the tus records of older versions into `uploads` as they are (several processes may run it at
+    once: the first copy wins, and a record is removed from the old place only once it is here)."""
+    legacy = records()[_LEGACY_TUS]
+    moved = 0
+    for record in legacy.find({}):
+        insert_new(collection(), dict(record, kind=TUS))
+        legacy.delete_one({"_id": record["_id"]})
+        moved += 1
+    return moved
 
 
 def count_tus_in_progress() -> int:
