@@ -285,9 +285,14 @@ def _network(text: str) -> bool:
         return False
 
 
+# Settings of older versions: set, they would be ignored without a word, so a process refuses to start.
+RENAMED = {"METRICS_PORT": "CONVERTER_METRICS_PORT or NOTIFICATION_METRICS_PORT"}
+
+
 def validate() -> None:
     """Raise SystemExit naming every setting whose value cannot be used."""
     bad = [f"{name}={env(name)!r} (expected {kind})" for name, kind in TYPES.items() if not _valid(kind, env(name))]
+    bad += [f"{old} is now {new}" for old, new in RENAMED.items() if old in os.environ]
     if bad:
         raise SystemExit("invalid settings: " + "; ".join(bad))
 

@@ -54,3 +54,9 @@ def test_a_bad_value_stops_start_up(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit, match=name):
         config.validate()
+
+
+def test_a_renamed_setting_stops_start_up_and_says_its_new_name(monkeypatch):
+    monkeypatch.setenv("METRICS_PORT", "9100")
+    with pytest.raises(SystemExit, match="METRICS_PORT is now CONVERTER_METRICS_PORT"):
+        config.validate()
