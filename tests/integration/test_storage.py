@@ -56,3 +56,16 @@ def test_claims_are_exclusive_until_the_lease_runs_out(stack):
     assert not job_records.finish_job(job["_id"], "worker-b", "failed", reason="late")
     final = job_records.get_job(job["_id"])
     assert final.status == "done" and final.mp3_id == "y" and "done" in final.times
+
+
+def test_prepare_gives_both_buckets_their_unique_chunk_index(stack, monkeypatch):
+    """Every windowed read asks for a file's chunks by (files_id, n): without the index each is a scan.
+    On databases nothing has written to yet, run twice, as every gateway start does."""
+    from services.common import storage
+
+    monkeypatch.setenv("MONGO_VIDEOS_DB", f"prepare-videos-{new_id()}")
+    monkeypatch.setenv("MONGO_MP3S_DB", f"prepare-results-{new_id()}")
+    storage.prepare()
+    storage.prepare()
+    for bucket in (files.videos(), files.results()):
+        assert any(index.get("unique") for index in bucket.chunks.index_information().values())

@@ -8,7 +8,7 @@ outbox's, the janitor's and the quotas' queries), `uploads` (uploads in progress
 """
 from __future__ import annotations
 
-from . import job_records, uploads
+from . import files, job_records, uploads
 from .connection import ping
 
 __all__ = ["prepare", "ping"]
@@ -18,4 +18,6 @@ def prepare() -> None:
     """Indexes, and records of older versions moved to where this version reads them."""
     job_records.ensure_indexes()
     uploads.ensure_indexes()
+    for bucket in (files.videos(), files.results()):  # the chunk index every windowed read relies on
+        bucket.ensure_indexes()
     uploads.adopt_legacy_tus()
