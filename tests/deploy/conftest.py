@@ -2,6 +2,8 @@
 secrets, and cached `kubectl kustomize` builds. Everything is offline."""
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -17,6 +19,9 @@ OVERLAYS = ["dev", "staging", "prod"]
 # the long-running services (a Deployment each); the image builds these and the janitor (a CronJob)
 SERVICES = ["auth", "gateway", "converter", "notification"]
 IMAGES = [*SERVICES, "janitor"]
+# Gateway API objects are validated by tests/deploy/gateway-api (npm packages, installed by the tests)
+GATEWAY_API_DIR = ROOT / "tests" / "deploy" / "gateway-api"
+GATEWAY_API_GROUPS = ("gateway.networking.k8s.io/", "gateway.networking.x-k8s.io/")
 
 
 def tool(name: str, *candidates: Path) -> str:
@@ -102,3 +107,49 @@ def pod_specs(docs: list[dict]):
             yield d, d["spec"]["template"]["spec"]
         elif d["kind"] == "CronJob":
             yield d, d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def npm_ci(folder: Path) -> None:
+    """Installs `folder`'s locked npm packages, once per package-lock.json (node_modules keeps its hash)."""
+    digest = hashlib.sha256((folder / "package-lock.json").read_bytes()).hexdigest()
+    stamp = folder / "node_modules" / ".installed-lock-sha256"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    npm = shutil.which("npm")
+    if not npm:
+        pytest.fail("npm is not installed: apt-get install nodejs npm (.ci/run does)")
+    p = subprocess.run([npm, "ci", "--prefer-offline"], cwd=folder, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, f"npm ci in {folder} failed:\n{p.stderr[-3000:]}"
+    stamp.write_text(digest)
+
+
+def is_gateway_api(doc: dict) -> bool:
+    return doc["apiVersion"].startswith(GATEWAY_API_GROUPS)
+
+
+class GatewayApiValidator:
+    """Gateway API objects checked against the schemas of @kubernetes-models/gateway-api, unknown fields
+    refused (tests/deploy/gateway-api/validate.mjs), offline, all in one node run."""
+
+    def __init__(self, node: str, scratch: Path):
+        self.node, self.scratch = node, scratch
+
+    def errors(self, objects: dict[str, dict]) -> dict[str, list[str]]:
+        """{id: object} -> {id: errors} for the objects that are not valid."""
+        if not objects:
+            return {}
+        path = self.scratch / "gateway-api-objects.json"
+        path.write_text(json.dumps([{"id": k, "object": v} for k, v in objects.items()]))
+        p = subprocess.run([self.node, str(GATEWAY_API_DIR / "validate.mjs"), str(path)],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, f"validate.mjs failed:\n{p.stderr[-3000:]}"
+        return json.loads(p.stdout)
+
+
+@pytest.fixture(scope="session")
+def gateway_api(tmp_path_factory) -> GatewayApiValidator:
+    node = shutil.which("node")
+    if not node:
+        pytest.fail("node is not installed: apt-get install nodejs npm (.ci/run does)")
+    npm_ci(GATEWAY_API_DIR)
+    return GatewayApiValidator(node, tmp_path_factory.mktemp("gateway-api"))

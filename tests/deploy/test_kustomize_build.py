@@ -6,24 +6,39 @@ import subprocess
 import kubernetes_validate
 import pytest
 
-from .conftest import OVERLAYS, ROOT
+from .conftest import OVERLAYS, ROOT, is_gateway_api
 
 K8S_VERSION = "1.35.0"  # a current release; the schemas ship with kubernetes-validate
-# Custom resources whose schemas are not Kubernetes' own: validated by their operators' CRDs.
+# Custom resources whose schemas are not Kubernetes' own: validated by their operators' CRDs. (Gateway
+# API objects are validated against its schemas below; Envoy Gateway's and NGINX Gateway Fabric's
+# policies have no schema offline: test_gateway_api.py checks their targets and formats.)
 CRD_EXCEPTIONS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication"),
-                  ("monitoring.coreos.com/v1", "ServiceMonitor")}
+                  ("monitoring.coreos.com/v1", "ServiceMonitor"),
+                  ("gateway.envoyproxy.io/v1alpha1", "ClientTrafficPolicy"),
+                  ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy"),
+                  ("gateway.nginx.org/v1alpha1", "ClientSettingsPolicy")}
 
 COMBOS = sorted(p.name for p in (ROOT / "kustomize" / "tests").iterdir() if (p / "kustomization.yaml").exists())
 TARGETS = [f"kustomize/overlays/{o}" for o in OVERLAYS] + [f"kustomize/tests/{c}" for c in COMBOS]
 
 
+@pytest.fixture(scope="module")
+def gateway_api_errors(build, gateway_api) -> dict[str, list[str]]:
+    """The Gateway API objects of every target, validated in one run: {"<target>#<index>": errors}."""
+    return gateway_api.errors({f"{t}#{i}": d for t in TARGETS for i, d in enumerate(build.docs(t))
+                               if is_gateway_api(d)})
+
+
 @pytest.mark.parametrize("target", TARGETS)
-def test_builds_and_validates_strict(build, target):
+def test_builds_and_validates_strict(build, gateway_api_errors, target):
     docs = build.docs(target)
     assert docs, f"{target} built nothing"
     errors = []
-    for d in docs:
+    for i, d in enumerate(docs):
         if (d["apiVersion"], d["kind"]) in CRD_EXCEPTIONS:
+            continue
+        if is_gateway_api(d):
+            errors += [f"{d['kind']}/{d['metadata']['name']}: {e}" for e in gateway_api_errors.get(f"{target}#{i}", [])]
             continue
         try:
             kubernetes_validate.validate(d, K8S_VERSION, strict=True)
@@ -41,7 +56,7 @@ def test_every_component_is_in_a_test_combination():
         used |= {line.strip().rsplit("/", 1)[-1] for line in
                  (ROOT / "kustomize" / "tests" / c / "kustomization.yaml").read_text().splitlines()
                  if "../../components/" in line}
-    assert {"in-cluster-infra", "monitoring", "keda", "network-policies"} <= components
+    assert {"in-cluster-infra", "monitoring", "keda", "network-policies", "gateway-api", "ingress"} <= components
     assert components <= used, f"components never built by kustomize/tests: {components - used}"
 
 
