@@ -121,7 +121,7 @@ SETTINGS: list[tuple[str, str, str]] = [
      "port of the gateway's /metrics endpoint (never public: /metrics on GATEWAY_PORT answers 404)"),
     ("TRUSTED_PROXY_HOPS", "0",
      "reverse proxies in front of the gateway whose X-Forwarded-For names the client address (1 behind the "
-     "ingress controller; 0 ignores the header)"),
+     "Kubernetes edge proxy: a Gateway's or an ingress controller; 0 ignores the header)"),
     ("AUTH_URL", "http://127.0.0.1:5000", "base URL of the auth service, as the gateway sees it"),
     ("PUBLIC_URL", "http://127.0.0.1:8080", "base URL users reach the gateway at (download links in emails)"),
     ("LINK_SECRET", "",

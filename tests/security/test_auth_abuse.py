@@ -180,7 +180,7 @@ def test_concurrent_registrations_never_exceed_the_limit(replicas):
 
 def test_behind_a_trusted_proxy_the_forwarded_address_counts(replicas):
     proxied = replicas["gateway"][2]
-    proxy = _client_at("127.0.0.5")  # plays the ingress controller: appends the address it saw
+    proxy = _client_at("127.0.0.5")  # plays the edge proxy: appends the address it saw
     for i in range(3):  # a client forging the left part of the header gets nowhere
         assert _register(proxy, proxied, **{"X-Forwarded-For": f"10.9.9.{i}, 203.0.113.50"}).status_code == 201
     assert _register(proxy, proxied, **{"X-Forwarded-For": "10.9.9.9, 203.0.113.50"}).status_code == 429
