@@ -41,7 +41,7 @@ def test_every_component_is_in_a_test_combination():
         used |= {line.strip().rsplit("/", 1)[-1] for line in
                  (ROOT / "kustomize" / "tests" / c / "kustomization.yaml").read_text().splitlines()
                  if "../../components/" in line}
-    assert {"in-cluster-infra", "monitoring", "keda", "network-policies"} <= components
+    assert {"in-cluster-infra", "monitoring", "converter-keda", "network-policies"} <= components
     assert components <= used, f"components never built by kustomize/tests: {components - used}"
 
 
