@@ -10,6 +10,8 @@ if TYPE_CHECKING:  # annotations only: the report needs no simulator at run time
 COLORS = {"keda": "tab:green", "hpa": "tab:blue", "keda-zero": "tab:purple", "keda-zero-amqp": "tab:orange"}
 LABELS = {"keda": "KEDA (prod default: http, ready + unacked)", "hpa": "HPA on prometheus-adapter (optional)",
           "keda-zero": "KEDA + scale to zero (http)", "keda-zero-amqp": "KEDA + scale to zero over amqp (ready only)"}
+# the adapter HPA runs exactly like the default: dashed on top of it, so both show
+STYLES = {"hpa": {"ls": "--", "zorder": 3}}
 
 
 def _pyplot():
@@ -35,10 +37,11 @@ def plot_run(name: str, by_kind: dict, slo_s: float, path) -> None:
     fig, (q, r, lat) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
     for kind, res in by_kind.items():
         hours = [s.t / 3600 for s in res.samples]
-        q.plot(hours, [s.waiting for s in res.samples], color=COLORS[kind], lw=0.8, label=LABELS[kind])
-        r.step(hours, [s.replicas for s in res.samples], where="post", color=COLORS[kind], lw=1, label=LABELS[kind])
+        style = {"color": COLORS[kind], "label": LABELS[kind], **STYLES.get(kind, {})}
+        q.plot(hours, [s.waiting for s in res.samples], lw=0.8, **style)
+        r.step(hours, [s.replicas for s in res.samples], where="post", lw=1, **style)
         x, y = p95_by_window(res.jobs)
-        lat.plot(x, y, color=COLORS[kind], lw=1, marker=".", ms=3, label=LABELS[kind])
+        lat.plot(x, y, lw=1, marker=".", ms=3, **style)
     q.set_ylabel("jobs waiting\n(video queue, ready)")
     r.set_ylabel("converter replicas")
     lat.axhline(slo_s, color="tab:red", ls="--", lw=1, label=f"SLO {slo_s:.0f} s")
