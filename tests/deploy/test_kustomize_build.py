@@ -9,7 +9,7 @@ import pytest
 from .conftest import OVERLAYS, ROOT
 
 K8S_VERSION = "1.35.0"  # a current release; the schemas ship with kubernetes-validate
-# Custom resources whose schemas are not Kubernetes' own: validated by their operators' CRDs.
+# Custom resources whose schemas are not Kubernetes' own: KEDA's are checked by test_keda_schema.py.
 CRD_EXCEPTIONS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication"),
                   ("monitoring.coreos.com/v1", "ServiceMonitor")}
 
