@@ -12,7 +12,7 @@ import capacity_hpa as hpa
 import pytest
 from capacity_model import KINDS, inputs, scaler_docs
 
-from .conftest import ROOT, find
+from .conftest import ROOT
 
 FIGURES = ROOT / "loadtest" / "capacity" / "figures.json"
 KEDA_README = ROOT / "kustomize" / "components" / "converter-keda" / "README.md"
@@ -63,10 +63,12 @@ def test_keda_readme_quotes_the_committed_settings_and_figures(docs):
     """The component's README and the model's summary say the same: settings and measured figures."""
     text = re.sub(r"\s+", " ", KEDA_README.read_text())
     keda = hpa.keda_from_scaledobject(docs["keda-zero"])
-    assert f"`pollingInterval`, {keda.polling_s:.0f} s" in text and f"`cooldownPeriod` ({keda.cooldown_s:.0f} s)" in text
+    assert f"`pollingInterval`, {keda.polling_s:.0f} s" in text
+    assert f"`cooldownPeriod` ({keda.cooldown_s:.0f} s)" in text
     prod = hpa.keda_from_scaledobject(docs["keda"])
     assert f"prod patches {prod.min_count}-{prod.hpa.spec.max_replicas}" in text
     runs = json.loads(FIGURES.read_text())["runs"]
-    for trace, kind in (("daily", "keda-zero-amqp"), ("daily", "keda"), ("quiet-day", "keda-zero"), ("quiet-day", "keda")):
+    quoted = (("daily", "keda-zero-amqp"), ("daily", "keda"), ("quiet-day", "keda-zero"), ("quiet-day", "keda"))
+    for trace, kind in quoted:
         p95 = f"{runs[trace][kind]['p95_s']:.1f} s"
         assert p95 in text, f"README lacks the {trace} p95 of {kind}: {p95}"

@@ -113,7 +113,8 @@ def test_one_autoscaler_per_workload(build, target):
     """Two autoscalers on one Deployment fight over its replica count: converter-keda and
     converter-hpa-prometheus-adapter exclude each other."""
     docs = build.docs(target)
-    scaled = [d["spec"]["scaleTargetRef"]["name"] for d in docs if d["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
+    scaled = [d["spec"]["scaleTargetRef"]["name"] for d in docs
+              if d["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
     assert len(scaled) == len(set(scaled)), scaled
 
 

@@ -26,7 +26,8 @@ MANAGEMENT = "http://127.0.0.1:15672"
 def queue_stats(vhost: str, queue: str) -> dict:
     # the path KEDA's scaler requests: <host>/api/queues/<vhost>/<queue>
     url = f"{MANAGEMENT}/api/queues/{urllib.parse.quote(vhost, safe='')}/{urllib.parse.quote(queue, safe='')}"
-    request = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+    request = urllib.request.Request(url, headers={"Authorization": auth})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
