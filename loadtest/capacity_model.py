@@ -2,16 +2,19 @@
 
     .venv/bin/python loadtest/capacity_model.py --out loadtest/capacity/
 
-Reads the converter HPA (and, for the comparison, the KEDA ScaledObject) from the BUILT prod overlay,
-fits the per-job conversion time from loadtest/benchmarks.json, replays upload traces through the
-HPA algorithm (capacity_hpa.py) and the queue (capacity_sim.py), and writes PNG plots and
-summary.md: the largest steady upload rate prod holds within the 300 s job-latency SLO (95 % of
-jobs, monitoring/prometheus/rules/alerts.yml), how long a 10x burst takes to drain, KEDA with
-scale-to-zero against the HPA. (The bench's API capacity scenario is loadtest/api_capacity_locustfile.py.)
+Reads the converter's KEDA ScaledObject from the BUILT prod overlay (the default autoscaler) and, for
+the comparison, the optional prometheus-adapter HPA and the scale-to-zero variant, fits the per-job
+conversion time from loadtest/benchmarks.json, replays upload traces through the HPA algorithm and
+KEDA's activation (capacity_hpa.py) and the queue (capacity_sim.py), and writes PNG plots,
+figures.json and summary.md: the largest steady upload rate prod holds within the 300 s job-latency
+SLO (95 % of jobs, monitoring/prometheus/rules/alerts.yml), how long a 10x burst takes to drain,
+the alternatives against the default. (The bench's API capacity scenario is
+loadtest/api_capacity_locustfile.py.)
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 import re
@@ -19,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import astuple
 from pathlib import Path
 
 import capacity_hpa as hpa
@@ -28,7 +32,8 @@ from capacity_report import describe, plot_run, plot_search, summary
 ROOT = Path(__file__).resolve().parents[1]
 SLO_S, SLO_SHARE = 300.0, 0.95  # the job-latency SLO: 95 % of jobs ready within 300 s
 HOUR = 3600.0
-KINDS = ("hpa", "keda", "keda-http")
+# the prod default first: the search and the summary's headline figures are its
+KINDS = ("keda", "hpa", "keda-zero", "keda-zero-amqp")
 
 
 def kubectl() -> list[str]:
@@ -40,9 +45,15 @@ def kubectl() -> list[str]:
     sys.exit("kubectl (or kustomize) is needed to build the prod overlay: make .venv/.tools-installed")
 
 
+# what is built: prod, prod with scale to zero, and the optional adapter HPA's component combination
+BUILDS = {"prod": "overlays/prod", "prod-zero": "overlays/prod-zero",
+          "adapter": "tests/converter-hpa-prometheus-adapter"}
+
+
 def build_overlays() -> dict[str, list[dict]]:
-    """The prod overlay and prod + the keda component, built in a scratch copy whose *.env are the
-    committed *.env.example (real secrets are neither needed nor read)."""
+    """The prod overlay, prod + components/converter-keda-scale-to-zero and the adapter HPA's
+    combination, built in a scratch copy whose *.env are the committed *.env.example (real secrets
+    are neither needed nor read)."""
     import yaml
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,14 +63,14 @@ def build_overlays() -> dict[str, list[dict]]:
             shutil.copytree(ROOT / d, Path(tmp) / d, ignore=shutil.ignore_patterns(*skip))
         for example in (Path(tmp) / "kustomize").rglob("*.env.example"):
             shutil.copy(example, example.with_suffix(""))
-        keda = Path(tmp) / "kustomize" / "overlays" / "prod-keda"
-        keda.mkdir()
-        (keda / "kustomization.yaml").write_text(
+        zero = Path(tmp) / "kustomize" / "overlays" / "prod-zero"
+        zero.mkdir()
+        (zero / "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-            "resources: [../prod]\ncomponents: [../../components/keda]\n")
+            "resources: [../prod]\ncomponents: [../../components/converter-keda-scale-to-zero]\n")
         built = {}
-        for name in ("prod", "prod-keda"):
-            p = subprocess.run([*kubectl(), str(Path(tmp) / "kustomize" / "overlays" / name)],
+        for name, rel in BUILDS.items():
+            p = subprocess.run([*kubectl(), str(Path(tmp) / "kustomize" / rel)],
                                capture_output=True, text=True)
             if p.returncode:
                 sys.exit(f"building the {name} overlay failed:\n{p.stderr}")
@@ -81,25 +92,43 @@ def benchmark_points(data: dict) -> list[tuple[float, float]]:
     return points
 
 
+def scaler_docs(built: dict[str, list[dict]]) -> dict[str, dict]:
+    """The manifest each kind of autoscaler is read from. The adapter HPA gets prod's bounds (an
+    overlay using it would patch them as prod patches the ScaledObject's); the amqp variant is the
+    scale-to-zero ScaledObject with the trigger's protocol the KEDA component had before (ready
+    messages only), kept as the measured reason for http."""
+    prod = find(built["prod"], "ScaledObject", "converter")
+    adapter = copy.deepcopy(find(built["adapter"], "HorizontalPodAutoscaler", "converter"))
+    adapter["spec"]["minReplicas"], adapter["spec"]["maxReplicas"] = (
+        prod["spec"]["minReplicaCount"], prod["spec"]["maxReplicaCount"])
+    zero = find(built["prod-zero"], "ScaledObject", "converter")
+    amqp = copy.deepcopy(zero)
+    amqp["spec"]["triggers"][0]["metadata"]["protocol"] = "amqp"
+    return {"keda": prod, "hpa": adapter, "keda-zero": zero, "keda-zero-amqp": amqp}
+
+
+def scaler_of(doc: dict):
+    return hpa.spec_from_hpa(doc) if doc["kind"] == "HorizontalPodAutoscaler" else hpa.keda_from_scaledobject(doc)
+
+
 class Model:
-    def __init__(self, hpa_spec: hpa.HPASpec, keda_doc: dict, service: sim.ServiceTime, startup_s: float, seed: int):
-        self.spec, self.keda_doc, self.service, self.startup_s, self.seed = hpa_spec, keda_doc, service, startup_s, seed
+    def __init__(self, docs: dict[str, dict], service: sim.ServiceTime, startup_s: float, seed: int):
+        self.docs, self.service, self.startup_s, self.seed = docs, service, startup_s, seed
+        # the prod default's HPA arithmetic (bounds, target, behaviour): what the search sizes
+        self.spec = hpa.keda_from_scaledobject(docs["keda"]).hpa.spec
 
     def scaler(self, kind: str):
-        if kind == "hpa":
-            return hpa.HPA(self.spec)
-        # prod would patch the ScaledObject's maximum as it patches the HPA's: same ceiling for both
-        keda = hpa.keda_from_scaledobject(self.keda_doc, max_override=self.spec.max_replicas)
-        if kind == "keda-http":  # the variant: the trigger over http, counting unacked messages too
-            keda.unacked = True
-        return keda
+        made = scaler_of(self.docs[kind])
+        return hpa.HPA(made) if isinstance(made, hpa.HPASpec) else made
 
-    def run(self, rate_at, peak: float, hours: float, kind: str = "hpa") -> sim.Result:
+    def run(self, rate_at, peak: float, hours: float, kind: str = "keda") -> sim.Result:
         rng = random.Random(self.seed)
         end = hours * HOUR
         jobs = sim.make_jobs(sim.poisson_arrivals(rate_at, peak, 0.0, end, rng), self.service, rng)
-        initial = self.spec.min_replicas if kind == "hpa" else 0
-        return sim.simulate(jobs, self.scaler(kind), initial, self.startup_s, end)
+        scaler = self.scaler(kind)
+        # the autoscaler's floor from the start (an HPA's minReplicas, KEDA's minReplicaCount)
+        initial = scaler.min_count if isinstance(scaler, hpa.Keda) else scaler.spec.min_replicas
+        return sim.simulate(jobs, scaler, initial, self.startup_s, end)
 
     def mean_work_s(self, n: int = 1_000_000) -> float:
         rng = random.Random(self.seed)
@@ -128,6 +157,20 @@ class Model:
         return lo, sorted(tried)
 
 
+def inputs(scaler) -> dict:
+    """The settings a run used, as figures.json records them (tests/deploy/test_capacity_inputs.py
+    compares them with the manifests: committed figures never describe other settings)."""
+    keda = scaler if isinstance(scaler, hpa.Keda) else None
+    spec = keda.hpa.spec if keda else scaler.spec
+    out = {"min_replicas": keda.min_count if keda else spec.min_replicas, "max_replicas": spec.max_replicas,
+           "target": spec.target, "counts_unacked": keda.unacked if keda else True,
+           "up": [spec.up.window_s, spec.up.select, [list(astuple(p)) for p in spec.up.policies]],
+           "down": [spec.down.window_s, spec.down.select, [list(astuple(p)) for p in spec.down.policies]]}
+    if keda:
+        out |= {"polling_s": keda.polling_s, "cooldown_s": keda.cooldown_s, "activation": keda.activation}
+    return out
+
+
 def mean_waiting(result: sim.Result, start: float, end: float) -> float:
     waiting = [s.waiting for s in result.samples if start <= s.t < end]
     return sum(waiting) / len(waiting) if waiting else 0.0
@@ -150,17 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
 
-    built = build_overlays()
-    spec = hpa.spec_from_hpa(find(built["prod"], "HorizontalPodAutoscaler", "converter"))
-    keda_doc = find(built["prod-keda"], "ScaledObject", "converter")
+    docs = scaler_docs(build_overlays())
     line = sim.fit_line(benchmark_points(json.loads(args.benchmarks.read_text())))
     service = sim.ServiceTime(line.fixed_s * args.slowdown, line.per_media_s * args.slowdown)
-    model = Model(spec, keda_doc, service, args.startup, args.seed)
+    model = Model(docs, service, args.startup, args.seed)
+    spec = model.spec
     args.out.mkdir(parents=True, exist_ok=True)
 
     rate, tried = model.max_steady_rate(args.search_hours, args.search_steps)
     plot_search(tried, SLO_SHARE, args.out / "rate-search.png")
-    runs = {"steady-90pct": {"hpa": model.run(sim.steady(0.9 * rate), 0.9 * rate, args.search_hours)}}
+    runs = {"steady-90pct": {"keda": model.run(sim.steady(0.9 * rate), 0.9 * rate, args.search_hours)}}
     base, start, length = rate / 4, 1 * HOUR, 0.25 * HOUR
     scenarios = {"burst": (sim.burst(base, 10, start, length), 10 * base, 4.0),
                  "daily": (sim.daily(0.8 * rate), 0.8 * rate, 24.0),
@@ -171,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         plot_run(name, by_kind, SLO_S, args.out / f"{name}.png")
     drains = {kind: drain_time(r, start + length) for kind, r in runs["burst"].items()}
     (args.out / "figures.json").write_text(json.dumps(
-        {"max_steady_jobs_per_min": rate * 60, "burst_base_jobs_per_min": base * 60,
+        {"inputs": {kind: inputs(model.scaler(kind)) for kind in KINDS},
+         "max_steady_jobs_per_min": rate * 60, "burst_base_jobs_per_min": base * 60,
          "burst_drain_min": {k: v / 60 for k, v in drains.items()},
          "runs": {n: {k: describe(r) for k, r in by.items()} for n, by in runs.items()}}, indent=1))
     text = summary(spec, model, service, rate, tried, runs, drains, base, args)

@@ -65,9 +65,11 @@ def ensure_rabbitmq() -> None:
             _apt_install("rabbitmq-server")
         subprocess.run(["rabbitmq-server", "-detached"], check=False)
         wait_for(lambda: port_open("127.0.0.1", 5672), "RabbitMQ on 127.0.0.1:5672", 90)
-    # Queue-depth metrics for dashboards and the autoscaler come from RabbitMQ's own plugin.
-    if not port_open("127.0.0.1", 15692) and shutil.which("rabbitmq-plugins"):
-        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_prometheus"], check=False,
+    # Queue-depth metrics for dashboards come from RabbitMQ's own plugin; the management API is what
+    # the converter's KEDA trigger reads in Kubernetes (tests/deploy checks the quantity it counts).
+    missing = not port_open("127.0.0.1", 15692) or not port_open("127.0.0.1", 15672)
+    if missing and shutil.which("rabbitmq-plugins"):
+        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_prometheus", "rabbitmq_management"], check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -9,9 +9,9 @@ import pytest
 from .conftest import OVERLAYS, ROOT, is_gateway_api
 
 K8S_VERSION = "1.35.0"  # a current release; the schemas ship with kubernetes-validate
-# Custom resources whose schemas are not Kubernetes' own: validated by their operators' CRDs. (Gateway
-# API objects are validated against its schemas below; Envoy Gateway's and NGINX Gateway Fabric's
-# policies have no schema offline: test_gateway_api.py checks their targets and formats.)
+# Custom resources whose schemas are not Kubernetes' own: KEDA's are checked by test_keda_schema.py, Gateway
+# API objects against its schemas below; Envoy Gateway's and NGINX Gateway Fabric's policies have no schema
+# offline: test_gateway_api.py checks their targets and formats.
 CRD_EXCEPTIONS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication"),
                   ("monitoring.coreos.com/v1", "ServiceMonitor"),
                   ("gateway.envoyproxy.io/v1alpha1", "ClientTrafficPolicy"),
@@ -56,7 +56,7 @@ def test_every_component_is_in_a_test_combination():
         used |= {line.strip().rsplit("/", 1)[-1] for line in
                  (ROOT / "kustomize" / "tests" / c / "kustomization.yaml").read_text().splitlines()
                  if "../../components/" in line}
-    assert {"in-cluster-infra", "monitoring", "keda", "network-policies", "gateway-api", "ingress"} <= components
+    assert {"in-cluster-infra", "monitoring", "converter-keda", "network-policies", "gateway-api", "ingress"} <= components
     assert components <= used, f"components never built by kustomize/tests: {components - used}"
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -9,6 +10,7 @@ import yaml
 from services.common.config import SETTINGS
 
 from .conftest import OVERLAYS, ROOT, SERVICES, find, pod_specs
+from .test_kustomize_build import TARGETS
 
 SETTING_NAMES = {name for name, _, _ in SETTINGS}
 # what each service cannot run without in a cluster (ConfigMap keys or container env)
@@ -30,26 +32,90 @@ def prod(build):
     return build.docs("kustomize/overlays/prod")
 
 
-def test_converter_hpa_scales_converter_on_video_queue_depth(prod):
-    hpa = find(prod, "HorizontalPodAutoscaler", "converter")
+ADAPTER_COMBO = "kustomize/tests/converter-hpa-prometheus-adapter"
+AUTOSCALED = ["kustomize/overlays/staging", "kustomize/overlays/prod"]
+
+
+@pytest.mark.parametrize("target", AUTOSCALED)
+def test_converter_scales_with_keda_on_ready_plus_unacked(build, target):
+    """The default converter autoscaler: KEDA's rabbitmq scaler over the management API (`messages`
+    = ready + unacked), never to zero, credentials from the overlay's generated Secret."""
+    docs = build.docs(target)
+    so = find(docs, "ScaledObject", "converter")
+    spec = so["spec"]
+    assert so["apiVersion"] == "keda.sh/v1alpha1" and spec["scaleTargetRef"] == {"name": "converter"}
+    assert spec["minReplicaCount"] >= 1 and spec["maxReplicaCount"] > spec["minReplicaCount"]
+    (trigger,) = spec["triggers"]
+    meta = trigger["metadata"]
+    assert trigger["type"] == "rabbitmq" and meta["protocol"] == "http" and meta["mode"] == "QueueLength"
+    assert meta["queueName"] == "video" and "excludeUnacknowledged" not in meta and "host" not in meta
+    b = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert b["scaleUp"]["stabilizationWindowSeconds"] == 0
+    assert b["scaleDown"]["stabilizationWindowSeconds"] >= 300
+    auth = find(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    (ref,) = auth["spec"]["secretTargetRef"]
+    secret = find(docs, "Secret", ref["name"])  # the generated, hash-suffixed name
+    assert ref["parameter"] == "host" and ref["key"] == "RABBITMQ_MANAGEMENT_URL" and ref["key"] in secret["data"]
+    assert "replicas" not in find(docs, "Deployment", "converter")["spec"], "KEDA's HPA owns the replica count"
+    assert not [d for d in docs if d["kind"] == "APIService"], "no prometheus-adapter by default"
+
+
+@pytest.mark.parametrize("overlay", ["staging", "prod"])
+def test_keda_management_url_reaches_the_broker_from_kedas_namespace(overlay):
+    """KEDA's operator runs in namespace `keda`: a short Service name would not resolve there, and the
+    URL must be the management API of the broker the services use (same vhost)."""
+    env = dict(line.split("=", 1) for line in (ROOT / f"kustomize/overlays/{overlay}/secrets.env.example")
+               .read_text().splitlines() if "=" in line and not line.startswith("#"))
+    url, amqp = urlsplit(env["RABBITMQ_MANAGEMENT_URL"]), urlsplit(env["RABBITMQ_URL"])
+    assert url.scheme in ("http", "https") and url.username and url.password
+    assert "." in url.hostname and url.port in (15672, 15671), url.hostname
+    assert url.path == amqp.path, "the management URL's path is the vhost of RABBITMQ_URL"
+
+
+def test_keda_operator_reaches_the_in_cluster_management_port(build):
+    docs = build.docs("kustomize/overlays/staging")
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    pod = find(docs, "StatefulSet", "rabbitmq")["spec"]["template"]
+    peers = [peer for policy in policies for peer, ports in _ingress_ports(policy, pod) if 15672 in ports]
+    assert peers == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
+                      "podSelector": {"matchLabels": {"app.kubernetes.io/name": "keda-operator"}}}], peers
+    service = find(docs, "Service", "rabbitmq")
+    assert 15672 in {p["port"] for p in service["spec"]["ports"]}
+
+
+def test_adapter_hpa_is_the_optional_converter_autoscaler(build):
+    """components/converter-hpa-prometheus-adapter: an HPA on RabbitMQ's own rabbitmq_queue_messages
+    (ready + unacked) through prometheus-adapter, sized and shaped exactly like the KEDA default."""
+    docs = build.docs(ADAPTER_COMBO)
+    hpa = find(docs, "HorizontalPodAutoscaler", "converter")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "converter"}
-    find(prod, "Deployment", "converter")
     (metric,) = hpa["spec"]["metrics"]
     assert metric["type"] == "External"
     assert metric["external"]["metric"]["name"] == "rabbitmq_queue_messages"
     assert metric["external"]["metric"]["selector"]["matchLabels"] == {"queue": "video"}
     assert metric["external"]["target"]["type"] == "AverageValue"
-    assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
-    b = hpa["spec"]["behavior"]
-    assert b["scaleUp"]["stabilizationWindowSeconds"] == 0
-    assert b["scaleDown"]["stabilizationWindowSeconds"] >= 300
     # the adapter serves that metric name from RabbitMQ's own series
-    cfg = find(prod, "ConfigMap", next(d["metadata"]["name"] for d in prod if d["kind"] == "ConfigMap"
+    cfg = find(docs, "ConfigMap", next(d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"
                                       and d["metadata"]["name"].startswith("prometheus-adapter-config")))
     assert "as: rabbitmq_queue_messages" in cfg["data"]["config.yaml"]
-    apisvc = find(prod, "APIService", "v1beta1.external.metrics.k8s.io")
-    assert apisvc["spec"]["service"] == {"name": "prometheus-adapter", "namespace": "vid2mp3", "port": 443}
+    find(docs, "APIService", "v1beta1.external.metrics.k8s.io")
+    assert "replicas" not in find(docs, "Deployment", "converter")["spec"]
+    # same sizing as the default: switching autoscalers must not change capacity
+    so = find(build.docs("kustomize/tests/converter-keda"), "ScaledObject", "converter")["spec"]
+    assert hpa["spec"]["behavior"] == so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert float(metric["external"]["target"]["averageValue"]) == float(so["triggers"][0]["metadata"]["value"])
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (so["minReplicaCount"], so["maxReplicaCount"])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_one_autoscaler_per_workload(build, target):
+    """Two autoscalers on one Deployment fight over its replica count: converter-keda and
+    converter-hpa-prometheus-adapter exclude each other."""
+    docs = build.docs(target)
+    scaled = [d["spec"]["scaleTargetRef"]["name"] for d in docs
+              if d["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
+    assert len(scaled) == len(set(scaled)), scaled
 
 
 def test_prod_shape(prod):

@@ -166,7 +166,8 @@ def test_every_dashboard_query_and_recording_rule_returns_data(prometheus, traff
 
 
 def test_autoscaler_metric_exists_with_the_adapter_labels(prometheus, traffic):
-    # The converter HPA's External metric: RabbitMQ's own per-queue series for the video queue.
+    # The optional converter HPA's External metric (components/converter-hpa-prometheus-adapter):
+    # RabbitMQ's own per-queue series for the video queue.
     series = query(prometheus, 'rabbitmq_queue_messages{queue=~"(.+[.])?video"}')
     assert series and all({"queue", "vhost", "namespace"} <= set(s["metric"]) for s in series)
 

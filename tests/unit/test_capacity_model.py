@@ -172,6 +172,16 @@ def test_keda_over_amqp_does_not_see_jobs_in_conversion():
         assert res.samples[20].replicas == expected  # t = 300 s
 
 
+def test_keda_with_a_floor_never_goes_to_zero():
+    """minReplicaCount >= 1 (the default): KEDA's own step to zero never comes, whatever the trigger."""
+    doc = {"spec": {"minReplicaCount": 2, "maxReplicaCount": 10, "pollingInterval": 15, "cooldownPeriod": 60,
+                    "triggers": [{"type": "rabbitmq", "metadata": {"protocol": "http", "value": "3"}}]}}
+    k = hpa.keda_from_scaledobject(doc)
+    assert (k.min_count, k.hpa.spec.min_replicas, k.unacked) == (2, 2, True)
+    res = sim.simulate([sim.Job(1, 1, 5)], k, k.min_count, 0, 900)
+    assert min(s.replicas for s in res.samples) == 2
+
+
 # ---------------------------------------------------------------- the queue
 def run(trace, hours, scaler, initial=1, startup=30.0, seed=3, peak=3.0):
     rng = random.Random(seed)
