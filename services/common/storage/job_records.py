@@ -19,6 +19,8 @@ from .connection import records
 
 # A match on job fields by equality only, e.g. {"_id": job_id, "owner": user_id}.
 JobMatch = dict[str, str]
+# Newest first, ties (jobs created in the same instant) by id: a total order, so pages never overlap
+LISTING_ORDER = [("created", -1), ("_id", -1)]
 
 
 class IllegalMove(ValueError):
@@ -31,7 +33,9 @@ def collection() -> Collection:
 
 def ensure_indexes() -> None:
     jobs = collection()
-    jobs.create_index([("owner", 1), ("created", -1)])
+    # GET /jobs: an owner's jobs in LISTING_ORDER, all of them or of some statuses (pages by keyset)
+    jobs.create_index([("owner", 1), *LISTING_ORDER])
+    jobs.create_index([("owner", 1), ("status", 1), *LISTING_ORDER])
     jobs.create_index([("published", 1), ("created", 1)])
     jobs.create_index("mp3_id")
     jobs.create_index("ended_at")
@@ -80,10 +84,29 @@ def find_job(match: JobMatch) -> Job | None:
     return _job(collection().find_one(_equal(match)))
 
 
-def list_jobs(owner: str, status: str | None, offset: int, limit: int) -> list[Job]:
-    """The owner's jobs (of one status, if given), newest first, one page."""
-    query = {"owner": owner} if status is None else {"owner": owner, "status": status}
-    found = collection().find(query).sort("created", -1).skip(offset).limit(limit)
+@dataclass(frozen=True)
+class JobFilter:
+    """Which of an owner's jobs a listing shows: of these statuses (all if empty), created in the open
+    interval (created_after, created_before) (unix seconds; None: unbounded)."""
+
+    statuses: tuple[str, ...] = ()
+    created_after: float | None = None
+    created_before: float | None = None
+
+
+def list_jobs(owner: str, shown: JobFilter, limit: int, offset: int = 0,
+              after: tuple[float, str] | None = None) -> list[Job]:
+    """One page of the owner's jobs in LISTING_ORDER: from `offset`, or those after the job at `after`
+    ((created, id) of a page's last job: jobs created since do not shift the pages, unlike an offset)."""
+    query: dict = {"owner": owner}
+    if shown.statuses:
+        query["status"] = {"$in": list(shown.statuses)}
+    created = {op: ts for op, ts in (("$gt", shown.created_after), ("$lt", shown.created_before)) if ts is not None}
+    if created:
+        query["created"] = created
+    if after is not None:
+        query["$or"] = [{"created": {"$lt": after[0]}}, {"created": after[0], "_id": {"$lt": after[1]}}]
+    found = collection().find(query).sort(LISTING_ORDER).skip(offset).limit(limit)
     return [Job.from_doc(doc) for doc in found]
 
 
