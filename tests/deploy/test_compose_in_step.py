@@ -105,7 +105,8 @@ def compose_scrape() -> dict[str, set[str]]:
 
 
 def test_compose_parses_without_the_monitoring_profile():
-    assert {"gateway", "auth", "converter", "notification", "janitor"} <= set(docker_compose("config", "--services").split())
+    services = set(docker_compose("config", "--services").split())
+    assert {"gateway", "auth", "converter", "notification", "janitor"} <= services
 
 
 def test_compose_is_in_step_with_the_kustomize_base(base, resolved):

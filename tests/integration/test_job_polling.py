@@ -166,7 +166,7 @@ def test_filters_by_status_and_creation_time(stack):
     user, sub = signed_up(stack)
     base = 1_750_000_000.0
     ids = [queued_job(sub, base + i) for i in range(6)]
-    for job_id, status in zip(ids, ["done", "failed", "cancelled", "done", "queued", "expired"]):
+    for job_id, status in zip(ids, ["done", "failed", "cancelled", "done", "queued", "expired"], strict=True):
         job_records.collection().update_one({"_id": job_id}, {"$set": {"status": status}})
     assert walk(user, "/jobs?status=done,failed&limit=1") == [ids[3], ids[1], ids[0]]
     assert walk(user, "/jobs?status=done&status=expired&limit=2") == [ids[5], ids[3], ids[0]]
@@ -218,7 +218,8 @@ def test_an_unchanged_listing_answers_304_with_its_link(stack):
 
 def test_an_index_serves_the_listing(stack):
     """The gateway's start (storage.prepare) made both listing indexes (the stand-in reports no directions)."""
-    fields = {tuple(name for name, _ in index["key"]) for index in job_records.collection().index_information().values()}
+    indexes = job_records.collection().index_information().values()
+    fields = {tuple(name for name, _ in index["key"]) for index in indexes}
     assert {tuple(name for name, _ in keys) for keys in job_records.LISTING_INDEXES} <= fields
 
 
