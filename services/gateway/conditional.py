@@ -28,10 +28,11 @@ def json_response(payload: object, headers: dict[str, str] | None = None) -> Res
     """`payload` as JSON with its ETag, or 304 with the same ETag and headers (no body) when the request's
     If-None-Match names it (RFC 9110 13.1.2 compares weakly, so W/"tag" matches too, and * matches)."""
     response = jsonify(payload)
-    etag = strong_etag(response.get_data())
-    headers = {"Cache-Control": CACHE_CONTROL, **(headers or {})}
-    if request.if_none_match.contains_weak(etag):
-        return Response(status=304, headers={"ETag": f'"{etag}"', **headers})
-    response.set_etag(etag)
-    response.headers.update(headers)
+    response.set_etag(strong_etag(response.get_data()))
+    response.headers.update({"Cache-Control": CACHE_CONTROL, **(headers or {})})
+    if request.if_none_match.contains_weak(response.get_etag()[0] or ""):
+        response.status_code = 304
+        response.set_data(b"")
+        for name in ("Content-Type", "Content-Length"):  # they would describe the body a 304 has not
+            del response.headers[name]
     return response
