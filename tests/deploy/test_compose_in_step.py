@@ -22,6 +22,8 @@ LOCAL_DIFFERENCES = {
     "DEPLOY_ENV": "names the deployment in logs, traces and the build-info metric: compose, not dev",
     "OTEL_TRACES_EXPORTER": "no collector on a laptop: none unless .env sets otlp",
     "OTEL_EXPORTER_OTLP_ENDPOINT": "a collector on the host (host.docker.internal), not otel-collector.observability",
+    "TRUSTED_PROXY_HOPS": "no ingress in front of the published gateway: trusting X-Forwarded-For would let a "
+                          "client choose the address auth limits logins by",
 }
 HOST = "host.docker.internal"
 MONITORING = {"prometheus", "grafana"}
@@ -119,6 +121,10 @@ def test_every_local_difference_is_still_a_difference(base, resolved):
     for key in LOCAL_DIFFERENCES:
         assert any(key in k8s["settings"] and resolved["services"][name]["environment"].get(key) != k8s["settings"][key]
                    for name, k8s in base.items()), key
+
+
+def test_the_published_gateway_trusts_no_forwarded_address(resolved):
+    assert resolved["services"]["gateway"]["environment"]["TRUSTED_PROXY_HOPS"] == "0"
 
 
 def test_drift_is_caught(base, resolved):
