@@ -5,6 +5,8 @@ from services.common.jobs import Status
 from services.common.options import FORMATS, MAX_TAG_CHARS, MP3_BITRATES
 from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES, errors as _errors
 
+from . import job_listing
+
 STATUSES = [str(status) for status in Status]
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 JOB = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
@@ -139,6 +141,42 @@ JOB_OPTIONS = {"type": "object", "description": "the options given at upload, in
                               "normalize": {"type": "boolean"}, "audio_track": {"type": "integer"},
                               "title": {"type": "string"}, "artist": {"type": "string"},
                               "album": {"type": "string"}, "cover": {"type": "boolean"}}}
+# Conditional GETs (services/gateway/conditional.py) and pages (services/gateway/job_listing.py)
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "the ETag of the answer you have (or several, comma-separated): 304 if it is current"}
+CONDITIONAL_HEADERS = {
+    "ETag": {"schema": {"type": "string"}, "required": True,
+             "description": "strong validator of this exact JSON answer: it changes whenever any field does"},
+    "Cache-Control": {"schema": {"type": "string"}, "description": "private, no-cache: revalidate every time"}}
+NOT_MODIFIED = {"304": {"description": "Not Modified: If-None-Match named the current ETag; no body",
+                        "headers": CONDITIONAL_HEADERS}}
+NEXT_LINK = {"Link": {"schema": {"type": "string"}, "description": 'RFC 8288 `</jobs?…&cursor=…>; rel="next"`, '
+                      "present while more jobs follow (the same on a 304)"}}
+_RFC3339 = {"type": "string", "format": "date-time",
+            "description": "RFC 3339 with its offset (Z or ±hh:mm; percent-encode '+'), exclusive"}
+LIST_PARAMETERS = [
+    {"name": "limit", "in": "query", "description": f"jobs per page (default {job_listing.LIMIT_DEFAULT})",
+     "schema": {"type": "integer", "minimum": 1, "maximum": job_listing.LIMIT_MAX,
+                "default": job_listing.LIMIT_DEFAULT}},
+    {"name": "cursor", "in": "query", "description": "opaque: next_cursor of the previous page (400 invalid_cursor if "
+     "it is not one, or was made for other filters)", "schema": {"type": "string",
+                                                                 "maxLength": job_listing.MAX_CURSOR_CHARS}},
+    {"name": "offset", "in": "query", "description": "jobs to skip (the older way to page; not with cursor)",
+     "schema": {"type": "integer", "minimum": 0, "maximum": job_listing.OFFSET_MAX, "default": 0}},
+    {"name": "status", "in": "query", "style": "form", "explode": True,
+     "description": "only jobs in these statuses: repeat it, or separate them by commas",
+     "schema": {"type": "array", "items": {"type": "string", "enum": STATUSES}}},
+    {"name": "created_after", "in": "query", "description": "only jobs created after this instant",
+     "schema": _RFC3339},
+    {"name": "created_before", "in": "query", "description": "only jobs created before this instant",
+     "schema": _RFC3339},
+    IF_NONE_MATCH,
+]
+JOB_PAGE = {"type": "object", "required": ["jobs", "limit", "offset", "next_cursor"], "properties": {
+    "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+    "limit": {"type": "integer"}, "offset": {"type": "integer", "description": "as given (0 with a cursor)"},
+    "next_cursor": {"type": "string", "nullable": True,
+                    "description": "the cursor of the next page; null on the last"}}}
 _AUDIO = {"schema": {"type": "string", "format": "binary"}}
 AUDIO_TYPES = {spec.media_type: _AUDIO for spec in FORMATS.values()}
 
@@ -237,23 +275,26 @@ SPEC = {
                 **_errors(401, 503)},
         }},
         "/jobs": {"get": {
-            "summary": "Your jobs, newest first",
+            "operationId": "listJobs", "tags": ["jobs"],
+            "summary": "Your jobs, newest first (ties by job_id), a page at a time",
+            "description": "Follow `Link: <…>; rel=\"next\"` (or send `next_cursor` back as `cursor`) until it is "
+                           "absent: every job is listed once, also while new ones arrive (they come before the "
+                           "first page). A cursor keeps the filters it was made with: repeat them (the link does). "
+                           "`offset` is the older way to page: jobs added meanwhile shift its pages. Poll with "
+                           "If-None-Match: an unchanged page answers 304.",
             "security": [{"bearer": []}],
-            "parameters": [
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100000}},
-                {"name": "status", "in": "query",
-                 "schema": {"type": "string", "enum": STATUSES}},
-            ],
-            "responses": {"200": {"description": "Jobs", "content": {"application/json": {"schema": {
-                "type": "object",
-                "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-                               "limit": {"type": "integer"}, "offset": {"type": "integer"}}}}}},
-                **_errors(400, 401, 503)},
+            "parameters": LIST_PARAMETERS,
+            "responses": {"200": {"description": "One page of jobs", "headers": {**CONDITIONAL_HEADERS, **NEXT_LINK},
+                                  "content": {"application/json": {"schema": JOB_PAGE}}},
+                          **NOT_MODIFIED, **_errors(400, 401, 503)},
         }},
         "/jobs/{job_id}": {
-            "get": {"summary": "One job's status", "security": [{"bearer": []}], "parameters": [JOB_ID],
-                    "responses": {"200": {"description": "The job", "content": JOB}, **_errors(401, 404, 503)}},
+            "get": {"operationId": "getJob", "tags": ["jobs"], "summary": "One job's status",
+                    "description": "Poll with If-None-Match set to the ETag you have: 304 (no body) until the view "
+                                   "changes. The ETag changes with every field of the view.",
+                    "security": [{"bearer": []}], "parameters": [JOB_ID, IF_NONE_MATCH],
+                    "responses": {"200": {"description": "The job", "headers": CONDITIONAL_HEADERS, "content": JOB},
+                                  **NOT_MODIFIED, **_errors(401, 404, 503)}},
             "delete": {"summary": "Delete the job and every file of it (cancels it first if it runs)",
                        "security": [{"bearer": []}], "parameters": [JOB_ID],
                        "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503)}},

@@ -13,7 +13,7 @@ from services.common.jobs import Job, Status
 from services.common.storage import files, job_records
 from services.common.web import ApiError, streams_body
 
-from . import auth_client, lifecycle, live_events, metrics, places
+from . import auth_client, conditional, job_listing, lifecycle, live_events, metrics, places
 from .uploads import intake, multipart
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,9 @@ def _accepted(job_id: str, headers: dict | None = None):
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
-    """One job of the caller's."""
+    """One job of the caller's, with its ETag (304 when If-None-Match names it: nothing changed)."""
     user = auth_client.current_user()
-    return jsonify(job_view.view(owned_job({"_id": job_id}, user)))
+    return conditional.json_response(job_view.view(owned_job({"_id": job_id}, user)))
 
 
 @bp.get("/jobs/<job_id>/events")
@@ -115,20 +115,16 @@ def delete_job(job_id: str):
 
 @bp.get("/jobs")
 def list_jobs():
-    """The caller's jobs, newest first."""
+    """The caller's jobs, newest first (ties by id), filtered, one page; `Link: rel="next"` while more follow."""
     user = auth_client.current_user()
-    try:
-        limit = int(request.args.get("limit", 20))
-        offset = int(request.args.get("offset", 0))
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", "limit and offset must be integers") from None
-    if not 1 <= limit <= 100 or not 0 <= offset <= 100000:
-        raise ApiError(400, "invalid_parameter", "limit must be 1-100 and offset 0-100000")
-    status = request.args.get("status")
-    if status is not None and status not in set(Status):
-        raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(Status)}")
-    found = job_records.list_jobs(user["sub"], status, offset, limit)
-    return jsonify({"jobs": [job_view.view(job) for job in found], "limit": limit, "offset": offset})
+    page = job_listing.parse(request.args)
+    found = job_records.list_jobs(user["sub"], page.shown, page.limit + 1, page.offset, page.after)
+    shown, more = found[:page.limit], len(found) > page.limit  # the one extra job says whether a next page exists
+    cursor = job_listing.encode_cursor(shown[-1], page.shown) if more else None
+    body = {"jobs": [job_view.view(job) for job in shown], "limit": page.limit, "offset": page.offset,
+            "next_cursor": cursor}
+    links = {"Link": job_listing.next_link(page, request.args, cursor)} if cursor else None
+    return conditional.json_response(body, links)
 
 
 @bp.get("/download")

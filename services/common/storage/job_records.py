@@ -19,6 +19,9 @@ from .connection import records
 
 # A match on job fields by equality only, e.g. {"_id": job_id, "owner": user_id}.
 JobMatch = dict[str, str]
+# Newest first, ties (jobs created in the same instant) by id: a total order, so pages never overlap
+LISTING_ORDER = [("created", -1), ("_id", -1)]
+LISTING_INDEXES = ([("owner", 1), ("created", -1)], [("owner", 1), ("status", 1), ("created", -1)])
 
 
 class IllegalMove(ValueError):
@@ -31,7 +34,10 @@ def collection() -> Collection:
 
 def ensure_indexes() -> None:
     jobs = collection()
-    jobs.create_index([("owner", 1), ("created", -1)])
+    # GET /jobs: an owner's jobs by creation, all of them or of some statuses. Not `_id` as a last key
+    # (the MongoDB stand-in cannot index it in a compound index): list_jobs breaks ties itself.
+    for keys in LISTING_INDEXES:
+        jobs.create_index(keys)
     jobs.create_index([("published", 1), ("created", 1)])
     jobs.create_index("mp3_id")
     jobs.create_index("ended_at")
@@ -80,11 +86,60 @@ def find_job(match: JobMatch) -> Job | None:
     return _job(collection().find_one(_equal(match)))
 
 
-def list_jobs(owner: str, status: str | None, offset: int, limit: int) -> list[Job]:
-    """The owner's jobs (of one status, if given), newest first, one page."""
-    query = {"owner": owner} if status is None else {"owner": owner, "status": status}
-    found = collection().find(query).sort("created", -1).skip(offset).limit(limit)
-    return [Job.from_doc(doc) for doc in found]
+@dataclass(frozen=True)
+class JobFilter:
+    """Which of an owner's jobs a listing shows: of these statuses (all if empty), created in the open
+    interval (created_after, created_before) (unix seconds; None: unbounded)."""
+
+    statuses: tuple[str, ...] = ()
+    created_after: float | None = None
+    created_before: float | None = None
+
+
+def list_jobs(owner: str, shown: JobFilter, limit: int, offset: int = 0,
+              after: tuple[float, str] | None = None) -> list[Job]:
+    """One page of the owner's jobs in LISTING_ORDER: from `offset`, or those after the job at `after`
+    ((created, id) of a page's last job: jobs created since do not shift the pages, unlike an offset).
+
+    The index orders by `created` only; ties are ordered here: the page's first and last `created` values
+    have their whole group of jobs read (a handful at most), so no tie is cut at a page's edge."""
+    query = _listing_query(owner, shown)
+    ahead: list[dict] = []  # the rest of the cursor's own group, ahead of every older job
+    if after is not None:
+        created, job_id = after
+        ahead = _ordered(collection().find(_created(query, {"$eq": created}) | {"_id": {"$lt": job_id}}))
+        query = _created(query, {"$lt": created})
+    fetched = list(collection().find(query).sort("created", -1).skip(offset).limit(limit))
+    if not fetched:
+        return [Job.from_doc(doc) for doc in ahead[:limit]]
+    top, edge = fetched[0]["created"], fetched[-1]["created"]
+    # the jobs of the top group that earlier pages (offset) showed
+    shown_before = offset - collection().count_documents(_created(query, {"$gt": top})) if offset else 0
+    inner = [doc for doc in fetched if doc["created"] not in (top, edge)]
+    groups = list(collection().find(_created(query, {"$in": [top, edge]})))
+    page = ahead + _ordered(inner + groups)[shown_before:]
+    return [Job.from_doc(doc) for doc in page[:limit]]
+
+
+def _listing_query(owner: str, shown: JobFilter) -> dict:
+    query: dict = {"owner": owner}
+    if shown.statuses:
+        query["status"] = {"$in": list(shown.statuses)}
+    bounds = {op: ts for op, ts in (("$gt", shown.created_after), ("$lt", shown.created_before)) if ts is not None}
+    return _created(query, bounds) if bounds else query
+
+
+def _created(query: dict, bounds: dict) -> dict:
+    """`query` with `bounds` on `created` added to its own (the narrower bound of each kind wins)."""
+    merged = dict(query.get("created", {}))
+    for op, ts in bounds.items():
+        narrower = {"$gt": max, "$lt": min}.get(op)
+        merged[op] = narrower(merged[op], ts) if narrower and op in merged else ts
+    return dict(query, created=merged)
+
+
+def _ordered(docs) -> list[dict]:
+    return sorted(docs, key=lambda doc: (doc["created"], doc["_id"]), reverse=True)
 
 
 def job_of_video(video_id: str) -> Job | None:
