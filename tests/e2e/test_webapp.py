@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from services.common import config
 from devkit.client import Client
 from devkit.media import make_media, unique_mp4
-from devkit.stack import ROOT
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = ROOT / "test-output" / "screenshots"
+from .conftest import SHOTS
+
 HOSTILE = "<img src=x onerror=alert(1)>.mp4"
 LONG = 60_000  # ms for things the server does (a conversion of a few seconds of media)
 # waits, not timing assertions: generous, for a machine busy with other tests (argon2 logins, ffmpeg)
 expect.set_options(timeout=15_000)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (Debian package 'chromium'); .ci/run installs it")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
