@@ -315,7 +315,8 @@ def test_many_files_wait_for_the_quota_and_all_convert(browser, one_job_gateway,
         summary = page.locator("#upload-summary")
         expect(summary).to_contain_text("waiting for a free place", timeout=LONG)
         expect(page.locator(".upload[data-state=held]")).to_have_count(1)
-        shot(page, "12-many-files-waiting")
+        expect(page.locator("#jobs > li")).not_to_have_count(0)  # the admitted file's job, for the picture
+        shot(page, "12-many-files-waiting")  # docs/webapp-uploads.png
         expect(summary).to_have_text("3 of 3 uploaded, 0 failed.", timeout=3 * LONG)
         for path in files:
             item = job(page, path.name)

@@ -186,6 +186,10 @@ function uploadChanged(entry) {
   const { total, done, failed, left, held } = queue.summary();
   $("upload-summary").textContent = `${done} of ${total} uploaded, ${failed} failed`
     + (left ? (held ? "; waiting for a free place" : "; uploading") : ".");
+  if (entry.state === "failed" && entry.error && entry.error.status === 401 && api.session.token) {
+    failed(entry.error); // the session ended: log out, as for any other request
+    return;
+  }
   if (entry.state === "done" && before !== "done") {
     attempt(async () => { if (entry.jobId) show(await api.getJob(entry.jobId)); else await refresh(); });
   }

@@ -86,6 +86,7 @@ export class UploadQueue {
       if ([429, 503].includes(error.status) && seconds !== null && seconds <= LONGEST_HOLD_SECONDS) {
         this.hold(entry, seconds, error.message);
       } else {
+        entry.error = error;
         this.settle(entry, "failed", error.message || "the upload failed");
       }
     } finally {
