@@ -167,6 +167,9 @@ SETTINGS: list[tuple[str, str, str]] = [
      "least time between two fetches of auth's public keys prompted by tokens naming an unknown kid"),
     ("STORAGE_CAPACITY_BYTES", "107374182400",
      "storage the deployment has for videos and results (the storage alert predicts against it)"),
+    ("CORS_ALLOWED_ORIGINS", "",
+     "comma-separated origins (scheme://host[:port], no path, no wildcard) whose pages may call the API from "
+     "a browser (CORS); empty: no CORS headers at all, only the gateway's own web app calls it"),
     # --- converter (WORK_DIR: the janitor too)
     ("CONVERTER_METRICS_PORT", "9100",
      "port of the converter's /metrics, /healthz and /readyz (Prometheus and probes only)"),
@@ -253,6 +256,7 @@ TYPES: dict[str, str] = {
     **dict.fromkeys(("AUTH_DEV_MODE", "SMTP_STARTTLS", "SMTP_SSL", "DEDUP_ACROSS_USERS"), "flag"),
     "RETRY_DELAYS": "delays",
     "WEBHOOK_ALLOWED_NETWORKS": "networks",
+    "CORS_ALLOWED_ORIGINS": "origins",
     "AMQP_QUEUE_TYPE": "queue_type",
 }
 _FLAGS = ("1", "0", "true", "false", "yes", "no", "on", "off")
@@ -272,6 +276,8 @@ def _valid(kind: str, value: str) -> bool:
         return all(_network(x) for x in value.split(",") if x.strip())
     if kind == "flag":
         return value.strip().lower() in _FLAGS
+    if kind == "origins":
+        return all(origin(x) for x in value.split(",") if x.strip())
     return value in ("quorum", "classic")
 
 
@@ -283,6 +289,35 @@ def _network(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(text: str) -> str | None:
+    """`text` as browsers write it in an Origin header (scheme and host in lower case, no default port),
+    or None when it is not one exact web origin: a path, a query, user info, a wildcard or `null` are
+    refused, so a setting cannot open the API wider than the sites it names."""
+    from urllib.parse import urlsplit
+
+    text = text.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if (parts.scheme.lower() not in _DEFAULT_PORTS or not host or "*" in host or "@" in parts.netloc
+            or parts.path or parts.query or parts.fragment or text.endswith(("?", "#"))):
+        return None
+    scheme = parts.scheme.lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" if port in (None, _DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
+
+
+def allowed_origins() -> frozenset[str]:
+    """CORS_ALLOWED_ORIGINS, each as browsers send it (see origin())."""
+    return frozenset(filter(None, (origin(x) for x in env("CORS_ALLOWED_ORIGINS").split(",") if x.strip())))
 
 
 # Settings of older versions: set, they would be ignored without a word, so a process refuses to start.

@@ -289,7 +289,11 @@ class GuardedThreadWorker(ThreadWorker):
         return True
 
     def _streams_body(self, head: framing.Head) -> bool:
-        """Whether the application marked the view of this request as one that streams its body."""
+        """Whether the application marked the view of this request as one that streams its body. Never an
+        OPTIONS (a CORS preflight, tus discovery): Flask answers it for the streaming view's route without
+        the view, which alone holds an upload place while reading, so its body must be small."""
+        if head.method == "OPTIONS":
+            return False
         app = self.wsgi
         try:
             endpoint, _ = app.url_map.bind("localhost").match(unquote(head.path), head.method)

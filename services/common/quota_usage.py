@@ -64,7 +64,9 @@ def tally(held: list[Holding], open_uploads: list[OpenUpload], file_bytes: int, 
     stored = file_bytes + reserved
     for upload in open_uploads:
         if upload.kind == TUS:
-            counted = not upload.finished  # an unfinished tus upload, at its declared length
+            # an unfinished tus upload, at its declared length; once its job exists (the upload's id is the
+            # job's video) the job counts it, also in the moment before the upload is marked completed
+            counted = not upload.finished and upload.upload_id not in videos
         else:  # a multipart one until its job exists (or the one being confirmed)
             counted = upload.upload_id != excluding and upload.upload_id not in videos
         active += counted

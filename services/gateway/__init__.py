@@ -10,7 +10,7 @@ from services.common import openapi as api_docs
 from services.common.storage.errors import FileError, StorageError
 from services.common.web import create_base_app, error_response
 
-from . import (account, auth_client, broker, http_errors, jwks, live_events, openapi, outbox, shared_links,
+from . import (account, auth_client, broker, cors, http_errors, jwks, live_events, openapi, outbox, shared_links,
                storage_metrics, webapp)
 from .routes import bp
 from .uploads import tus
@@ -32,6 +32,7 @@ def create_app():
     app.register_blueprint(shared_links.bp)
     app.register_blueprint(webapp.bp)
     api_docs.register(app, openapi.SPEC)
+    cors.register(app)
     http_errors.register(app)
     app.register_error_handler(StorageError, _storage_down)
     app.register_error_handler(FileError, _corrupt_file)

@@ -185,7 +185,13 @@ SPEC = {
     "info": {
         "title": "vid2mp3",
         "version": "1.0.0",
-        "description": "Upload a video, get an MP3 back asynchronously (and an email when it is ready).",
+        "description": "Upload a video, get an MP3 back asynchronously (and an email when it is ready).\n\n"
+                       "Browsers on other origins: the origins in CORS_ALLOWED_ORIGINS get CORS. A preflight "
+                       "(OPTIONS with Access-Control-Request-Method) of any path is answered 204 without "
+                       "credentials, with Access-Control-Allow-Methods, -Allow-Headers and -Max-Age; every answer "
+                       "to such an origin carries Access-Control-Allow-Origin and Access-Control-Expose-Headers "
+                       "(Location, the tus headers, Job-Id, RateLimit, RateLimit-Policy, Retry-After, ETag, "
+                       "Link, ...) and Vary: Origin. No credentials mode: send the token in Authorization.",
     },
     "components": {
         "securitySchemes": SECURITY_SCHEMES,

@@ -2,38 +2,28 @@
 (the contract an outside browser test relies on). Screenshots of every step: test-output/screenshots/."""
 from __future__ import annotations
 
+import base64
+import os
 import re
-import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from services.common import config
 from devkit.client import Client
 from devkit.media import make_media, unique_mp4
-from devkit.stack import ROOT
+from devkit.stack import start_gateway
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = ROOT / "test-output" / "screenshots"
+from .conftest import SHOTS
+
 HOSTILE = "<img src=x onerror=alert(1)>.mp4"
 LONG = 60_000  # ms for things the server does (a conversion of a few seconds of media)
 # waits, not timing assertions: generous, for a machine busy with other tests (argon2 logins, ffmpeg)
 expect.set_options(timeout=15_000)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (Debian package 'chromium'); .ci/run installs it")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -260,3 +250,82 @@ def test_tus_upload_resumes_after_a_reload(page, stack, account, media):
     item.get_by_role("button", name="Cancel").click()
     expect(item).to_have_count(0)  # cancelled: the filter no longer matches
     shot(page, "11-resumed")
+
+
+@pytest.fixture(scope="module")
+def one_job_gateway(stack, tmp_path_factory):
+    """A gateway of our own on the test stack where a user may have one unfinished job at a time."""
+    log = tmp_path_factory.mktemp("one-job") / "gateway.log"
+    proc, base, _ = start_gateway(dict(os.environ, AUTH_URL=stack["auth"]), [], {"USER_MAX_ACTIVE_JOBS": "1"}, log)
+    yield base
+    proc.terminate()
+    proc.wait(30)
+
+
+def _drop(page: Page, target: str, files: list[Path]) -> None:
+    """Several files dropped on `target` as a person would drag them from their file manager."""
+    data = [{"name": f.name, "b64": base64.b64encode(f.read_bytes()).decode()} for f in files]
+    transfer = page.evaluate_handle("""files => {
+        const transfer = new DataTransfer();
+        for (const f of files) {
+            const bytes = Uint8Array.from(atob(f.b64), c => c.charCodeAt(0));
+            transfer.items.add(new File([bytes], f.name, { type: "video/mp4" }));
+        }
+        return transfer;
+    }""", data)
+    for event in ("dragenter", "dragover", "drop"):
+        page.dispatch_event(target, event, {"dataTransfer": transfer})
+
+
+def test_many_files_wait_for_the_quota_and_all_convert(browser, one_job_gateway, media, tmp_path):
+    """Two files chosen at once, one more dropped while they upload, with room for one unfinished job: the
+    queue meets 429 quota_exceeded, waits (until a job ends or Retry-After), goes on, and all three convert."""
+    files = []
+    for name in ("first take.mp4", "second take.mp4", "dropped take.mp4"):  # new bytes each: no dedup
+        files.append(tmp_path / name)
+        files[-1].write_bytes(unique_mp4(media["short"].read_bytes()))
+    user = Client(one_job_gateway).signed_up()
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    refused, in_flight, most = [], set(), [0]
+
+    def started(request):
+        if "/upload" in request.url and request.method in ("POST", "PATCH"):
+            in_flight.add(request)
+            most[0] = max(most[0], len(in_flight))
+
+    def answered(response):
+        in_flight.discard(response.request)  # its answer's head is in: the page may start the next one
+        if response.status == 429:
+            refused.append((response.request.method, response.url))
+
+    page.on("request", started)
+    page.on("response", answered)
+    page.on("requestfailed", lambda request: in_flight.discard(request))
+    try:
+        page.goto(one_job_gateway + "/")
+        log_in(page, user)
+        page.get_by_label("Video file").set_input_files(files[:2])
+        expect(page.locator("#drop-hint")).to_have_text("Chosen: 2 files")
+        page.get_by_role("button", name="Convert").click()
+        _drop(page, "#drop", files[2:])
+        expect(page.locator("#drop-hint")).to_have_text("Chosen: dropped take.mp4")
+        page.get_by_role("button", name="Convert").click()
+        summary = page.locator("#upload-summary")
+        expect(summary).to_contain_text("waiting for a free place", timeout=LONG)
+        expect(page.locator(".upload[data-state=held]")).to_have_count(1)
+        expect(page.locator("#jobs > li")).not_to_have_count(0)  # the admitted file's job, for the picture
+        shot(page, "12-many-files-waiting")  # docs/webapp-uploads.png
+        expect(summary).to_have_text("3 of 3 uploaded, 0 failed.", timeout=3 * LONG)
+        for path in files:
+            item = job(page, path.name)
+            expect(item.get_by_role("status")).to_have_text(re.compile("^done"), timeout=LONG)
+            expect(page.locator(".upload", has_text=path.name)).to_contain_text("uploaded")
+        assert refused and all(method == "POST" for method, _ in refused), refused  # the queue had to wait
+        assert most[0] <= 2, most  # at most two uploads at a time
+        shot(page, "13-many-files-done")
+    finally:
+        context.close()
+    jobs = requests.get(f"{one_job_gateway}/jobs", headers=user.auth, timeout=10).json()["jobs"]
+    assert sorted(j["filename"] for j in jobs if j["status"] == "done") == sorted(f.name for f in files), jobs

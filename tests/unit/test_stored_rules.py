@@ -17,6 +17,12 @@ def test_usage_counts_active_jobs_files_reservations_and_unfinished_uploads():
     assert (used.active_jobs, used.stored_bytes, used.uploads_24h) == (4, 1000 + 500 + 30 + 40, 2)
 
 
+def test_a_tus_upload_whose_job_exists_counts_once_even_before_it_is_marked_completed():
+    held = [Holding("j1", "queued", "t1", None, 0)]
+    used = tally(held, [OpenUpload("t1", TUS, 40, False)], file_bytes=40, started=[1.0])
+    assert (used.active_jobs, used.stored_bytes) == (1, 40)
+
+
 def test_usage_leaves_out_the_upload_being_confirmed_and_the_job_being_admitted_again():
     held = [Holding("j2", "converting", "v2", None, 500)]
     uploads = [OpenUpload("u1", MULTIPART, 30, False)]

@@ -1,13 +1,16 @@
-// The page's wiring: account forms, the upload form with drag-and-drop, the job list.
+// The page's wiring: account forms, the upload form with drag-and-drop of many files, the job list.
 import * as api from "./api.js";
-import { createItem, releaseBlobs, updateItem } from "./jobs.js";
+import { createItem, isFinal, releaseBlobs, updateItem } from "./jobs.js";
 import { Live } from "./live.js";
+import { UploadQueue } from "./queue.js";
 import { chosenOptions, uploadVideo } from "./upload.js";
 
 const $ = (id) => document.getElementById(id);
 const EMAIL_KEY = "vid2mp3.email";
 const items = new Map(); // job id → its list item
 const live = new Live(show, gone, failed);
+const queue = new UploadQueue(uploadVideo, uploadChanged);
+const rows = new Map(); // queue entry → its row under the upload form
 
 function say(text, kind = "error") {
   const message = $("message");
@@ -48,6 +51,10 @@ function logOut() {
   releaseBlobs();
   items.clear();
   $("jobs").replaceChildren();
+  queue.entries = []; // what is still running ends on its own; its rows and summary go now
+  rows.clear();
+  $("uploads").replaceChildren();
+  $("upload-status").hidden = true;
   $("account").hidden = false;
   for (const id of ["convert", "jobs-section", "logout", "who"]) $(id).hidden = true;
   $("password").value = "";
@@ -90,6 +97,7 @@ function show(view) {
   }
   $("no-jobs").hidden = items.size > 0;
   live.track(view);
+  if (isFinal(view)) queue.wake(); // an active-jobs place may be free for a held upload
 }
 
 function gone(id) {
@@ -117,37 +125,74 @@ function remove(id, button) {
 }
 
 // ---- upload
-function chosenFile(file) {
+function chosenFiles(files) {
   const input = $("file");
-  if (file && input.files[0] !== file) {
+  if (files) {
     const transfer = new DataTransfer();
-    transfer.items.add(file);
+    for (const file of files) transfer.items.add(file);
     input.files = transfer.files;
   }
-  $("drop-hint").textContent = input.files[0] ? "Chosen: " + input.files[0].name : "Choose a file, or drop it here.";
+  const chosen = [...input.files];
+  $("drop-hint").textContent = !chosen.length ? "Choose one or more files, or drop them here."
+    : chosen.length === 1 ? "Chosen: " + chosen[0].name : `Chosen: ${chosen.length} files`;
 }
 
-async function convert(event) {
+function convert(event) {
   event.preventDefault();
-  const file = $("file").files[0];
-  if (!file) { say("Choose a video file first."); $("file").focus(); return; }
-  if (!file.size) { say("That file is empty: choose another one."); return; }
-  const button = $("convert-button");
-  const bar = $("upload-progress");
-  button.disabled = true;
-  $("upload-status").hidden = false;
-  $("upload-label").textContent = "Uploading " + file.name;
-  bar.value = 0;
+  const files = [...$("file").files];
+  if (!files.length) { say("Choose a video file first."); $("file").focus(); return; }
   say("", "info");
-  await attempt(async () => {
-    const jobId = await uploadVideo(file, chosenOptions($("upload-form")), (f) => { bar.value = Math.min(100, f * 100); });
-    say("Uploaded " + file.name + ". The conversion is on its way.", "info");
-    $("file").value = "";
-    chosenFile(null);
-    if (jobId) show(await api.getJob(jobId)); else await refresh();
-  });
-  button.disabled = false;
-  $("upload-status").hidden = true;
+  queue.clearIfFinished();
+  if (!queue.entries.length) { rows.clear(); $("uploads").replaceChildren(); }
+  queue.add(files, chosenOptions($("upload-form")));
+  $("file").value = "";
+  chosenFiles(null);
+}
+
+const STATES = { waiting: "waiting", uploading: "uploading", held: "waiting for a free place", done: "uploaded",
+                 failed: "failed" };
+
+// One row per file of the batch: its name, its progress, its state in words.
+function uploadRow(entry) {
+  let row = rows.get(entry);
+  if (!row) {
+    row = document.createElement("div");
+    row.className = "upload";
+    const name = document.createElement("span");
+    name.className = "upload-name";
+    name.textContent = entry.file.name;
+    const state = document.createElement("span");
+    state.className = "upload-state";
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.setAttribute("aria-label", "Upload of " + entry.file.name);
+    row.append(name, state, bar);
+    rows.set(entry, row);
+    $("uploads").append(row);
+  }
+  return row;
+}
+
+function uploadChanged(entry) {
+  if (!queue.entries.includes(entry)) return; // logged out meanwhile
+  const row = uploadRow(entry);
+  const before = row.dataset.state;
+  row.dataset.state = entry.state;
+  const percent = Math.round(entry.progress * 100);
+  row.querySelector("progress").value = percent;
+  row.querySelector(".upload-state").textContent = STATES[entry.state]
+    + (entry.state === "uploading" ? ` ${percent} %` : "") + (entry.message ? ": " + entry.message : "");
+  $("upload-status").hidden = false;
+  const { total, done, failed, left, held } = queue.summary();
+  $("upload-summary").textContent = `${done} of ${total} uploaded, ${failed} failed`
+    + (left ? (held ? "; waiting for a free place" : "; uploading") : ".");
+  if (entry.state === "failed" && entry.error && entry.error.status === 401 && api.session.token) {
+    failed(entry.error); // the session ended: log out, as for any other request
+    return;
+  }
+  if (entry.state === "done" && before !== "done") {
+    attempt(async () => { if (entry.jobId) show(await api.getJob(entry.jobId)); else await refresh(); });
+  }
 }
 
 function dropZone() {
@@ -158,8 +203,7 @@ function dropZone() {
   zone.addEventListener("dragleave", over(false));
   zone.addEventListener("drop", (event) => {
     over(false)(event);
-    const file = event.dataTransfer.files[0];
-    if (file) chosenFile(file);
+    if (event.dataTransfer.files.length) chosenFiles(event.dataTransfer.files);
   });
   // a file dropped beside the zone would make the browser leave the page to show it
   for (const type of ["dragover", "drop"]) window.addEventListener(type, (event) => event.preventDefault());
@@ -170,7 +214,7 @@ function start() {
   $("register").addEventListener("click", () => attempt(() => logIn(true)));
   $("logout").addEventListener("click", () => { logOut(); say("You are logged out.", "info"); });
   $("upload-form").addEventListener("submit", convert);
-  $("file").addEventListener("change", () => chosenFile(null));
+  $("file").addEventListener("change", () => chosenFiles(null));
   dropZone();
   if (api.session.token) signedIn(false);
 }

@@ -60,7 +60,7 @@ function failure(result) {
     if (body && body.error && body.error.message) { message = body.error.message; code = body.error.code; }
   } catch (_) { /* not JSON */ }
   if (result.status === 401) message = "Your session has ended. Please log in again."; // the page logs out
-  return new ApiError(result.status, code, message);
+  return new ApiError(result.status, code, message, result.header("Retry-After"));
 }
 
 async function multipartUpload(file, options, onProgress) {
