@@ -99,7 +99,7 @@ READ_ONLY_MESSAGE = "this API key is read-only: it may only read (GET, HEAD); us
 
 
 API_KEY_ID_LENGTH, API_KEY_SECRET_LENGTH = 16, 43  # hex public id (64 bits); base62 secret (43 characters ≈ 256 bits)
-_API_KEY = re.compile(rf"^{API_KEY_PREFIX}([0-9a-f]{{{API_KEY_ID_LENGTH}}})_([A-Za-z0-9]{{{API_KEY_SECRET_LENGTH}}})$")
+_API_KEY = re.compile(rf"{API_KEY_PREFIX}([0-9a-f]{{{API_KEY_ID_LENGTH}}})_([A-Za-z0-9]{{{API_KEY_SECRET_LENGTH}}})")
 
 
 def is_api_key(token: str) -> bool:
@@ -108,7 +108,7 @@ def is_api_key(token: str) -> bool:
 
 def parse_api_key(value: str) -> tuple[str, str] | None:
     """(public id, secret) of a well-formed key; None for anything else (the gateway asks auth about no such text)."""
-    match = _API_KEY.match(value) if isinstance(value, str) and len(value) < 128 else None
+    match = _API_KEY.fullmatch(value) if isinstance(value, str) and len(value) < 128 else None
     return (match[1], match[2]) if match else None
 
 
