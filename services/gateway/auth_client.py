@@ -108,7 +108,9 @@ def _ask_auth(key: str) -> dict | None:
     try:
         try:
             response = _session.post(url, json={"key": key}, timeout=timeout)
-        except requests.ConnectionError:
+        except requests.ConnectionError as exc:
+            if isinstance(exc, requests.Timeout):  # a connect timeout: auth is slow, not the connection stale
+                raise
             # Once more, on a new connection: auth may have closed the kept-alive one as it was reused.
             response = _session.post(url, json={"key": key}, timeout=timeout)
     except requests.RequestException:

@@ -14,6 +14,7 @@ import requests
 from devkit.client import Client
 from devkit.media import make_media
 from devkit.metrics import metric_value
+from devkit.net import free_port
 from devkit.stack import start_gateway
 
 KEYS_SEEN: list[str] = []  # every key made here: none may appear in a log or a span (last test)
@@ -196,6 +197,12 @@ def test_forged_keys_refused(stack):
         assert requests.post(f"{stack['auth']}/api-keys/verify", json=body, timeout=10).status_code == 401
 
 
+@pytest.fixture(scope="module")
+def hostile_user(stack) -> Client:
+    """One user for every refused request (none makes a key): a sign-up is two argon2 hashes."""
+    return _user(stack)
+
+
 @pytest.mark.parametrize("body,code", [
     ({"name": "x" * 101}, "invalid_name"),
     ({"name": "tab\there"}, "invalid_name"),
@@ -209,9 +216,8 @@ def test_forged_keys_refused(stack):
     ({"name": "k", "expires_at": "2999-01-01T00:00:00"}, "invalid_expiry"),
     ({"name": "k", "expires_in_days": 1, "expires_at": "2999-01-01T00:00:00Z"}, "invalid_expiry"),
 ])
-def test_hostile_input(stack, body, code):
-    user = _user(stack)
-    refused = _create(stack["gateway"], user.auth, **body)
+def test_hostile_input(stack, hostile_user, body, code):
+    refused = _create(stack["gateway"], hostile_user.auth, **body)
     assert refused.status_code == 400 and _error(refused) == code, refused.text
 
 
@@ -236,6 +242,22 @@ def test_keys_per_user_limited(stack):
     assert answers.count(201) == limit and answers.count(409) == 4
     listed = requests.get(f"{stack['gateway']}/me/api-keys", headers=user.auth, timeout=10).json()["api_keys"]
     assert len(listed) == limit
+
+
+def test_key_while_auth_is_unreachable_is_503(stack, tmp_path):
+    """A gateway that cannot reach auth cannot check a key: 503 auth_unavailable (retry), never 401 (the key
+    may be valid) and never a pass."""
+    user = _user(stack)
+    key = _key(stack, user)
+    env = dict(os.environ, AUTH_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    proc, base, _ = start_gateway(env, [], {}, tmp_path / "gateway.log")
+    try:
+        refused = requests.get(f"{base}/jobs", headers=_bearer(key), timeout=30)
+        assert refused.status_code == 503 and _error(refused) == "auth_unavailable"
+        assert refused.headers["Retry-After"] == "5"
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_no_key_in_logs_or_spans(stack, gateways):
