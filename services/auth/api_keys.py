@@ -41,6 +41,10 @@ class TooManyKeys(Exception):
     pass
 
 
+class UnknownUser(Exception):
+    """The credential's user no longer exists."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who a valid key speaks for, and how far."""
@@ -114,6 +118,8 @@ def create(user_id: int, data: dict) -> dict:
     with db.transaction() as cur:
         # The user's row, locked: concurrent creations of one user count one after another (the limit holds).
         cur.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
+        if cur.fetchone() is None:
+            raise UnknownUser()
         cur.execute("SELECT COUNT(*) AS n FROM api_keys WHERE user_id = %s", (user_id,))
         if cur.fetchone()["n"] >= config.env_int("API_KEYS_MAX_PER_USER"):
             raise TooManyKeys()

@@ -64,6 +64,8 @@ def create_key():
         created = api_keys.create(user_id, json_body())
     except api_keys.InvalidKeyRequest as exc:
         raise ApiError(400, exc.code, str(exc)) from None
+    except api_keys.UnknownUser:
+        raise ApiError(401, "invalid_token", "the token names no user of this service") from None
     except api_keys.TooManyKeys:
         raise ApiError(409, "too_many_api_keys", "you have as many API keys as you may (API_KEYS_MAX_PER_USER); "
                        "revoke one first") from None

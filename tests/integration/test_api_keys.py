@@ -231,6 +231,12 @@ def test_key_management_needs_credentials(stack):
     big = requests.post(f"{stack['gateway']}/me/api-keys", headers=_user(stack).auth, json={"name": "k" * 9000},
                         timeout=10)
     assert big.status_code == 413
+    # a valid token of a user that does not exist (any more) makes no key
+    from services.auth import tokens
+
+    ghost = tokens.issue({"id": 987654321987, "email": "ghost@example.com", "is_admin": False})
+    refused = _create(stack["gateway"], _bearer(ghost), name="k")
+    assert refused.status_code == 401 and _error(refused) == "invalid_token"
 
 
 def test_keys_per_user_limited(stack):
