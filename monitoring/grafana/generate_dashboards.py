@@ -253,10 +253,13 @@ def service_overview() -> dict:
                      [(f"sum by (result) (rate(auth_registrations_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
                      "ops"), 8, 7)
     b.add(timeseries("Token checks by result",
-                     "Bearer tokens the gateway verified with auth's public keys (valid, invalid, keys_unavailable) "
-                     "and its fetches of those keys (JWKS).",
+                     "Bearer tokens the gateway verified with auth's public keys (valid, invalid, keys_unavailable), "
+                     "requests made with an API key, checked by auth each time (valid, invalid, read_only: a read "
+                     "key refused a change, auth_unavailable), and its fetches of those keys (JWKS).",
                      [(f"sum by (result) (rate(gateway_token_verifications_total{{{NS}}}[$__rate_interval]))",
                        "gateway {{result}}"),
+                      (f"sum by (result) (rate(gateway_api_key_authentications_total{{{NS}}}[$__rate_interval]))",
+                       "API key {{result}}"),
                       (f"sum by (result) (rate(gateway_jwks_fetches_total{{{NS}}}[$__rate_interval]))",
                        "JWKS fetch {{result}}")], "ops"), 8, 7)
 

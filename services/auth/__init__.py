@@ -6,7 +6,7 @@ import pymysql
 from services.common import openapi as api_docs
 from services.common.web import create_base_app, error_response
 
-from . import db, hashing, openapi, tokens
+from . import db, hashing, key_routes, openapi, tokens
 from .routes import bp
 
 
@@ -15,6 +15,7 @@ def create_app():
     hashing.dummy_hash()  # made now, not during the first login of an unknown user (it would cost 2 hashes)
     app = create_base_app("auth", {"mysql": db.ping})
     app.register_blueprint(bp)
+    app.register_blueprint(key_routes.bp)
     api_docs.register(app, openapi.SPEC)
     app.register_error_handler(pymysql.err.MySQLError, _database_down)
     return app

@@ -27,6 +27,20 @@ SCHEMA = [
         failures INT UNSIGNED NOT NULL,
         window_start DOUBLE NOT NULL
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
+    # Personal API keys (api_keys.py): looked up by their public id, the primary key; the secret only as
+    # its SHA-256. Times are epoch seconds. A user's keys go with the user.
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        id CHAR(16) NOT NULL PRIMARY KEY,
+        user_id BIGINT UNSIGNED NOT NULL,
+        name VARCHAR(100) NOT NULL,
+        scope VARCHAR(8) NOT NULL,
+        secret_hash BINARY(32) NOT NULL,
+        created_at DOUBLE NOT NULL,
+        expires_at DOUBLE NULL,
+        last_used_at DOUBLE NULL,
+        KEY api_keys_user (user_id),
+        CONSTRAINT api_keys_owner FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
 ]
 
 _schema_ready = threading.Event()
@@ -75,6 +89,21 @@ def cursor() -> Iterator[pymysql.cursors.DictCursor]:
     ensure_schema()
     with pool().connection() as conn, conn.cursor() as cur:
         yield cur
+
+
+@contextmanager
+def transaction() -> Iterator[pymysql.cursors.DictCursor]:
+    """A cursor inside one transaction: committed at the end of the block, rolled back on an exception."""
+    ensure_schema()
+    with pool().connection() as conn:
+        conn.begin()
+        try:
+            with conn.cursor() as cur:
+                yield cur
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
 
 
 def ensure_schema() -> None:

@@ -22,3 +22,10 @@ HASH_WAIT = Histogram("auth_password_hash_wait_seconds", "Time a hash waited for
 
 # Logins of an account with many recent failures (from any address) are slowed down, never refused.
 LOGIN_SLOWDOWNS = Counter("auth_login_slowdowns", "Logins delayed because their account failed often recently")
+
+# API keys checked for the gateway (api_keys.verify). result: valid, malformed, unknown, wrong_secret, expired
+API_KEY_CHECKS = Counter("auth_api_key_checks", "API keys checked, by outcome", ["result"])
+for _result in ("valid", "malformed", "unknown", "wrong_secret", "expired"):
+    API_KEY_CHECKS.labels(_result)
+API_KEYS_CREATED = Counter("auth_api_keys_created", "API keys made by their users")
+API_KEYS_REVOKED = Counter("auth_api_keys_revoked", "API keys revoked by their users")

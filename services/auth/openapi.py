@@ -1,7 +1,8 @@
 """OpenAPI 3 description of the auth service (internal: the gateway calls it), at /openapi.json."""
 from __future__ import annotations
 
-from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES
+from services.common.openapi import (API_KEY_SCHEMAS, CREATE_API_KEY, ERROR, ERROR_SCHEMA, LIST_API_KEYS, LOGIN,
+                                     REGISTER, REVOKE_API_KEY, SECURITY_SCHEMES, errors)
 
 # Set by the gateway; the per-address limits of registrations and failed logins count by it.
 CLIENT_ADDRESS = {"name": "X-Client-Address", "in": "header", "required": False,
@@ -17,6 +18,7 @@ SPEC = {
         "securitySchemes": SECURITY_SCHEMES,
         "schemas": {
             "Error": ERROR_SCHEMA,
+            **API_KEY_SCHEMAS,
             "JWKS": {
                 "type": "object", "required": ["keys"],
                 "properties": {"keys": {"type": "array", "items": {
@@ -38,6 +40,26 @@ SPEC = {
                        "(RFC 7517 JWK Set; Ed25519, EdDSA, kid = RFC 7638 thumbprint)",
             "responses": {"200": {"description": "JWK Set", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/JWKS"}}}}},
+        }},
+        "/api-keys": {"get": LIST_API_KEYS, "post": CREATE_API_KEY},
+        "/api-keys/{key_id}": {"delete": REVOKE_API_KEY},
+        "/api-keys/verify": {"post": {
+            "summary": "Who an API key speaks for (the gateway asks on every request made with a key)",
+            "description": "The key goes in the body, never in a URL. Nothing caches the answer, so a revoked key "
+                           "is refused from the next request on, on every gateway.",
+            "operationId": "verifyApiKey", "tags": ["api-keys"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "The claims, as a token's, plus the key's id and scope", "content": {
+                "application/json": {"schema": {
+                    "type": "object", "required": ["sub", "email", "admin", "api_key"],
+                    "properties": {"sub": {"type": "string"}, "email": {"type": "string"}, "admin": {"type": "boolean"},
+                                   "api_key": {"type": "object", "required": ["id", "scope"], "properties": {
+                                       "id": {"type": "string"},
+                                       "scope": {"type": "string", "enum": ["read", "full"]}}}}}}}},
+                "401": {"description": "invalid_api_key: unknown, revoked, expired or malformed",
+                        "content": {"application/json": {"schema": ERROR}}},
+                **errors(400, 413, 415, 503)},
         }},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "Readiness (MySQL)",

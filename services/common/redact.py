@@ -4,8 +4,8 @@ Instrumentation puts URLs into span attributes and names (http.target, http.url,
 url.query, the outgoing requests' URLs) and errors put them into messages, so what is scrubbed is the
 text, wherever it sits: a signed link's token (`/links/<token>`), query values (a webhook URL may carry
 its receiver's secret there; our own `fid`, `limit` and `offset` are kept), user:password in a URL,
-Bearer/Basic credentials, JWTs and webhook secrets. Captured headers that carry credentials are dropped
-by name.
+Bearer/Basic credentials, JWTs, API keys (`v2m_…`) and webhook secrets. Captured headers that carry
+credentials are dropped by name.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s\"'<>]+@")
 _AUTH_SCHEME = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _WEBHOOK_SECRET = re.compile(r"\bwhsec_[A-Za-z0-9+/=]+")
+_API_KEY = re.compile(r"\bv2m_[A-Za-z0-9_]+")
 
 
 def text(value: str) -> str:
@@ -33,6 +34,7 @@ def text(value: str) -> str:
     value = _USERINFO.sub(rf"\1{REDACTED}@", value)
     value = _AUTH_SCHEME.sub(rf"\1 {REDACTED}", value)
     value = _JWT.sub(REDACTED, value)
+    value = _API_KEY.sub(f"v2m_{REDACTED}", value)
     return _WEBHOOK_SECRET.sub(f"whsec_{REDACTED}", value)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Callable
 
 import jwt
@@ -88,3 +89,29 @@ def verify(token: str, lookup: Callable[[str], Ed25519PublicKey | None]) -> dict
     if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("admin", False), bool):
         raise TokenError("invalid_token", "token claims have the wrong types")
     return claims
+
+
+# Personal API keys (auth's api_keys.py makes and checks them): told apart from JWTs by this prefix.
+API_KEY_PREFIX = "v2m_"
+# What a `read` key may do: the safe methods only (the live event stream is a GET).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READ_ONLY_MESSAGE = "this API key is read-only: it may only read (GET, HEAD); use a full key or a login token"
+
+
+API_KEY_ID_LENGTH, API_KEY_SECRET_LENGTH = 16, 43  # hex public id (64 bits); base62 secret (43 characters ≈ 256 bits)
+_API_KEY = re.compile(rf"{API_KEY_PREFIX}([0-9a-f]{{{API_KEY_ID_LENGTH}}})_([A-Za-z0-9]{{{API_KEY_SECRET_LENGTH}}})")
+
+
+def is_api_key(token: str) -> bool:
+    return token.startswith(API_KEY_PREFIX)
+
+
+def parse_api_key(value: str) -> tuple[str, str] | None:
+    """(public id, secret) of a well-formed key; None for anything else (the gateway asks auth about no such text)."""
+    match = _API_KEY.fullmatch(value) if isinstance(value, str) and len(value) < 128 else None
+    return (match[1], match[2]) if match else None
+
+
+def scope_allows(scope: str, method: str) -> bool:
+    """Whether a key of `scope` may make a request of `method`: full keys anything, read keys the safe methods."""
+    return scope == "full" or (scope == "read" and method in SAFE_METHODS)

@@ -1,17 +1,20 @@
 """The caller's own account as the gateway sees it: who they are, what they use, what they may use,
-and the secret their webhooks are signed with."""
+the secret their webhooks are signed with, and their API keys (kept by auth)."""
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify, request
 
+from services.common.web import ApiError
 from services.common.webhook_secrets import rotate, webhook_secret_of
 
 from . import auth_client, quotas
 
 log = logging.getLogger(__name__)
 bp = Blueprint("account", __name__)
+MAX_BODY = 4096  # a key's name, scope and expiry
 
 
 @bp.get("/me")
@@ -29,3 +32,33 @@ def rotate_webhook_secret():
     secret = rotate(user["sub"])
     log.info("webhook secret rotated", extra={"owner": user["sub"]})
     return jsonify({"webhook_secret": secret})
+
+
+# API keys: auth owns them; these routes forward the caller's Authorization header, and auth checks it
+# itself (a JWT or a full key may change keys, a read key may only list them: 403 read_only_key).
+def _to_auth(path: str, body: bytes | None = None) -> Response:
+    headers = {"Authorization": request.headers.get("Authorization", "")}
+    if body is not None:
+        headers["Content-Type"] = request.headers.get("Content-Type", "")
+    return auth_client.relay(path, headers, body, request.method)
+
+
+@bp.get("/me/api-keys")
+def list_api_keys():
+    """The caller's API keys (id, name, prefix, scope, times): never a secret."""
+    return _to_auth("/api-keys")
+
+
+@bp.post("/me/api-keys")
+def create_api_key():
+    """A new API key of the caller's; the answer is the only time the key is shown."""
+    body = request.stream.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "payload_too_large", "JSON body too large")
+    return _to_auth("/api-keys", body)
+
+
+@bp.delete("/me/api-keys/<key_id>")
+def revoke_api_key(key_id: str):
+    """Revoke one of the caller's API keys: refused from the next request on, on every gateway."""
+    return _to_auth(f"/api-keys/{quote(key_id, safe='')}")

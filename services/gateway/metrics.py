@@ -28,6 +28,11 @@ for _result in ("replayed", "conflict"):
 OUTBOX_PUBLISHED = Counter("gateway_outbox_published", "Jobs published late by the outbox relay")
 TOKEN_VERIFICATIONS = Counter("gateway_token_verifications", "Bearer tokens verified by the gateway, by outcome",
                               ["result"])
+API_KEY_AUTHENTICATIONS = Counter("gateway_api_key_authentications", "Requests made with an API key, by outcome: "
+                                  "valid, invalid (401), read_only (a read key on a change: 403), "
+                                  "auth_unavailable (503)", ["result"])
+for _result in ("valid", "invalid", "read_only", "auth_unavailable"):
+    API_KEY_AUTHENTICATIONS.labels(_result)
 JWKS_FETCHES = Counter("gateway_jwks_fetches", "Fetches of auth's public keys (JWKS) by outcome", ["result"])
 JWKS_KEYS = Gauge("gateway_jwks_keys", "Public keys the gateway holds to verify tokens", multiprocess_mode="max")
 TUS_UPLOADS = Counter("gateway_tus_uploads", "Resumable (tus) uploads by event: created, resumed (a PATCH past 0 "

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from services.common.jobs import Status
 from services.common.options import FORMATS, MAX_TAG_CHARS, MP3_BITRATES
-from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES, errors as _errors
+from services.common.openapi import (API_KEY_SCHEMAS, CREATE_API_KEY, ERROR_SCHEMA, LIST_API_KEYS, LOGIN, REGISTER,
+                                     REVOKE_API_KEY, SECURITY_SCHEMES, errors as _errors)
+from services.common.tokens import SAFE_METHODS
 
 from . import job_listing
 
@@ -197,6 +199,7 @@ SPEC = {
         "securitySchemes": SECURITY_SCHEMES,
         "schemas": {
             "Error": ERROR_SCHEMA,
+            **API_KEY_SCHEMAS,
             "Job": {
                 "type": "object",
                 "required": ["job_id", "status", "status_url"],
@@ -365,6 +368,8 @@ SPEC = {
                 "properties": {"webhook_secret": {"type": "string", "pattern": "^whsec_"}}}}}},
                 **_errors(401, 503)},
         }},
+        "/me/api-keys": {"get": LIST_API_KEYS, "post": CREATE_API_KEY},
+        "/me/api-keys/{key_id}": {"delete": REVOKE_API_KEY},
         "/": {"get": {"summary": "The web app: a page that does all of the above in a browser",
                       "responses": {"200": {"description": "The page", "content": {"text/html": {
                           "schema": {"type": "string"}}}}}}},
@@ -374,3 +379,16 @@ SPEC = {
     },
 }
 
+
+
+def _read_keys_refused(spec: dict) -> dict:
+    """Every operation that takes the Bearer credential and changes something answers 403 read_only_key to a
+    read-only API key (auth_client.current_user refuses it for every such route)."""
+    for operations in spec["paths"].values():
+        for method, operation in operations.items():
+            if method.upper() not in SAFE_METHODS and {"bearer": []} in operation.get("security", []):
+                operation["responses"].setdefault("403", _errors(403)["403"])
+    return spec
+
+
+SPEC = _read_keys_refused(SPEC)

@@ -28,6 +28,7 @@ CONTRACT_METRICS = {
     "auth_password_hash_queued_total", "auth_password_hash_refused_total", "auth_password_hash_wait_seconds",
     "auth_login_slowdowns_total",
     "gateway_token_verifications_total", "gateway_jwks_fetches_total", "gateway_jwks_keys",
+    "gateway_api_key_authentications_total",  # requests made with an API key (issue 22)
     "converter_jobs_total", "converter_conversion_duration_seconds", "converter_queue_wait_seconds",
     "converter_job_e2e_latency_seconds", "converter_audio_seconds_total", "converter_bytes_in_total",
     "converter_bytes_out_total", "converter_jobs_in_progress", "notification_emails_total",

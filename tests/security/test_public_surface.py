@@ -9,11 +9,13 @@ from devkit.client import Client
 FAMILIES = {
     "gateway": ["http_requests_total", "http_request_duration_seconds", "gateway_uploads_total",
                 "gateway_upload_bytes_total", "gateway_outbox_backlog", "gateway_token_verifications_total",
-                "gateway_jwks_fetches_total", "gateway_jwks_keys", "vid2mp3_build_info", "process_cpu_seconds_total"],
+                "gateway_jwks_fetches_total", "gateway_jwks_keys", "gateway_api_key_authentications_total",
+                "vid2mp3_build_info", "process_cpu_seconds_total"],
     "auth": ["http_requests_total", "http_request_duration_seconds", "auth_logins_total", "auth_registrations_total",
              "auth_password_hashes_total", "auth_password_hashes_in_progress",
              "auth_password_hash_places", "auth_password_hash_queued_total", "auth_password_hash_refused_total",
-             "auth_password_hash_wait_seconds", "auth_login_slowdowns_total", "vid2mp3_build_info",
+             "auth_password_hash_wait_seconds", "auth_login_slowdowns_total", "auth_api_key_checks_total",
+             "vid2mp3_build_info",
              "process_cpu_seconds_total"],
 }
 

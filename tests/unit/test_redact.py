@@ -21,6 +21,8 @@ from services.common.telemetry import JsonFormatter
     ("basic dXNlcjpwdw==", "basic [redacted]"),
     ("token eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxIn0.c2ln in a message", "token [redacted] in a message"),
     ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "secret whsec_[redacted]"),
+    ("key v2m_0123456789abcdef_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefg used", "key v2m_[redacted] used"),
+    ("json {\"key\": \"v2m_0123456789abcdef_Ab\"}", "json {\"key\": \"v2m_[redacted]\"}"),
 ])
 def test_credentials_are_scrubbed(before, after):
     assert redact.text(before) == after
