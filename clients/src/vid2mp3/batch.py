@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
 from . import config
-from .errors import JOB_FAILED, OK, JobFailed, Vid2mp3Error
+from .errors import JOB_FAILED, OK, SERVER, JobFailed, Vid2mp3Error
 from .models import Job
 from .sdk import Client, output_path
 
@@ -90,6 +90,9 @@ def convert_one(client: Client, path: Path, options: Dict[str, Any], preset: Opt
         if not isinstance(exc, JobFailed):
             result.error = {"code": getattr(exc, "code", type(exc).__name__), "message": str(exc)}
         display.status(task, f"[red]{result.status or 'error'}[/red]: {result.reason or exc}")
+    except Exception as exc:  # noqa: BLE001 - one file's trouble (a bug included) must not hide the others'
+        result.exit_code, result.error = SERVER, {"code": type(exc).__name__, "message": str(exc)}
+        display.status(task, f"[red]error[/red]: {exc}")
     return result
 
 

@@ -57,9 +57,12 @@ class FileFingerprint(Fingerprint):
 class _Uploader(Uploader):
     """tuspy's uploader with this server's creation, HEAD and PATCH retries."""
 
-    def __init__(self, sdk: "Client", *args: Any, **kwargs: Any):
-        self.sdk, self.job_id, self.idempotency_key = sdk, None, str(uuid.uuid4())
+    def __init__(self, sdk: "Client", key: str, *args: Any, **kwargs: Any):
+        self.sdk, self.key, self.job_id, self.idempotency_key = sdk, key, None, str(uuid.uuid4())
         super().__init__(*args, **kwargs)
+
+    def _get_fingerprint(self) -> str:
+        return self.key  # computed once per upload (tuspy would read the file again at every URL change)
 
     def create_url(self) -> str:
         headers = {**self.get_url_creation_headers(), "Idempotency-Key": self.idempotency_key}
@@ -115,13 +118,14 @@ class TusUpload:
     def __init__(self, sdk: "Client", path: Path, metadata: Dict[str, str], resume: bool = True):
         self.sdk, self.path, self.metadata, self.resume = sdk, path, metadata, resume
         stat = path.stat()
-        self.fingerprinter = FileFingerprint([sdk.url, str(path.resolve()), stat.st_size, stat.st_mtime_ns, metadata])
+        fingerprinter = FileFingerprint([sdk.url, str(path.resolve()), stat.st_size, stat.st_mtime_ns, metadata])
+        with open(path, "rb") as stream:
+            self.key = fingerprinter.get_fingerprint(stream)
 
     def _uploader(self, stream: IO) -> _Uploader:
         tus = TusClient(f"{self.sdk.url}/uploads/", headers={**TUS, **self.sdk.headers})
-        return _Uploader(self.sdk, file_stream=stream, client=tus, chunk_size=self.sdk.chunk_size,
-                         metadata=self.metadata, store_url=self.resume, url_storage=self.sdk.url_store,
-                         fingerprinter=self.fingerprinter)
+        return _Uploader(self.sdk, self.key, file_stream=stream, client=tus, chunk_size=self.sdk.chunk_size,
+                         metadata=self.metadata, store_url=self.resume, url_storage=self.sdk.url_store)
 
     def _resumed_or_new(self, stream: IO) -> _Uploader:
         """The upload a previous run left (its URL stored under this file's fingerprint), or a new one
@@ -131,7 +135,7 @@ class TusUpload:
         except ApiError as exc:
             if exc.status not in (404, 410):
                 raise
-            self.sdk.url_store.remove_item(self.fingerprinter.get_fingerprint(stream))
+            self.sdk.url_store.remove_item(self.key)
             return self._uploader(stream)
 
     def run(self, on_progress=None) -> Upload:
@@ -150,7 +154,7 @@ class TusUpload:
             if uploader.job_id is None:
                 uploader.get_offset()  # finished by an earlier run: HEAD names the job
             if self.resume:
-                self.sdk.url_store.remove_item(self.fingerprinter.get_fingerprint(stream))  # its job exists now
+                self.sdk.url_store.remove_item(self.key)  # its job exists now
         if uploader.job_id is None:
             raise ApiError(502, "no_job_id", f"the server finished {uploader.url} without naming its job")
         return Upload(job_id=uploader.job_id, url=uploader.url, size=size, resumed_from=resumed_from)
