@@ -24,7 +24,7 @@ def test_convert_several_videos_into_a_folder_as_mp3s(cli, videos, tmp_path):
     out = tmp_path / "out"
     results = cli.json("convert", *videos, "--out", out, "--parallel", "2")
     assert [r["file"] for r in results] == [str(v) for v in videos]
-    for video, result in zip(videos, results):
+    for video, result in zip(videos, results, strict=True):
         assert result["status"] == "done" and result["exit_code"] == 0, result
         saved = Path(result["output"])
         assert saved == out / f"{video.stem}.mp3" and codec_of(saved) == "mp3"
