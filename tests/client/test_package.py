@@ -2,6 +2,7 @@
 .venv), names its dependencies and the `vid2mp3` console script, and the installed script runs."""
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,15 @@ from pathlib import Path
 from devkit.stack import ROOT
 
 DEPENDENCIES = {"requests", "tuspy", "click", "rich", "platformdirs", "standardwebhooks"}
+
+
+def test_the_client_imports_nothing_of_the_server():
+    """It speaks the public API only, so it installs and runs without the services."""
+    for path in (ROOT / "clients" / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            assert not [n for n in names if n.split(".")[0] in ("services", "devkit", "tests")], (path, names)
 
 
 def _pip(*args: str) -> None:

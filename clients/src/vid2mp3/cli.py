@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 import click
 
 from . import __version__, batch, config
-from .errors import INTERRUPTED, OK, USAGE, JobFailed, Vid2mp3Error
+from .errors import AUTH, INTERRUPTED, OK, USAGE, JobFailed, Vid2mp3Error
 from .models import Job
 from .sdk import Client
 
@@ -282,5 +282,7 @@ def _report(exc: Vid2mp3Error, argv: List[str]) -> int:
         error = {"code": getattr(exc, "code", type(exc).__name__), "message": str(exc),
                  "status": getattr(exc, "status", None), "exit_code": exc.exit_code}
         click.echo(json.dumps({"error": error}))
-    click.echo(f"vid2mp3: {exc}", err=True)
+    hint = " (run `vid2mp3 login`, or set VID2MP3_TOKEN or VID2MP3_API_KEY)" \
+        if exc.exit_code == AUTH and getattr(exc, "code", "") != "no_credential" else ""
+    click.echo(f"vid2mp3: {exc}{hint}", err=True)
     return exc.exit_code if exc.exit_code is not None else USAGE

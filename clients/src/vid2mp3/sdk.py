@@ -82,9 +82,11 @@ class Client:
         return self._local.session
 
     def request(self, method: str, path: str, *, auth: bool = True, busy_retry: bool = True,
-                **kwargs: Any) -> requests.Response:
-        """One API call: network failures of idempotent calls are retried (3 times), 429/503 with
-        Retry-After waited out within `busy_wait`; any other error answer raises ApiError."""
+                idempotent: Optional[bool] = None, **kwargs: Any) -> requests.Response:
+        """One API call: network failures of idempotent calls (GET, HEAD, DELETE, or a POST with an
+        Idempotency-Key) are retried 3 times, 429/503 with Retry-After waited out within `busy_wait`;
+        any other error answer raises ApiError."""
+        idempotent = method in IDEMPOTENT if idempotent is None else idempotent
         deadline, failures = time.monotonic() + self.busy_wait, 0
         headers = {**(self.headers if auth else {}), **kwargs.pop("headers", {})}
         while True:
@@ -94,7 +96,7 @@ class Client:
                                                    **kwargs)
             except requests.RequestException as exc:
                 failures += 1
-                if method not in IDEMPOTENT or failures > 3:
+                if not idempotent or failures > 3:
                     raise NetworkError(f"{method} {self.url}{path}: {exc}") from exc
                 time.sleep(failures)
                 continue

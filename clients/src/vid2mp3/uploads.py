@@ -66,7 +66,7 @@ class _Uploader(Uploader):
 
     def create_url(self) -> str:
         headers = {**self.get_url_creation_headers(), "Idempotency-Key": self.idempotency_key}
-        response = self.sdk.request("POST", "/uploads/", headers=headers)
+        response = self.sdk.request("POST", "/uploads/", headers=headers, idempotent=True)
         return urljoin(self.client.url, response.headers["Location"])
 
     def get_offset(self) -> int:
