@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import click
 
-from . import __version__, batch, config
+from . import __version__, config
 from .errors import AUTH, INTERRUPTED, OK, USAGE, JobFailed, Vid2mp3Error
 from .models import Job
 from .sdk import Client
@@ -141,6 +141,8 @@ def convert(files: List[Path], out: Optional[Path], parallel: int, chunk_size: i
     """Convert FILES: resumable uploads, live progress, results downloaded.
 
     Run it again after an interruption: unfinished uploads resume where they stopped."""
+    from . import batch  # rich: only for the commands that show progress
+
     state = _state(as_json)
     options, preset = split_options(given)
     if out:
@@ -169,12 +171,14 @@ def watch(folder: Path, out: Optional[Path], interval: float, parallel: int, as_
     """Convert every video that appears in FOLDER, until interrupted (Ctrl-C).
 
     With --json, one JSON line per converted file."""
+    from . import batch
+
     state = _state(as_json)
     options, preset = split_options(given)
     if out:
         out.mkdir(parents=True, exist_ok=True)
 
-    def report(result: batch.Result) -> None:
+    def report(result: "batch.Result") -> None:
         if state.as_json:
             click.echo(json.dumps(result.as_dict()))
         else:

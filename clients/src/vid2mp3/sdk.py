@@ -22,7 +22,6 @@ import requests
 from . import config, events
 from .errors import ApiError, AuthError, JobFailed, NetworkError, UsageError
 from .models import Account, Job, Upload
-from .uploads import TusUpload
 
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
 JobRef = Union[str, Job]
@@ -156,6 +155,8 @@ class Client:
             metadata["preset"] = preset
         if callback_url:
             metadata["callback_url"] = callback_url
+        from .uploads import TusUpload  # tuspy loads aiohttp (~0.5 s): only when something is uploaded
+
         return TusUpload(self, path, metadata, resume=resume).run(on_progress)
 
     # ------------------------------------------------------------ jobs

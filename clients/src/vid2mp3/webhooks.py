@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Union
 
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
-
 from .errors import Vid2mp3Error
 
 
@@ -17,6 +14,8 @@ class InvalidWebhook(Vid2mp3Error):
 def verify_webhook(secret: str, body: Union[bytes, str], headers: Mapping[str, str]) -> Dict[str, Any]:
     """The event (`{"type": "job.done", "data": {...the job view...}}`) if the request is genuine;
     InvalidWebhook otherwise. Pass the body exactly as received (bytes), before any JSON parsing."""
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError  # only where webhooks are received
+
     lowered = {name.lower(): value for name, value in headers.items()}
     try:
         return Webhook(secret).verify(body, lowered)
