@@ -108,19 +108,22 @@ def test_an_interrupted_convert_resumes_its_upload_where_it_stopped(cli, user, s
 def small_quota_gateway(stack, tmp_path_factory):
     """A gateway of our own on the test stack where a user may have 2 unfinished jobs."""
     env = dict(os.environ, AUTH_URL=stack["auth"], USER_MAX_ACTIVE_JOBS="2")
-    proc, base, _ = start_gateway(env, [], {}, tmp_path_factory.mktemp("client-quota") / "gateway.log")
-    yield base
+    proc, base, metrics = start_gateway(env, [], {}, tmp_path_factory.mktemp("client-quota") / "gateway.log")
+    yield base, metrics
     proc.terminate()
     proc.wait(30)
 
 
 def test_a_batch_larger_than_the_active_jobs_quota_waits_and_completes(user, small_quota_gateway, tmp_path):
-    cli = Cli(tmp_path / "home", small_quota_gateway, user.token)
+    gateway, metrics = small_quota_gateway
+    cli = Cli(tmp_path / "home", gateway, user.token)
     videos = [make_media(tmp_path / f"part{n}.mp4", seconds=2, video="testsrc=size=160x120:rate=5",
                          audio=f"sine=frequency={200 + 50 * n}") for n in range(5)]
     results = cli.json("convert", *videos, "--parallel", "5", "--out", tmp_path / "out")
     assert [r["status"] for r in results] == ["done"] * 5, results
     assert all(codec_of(Path(r["output"])) == "mp3" for r in results)
+    # 5 at once, 2 allowed: the other uploads were refused (429 quota_exceeded), waited and went on
+    assert metric_value(metrics, "gateway_quota_rejections_total", limit="active_jobs") >= 3
 
 
 def test_watch_converts_what_appears_and_never_its_own_results(cli, videos, tmp_path):
