@@ -113,6 +113,9 @@ def exit_code(results: List[Result]) -> int:
     return max((r.exit_code for r in results), default=OK)
 
 
+RETRY_SECONDS = 30  # watch: the wait before a file whose conversion hit an error is tried again
+
+
 class Watcher:
     """Converts the files that appear in a folder. A file is taken once its size and modification time
     stayed the same over one interval (no half-written copy is sent); names starting with a dot are
@@ -131,6 +134,7 @@ class Watcher:
         self.produced: Set[str] = set(state.get("produced", []))
         self.seen: Dict[Path, tuple] = {}
         self.running: Dict[Path, Future] = {}
+        self.retry_at: Dict[Path, float] = {}  # a file whose conversion could not be done (server down) waits
         self.lock = threading.Lock()
 
     def scan(self) -> None:
@@ -141,15 +145,18 @@ class Watcher:
             now = (stat.st_size, stat.st_mtime_ns)
             stable = self.seen.get(path) == now and stat.st_size > 0
             self.seen[path] = now
-            if stable and path not in self.running and self.converted.get(path.name) != list(now):
+            if (stable and path not in self.running and self.converted.get(path.name) != list(now)
+                    and self.retry_at.get(path, 0) <= time.monotonic()):
                 self.running[path] = self.pool.submit(self._convert, path, now)
 
     def _convert(self, path: Path, version: tuple) -> None:
         try:
             result = convert_one(self.client, path, self.options, self.preset, self.out, self.display,
                                  before_download=self._claim)
-            if result.exit_code in (OK, JOB_FAILED):  # a failed job is not retried; a network error is
+            if result.exit_code in (OK, JOB_FAILED):  # a failed job is not retried; a network error is, later
                 self._remember(path, version)
+            else:
+                self.retry_at[path] = time.monotonic() + RETRY_SECONDS
             self.report(result)
         finally:
             self.running.pop(path, None)
