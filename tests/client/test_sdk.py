@@ -81,6 +81,7 @@ def test_the_webhook_helper_verifies_a_real_delivery_and_refuses_a_changed_one(s
         assert sdk.wait(upload.job_id).done
         [(headers, body)] = receiver.wait(1)
     event = verify_webhook(secret, body, headers)
+    assert Client.verify_webhook(secret, body, headers) == event
     assert event["type"] == "job.done" and event["data"]["job_id"] == upload.job_id
     forged = json.dumps({**json.loads(body), "type": "job.failed"}).encode()
     with pytest.raises(InvalidWebhook):

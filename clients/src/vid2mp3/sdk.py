@@ -88,11 +88,11 @@ class Client:
         idempotent = method in IDEMPOTENT if idempotent is None else idempotent
         deadline, failures = time.monotonic() + self.busy_wait, 0
         headers = {**(self.headers if auth else {}), **kwargs.pop("headers", {})}
+        timeout = kwargs.pop("timeout", self.timeout)
         while True:
             try:
                 response = self._session().request(method, urljoin(self.url + "/", path.lstrip("/")),
-                                                   headers=headers, timeout=kwargs.pop("timeout", self.timeout),
-                                                   **kwargs)
+                                                   headers=headers, timeout=timeout, **kwargs)
             except requests.RequestException as exc:
                 failures += 1
                 if not idempotent or failures > 3:
@@ -121,6 +121,13 @@ class Client:
     def _ended(self) -> None:
         with self._job_ended:
             self._job_ended.notify_all()
+
+    @staticmethod
+    def verify_webhook(secret: str, body: Union[bytes, str], headers: Dict[str, str]) -> Dict[str, Any]:
+        """The webhook's event if genuine, else InvalidWebhook (see webhooks.verify_webhook)."""
+        from .webhooks import verify_webhook
+
+        return verify_webhook(secret, body, headers)
 
     # ------------------------------------------------------------ account
 
@@ -188,6 +195,7 @@ class Client:
         headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_event_id} if last_event_id else {})}
         with self.request("GET", f"/jobs/{job_id}/events", headers=headers, stream=True, busy_retry=False,
                           timeout=(self.timeout, 60)) as response:  # keep-alives come every 15 s
+            response.encoding = "utf-8"  # an event stream is always UTF-8, whatever its Content-Type says
             for event in events.parse(response.iter_lines(decode_unicode=True)):
                 if event.event == "deleted":
                     raise ApiError(404, "not_found", f"job {job_id} was deleted")
@@ -267,6 +275,8 @@ class Client:
                 os.replace(part, target)
             except requests.RequestException as exc:
                 raise NetworkError(f"download of job {job.id} broke: {exc}") from exc
+            except OSError as exc:
+                raise UsageError(f"cannot write {target}: {exc}") from exc
             finally:
                 if part.exists():
                     part.unlink()
