@@ -1,0 +1,4 @@
+"""`python -m vid2mp3`: the command line."""
+from .cli import main
+
+main()

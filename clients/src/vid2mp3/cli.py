@@ -1,0 +1,292 @@
+"""The `vid2mp3` command line, built on the SDK (sdk.py). Exit codes: errors.py and README.md."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import click
+
+from . import __version__, config
+from .errors import AUTH, INTERRUPTED, OK, USAGE, JobFailed, Vid2mp3Error
+from .models import Job
+from .sdk import Client
+
+# The upload API's output options (README "Output options"), sent as tus Upload-Metadata.
+TEXT_OPTIONS = (
+    ("format", "mp3, m4a, opus, flac or wav (default mp3)"),
+    ("bitrate", "constant bitrate in kbit/s, e.g. 192k"),
+    ("quality", "mp3 VBR quality, 0 (best) to 9"),
+    ("sample-rate", "sample rate in Hz, e.g. 44100"),
+    ("channels", "1 (mono) or 2 (stereo)"),
+    ("start", "start of the audio kept, seconds or [hh:]mm:ss"),
+    ("end", "end of the audio kept, seconds or [hh:]mm:ss"),
+    ("audio-track", "index of the audio track, from 0"),
+    ("title", "title tag"),
+    ("artist", "artist tag"),
+    ("album", "album tag"),
+    ("callback-url", "URL the server POSTs a signed webhook to when the job ends"),
+    ("preset", "a named preset of the server"),
+)
+FLAGS = (("normalize", "normalize the loudness"), ("cover", "keep the video's picture as cover art"))
+
+
+def output_options(command: Callable) -> Callable:
+    for name, text in reversed(FLAGS):
+        command = click.option(f"--{name}", is_flag=True, default=None, help=text)(command)
+    for name, text in reversed(TEXT_OPTIONS):
+        command = click.option(f"--{name}", metavar="VALUE", help=text)(command)
+    return command
+
+
+def split_options(given: Dict[str, Any]) -> tuple:
+    """(the options as the API names them, callback_url among them; the preset) from the command's arguments."""
+    names = [name.replace("-", "_") for name, _ in TEXT_OPTIONS + FLAGS]
+    options = {name: given.pop(name) for name in names if given.get(name) is not None}
+    return options, options.pop("preset", None)
+
+
+def json_option(command: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")(command)
+
+
+class State:
+    def __init__(self, url: Optional[str], as_json: bool):
+        self.url, self.as_json = config.resolve_url(url), as_json
+
+    def client(self, **kwargs: Any) -> Client:
+        return Client(self.url, token=config.resolve_credential(self.url), **kwargs)
+
+
+def _state(as_json: bool = False) -> State:
+    state = click.get_current_context().find_object(State)
+    state.as_json = state.as_json or as_json
+    return state
+
+
+def emit(state: State, data: Any, text: str) -> None:
+    click.echo(json.dumps(data, indent=1) if state.as_json else text)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", metavar="URL",
+              help=f"the server (or VID2MP3_URL; default: the last login's, else {config.DEFAULT_URL})")
+@json_option
+@click.version_option(__version__, prog_name="vid2mp3")
+@click.pass_context
+def cli(ctx: click.Context, url: Optional[str], as_json: bool) -> None:
+    """Convert videos to MP3 (and other audio) with a vid2mp3 server."""
+    ctx.obj = State(url, as_json)
+
+
+@cli.command()
+@click.option("--email", help="your account's email (asked if not given)")
+@click.option("--password", help="asked if not given (better: VID2MP3_PASSWORD or the prompt)",
+              envvar="VID2MP3_PASSWORD")
+@click.option("--api-key", metavar="KEY", help="store this API key (v2m_…) instead of logging in")
+@json_option
+def login(email: Optional[str], password: Optional[str], api_key: Optional[str], as_json: bool) -> None:
+    """Log in and keep the credential (readable by you only) in your config folder."""
+    state = _state(as_json)
+    if api_key:
+        account = Client(state.url, api_key=api_key).me()  # refused keys fail here, not at the next upload
+        path = config.save_credential(state.url, api_key=api_key, email=account.email)
+    else:
+        email = email or click.prompt("Email")
+        password = password or click.prompt("Password", hide_input=True)
+        token = Client.login(state.url, email, password)
+        account = Client(state.url, token=token).me()
+        path = config.save_credential(state.url, token=token, email=account.email)
+    emit(state, {"url": state.url, "email": account.email, "credential_file": str(path)},
+         f"Logged in to {state.url} as {account.email}; credential stored in {path}")
+
+
+@cli.command()
+@json_option
+def logout(as_json: bool) -> None:
+    """Forget the stored credential of the server."""
+    state = _state(as_json)
+    forgot = config.forget_credential(state.url)
+    emit(state, {"url": state.url, "forgotten": forgot}, f"Forgot the credential for {state.url}" if forgot
+         else f"No credential stored for {state.url}")
+
+
+@cli.command()
+@json_option
+def whoami(as_json: bool) -> None:
+    """Your account: email, usage and limits."""
+    state = _state(as_json)
+    account = state.client().me()
+    limits = account.limits or {}
+    lines = [f"{account.email}{' (admin)' if account.admin else ''} on {state.url}"]
+    lines += [f"  {name}: {used}" + (f" of {limits[name]}" if name in limits else "")
+              for name, used in account.usage.items()]
+    emit(state, {"email": account.email, "admin": account.admin, "usage": account.usage, "limits": account.limits},
+         "\n".join(lines))
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@output_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="folder for the results (default: beside each video)")
+@click.option("--parallel", default=3, show_default=True, type=click.IntRange(1, 16), help="files at once")
+@click.option("--chunk-size", default=8, show_default=True, type=click.IntRange(1, 1024),
+              help="MiB sent per request")
+@json_option
+def convert(files: List[Path], out: Optional[Path], parallel: int, chunk_size: int, as_json: bool,
+            **given: Any) -> None:
+    """Convert FILES: resumable uploads, live progress, results downloaded.
+
+    Run it again after an interruption: unfinished uploads resume where they stopped."""
+    from . import batch  # rich: only for the commands that show progress
+
+    state = _state(as_json)
+    options, preset = split_options(given)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    client = state.client(chunk_size=chunk_size * 1024 * 1024)
+    with batch.Display(enabled=not state.as_json and sys.stderr.isatty()) as display:
+        results = batch.convert_all(client, list(files), options, preset, out, parallel, display)
+    if state.as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=1))
+    else:
+        for r in results:
+            text = r.output if r.output else f"{r.status or 'error'}: {r.reason or (r.error or {}).get('message')}"
+            click.echo(f"{r.file} → {text}", err=r.exit_code != OK)
+    raise SystemExit(batch.exit_code(results))
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@output_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="folder for the results (default: FOLDER)")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.1), help="seconds between looks")
+@click.option("--parallel", default=2, show_default=True, type=click.IntRange(1, 16), help="files at once")
+@json_option
+def watch(folder: Path, out: Optional[Path], interval: float, parallel: int, as_json: bool, **given: Any) -> None:
+    """Convert every video that appears in FOLDER, until interrupted (Ctrl-C).
+
+    With --json, one JSON line per converted file."""
+    from . import batch
+
+    state = _state(as_json)
+    options, preset = split_options(given)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+
+    def report(result: "batch.Result") -> None:
+        if state.as_json:
+            click.echo(json.dumps(result.as_dict()))
+        else:
+            click.echo(f"{result.file} → {result.output or result.reason or (result.error or {}).get('message')}")
+
+    watcher = batch.Watcher(state.client(), folder, out, options, preset, parallel, batch.Display(False), report)
+    if not state.as_json:
+        click.echo(f"Watching {folder} (Ctrl-C stops)", err=True)
+    watcher.run(interval)
+
+
+def _job_line(job: Job) -> str:
+    progress = f" {job.progress:.0f}%" if job.progress is not None else ""
+    extra = f"  {job.reason}" if job.reason else ""
+    return f"{job.id}  {job.status + progress:<16} {job.created_at or '':<28} {job.filename or ''}{extra}"
+
+
+@cli.command()
+@click.option("--status", help="only jobs with this status")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100))
+@click.option("--offset", default=0, type=click.IntRange(0))
+@json_option
+def jobs(status: Optional[str], limit: int, offset: int, as_json: bool) -> None:
+    """Your jobs, newest first."""
+    state = _state(as_json)
+    found = state.client().jobs(status=status, limit=limit, offset=offset)
+    emit(state, [job.raw for job in found], "\n".join(_job_line(job) for job in found) or "no jobs")
+
+
+@cli.command()
+@click.argument("job_id")
+@json_option
+def show(job_id: str, as_json: bool) -> None:
+    """One job: status, progress, options, result."""
+    state = _state(as_json)
+    job = state.client().job(job_id)
+    emit(state, job.raw, "\n".join(f"{key}: {value}" for key, value in job.raw.items() if value not in (None, {})))
+
+
+@cli.command()
+@click.argument("job_id")
+@json_option
+def wait(job_id: str, as_json: bool) -> None:
+    """Wait for a job to end (exit 1 unless it is done)."""
+    state = _state(as_json)
+    job = state.client().wait(job_id)
+    emit(state, job.raw, f"{job.id} {job.status}" + (f": {job.reason}" if job.reason else ""))
+    if not job.done:
+        raise JobFailed(job)
+
+
+@cli.command()
+@click.argument("job_id")
+@json_option
+def cancel(job_id: str, as_json: bool) -> None:
+    """Stop a queued or converting job."""
+    state = _state(as_json)
+    job = state.client().cancel(job_id)
+    emit(state, job.raw, f"{job.id} {job.status}")
+
+
+@cli.command()
+@click.argument("job_id")
+@json_option
+def delete(job_id: str, as_json: bool) -> None:
+    """Remove a job and its files."""
+    state = _state(as_json)
+    state.client().delete(job_id)
+    emit(state, {"job_id": job_id, "deleted": True}, f"{job_id} deleted")
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("."),
+              help="folder (the server's name for the file) or file name  [default: .]")
+@json_option
+def download(job_id: str, out: Path, as_json: bool) -> None:
+    """Save a done job's result."""
+    state = _state(as_json)
+    saved = state.client().download(job_id, out)
+    emit(state, {"job_id": job_id, "output": str(saved)}, str(saved))
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """The console script: click's own handling, plus our errors as exit codes (and JSON with --json)."""
+    try:
+        code = cli.main(args=argv, prog_name="vid2mp3", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        code = INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except Vid2mp3Error as exc:
+        code = _report(exc, sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else OK
+    sys.stdout.flush()
+    os._exit(code or OK) if code == INTERRUPTED else sys.exit(code or OK)  # Ctrl-C: no wait for upload threads
+
+
+def _report(exc: Vid2mp3Error, argv: List[str]) -> int:
+    """The error on stderr, and as {"error": {...}} on stdout for --json."""
+    if "--json" in argv:
+        error = {"code": getattr(exc, "code", type(exc).__name__), "message": str(exc),
+                 "status": getattr(exc, "status", None), "exit_code": exc.exit_code}
+        click.echo(json.dumps({"error": error}))
+    hint = " (run `vid2mp3 login`, or set VID2MP3_TOKEN or VID2MP3_API_KEY)" \
+        if exc.exit_code == AUTH and getattr(exc, "code", "") != "no_credential" else ""
+    click.echo(f"vid2mp3: {exc}{hint}", err=True)
+    return exc.exit_code if exc.exit_code is not None else USAGE
