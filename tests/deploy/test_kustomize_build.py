@@ -56,7 +56,8 @@ def test_every_component_is_in_a_test_combination():
         used |= {line.strip().rsplit("/", 1)[-1] for line in
                  (ROOT / "kustomize" / "tests" / c / "kustomization.yaml").read_text().splitlines()
                  if "../../components/" in line}
-    assert {"in-cluster-infra", "monitoring", "converter-keda", "network-policies", "gateway-api", "ingress"} <= components
+    assert {"in-cluster-infra", "monitoring", "converter-keda", "network-policies", "gateway-api",
+            "ingress"} <= components
     assert components <= used, f"components never built by kustomize/tests: {components - used}"
 
 
