@@ -1,6 +1,7 @@
 """OpenAPI 3 description of the public API, served at /openapi.json, with Swagger UI at /docs."""
 from __future__ import annotations
 
+from services.common import release
 from services.common.jobs import Status
 from services.common.options import FORMATS, MAX_TAG_CHARS, MP3_BITRATES
 from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES, errors as _errors
@@ -146,7 +147,7 @@ SPEC = {
     "openapi": "3.0.3",
     "info": {
         "title": "vid2mp3",
-        "version": "1.0.0",
+        "version": release.version(),
         "description": "Upload a video, get an MP3 back asynchronously (and an email when it is ready).",
     },
     "components": {
