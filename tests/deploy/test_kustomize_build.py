@@ -9,9 +9,11 @@ import pytest
 from .conftest import OVERLAYS, ROOT
 
 K8S_VERSION = "1.35.0"  # a current release; the schemas ship with kubernetes-validate
-# Custom resources whose schemas are not Kubernetes' own: validated by their operators' CRDs.
+# Custom resources whose schemas are not Kubernetes' own: validated by their operators' CRDs (the
+# prometheus-operator's here too: test_prometheus_operator.py).
 CRD_EXCEPTIONS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication"),
-                  ("monitoring.coreos.com/v1", "ServiceMonitor")}
+                  ("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor"),
+                  ("monitoring.coreos.com/v1", "PrometheusRule")}
 
 COMBOS = sorted(p.name for p in (ROOT / "kustomize" / "tests").iterdir() if (p / "kustomization.yaml").exists())
 TARGETS = [f"kustomize/overlays/{o}" for o in OVERLAYS] + [f"kustomize/tests/{c}" for c in COMBOS]
