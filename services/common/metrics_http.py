@@ -34,10 +34,10 @@ def _app(health: dict[str, Callable[[], bool]]):
         if path in health:
             ok = health[path]()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
-            body = {"status": "ok" if ok else "unavailable"}
+            status = {"status": "ok" if ok else "unavailable"}
             if path == "/healthz":  # as the HTTP services' /healthz (web.py)
-                body["version"] = release.version()
-            return [json.dumps(body).encode()]
+                status["version"] = release.version()
+            return [json.dumps(status).encode()]
         start_response("404 Not Found", [("Content-Type", "application/json")])
         return [b'{"error": {"code": "not_found", "message": "no such endpoint"}}']
 
