@@ -56,3 +56,12 @@ def test_openapi_documents_carry_the_version():
     from services.gateway.openapi import SPEC as GATEWAY
 
     assert AUTH["info"]["version"] == GATEWAY["info"]["version"] == project_version()
+
+
+def test_build_info_and_traces_report_the_release_unless_service_version_says_otherwise(monkeypatch):
+    from services.common import telemetry
+
+    monkeypatch.delenv("SERVICE_VERSION", raising=False)
+    assert telemetry.reported_version() == project_version()
+    monkeypatch.setenv("SERVICE_VERSION", "1.2.3-rc.1")
+    assert telemetry.reported_version() == "1.2.3-rc.1"
