@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,11 @@ OVERLAYS = ["dev", "staging", "prod"]
 # the long-running services (a Deployment each); the image builds these and the janitor (a CronJob)
 SERVICES = ["auth", "gateway", "converter", "notification"]
 IMAGES = [*SERVICES, "janitor"]
+
+
+def project_version() -> str:
+    """The release: pyproject.toml's [project] version, which every other copy must equal."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
 def tool(name: str, *candidates: Path) -> str:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import pod_specs
+from .conftest import pod_specs, project_version
 from .test_kustomize_build import TARGETS
-from .test_version import project_version
 
 RECOMMENDED = [f"app.kubernetes.io/{k}" for k in ("name", "instance", "version", "component", "part-of", "managed-by")]
 # values that change between releases or installations: a selector or a volumeClaimTemplate holding

@@ -6,13 +6,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 
-from .conftest import IMAGES, ROOT
-
-
-def project_version() -> str:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+from .conftest import IMAGES, ROOT, project_version
 
 
 def test_generated_kustomize_files_are_current():
