@@ -2,7 +2,7 @@
 # The image of every vid2mp3 service; SERVICE (auth, gateway, converter, notification or janitor)
 # picks the service. Build from the repository root:
 #   docker build --build-arg SERVICE=converter -t vid2mp3/converter:dev \
-#                --build-arg VERSION=0.1.0 --build-arg GIT_SHA=$(git rev-parse HEAD) .
+#                --build-arg GIT_SHA=$(git rev-parse HEAD) .
 # SERVICE selects the dependency lock (requirements/<service>.lock: the service's extra of
 # pyproject.toml), the service's code, and the last stage of the same name (port, health check,
 # command). Only the converter gets ffmpeg.
@@ -31,7 +31,9 @@ RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
 # ---- runtime: the virtualenv only, no compilers, no pip, non-root
 FROM python:3.11.14-slim-bookworm AS runtime
 ARG SERVICE
-ARG VERSION=0.1.0
+# the release: pyproject.toml's [project] version (tests/deploy/test_version.py keeps them equal).
+# The processes read the same number from the installed project's metadata (services/common/release.py).
+ARG VERSION=0.2.0
 ARG GIT_SHA=unknown
 LABEL org.opencontainers.image.title="vid2mp3-${SERVICE}" \
       org.opencontainers.image.version="${VERSION}" \
@@ -56,7 +58,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     OTEL_SERVICE_NAME=${SERVICE} \
-    SERVICE_VERSION=${VERSION} \
     GIT_SHA=${GIT_SHA} \
     BIND_HOST=0.0.0.0
 USER 10001:10001

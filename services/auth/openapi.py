@@ -1,6 +1,7 @@
 """OpenAPI 3 description of the auth service (internal: the gateway calls it), at /openapi.json."""
 from __future__ import annotations
 
+from services.common import release
 from services.common.openapi import (API_KEY_SCHEMAS, CREATE_API_KEY, ERROR, ERROR_SCHEMA, LIST_API_KEYS, LOGIN,
                                      REGISTER, REVOKE_API_KEY, SECURITY_SCHEMES, errors)
 
@@ -11,7 +12,7 @@ CLIENT_ADDRESS = {"name": "X-Client-Address", "in": "header", "required": False,
 
 SPEC = {
     "openapi": "3.0.3",
-    "info": {"title": "vid2mp3 auth", "version": "1.0.0",
+    "info": {"title": "vid2mp3 auth", "version": release.version(),
              "description": "Accounts and JWTs (EdDSA). Internal: users reach it through the gateway, "
                             "which fetches the public keys to verify tokens itself."},
     "components": {

@@ -14,7 +14,8 @@ import os
 SETTINGS: list[tuple[str, str, str]] = [
     # --- every process: logs, telemetry, the broker and its queues, MongoDB
     ("LOG_LEVEL", "INFO", "log level of every process (DEBUG, INFO, WARNING, ERROR)"),
-    ("SERVICE_VERSION", "0.1.0", "version reported in build info, logs and Sentry releases"),
+    ("SERVICE_VERSION", "", "version reported in build info, logs and Sentry releases (empty: the release's, "
+     "pyproject.toml's version, as /healthz shows it)"),
     ("GIT_SHA", "unknown", "commit the process was built from (build info metric)"),
     ("DEPLOY_ENV", "local", "environment name reported to Sentry and in logs"),
     ("SENTRY_DSN", "", "enables Sentry error reporting when set"),

@@ -12,7 +12,7 @@ from socketserver import ThreadingMixIn
 from typing import Callable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from . import config, metrics
+from . import config, metrics, release
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -34,7 +34,10 @@ def _app(health: dict[str, Callable[[], bool]]):
         if path in health:
             ok = health[path]()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
-            return [json.dumps({"status": "ok" if ok else "unavailable"}).encode()]
+            status = {"status": "ok" if ok else "unavailable"}
+            if path == "/healthz":  # as the HTTP services' /healthz (web.py)
+                status["version"] = release.version()
+            return [json.dumps(status).encode()]
         start_response("404 Not Found", [("Content-Type", "application/json")])
         return [b'{"error": {"code": "not_found", "message": "no such endpoint"}}']
 

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from . import config, redact
+from . import config, redact, release
 
 if TYPE_CHECKING:  # sentry_sdk is imported only when a DSN is set
     from sentry_sdk.types import Event as SentryEvent, Hint
@@ -113,12 +113,17 @@ def span_exporters() -> list[SpanExporter]:
     return exporters
 
 
+def reported_version() -> str:
+    """SERVICE_VERSION when set, else the release's version (services/common/release.py)."""
+    return config.env("SERVICE_VERSION") or release.version()
+
+
 def resource(service: str) -> Resource:
     """service.name (OTEL_SERVICE_NAME, else `service`), version and deployment environment;
     OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME override the defaults."""
     return Resource.create({
         "service.name": service,
-        "service.version": config.env("SERVICE_VERSION"),
+        "service.version": reported_version(),
         "deployment.environment.name": config.env("DEPLOY_ENV"),
     }).merge(OTELResourceDetector().detect())
 
@@ -197,7 +202,7 @@ def _setup_sentry(service: str) -> None:
 
     sentry_sdk.init(
         dsn=dsn,
-        release=f"vid2mp3@{config.env('SERVICE_VERSION')}",
+        release=f"vid2mp3@{reported_version()}",
         environment=config.env("DEPLOY_ENV"),
         server_name=service,
         # OpenTelemetry owns tracing and the W3C propagator; Sentry only reports errors.
@@ -227,7 +232,7 @@ def init_telemetry(service: str) -> None:
     _setup_sentry(service)
     from . import metrics  # here, not at the top: metrics must not need telemetry at import
 
-    metrics.BUILD_INFO.labels(service, config.env("SERVICE_VERSION"), config.env("GIT_SHA")).set(1)
+    metrics.BUILD_INFO.labels(service, reported_version(), config.env("GIT_SHA")).set(1)
 
 
 def service_name() -> str | None:

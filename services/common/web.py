@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from prometheus_client import Counter, Histogram
 
-from . import config, metrics, telemetry
+from . import config, metrics, release, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,8 @@ def health_blueprint(readiness_checks: dict[str, Callable[[], None]]) -> Bluepri
     @bp.get("/healthz")
     def healthz():
         # Liveness: the process answers. Dependencies are readiness' business, so an outage
-        # elsewhere never gets healthy pods restarted.
-        return jsonify({"status": "ok"})
+        # elsewhere never gets healthy pods restarted. The version tells a rollout's pods apart.
+        return jsonify({"status": "ok", "version": release.version()})
 
     @bp.get("/readyz")
     def readyz():

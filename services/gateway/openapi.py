@@ -1,6 +1,7 @@
 """OpenAPI 3 description of the public API, served at /openapi.json, with Swagger UI at /docs."""
 from __future__ import annotations
 
+from services.common import release
 from services.common.jobs import Status
 from services.common.options import FORMATS, MAX_TAG_CHARS, MP3_BITRATES
 from services.common.openapi import (API_KEY_SCHEMAS, CREATE_API_KEY, ERROR_SCHEMA, LIST_API_KEYS, LOGIN, REGISTER,
@@ -186,7 +187,7 @@ SPEC = {
     "openapi": "3.0.3",
     "info": {
         "title": "vid2mp3",
-        "version": "1.0.0",
+        "version": release.version(),
         "description": "Upload a video, get an MP3 back asynchronously (and an email when it is ready).\n\n"
                        "Browsers on other origins: the origins in CORS_ALLOWED_ORIGINS get CORS. A preflight "
                        "(OPTIONS with Access-Control-Request-Method) of any path is answered 204 without "

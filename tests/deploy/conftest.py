@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,11 @@ IMAGES = [*SERVICES, "janitor"]
 # Gateway API objects are validated by tests/deploy/gateway-api (npm packages, installed by the tests)
 GATEWAY_API_DIR = ROOT / "tests" / "deploy" / "gateway-api"
 GATEWAY_API_GROUPS = ("gateway.networking.k8s.io/", "gateway.networking.x-k8s.io/")
+
+
+def project_version() -> str:
+    """The release: pyproject.toml's [project] version, which every other copy must equal."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
 def tool(name: str, *candidates: Path) -> str:

@@ -9,11 +9,13 @@ import pytest
 from .conftest import OVERLAYS, ROOT, is_gateway_api
 
 K8S_VERSION = "1.35.0"  # a current release; the schemas ship with kubernetes-validate
-# Custom resources whose schemas are not Kubernetes' own: KEDA's are checked by test_keda_schema.py, Gateway
-# API objects against its schemas below; Envoy Gateway's and NGINX Gateway Fabric's policies have no schema
-# offline: test_gateway_api.py checks their targets and formats.
+# Custom resources whose schemas are not Kubernetes' own: KEDA's are checked by test_keda_schema.py, the
+# prometheus-operator's by test_prometheus_operator.py, Gateway API objects against its schemas below; Envoy
+# Gateway's and NGINX Gateway Fabric's policies have no schema offline: test_gateway_api.py checks their
+# targets and formats.
 CRD_EXCEPTIONS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication"),
-                  ("monitoring.coreos.com/v1", "ServiceMonitor"),
+                  ("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor"),
+                  ("monitoring.coreos.com/v1", "PrometheusRule"),
                   ("gateway.envoyproxy.io/v1alpha1", "ClientTrafficPolicy"),
                   ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy"),
                   ("gateway.nginx.org/v1alpha1", "ClientSettingsPolicy")}

@@ -4,6 +4,7 @@ a service's stages, and the environment Kubernetes gives its container (the Conf
 from __future__ import annotations
 
 import shlex
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -11,8 +12,10 @@ import yaml
 from devkit.stack import ROOT
 
 SERVICES = ("auth", "gateway", "converter", "notification", "janitor")
-# ARG defaults of the Dockerfile and the environment of the base image (python:3.11-slim-bookworm)
-BUILD_ARGS = {"VERSION": "0.1.0", "GIT_SHA": "unknown"}
+# ARG defaults of the Dockerfile (VERSION is pyproject's: tests/deploy/test_version.py) and the
+# environment of the base image (python:3.11-slim-bookworm)
+BUILD_ARGS = {"VERSION": tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"],
+              "GIT_SHA": "unknown"}
 BASE_IMAGE_ENV = {"PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 IMAGE_VENV = "/opt/venv"
 SECRETS_EXAMPLE = ROOT / "kustomize" / "overlays" / "dev" / "secrets.env.example"

@@ -75,6 +75,8 @@ def test_each_service_answers_its_health_checks_and_metrics(services, name):
     for path in ("/healthz", "/readyz"):
         response = requests.get(services[name].url(path), timeout=5)
         assert response.status_code == 200, (path, response.text, services[name].logs())
+    # the installed project's metadata (no pyproject.toml beside the installed code) names the release
+    assert requests.get(services[name].url("/healthz"), timeout=5).json()["version"] == shipped.BUILD_ARGS["VERSION"]
     scrape = requests.get(services[name].metrics_url(), timeout=5)
     assert scrape.status_code == 200 and "process_cpu_seconds_total" in scrape.text, scrape.text[:500]
 
