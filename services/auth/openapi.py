@@ -1,7 +1,8 @@
-"""OpenAPI 3 description of the auth service (internal: the gateway calls it), at /openapi.json."""
+"""OpenAPI 3.1 description of the auth service (internal: the gateway calls it), at /openapi.json."""
 from __future__ import annotations
 
-from services.common.openapi import ERROR_SCHEMA, LOGIN, REGISTER, SECURITY_SCHEMES
+from services.common.openapi import LIVENESS, LOGIN, OPENAPI_VERSION, PROBLEM_PATHS, REGISTER, SCHEMAS, \
+    SECURITY_SCHEMES, readiness
 
 # Set by the gateway; the per-address limits of registrations and failed logins count by it.
 CLIENT_ADDRESS = {"name": "X-Client-Address", "in": "header", "required": False,
@@ -9,14 +10,14 @@ CLIENT_ADDRESS = {"name": "X-Client-Address", "in": "header", "required": False,
                   "schema": {"type": "string"}}
 
 SPEC = {
-    "openapi": "3.0.3",
+    "openapi": OPENAPI_VERSION,
     "info": {"title": "vid2mp3 auth", "version": "1.0.0",
              "description": "Accounts and JWTs (EdDSA). Internal: users reach it through the gateway, "
                             "which fetches the public keys to verify tokens itself."},
     "components": {
         "securitySchemes": SECURITY_SCHEMES,
         "schemas": {
-            "Error": ERROR_SCHEMA,
+            **SCHEMAS,
             "JWKS": {
                 "type": "object", "required": ["keys"],
                 "properties": {"keys": {"type": "array", "items": {
@@ -34,13 +35,14 @@ SPEC = {
         "/register": {"post": {**REGISTER, "parameters": [CLIENT_ADDRESS]}},
         "/login": {"post": {**LOGIN, "parameters": [CLIENT_ADDRESS]}},
         "/.well-known/jwks.json": {"get": {
+            "operationId": "getJwks", "tags": ["tokens"],
             "summary": "The public keys that verify tokens "
                        "(RFC 7517 JWK Set; Ed25519, EdDSA, kid = RFC 7638 thumbprint)",
             "responses": {"200": {"description": "JWK Set", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/JWKS"}}}}},
         }},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-        "/readyz": {"get": {"summary": "Readiness (MySQL)",
-                            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+        "/healthz": LIVENESS,
+        "/readyz": readiness("MySQL"),
+        **PROBLEM_PATHS,
     },
 }
