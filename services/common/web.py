@@ -118,8 +118,9 @@ def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
-        return error_response(status, _HTTP_CODES.get(status, "http_error"), exc.description or exc.name,
-                              dict(exc.get_headers()) if status in (405, 416) else None)
+        # the exception's own headers (Allow, Content-Range, WWW-Authenticate) but not its HTML Content-Type
+        headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+        return error_response(status, _HTTP_CODES.get(status, "http_error"), exc.description or exc.name, headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
