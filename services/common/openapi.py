@@ -43,8 +43,9 @@ _MEANINGS = {400: "Bad input", 401: "Missing, invalid or expired credentials", 4
              414: "Request line longer than 8190 bytes (answered by the HTTP server)"}
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}}
 # draft-ietf-httpapi-ratelimit-headers-10 (services/common/ratelimit.py)
-RATE_LIMIT = {"RateLimit-Policy": {"schema": {"type": "string"}, "description": 'the limits, e.g. "register";q=10;w=3600'},
-              "RateLimit": {"schema": {"type": "string"}, "description": 'what is left, e.g. "register";r=7;t=1800'}}
+RATE_LIMIT = {
+    "RateLimit-Policy": {"schema": {"type": "string"}, "description": 'the limits, e.g. "register";q=10;w=3600'},
+    "RateLimit": {"schema": {"type": "string"}, "description": 'what is left, e.g. "register";r=7;t=1800'}}
 
 
 def problem(description: str, headers: dict | None = None) -> dict:
@@ -85,7 +86,8 @@ LOGIN = {
     "operationId": "login", "tags": ["accounts"],
     "summary": "Get a token (the body of the answer is the JWT)",
     "security": [{"basic": []}],
-    "responses": {"200": {"description": "The JWT", "headers": RATE_LIMIT, "content": {"text/plain": {"schema": {"type": "string"}}}},
+    "responses": {"200": {"description": "The JWT", "headers": RATE_LIMIT,
+                          "content": {"text/plain": {"schema": {"type": "string"}}}},
                   **errors(401, 503), "429": problem(_MEANINGS[429], {**RETRY_AFTER, **RATE_LIMIT})},
 }
 _HTML = {"text/html": {"schema": {"type": "string"}}}

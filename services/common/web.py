@@ -172,7 +172,8 @@ def problems_blueprint() -> Blueprint:
                         f"{escape(title)}. {escape(text)}</li>" for code, (title, text) in problems.CODES.items())
         return _page("Error codes of the vid2mp3 API",
                      "<p>Errors are RFC 9457 problem details (application/problem+json); their "
-                     f"<code>type</code> is one of these pages and <code>code</code> the name below.</p><ul>{items}</ul>")
+                     "<code>type</code> is one of these pages and <code>code</code> the name below.</p>"
+                     f"<ul>{items}</ul>")
 
     @bp.get("/problems/<code>")
     def problem_type(code: str):

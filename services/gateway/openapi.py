@@ -259,9 +259,11 @@ SPEC = {
                 **_errors(400, 401, 503)},
         }},
         "/jobs/{job_id}": {
-            "get": {"operationId": "getJob", "tags": ["jobs"], "summary": "One job's status", "security": [{"bearer": []}], "parameters": [JOB_ID],
+            "get": {"operationId": "getJob", "tags": ["jobs"], "summary": "One job's status",
+                    "security": [{"bearer": []}], "parameters": [JOB_ID],
                     "responses": {"200": {"description": "The job", "content": JOB}, **_errors(401, 404, 503)}},
-            "delete": {"operationId": "deleteJob", "tags": ["jobs"], "summary": "Delete the job and every file of it (cancels it first if it runs)",
+            "delete": {"operationId": "deleteJob", "tags": ["jobs"],
+                       "summary": "Delete the job and every file of it (cancels it first if it runs)",
                        "security": [{"bearer": []}], "parameters": [JOB_ID],
                        "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503)}},
         },
@@ -332,7 +334,8 @@ SPEC = {
                 "properties": {"webhook_secret": {"type": "string", "pattern": "^whsec_"}}}}}},
                 **_errors(401, 503)},
         }},
-        "/": {"get": {"operationId": "getWebApp", "tags": ["web"], "summary": "The web app: a page that does all of the above in a browser",
+        "/": {"get": {"operationId": "getWebApp", "tags": ["web"],
+                      "summary": "The web app: a page that does all of the above in a browser",
                       "responses": {"200": {"description": "The page", "content": {"text/html": {
                           "schema": {"type": "string"}}}}}}},
         "/healthz": LIVENESS,

@@ -73,8 +73,9 @@ def _check(used: Usage, started: list[float], cap: Usage, declared_bytes: int) -
 def _standings(used: Usage, started: list[float], cap: Usage, admitted: bool) -> list[ratelimit.Standing]:
     """The caller's standing in the limits that count uploads, after this one (the RateLimit headers).
     The day is a sliding window: t is when its oldest upload leaves it and one more is allowed."""
-    taken = 1 if admitted else 0
-    next_back = int(started[0] + DAY - time.time()) + 1 if started else 0
+    taken, now = (1 if admitted else 0), time.time()
+    oldest = started[0] if started else now if admitted else None  # this upload is the window's first
+    next_back = int(oldest + DAY - now) + 1 if oldest is not None else 0
     return [ratelimit.Standing("active_jobs", cap.active_jobs, cap.active_jobs - used.active_jobs - taken,
                                unit="concurrent-requests"),
             ratelimit.Standing("uploads_per_day", cap.uploads_24h, cap.uploads_24h - len(started) - taken,

@@ -62,7 +62,8 @@ def raw(base: str, request: bytes) -> tuple[bytes, dict]:
 def test_the_worker_answers_what_gunicorn_cannot_parse_as_problems(stack, service):
     cases = [(b"NOT A REQUEST\r\n\r\n", 400, "bad_request"),
              (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
-             (b"POST /register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n{",
+             (b"POST /register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 200000\r\n\r\n{",
               413, "payload_too_large")]
     for request, status, code in cases:
         head, body = raw(stack[service], request)
