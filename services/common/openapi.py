@@ -29,7 +29,7 @@ PROBLEM_SCHEMA = {
         "detail": {"type": "string", "description": "what happened this time (as error.message)"},
         "instance": {"type": "string", "description": "the request's path"},
         "code": {"type": "string", "description": "stable machine-readable code (as error.code)"},
-        "error": {"$ref": "#/components/schemas/Error"}},
+        "error": ERROR_SCHEMA["properties"]["error"]},  # as in Error, the body every client read before
 }
 SCHEMAS = {"Problem": PROBLEM_SCHEMA, "Error": ERROR_SCHEMA}
 PROBLEM_BODY = {"application/problem+json": {"schema": PROBLEM}}
