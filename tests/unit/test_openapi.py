@@ -92,3 +92,21 @@ def test_ratelimit_fields_follow_the_draft_syntax():
                  ratelimit.Standing("event_streams", 3, -1, unit="concurrent-requests")]
     assert ratelimit.policy_field(standings) == '"register";q=10;w=3600, "event_streams";q=3;qu="concurrent-requests"'
     assert ratelimit.state_field(standings) == '"register";r=7;t=1800, "event_streams";r=0'
+
+
+# Every place that answers an error with a literal code: (status, "code") calls and the domain's refusals.
+_STATUS_AND_CODE = re.compile(r'\b(?:ApiError|error_response|canned|refusal)\(\s*\d{3},\s*"([a-z_]+)"')
+_DOMAIN = re.compile(r'\b(?:QuotaExceeded|TooBusy|Conflict|NotFound|InvalidInput|TokenError|InvalidAccount)'
+                     r'\(\s*"([a-z_]+)"')
+
+
+def test_every_error_code_answered_has_a_title_and_a_page():
+    from services.common import gunicorn_worker, web
+    from devkit.stack import ROOT
+
+    used = set(web._HTTP_CODES.values()) | set(gunicorn_worker._GUNICORN_CODES.values())
+    for source in (ROOT / "services").rglob("*.py"):
+        text = source.read_text()
+        used |= set(_STATUS_AND_CODE.findall(text)) | set(_DOMAIN.findall(text))
+    assert len(used) > 40  # the patterns still find the calls
+    assert used <= set(problems.CODES), sorted(used - set(problems.CODES))
