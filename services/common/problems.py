@@ -112,6 +112,8 @@ def title(code: str, status: int) -> str:
 
 
 def _phrase(status: int) -> str:
+    if status == 413:
+        return "Content Too Large"  # RFC 9110's name (Python 3.11 still says Request Entity Too Large)
     try:
         return HTTPStatus(status).phrase
     except ValueError:
