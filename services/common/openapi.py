@@ -12,7 +12,7 @@ from flask import Flask, jsonify
 OPENAPI_VERSION = "3.1.0"
 ERROR = {"$ref": "#/components/schemas/Error"}
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
-ERROR_SCHEMA = {
+ERROR_SCHEMA: dict = {
     "type": "object", "required": ["error"],
     "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
         "code": {"type": "string", "description": "stable machine-readable code"},
