@@ -8,9 +8,12 @@ owner out of their own account from somewhere else. Registrations: attempts per 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
+from dataclasses import dataclass
 
 from services.common import config
+from services.common.ratelimit import Standing
 
 from . import db
 
@@ -53,10 +56,31 @@ def _count(key: str) -> tuple[int, float]:
     return count, max(window - (time.time() - row["window_start"]), 0.0)
 
 
-def take(key: str) -> int:
-    """Count this attempt first, then judge it: seconds to wait when it is over the limit (0 = allowed)."""
+@dataclass(frozen=True)
+class Counted:
+    """One attempt counted on a key: the count it made, the key's limit and what is left of its window."""
+
+    policy: str  # the name clients see in the RateLimit headers
+    count: int
+    limit: int
+    window: int
+    left: float
+
+    @property
+    def wait(self) -> int:
+        """Seconds to wait when the attempt is over the limit (0 = allowed)."""
+        return int(self.left) + 1 if self.count > self.limit else 0
+
+    def standing(self, given_back: int = 0) -> Standing:
+        return Standing(self.policy, self.limit, self.limit - max(self.count - given_back, 0), self.window,
+                        math.ceil(self.left))
+
+
+def take(key: str, policy: str) -> Counted:
+    """Count this attempt first, then judge it (Counted.wait)."""
     count, left = _count(key)
-    return int(left) + 1 if count > _limit(key)[0] else 0
+    limit, window = _limit(key)
+    return Counted(policy, count, limit, window, left)
 
 
 def give_back(key: str) -> None:
@@ -84,10 +108,17 @@ class LoginAttempt:
         self.pair = _key("pair", f"{account}\n{address}")
         self.address = _key("addr", address)
         self.account = _key("acct", account)
+        self.counted: list[Counted] = []
+        self.given_back = {"login": 0, "login_address": 0}  # what the outcome gave back, per policy
 
     def take(self) -> int:
         """Count the attempt on the pair and the address: seconds to wait when either is over its limit."""
-        return max(take(self.pair), take(self.address))
+        self.counted = [take(self.pair, "login"), take(self.address, "login_address")]
+        return max(counted.wait for counted in self.counted)
+
+    def standings(self) -> list[Standing]:
+        """The caller's standing in both limits after this attempt (the RateLimit headers)."""
+        return [counted.standing(self.given_back[counted.policy]) for counted in self.counted]
 
     def slowdown(self) -> float:
         """Count the attempt on the account (only once the pair and address allowed it): its delay."""
@@ -97,6 +128,7 @@ class LoginAttempt:
         """The password was never checked (auth too busy): the attempt counts nowhere."""
         for key in (self.pair, self.address, self.account):
             give_back(key)
+        self.given_back = {"login": 1, "login_address": 1}
 
     def succeeded(self) -> None:
         """The right password: the pair starts afresh; the address and account lose this attempt only
@@ -104,3 +136,4 @@ class LoginAttempt:
         clear(self.pair)
         give_back(self.address)
         give_back(self.account)
+        self.given_back = {"login": self.counted[0].count, "login_address": 1}

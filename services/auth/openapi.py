@@ -1,9 +1,9 @@
-"""OpenAPI 3 description of the auth service (internal: the gateway calls it), at /openapi.json."""
+"""OpenAPI 3.1 description of the auth service (internal: the gateway calls it), at /openapi.json."""
 from __future__ import annotations
 
 from services.common import release
-from services.common.openapi import (API_KEY_SCHEMAS, CREATE_API_KEY, ERROR, ERROR_SCHEMA, LIST_API_KEYS, LOGIN,
-                                     REGISTER, REVOKE_API_KEY, SECURITY_SCHEMES, errors)
+from services.common.openapi import API_KEY_SCHEMAS, CREATE_API_KEY, LIST_API_KEYS, LIVENESS, LOGIN, OPENAPI_VERSION, \
+    PROBLEM_PATHS, REGISTER, REVOKE_API_KEY, SCHEMAS, SECURITY_SCHEMES, errors, problem, readiness
 
 # Set by the gateway; the per-address limits of registrations and failed logins count by it.
 CLIENT_ADDRESS = {"name": "X-Client-Address", "in": "header", "required": False,
@@ -11,14 +11,14 @@ CLIENT_ADDRESS = {"name": "X-Client-Address", "in": "header", "required": False,
                   "schema": {"type": "string"}}
 
 SPEC = {
-    "openapi": "3.0.3",
+    "openapi": OPENAPI_VERSION,
     "info": {"title": "vid2mp3 auth", "version": release.version(),
              "description": "Accounts and JWTs (EdDSA). Internal: users reach it through the gateway, "
                             "which fetches the public keys to verify tokens itself."},
     "components": {
         "securitySchemes": SECURITY_SCHEMES,
         "schemas": {
-            "Error": ERROR_SCHEMA,
+            **SCHEMAS,
             **API_KEY_SCHEMAS,
             "JWKS": {
                 "type": "object", "required": ["keys"],
@@ -37,6 +37,7 @@ SPEC = {
         "/register": {"post": {**REGISTER, "parameters": [CLIENT_ADDRESS]}},
         "/login": {"post": {**LOGIN, "parameters": [CLIENT_ADDRESS]}},
         "/.well-known/jwks.json": {"get": {
+            "operationId": "getJwks", "tags": ["tokens"],
             "summary": "The public keys that verify tokens "
                        "(RFC 7517 JWK Set; Ed25519, EdDSA, kid = RFC 7638 thumbprint)",
             "responses": {"200": {"description": "JWK Set", "content": {"application/json": {
@@ -58,12 +59,11 @@ SPEC = {
                                    "api_key": {"type": "object", "required": ["id", "scope"], "properties": {
                                        "id": {"type": "string"},
                                        "scope": {"type": "string", "enum": ["read", "full"]}}}}}}}},
-                "401": {"description": "invalid_api_key: unknown, revoked, expired or malformed",
-                        "content": {"application/json": {"schema": ERROR}}},
+                "401": problem("invalid_api_key: unknown, revoked, expired or malformed"),
                 **errors(400, 413, 415, 503)},
         }},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-        "/readyz": {"get": {"summary": "Readiness (MySQL)",
-                            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+        "/healthz": LIVENESS,
+        "/readyz": readiness("MySQL"),
+        **PROBLEM_PATHS,
     },
 }

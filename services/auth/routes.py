@@ -6,6 +6,7 @@ import time
 
 from flask import Blueprint, Response, jsonify, request
 
+from services.common import ratelimit
 from services.common.web import ApiError, json_body
 
 from . import accounts, db, hashing, limits, metrics, tokens
@@ -41,7 +42,9 @@ def client_address() -> str:
 def register():
     """Create an account from a JSON email and password."""
     # Every attempt counts (each valid one costs an argon2 hash), before the body is even read.
-    retry_after = limits.take(limits.registration_key(client_address()))
+    counted = limits.take(limits.registration_key(client_address()), "register")
+    ratelimit.report(counted.standing())
+    retry_after = counted.wait
     if retry_after:
         metrics.REGISTRATIONS.labels("rate_limited").inc()
         raise ApiError(429, "too_many_registrations", "too many registrations from your address; try again later",
@@ -73,6 +76,7 @@ def login():
     email, password = basic_credentials()
     attempt = limits.LoginAttempt(accounts.login_email(email), client_address())
     retry_after = attempt.take()  # counted before the hash, so parallel guesses cannot pass the limit
+    ratelimit.report(*attempt.standings())
     if retry_after:
         metrics.LOGINS.labels("rate_limited").inc()
         raise ApiError(429, "too_many_attempts", "too many failed logins; try again later",
@@ -82,12 +86,14 @@ def login():
         user = accounts.authenticate(email, password)
     except hashing.TooBusy as exc:
         attempt.not_checked()
+        ratelimit.report(*attempt.standings())
         metrics.LOGINS.labels("too_busy").inc()
         raise _too_busy(exc) from None
     if user is None:
         metrics.LOGINS.labels("bad_credentials").inc()
         raise ApiError(401, "invalid_credentials", "wrong email or password", BASIC_CHALLENGE)
     attempt.succeeded()
+    ratelimit.report(*attempt.standings())
     metrics.LOGINS.labels("success").inc()
     return Response(tokens.issue(user), mimetype="text/plain")
 

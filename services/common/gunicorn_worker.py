@@ -18,7 +18,6 @@ vid2mp3_http_client_timeouts_total{reason} or vid2mp3_http_refused_total{reason}
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import socket
 import struct
@@ -30,8 +29,10 @@ from functools import partial
 from urllib.parse import unquote
 
 import selectors
+from gunicorn import util as gunicorn_util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from services.common import problems
 from services.common import request_framing as framing
 from services.common.config import env_float, env_int
 from services.common.metrics import CLIENT_TIMEOUTS, HTTP_READING, HTTP_REFUSED
@@ -129,15 +130,22 @@ def _closing(reason: str) -> OSError:
 
 
 def canned(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> bytes:
-    """A complete response written by the event loop itself, in the API's error shape."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    lines = [f"HTTP/1.1 {status} {_REASONS[status]}", "Content-Type: application/json",
-             f"Content-Length: {len(body)}", "Connection: close",
-             *(f"{name}: {value}" for name, value in (headers or {}).items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    """A complete response written by the event loop itself, in the API's error shape (problem details)."""
+    return problems.raw_response(status, code, message, headers)
 
 
-_REASONS = {408: "Request Timeout", 413: "Content Too Large", 429: "Too Many Requests"}
+# gunicorn's parser answers what it cannot parse (400, 414, 431, 417, 501) with an HTML page of its own
+# (gunicorn.util.write_error, called by Worker.handle_error); here it is the API's problem details too.
+_GUNICORN_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
+                   431: "request_header_fields_too_large", 500: "internal_error", 501: "not_implemented"}
+
+
+def write_problem(sock, status_int: int, reason: str, mesg: str) -> None:
+    code = _GUNICORN_CODES.get(status_int, "http_error")
+    gunicorn_util.write_nonblock(sock, canned(status_int, code, mesg or reason))
+
+
+gunicorn_util.write_error = write_problem
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""What both Flask services share: JSON errors, RED metrics, health endpoints, tracing.
+"""What both Flask services share: problem-details errors, RED metrics, health endpoints, tracing.
 
 ApiError is for errors of HTTP itself, raised by the routes (a missing header, a wrong Content-Type,
 a malformed body); the domain's refusals are services/common/errors.py's, answered by the gateway
@@ -8,21 +8,22 @@ from __future__ import annotations
 import json
 import logging
 import time
+from html import escape
 from typing import Callable
 
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, abort, g, has_request_context, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from prometheus_client import Counter, Histogram
 
-from . import config, metrics, release, telemetry
+from . import config, metrics, problems, ratelimit, release, telemetry
 
 log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    """An HTTP error answered as JSON: {"error": {"code": ..., "message": ...}}, with `headers`."""
+    """An HTTP error answered as problem details (services/common/problems.py), with `headers`."""
 
     def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
         super().__init__(message)
@@ -59,9 +60,12 @@ _HTTP_CODES = {
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    for key, value in (headers or {}).items():
+    """The one way both services answer an error: RFC 9457 problem details, whatever the client's Accept
+    (a JSON client reads application/problem+json as JSON; an error is never turned into a 406)."""
+    instance = request.path if has_request_context() else None
+    response = Response(problems.encode(problems.body(status, code, message, instance)), status=status,
+                        mimetype=problems.MEDIA_TYPE)
+    for key, value in problems.headers(status, headers).items():
         response.headers[key] = value
     return response
 
@@ -104,6 +108,7 @@ def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]
             elapsed = time.perf_counter() - g.get("started", time.perf_counter())
             HTTP_REQUESTS.labels(service, method, rule, str(response.status_code)).inc()
             HTTP_DURATION.labels(service, method, rule).observe(elapsed, exemplar=metrics.exemplar())
+        ratelimit.add_headers(response)
         return response
 
     @app.errorhandler(ApiError)
@@ -113,8 +118,9 @@ def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
-        return error_response(status, _HTTP_CODES.get(status, "http_error"), exc.description or exc.name,
-                              dict(exc.get_headers()) if status in (405, 416) else None)
+        # the exception's own headers (Allow, Content-Range, WWW-Authenticate) but not its HTML Content-Type
+        headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+        return error_response(status, _HTTP_CODES.get(status, "http_error"), exc.description or exc.name, headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
@@ -126,6 +132,7 @@ def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]
         return error_response(500, "internal_error", f"internal error (trace {telemetry.current_trace_id()})")
 
     app.register_blueprint(health_blueprint(readiness_checks))
+    app.register_blueprint(problems_blueprint())
     return app
 
 
@@ -142,9 +149,47 @@ def health_blueprint(readiness_checks: dict[str, Callable[[], None]]) -> Bluepri
     def readyz():
         results, ok = check_all(readiness_checks)
         body = {"status": "ok" if ok else "unavailable", "checks": results}
-        return jsonify(body), (200 if ok else 503)
+        # not an error of the API (a probe's answer), but a 503 like every other: it says when to look again
+        return jsonify(body), (200 if ok else 503), ({} if ok else problems.headers(503))
 
     return bp
+
+
+PROBLEMS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title></head>
+<body><main><h1>{title}</h1>{content}</main></body></html>
+"""
+
+
+def problems_blueprint() -> Blueprint:
+    """The pages the problem types (/problems/<code>) point to: what each error code means."""
+    bp = Blueprint("problems", __name__)
+
+    @bp.get("/problems/")
+    def problem_types():
+        items = "".join(f'<li id="{code}"><a href="{problems.type_uri(code)}"><code>{code}</code></a>: '
+                        f"{escape(title)}. {escape(text)}</li>" for code, (title, text) in problems.CODES.items())
+        return _page("Error codes of the vid2mp3 API",
+                     "<p>Errors are RFC 9457 problem details (application/problem+json); their "
+                     "<code>type</code> is one of these pages and <code>code</code> the name below.</p>"
+                     f"<ul>{items}</ul>")
+
+    @bp.get("/problems/<code>")
+    def problem_type(code: str):
+        if code not in problems.CODES:
+            abort(404)
+        title, text = problems.CODES[code]
+        return _page(f"{title} ({code})", f'<p>{escape(text)}</p><p><a href="{problems.TYPE_BASE}">All error codes'
+                                          "</a></p>")
+
+    return bp
+
+
+def _page(title: str, content: str) -> Response:
+    return Response(PROBLEMS_PAGE.format(title=escape(title), content=content), mimetype="text/html",
+                    headers={"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+                             "Cache-Control": "public, max-age=3600"})
 
 
 def check_all(checks: dict[str, Callable[[], None]]) -> tuple[dict[str, str], bool]:

@@ -56,4 +56,5 @@ def _storage_down(exc):
 
 def _corrupt_file(exc):
     log.error("stored file unreadable", extra={"error": str(exc)})
-    return error_response(503, "storage_unavailable", "the stored file cannot be read right now")
+    return error_response(503, "storage_unavailable", "the stored file cannot be read right now",
+                          {"Retry-After": "30"})  # readable again once storage recovers, if at all: no tight loop

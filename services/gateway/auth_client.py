@@ -17,7 +17,7 @@ from . import jwks, metrics, verified
 
 _session = requests.Session()
 _tracer = telemetry.tracer(__name__)
-_FORWARDED_HEADERS = ("Content-Type", "WWW-Authenticate", "Retry-After")
+_FORWARDED_HEADERS = ("Content-Type", "WWW-Authenticate", "Retry-After", "RateLimit-Policy", "RateLimit")
 
 
 def _call(path: str, headers: dict, body: bytes | None = None, method: str = "POST") -> requests.Response:
@@ -46,7 +46,7 @@ def relay(path: str, headers: dict, body: bytes | None = None, method: str = "PO
 
 def _too_busy(upstream: requests.Response) -> bool:
     """auth's 503 too_busy (every password hashing place taken): relayed as it is, with its Retry-After."""
-    if upstream.status_code != 503 or not upstream.headers.get("Content-Type", "").startswith("application/json"):
+    if upstream.status_code != 503 or "json" not in upstream.headers.get("Content-Type", ""):
         return False
     try:
         return upstream.json()["error"]["code"] == "too_busy"

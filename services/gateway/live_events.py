@@ -18,7 +18,7 @@ import weakref
 from collections import Counter
 from typing import Iterator
 
-from services.common import config, job_view, jobs
+from services.common import config, job_view, jobs, ratelimit
 from services.common.storage import job_records
 from services.common.web import ApiError
 
@@ -62,6 +62,10 @@ class Places:
             else:
                 self._by_user[user_id] += 1
                 refused = None
+            held = self._by_user[user_id]
+        # the per-user cap in the RateLimit headers (of this server: each replica counts its own)
+        ratelimit.report(ratelimit.Standing("event_streams", self.per_user, self.per_user - held,
+                                            unit="concurrent-requests"))
         if refused:
             raise _refusal(refused, user_id, self.per_user)
         metrics.EVENT_STREAMS.inc()

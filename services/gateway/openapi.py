@@ -1,11 +1,12 @@
-"""OpenAPI 3 description of the public API, served at /openapi.json, with Swagger UI at /docs."""
+"""OpenAPI 3.1 description of the public API, served at /openapi.json, with Swagger UI at /docs."""
 from __future__ import annotations
 
 from services.common import release
 from services.common.jobs import Status
 from services.common.options import FORMATS, MAX_TAG_CHARS, MP3_BITRATES
-from services.common.openapi import (API_KEY_SCHEMAS, CREATE_API_KEY, ERROR_SCHEMA, LIST_API_KEYS, LOGIN, REGISTER,
-                                     REVOKE_API_KEY, SECURITY_SCHEMES, errors as _errors)
+from services.common.openapi import API_KEY_SCHEMAS, CREATE_API_KEY, LIST_API_KEYS, LIVENESS, LOGIN, OPENAPI_VERSION, \
+    PROBLEM_BODY, PROBLEM_PATHS, RATE_LIMIT, REGISTER, RETRY_AFTER, REVOKE_API_KEY, SCHEMAS, SECURITY_SCHEMES, \
+    errors as _errors, readiness
 from services.common.tokens import SAFE_METHODS
 
 from . import job_listing
@@ -13,8 +14,7 @@ from . import job_listing
 STATUSES = [str(status) for status in Status]
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 JOB = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
-_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}}
+_ERROR_BODY = PROBLEM_BODY
 TOO_BUSY = {"503": {"description": "too_busy: this server has no upload or stream place free (UPLOADS_MAX, "
                                    "EVENT_STREAMS_MAX), or a dependency is unavailable; retry after Retry-After",
                     "headers": RETRY_AFTER, "content": _ERROR_BODY}}
@@ -25,7 +25,7 @@ UPLOAD_ERRORS = {
                            "(USER_MAX_STORED_BYTES, checked at Content-Length and again at the real size) or "
                            "uploads in 24 h (USER_MAX_UPLOADS_PER_DAY); the message gives the limit and the usage. "
                            "Retry-After when waiting helps (jobs finishing, the day's window moving)",
-            "headers": RETRY_AFTER, "content": _ERROR_BODY},
+            "headers": {**RETRY_AFTER, **RATE_LIMIT}, "content": _ERROR_BODY},
     **TOO_BUSY,
 }
 USAGE = {"type": "object", "required": ["active_jobs", "stored_bytes", "uploads_24h"], "properties": {
@@ -41,7 +41,7 @@ _UPLOAD_ID = {"name": "upload_id", "in": "path", "required": True, "schema": {"t
 _EXPIRES = {"Upload-Expires": {"description": "when the unfinished upload expires (RFC 7231 date)",
                                "schema": {"type": "string"}}}
 _JOB_ID_HEADER = {"Job-Id": {"description": "the job made of the finished upload", "schema": {"type": "string"}}}
-_TUS_OPTIONS = {"summary": "tus: what the server supports (no token needed)",
+_TUS_OPTIONS = {"tags": ["tus"], "summary": "tus: what the server supports (no token needed)",
                 "responses": {"204": {"description": "Tus-Version, Tus-Extension, Tus-Max-Size", "headers": {
                     "Tus-Version": {"schema": {"type": "string"}, "required": True},
                     "Tus-Extension": {"schema": {"type": "string"}, "required": True},
@@ -55,8 +55,9 @@ def _head_errors(*statuses: int) -> dict:
 
 TUS_PATHS = {
     "/uploads/": {
-        "options": _TUS_OPTIONS,
+        "options": dict(_TUS_OPTIONS, operationId="getTusCapabilities"),
         "post": {
+            "operationId": "createUpload", "tags": ["tus"],
             "summary": "tus creation: start a resumable upload of Upload-Length bytes, then PATCH them",
             "description": "Upload-Metadata: comma-separated `key base64(value)` pairs; `filename` names the "
                            "video, the output option fields and `callback_url` are those of POST /upload. With an "
@@ -71,13 +72,14 @@ TUS_PATHS = {
                             "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:~+/=-]{1,128}$"}}],
             "responses": {"201": {"description": "Created (or replayed); PATCH the bytes to Location", "headers": {
                 "Location": {"schema": {"type": "string"}, "required": True}, **_EXPIRES,
-                "Idempotent-Replayed": {"schema": {"type": "string"}}}},
-                **_errors(400, 401, 409, 410, 412, 413, 429, 503)},
+                "Idempotent-Replayed": {"schema": {"type": "string"}}, **RATE_LIMIT}},
+                **_errors(400, 401, 409, 410, 412, 413, 503), "429": UPLOAD_ERRORS["429"]},
         },
     },
     "/uploads/{upload_id}": {
-        "options": dict(_TUS_OPTIONS, parameters=[_UPLOAD_ID]),
+        "options": dict(_TUS_OPTIONS, parameters=[_UPLOAD_ID], operationId="getTusUploadCapabilities"),
         "head": {
+            "operationId": "getUploadOffset", "tags": ["tus"],
             "summary": "tus: the offset to resume at (and Job-Id once the upload is finished)",
             "security": [{"bearer": []}], "parameters": [_UPLOAD_ID, _TUS],
             "responses": {"200": {"description": "The upload's state", "headers": {
@@ -86,6 +88,7 @@ TUS_PATHS = {
                 **_head_errors(400, 401, 404, 410, 412, 503)},
         },
         "patch": {
+            "operationId": "appendUpload", "tags": ["tus"],
             "summary": "tus: append bytes at Upload-Offset; the last byte makes the job (Job-Id)",
             "security": [{"bearer": []}],
             "parameters": [_UPLOAD_ID, _TUS,
@@ -97,6 +100,7 @@ TUS_PATHS = {
                 **_errors(400, 401, 404, 409, 410, 412, 413, 415, 423, 503)},
         },
         "delete": {
+            "operationId": "deleteUpload", "tags": ["tus"],
             "summary": "tus termination: remove the upload and its bytes",
             "security": [{"bearer": []}], "parameters": [_UPLOAD_ID, _TUS],
             "responses": {"204": {"description": "Removed"}, **_errors(401, 404, 412, 423, 503)},
@@ -178,13 +182,13 @@ LIST_PARAMETERS = [
 JOB_PAGE = {"type": "object", "required": ["jobs", "limit", "offset", "next_cursor"], "properties": {
     "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
     "limit": {"type": "integer"}, "offset": {"type": "integer", "description": "as given (0 with a cursor)"},
-    "next_cursor": {"type": "string", "nullable": True,
+    "next_cursor": {"type": ["string", "null"],
                     "description": "the cursor of the next page; null on the last"}}}
 _AUDIO = {"schema": {"type": "string", "format": "binary"}}
 AUDIO_TYPES = {spec.media_type: _AUDIO for spec in FORMATS.values()}
 
 SPEC = {
-    "openapi": "3.0.3",
+    "openapi": OPENAPI_VERSION,
     "info": {
         "title": "vid2mp3",
         "version": release.version(),
@@ -199,7 +203,7 @@ SPEC = {
     "components": {
         "securitySchemes": SECURITY_SCHEMES,
         "schemas": {
-            "Error": ERROR_SCHEMA,
+            **SCHEMAS,
             **API_KEY_SCHEMAS,
             "Job": {
                 "type": "object",
@@ -207,30 +211,30 @@ SPEC = {
                 "properties": {
                     "job_id": {"type": "string"},
                     "status": {"type": "string", "enum": STATUSES},
-                    "filename": {"type": "string", "nullable": True},
-                    "size": {"type": "integer", "nullable": True},
-                    "created_at": {"type": "string", "format": "date-time", "nullable": True},
-                    "updated_at": {"type": "string", "format": "date-time", "nullable": True},
+                    "filename": {"type": ["string", "null"]},
+                    "size": {"type": ["integer", "null"]},
+                    "created_at": {"type": ["string", "null"], "format": "date-time"},
+                    "updated_at": {"type": ["string", "null"], "format": "date-time"},
                     "status_url": {"type": "string"},
-                    "reason": {"type": "string", "nullable": True, "description": "why the job failed"},
-                    "progress": {"type": "number", "nullable": True, "minimum": 0, "maximum": 100,
+                    "reason": {"type": ["string", "null"], "description": "why the job failed"},
+                    "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 100,
                                  "description": "percent converted, while converting (null while unknown)"},
-                    "eta_seconds": {"type": "number", "nullable": True, "description": "estimated seconds left"},
-                    "expires_at": {"type": "string", "format": "date-time", "nullable": True,
+                    "eta_seconds": {"type": ["number", "null"], "description": "estimated seconds left"},
+                    "expires_at": {"type": ["string", "null"], "format": "date-time",
                                    "description": "when retention removes the job's files (then: expired)"},
-                    "mp3_id": {"type": "string", "nullable": True, "description": "the fid to download, once done"},
-                    "download_url": {"type": "string", "nullable": True},
-                    "link": {"type": "string", "nullable": True,
+                    "mp3_id": {"type": ["string", "null"], "description": "the fid to download, once done"},
+                    "download_url": {"type": ["string", "null"]},
+                    "link": {"type": ["string", "null"],
                              "description": "once done: an absolute signed URL that downloads the MP3 without a token "
                                             "(GET /links/{token}), valid until expires_at, "
                                             "void once the job is deleted"},
-                    "audio_seconds": {"type": "number", "nullable": True},
+                    "audio_seconds": {"type": ["number", "null"]},
                     "options": JOB_OPTIONS,
                     "reused": {"type": "boolean", "description": "done at once with the MP3 of an identical "
                                "earlier upload (same content and options): no conversion ran"},
-                    "callback_url": {"type": "string", "nullable": True,
+                    "callback_url": {"type": ["string", "null"],
                                      "description": "where the job's end is POSTed as a signed webhook"},
-                    "webhook": {"allOf": [{"$ref": "#/components/schemas/WebhookAttempt"}], "nullable": True},
+                    "webhook": {"anyOf": [{"$ref": "#/components/schemas/WebhookAttempt"}, {"type": "null"}]},
                 },
             },
             "WebhookAttempt": {
@@ -240,8 +244,8 @@ SPEC = {
                     "state": {"type": "string", "enum": ["delivered", "retrying", "failed"]},
                     "attempts": {"type": "integer"},
                     "at": {"type": "string", "format": "date-time"},
-                    "status_code": {"type": "integer", "nullable": True},
-                    "error": {"type": "string", "nullable": True},
+                    "status_code": {"type": ["integer", "null"]},
+                    "error": {"type": ["string", "null"]},
                 },
             },
         },
@@ -250,6 +254,7 @@ SPEC = {
         "/register": {"post": REGISTER},
         "/login": {"post": LOGIN},
         "/upload": {"post": {
+            "operationId": "uploadVideo", "tags": ["jobs"],
             "summary": "Upload one video; conversion runs asynchronously",
             "description": "Output options go as form fields next to the file (curl -F bitrate=320k -F file=@v.mp4). "
                            "400 invalid_option names a bad field and its allowed values; options the media cannot "
@@ -267,19 +272,20 @@ SPEC = {
                                "callback_url": {"type": "string", "description": CALLBACK}}}}}},
             "responses": {"202": {"description": "Accepted; poll status_url", "headers": {
                 "Idempotent-Replayed": {"description": "true when this answers a repeated Idempotency-Key",
-                                        "schema": {"type": "string"}}},
+                                        "schema": {"type": "string"}}, **RATE_LIMIT},
                 "content": {"application/json": {
                     "schema": {"type": "object", "required": ["job_id", "status_url"], "properties": {
                         "job_id": {"type": "string"}, "status_url": {"type": "string"}}}}}},
                 **_errors(400, 401, 409, 413, 415), **UPLOAD_ERRORS},
         }},
         "/me": {"get": {
+            "operationId": "getMe", "tags": ["accounts"],
             "summary": "Your account: email, usage, limits (null for admins: they are exempt) and webhook secret",
             "security": [{"bearer": []}],
             "responses": {"200": {"description": "You", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["email", "admin", "usage", "limits", "webhook_secret"], "properties": {
-                    "email": {"type": "string", "nullable": True}, "admin": {"type": "boolean"},
-                    "usage": USAGE, "limits": dict(USAGE, nullable=True),
+                    "email": {"type": ["string", "null"]}, "admin": {"type": "boolean"},
+                    "usage": USAGE, "limits": dict(USAGE, type=["object", "null"]),
                     "webhook_secret": {"type": "string", "pattern": "^whsec_",
                                        "description": "the key your webhooks are signed with (Standard Webhooks)"}}}}}},
                 **_errors(401, 503)},
@@ -305,17 +311,20 @@ SPEC = {
                     "security": [{"bearer": []}], "parameters": [JOB_ID, IF_NONE_MATCH],
                     "responses": {"200": {"description": "The job", "headers": CONDITIONAL_HEADERS, "content": JOB},
                                   **NOT_MODIFIED, **_errors(401, 404, 503)}},
-            "delete": {"summary": "Delete the job and every file of it (cancels it first if it runs)",
+            "delete": {"operationId": "deleteJob", "tags": ["jobs"],
+                       "summary": "Delete the job and every file of it (cancels it first if it runs)",
                        "security": [{"bearer": []}], "parameters": [JOB_ID],
                        "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503)}},
         },
         "/jobs/{job_id}/cancel": {"post": {
+            "operationId": "cancelJob", "tags": ["jobs"],
             "summary": "Cancel a queued or converting job (repeating it is harmless)",
             "security": [{"bearer": []}], "parameters": [JOB_ID],
             "responses": {"200": {"description": "The cancelled job", "content": JOB},
                           **_errors(401, 404, 409, 503)},
         }},
         "/jobs/{job_id}/events": {"get": {
+            "operationId": "streamJobEvents", "tags": ["jobs"],
             "summary": "Server-Sent Events of the job's view: now, at every change, until a final status",
             "description": "Each event's id is the job's revision; send it back as Last-Event-ID to resume. "
                            "A comment line every 15 s keeps the stream open through proxies.",
@@ -330,9 +339,10 @@ SPEC = {
                           **_errors(401, 404), **TOO_BUSY,
                           "429": {"description": "too_many_streams: you hold EVENT_STREAMS_PER_USER streams on this "
                                                  "server already; close one or poll the job",
-                                  "headers": RETRY_AFTER, "content": _ERROR_BODY}},
+                                  "headers": {**RETRY_AFTER, **RATE_LIMIT}, "content": _ERROR_BODY}},
         }},
         "/download": {"get": {
+            "operationId": "downloadResult", "tags": ["downloads"],
             "summary": "Download the result of a finished job (HTTP Range supported); its type follows the format",
             "security": [{"bearer": []}],
             "parameters": [
@@ -348,6 +358,7 @@ SPEC = {
         }},
         **TUS_PATHS,
         "/links/{token}": {"get": {
+            "operationId": "downloadByLink", "tags": ["downloads"],
             "summary": "Download a done job's MP3 with the signed link of its view (no token; HTTP Range supported)",
             "description": "A tampered link answers 403 and an expired or revoked one (job deleted) 410, each with "
                            "an HTML page for people.",
@@ -357,11 +368,14 @@ SPEC = {
                 "200": {"description": "The audio file", "content": AUDIO_TYPES},
                 "206": {"description": "Part of the audio file", "content": AUDIO_TYPES},
                 "304": {"description": "Not modified (If-None-Match matched the ETag)"},
-                "403": {"description": "The link was tampered with", "content": HTML_PAGE},
-                "410": {"description": "The link expired, or its job was deleted", "content": HTML_PAGE},
+                "403": {"description": "The link was tampered with (problem details when Accept prefers JSON)",
+                        "content": {**HTML_PAGE, **PROBLEM_BODY}},
+                "410": {"description": "The link expired, or its job was deleted (problem details when Accept "
+                                       "prefers JSON)", "content": {**HTML_PAGE, **PROBLEM_BODY}},
                 **_errors(404, 416, 503)},
         }},
         "/me/webhook-secret": {"post": {
+            "operationId": "rotateWebhookSecret", "tags": ["accounts"],
             "summary": "Replace your webhook signing secret (whsec_…); the old one stops signing at once",
             "security": [{"bearer": []}],
             "responses": {"200": {"description": "The new secret", "content": {"application/json": {"schema": {
@@ -371,12 +385,13 @@ SPEC = {
         }},
         "/me/api-keys": {"get": LIST_API_KEYS, "post": CREATE_API_KEY},
         "/me/api-keys/{key_id}": {"delete": REVOKE_API_KEY},
-        "/": {"get": {"summary": "The web app: a page that does all of the above in a browser",
+        "/": {"get": {"operationId": "getWebApp", "tags": ["web"],
+                      "summary": "The web app: a page that does all of the above in a browser",
                       "responses": {"200": {"description": "The page", "content": {"text/html": {
                           "schema": {"type": "string"}}}}}}},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-        "/readyz": {"get": {"summary": "Readiness (auth, MongoDB, RabbitMQ)",
-                            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+        "/healthz": LIVENESS,
+        "/readyz": readiness("auth, MongoDB, RabbitMQ"),
+        **PROBLEM_PATHS,
     },
 }
 

@@ -20,6 +20,7 @@ from typing import Iterator
 
 from opentelemetry import trace
 
+from services.common import ratelimit
 from services.common.errors import QuotaExceeded, TooBusy
 from services.common.quota_usage import DAY, QuotaBusy, Usage, leased, limits, recent, record_start, usage
 from services.common.storage import uploads
@@ -29,6 +30,9 @@ from . import metrics
 
 log = logging.getLogger(__name__)
 ACTIVE_RETRY_AFTER = 30  # jobs finish within minutes; a retry after this may fit
+# Stored bytes free up when a running job's reservation shrinks to its real result, or at once when the
+# user deletes jobs; waiting alone frees them only at the pace of jobs ending, as for active jobs.
+STORED_RETRY_AFTER = ACTIVE_RETRY_AFTER
 
 
 @contextmanager
@@ -52,7 +56,7 @@ def _check_stored(used: Usage, cap: Usage, adding: int) -> None:
     if used.stored_bytes + adding > cap.stored_bytes:
         raise _refuse("stored_bytes", f"storage quota exceeded: {used.stored_bytes} bytes stored (videos, MP3s and "
                       f"uploads in progress) + {adding} would pass the limit of {cap.stored_bytes} bytes "
-                      "(USER_MAX_STORED_BYTES); delete jobs you no longer need")
+                      "(USER_MAX_STORED_BYTES); delete jobs you no longer need", STORED_RETRY_AFTER)
 
 
 def _check(used: Usage, started: list[float], cap: Usage, declared_bytes: int) -> None:
@@ -66,6 +70,18 @@ def _check(used: Usage, started: list[float], cap: Usage, declared_bytes: int) -
     _check_stored(used, cap, declared_bytes)
 
 
+def _standings(used: Usage, started: list[float], cap: Usage, admitted: bool) -> list[ratelimit.Standing]:
+    """The caller's standing in the limits that count uploads, after this one (the RateLimit headers).
+    The day is a sliding window: t is when its oldest upload leaves it and one more is allowed."""
+    taken, now = (1 if admitted else 0), time.time()
+    oldest = started[0] if started else now if admitted else None  # this upload is the window's first
+    next_back = int(oldest + DAY - now) + 1 if oldest is not None else 0
+    return [ratelimit.Standing("active_jobs", cap.active_jobs, cap.active_jobs - used.active_jobs - taken,
+                               unit="concurrent-requests"),
+            ratelimit.Standing("uploads_per_day", cap.uploads_24h, cap.uploads_24h - len(started) - taken,
+                               int(DAY), max(next_back, 0))]
+
+
 def admit(user: dict, declared_bytes: int, reserve=None) -> str:
     """Admit an upload of `declared_bytes` (Content-Length or Upload-Length; 0 when unknown) for the
     user, or raise QuotaExceeded (quota_exceeded). Returns the upload's id, reserved under the lease by
@@ -77,8 +93,13 @@ def admit(user: dict, declared_bytes: int, reserve=None) -> str:
         reserve(upload_id)
         return upload_id
     with _leased(owner) as account:
-        started = recent(account)
-        _check(usage(owner), started, limits(), declared_bytes)
+        started, used, cap = recent(account), usage(owner), limits()
+        try:
+            _check(used, started, cap, declared_bytes)
+        except QuotaExceeded:
+            ratelimit.report(*_standings(used, started, cap, admitted=False))
+            raise
+        ratelimit.report(*_standings(used, started, cap, admitted=True))
         reserve(upload_id)
         record_start(owner, started)
     return upload_id

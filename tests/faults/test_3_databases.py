@@ -15,7 +15,7 @@ def _get(url, **kw):
 
 def _json_error(response, status=503):
     assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers["Content-Type"] == "application/problem+json"
     body = response.json()
     assert body["error"]["code"] and body["error"]["message"]
     assert "Traceback" not in response.text

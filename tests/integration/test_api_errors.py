@@ -28,8 +28,12 @@ def gw(stack):
 
 
 def error_code(response: requests.Response) -> str:
+    """The code of a problem details answer, whose members agree with the error object kept beside them."""
+    assert response.headers["Content-Type"] == "application/problem+json", response.headers
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert set(body["error"]) == {"code", "message"}, body
+    assert body["code"] == body["error"]["code"] and body["detail"] == body["error"]["message"], body
+    assert body["status"] == response.status_code and body["type"] == f"/problems/{body['code']}", body
     return body["error"]["code"]
 
 

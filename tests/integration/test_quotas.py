@@ -6,6 +6,7 @@ import base64
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from devkit.client import Client
 from devkit.media import make_media
 from tests.helpers import stored_job
 from devkit.stack import ROOT
+from services.gateway import quotas
 
 LIMITS = {"USER_MAX_ACTIVE_JOBS": "3", "USER_MAX_STORED_BYTES": "400000", "USER_MAX_UPLOADS_PER_DAY": "3"}
 
@@ -62,6 +64,7 @@ def _post(base: str, user: Client, media, **kwargs) -> requests.Response:
 
 def _refused(response: requests.Response, limit_text: str) -> str:
     assert response.status_code == 429, response.text
+    assert response.headers["Content-Type"] == "application/problem+json" and int(response.headers["Retry-After"]) > 0
     error = response.json()["error"]
     assert error["code"] == "quota_exceeded" and limit_text in error["message"], error
     return error["message"]
@@ -79,13 +82,16 @@ def test_too_many_unfinished_jobs_is_refused_before_the_body_with_retry_after(ga
         stored_job(owner=sub)  # queued jobs no converter will take: they stay unfinished
     answer = _post(gateways[0], user, media)
     message = _refused(answer, "USER_MAX_ACTIVE_JOBS")
-    assert "3 of 3" in message and int(answer.headers["Retry-After"]) > 0
+    assert "3 of 3" in message and answer.headers["Retry-After"] == str(quotas.ACTIVE_RETRY_AFTER)
+    assert answer.headers["RateLimit-Policy"] == \
+        '"active_jobs";q=3;qu="concurrent-requests", "uploads_per_day";q=3;w=86400'
+    assert answer.headers["RateLimit"].startswith('"active_jobs";r=0, "uploads_per_day";r=3;t=0')
     assert _uploads_of(sub) == []  # nothing reserved, nothing stored
     me = requests.get(f"{gateways[0]}/me", headers=user.auth, timeout=10).json()
     assert me["email"] == user.email and me["usage"]["active_jobs"] == 3 and me["limits"]["active_jobs"] == 3
 
 
-def test_declared_length_beyond_the_storage_quota_is_refused_without_retry_after(gateways, stack, media):
+def test_declared_length_beyond_the_storage_quota_is_refused_with_retry_after(gateways, stack, media):
     from services.common.storage import uploads as upload_records
     from services.common.storage.connection import new_id
 
@@ -93,7 +99,7 @@ def test_declared_length_beyond_the_storage_quota_is_refused_without_retry_after
     upload_records.record_upload(new_id(), sub, 390000)  # an upload in progress elsewhere counts at its length
     answer = _post(gateways[1], user, media)
     message = _refused(answer, "USER_MAX_STORED_BYTES")
-    assert "390000 bytes stored" in message and "Retry-After" not in answer.headers
+    assert "390000 bytes stored" in message and answer.headers["Retry-After"] == str(quotas.STORED_RETRY_AFTER)
     assert len(_uploads_of(sub)) == 1
     me = requests.get(f"{gateways[1]}/me", headers=user.auth, timeout=10).json()
     assert me["usage"]["stored_bytes"] == 390000 and me["usage"]["active_jobs"] == 1
@@ -133,14 +139,20 @@ def test_daily_uploads_are_counted_exactly_across_two_racing_replicas(gateways, 
 
 def test_the_day_limit_answers_retry_after_until_the_oldest_upload_leaves_the_window(gateways, stack, media):
     user, sub = _user(stack)
-    for _ in range(3):
-        assert _post(gateways[0], user, media).status_code == 202
+    admitted = [_post(gateways[0], user, media) for _ in range(3)]
+    assert [a.status_code for a in admitted] == [202] * 3
+    # the RateLimit headers count both limits down (draft-ietf-httpapi-ratelimit-headers)
+    states = [re.fullmatch(r'"active_jobs";r=(\d+), "uploads_per_day";r=(\d+);t=(\d+)', a.headers["RateLimit"])
+              for a in admitted]
+    assert [(int(m[1]), int(m[2])) for m in states] == [(2, 2), (1, 1), (0, 0)], [a.headers for a in admitted]
+    assert all(86000 < int(m[3]) <= 86401 for m in states)
     from services.common.storage import job_records
 
     job_records.collection().update_many({"owner": sub}, {"$set": {"status": "done"}})  # active jobs out of the way
     answer = _post(gateways[1], user, media)
     _refused(answer, "USER_MAX_UPLOADS_PER_DAY")
     assert 86000 < int(answer.headers["Retry-After"]) <= 86401
+    assert answer.headers["RateLimit"].endswith(f'"uploads_per_day";r=0;t={answer.headers["Retry-After"]}')
 
 
 def test_admins_are_exempt_and_me_needs_a_token(gateways, stack, media):

@@ -228,6 +228,9 @@ def test_silent_unfinished_and_idle_clients_are_disconnected(gateway):
         thread.join(60)
     for name, (_, _, _, answer) in cases.items():
         assert results[name] is not None and results[name].startswith(answer), (name, results[name])
+        if answer:  # the worker's own answer, in the API's error shape
+            assert b"Content-Type: application/problem+json" in results[name] and b'"code":"request_timeout"' in \
+                results[name], results[name]
     assert requests.get(f"{gateway['base']}/healthz", timeout=10).status_code == 200
     for reason in before:
         assert _series(gateway["metrics"], "vid2mp3_http_client_timeouts_total", reason=reason) > before[reason]
@@ -241,7 +244,7 @@ def test_connections_per_client_address_are_capped(gateway):
         refused = socket.create_connection(("127.0.0.1", gateway["port"]), timeout=5, source_address=source)
         answer = _closed_by_server(refused, None, limit=10)
         assert answer is not None and answer.startswith(b"HTTP/1.1 429") and b"too_many_connections" in answer
-        assert b"Retry-After: 5" in answer
+        assert b"Retry-After: 5" in answer and b"Content-Type: application/problem+json" in answer
         other = requests.get(f"{gateway['base']}/healthz", timeout=10)  # another address is not affected
         assert other.status_code == 200
     finally:
@@ -273,6 +276,7 @@ def test_bodies_are_read_whole_and_bounded(gateway):
     huge = requests.post(f"{base}/register", data=b"{" + b" " * 200_000 + b"}",
                          headers={"Content-Type": "application/json"}, timeout=10)
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
+    assert huge.headers["Content-Type"] == "application/problem+json" and huge.json()["status"] == 413
     huge_chunked = requests.post(f"{base}/register", data=iter([b"{", b" " * 100_000, b"}"]),
                                  headers={"Content-Type": "application/json"}, timeout=10)
     assert huge_chunked.status_code == 413

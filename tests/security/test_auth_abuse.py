@@ -160,7 +160,7 @@ def test_registrations_are_limited_per_address_across_replicas(replicas):
         refused = _register(alice, gw)
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"]["code"] == "too_many_registrations"
-        assert set(refused.json()) == {"error"} and set(refused.json()["error"]) == {"code", "message"}
+        assert set(refused.json()["error"]) == {"code", "message"}
         assert 3500 < int(refused.headers["Retry-After"]) <= 3601
     # Headers a client writes itself change nothing: the gateway names the address it saw.
     spoofed = _register(alice, gw_b, **{"X-Forwarded-For": "198.51.100.1", "X-Client-Address": "198.51.100.2",
