@@ -85,9 +85,21 @@ def _record_tus(page) -> list[dict]:
         seen.append({"method": request.method, "url": request.url, "offset": request.headers.get("upload-offset"),
                      "status": None, "failure": request.failure})
 
+    page.tus_started = []  # every tus request the page began, ended or not
+    page.on("request", lambda r: "/uploads/" in r.url and page.tus_started.append(r))
     page.on("requestfinished", lambda r: "/uploads/" in r.url and answered(r))
     page.on("requestfailed", lambda r: "/uploads/" in r.url and failed(r))
     return seen
+
+
+def _all_ended(page, seen: list[dict]) -> None:
+    """Until every tus request the page began has ended: the PATCH cut by the pause reports its end
+    asynchronously, and must count as before the resume, not after it."""
+    for _ in range(600):
+        if len(seen) == len(page.tus_started):
+            return
+        page.wait_for_timeout(50)  # Playwright delivers the pending events while it waits
+    pytest.fail(f"tus requests still open 30 s after the pause: {page.tus_started[len(seen):]}")
 
 
 def _start(page, site: str, gateway: str, token: str, video: Path, pause_after: int) -> None:
@@ -105,6 +117,7 @@ def test_uppy_on_an_allowed_origin_resumes_from_the_servers_offset(page, sites, 
     created = next(r for r in seen if r["method"] == "POST")
     assert created["status"] == 201, seen
     upload_url = requests.compat.urljoin(f"{sites['gateway']}/uploads/", created["location"])
+    _all_ended(page, seen)
     before_resume = len(seen)
     page.evaluate("window.uppyTest.resume()")
     page.wait_for_function("window.uppyTest.state.jobId !== null || window.uppyTest.state.error !== null",

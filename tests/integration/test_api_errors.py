@@ -10,6 +10,7 @@ import requests
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
+from services.common import release
 from services.common.tokens import key_id
 from tests.conftest import STACK_ENV
 from devkit.client import Client
@@ -228,7 +229,7 @@ def test_unknown_route_and_method_are_json(gw):
 
 
 def test_health_readiness_and_docs(gw, stack):
-    assert requests.get(f"{gw}/healthz", timeout=5).json() == {"status": "ok"}
+    assert requests.get(f"{gw}/healthz", timeout=5).json() == {"status": "ok", "version": release.version()}
     # Strict: readiness does not blink (idle broker connections keep their heartbeats; tests/faults/test_7_idle.py).
     ready = requests.get(f"{gw}/readyz", timeout=10).json()
     assert ready == {"status": "ok", "checks": {"auth": "ok", "mongodb": "ok", "rabbitmq": "ok"}}
