@@ -184,6 +184,10 @@ def test_ingress_component_replaces_the_route(build):
     ingress = find(docs, "Ingress", "gateway")
     (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
     assert path["backend"]["service"] == {"name": "gateway", "port": {"name": "http"}}
+    # the patch of the component's README names the controller's namespace as the only edge
+    edge = find(docs, "NetworkPolicy", "gateway-from-edge")
+    assert edge["spec"]["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "my-controller-namespace"}}}]
 
 
 # ------------------------------------------------------------------ the implementations' policies
