@@ -164,7 +164,8 @@ def test_only_the_edge_proxies_reach_the_gateway_port(build, overlay):
     docs = build.docs(f"kustomize/overlays/{overlay}")
     edge = find(docs, "NetworkPolicy", "gateway-from-edge")
     (rule,) = edge["spec"]["ingress"]
-    assert rule["from"] == [{"podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": "vid2mp3"}}}]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": "vid2mp3"}}},
+                            ENVOY_PROXIES]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
 
 
@@ -184,6 +185,10 @@ def test_ingress_component_replaces_the_route(build):
     ingress = find(docs, "Ingress", "gateway")
     (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
     assert path["backend"]["service"] == {"name": "gateway", "port": {"name": "http"}}
+    # the patch of the component's README names the controller's namespace as the only edge
+    edge = find(docs, "NetworkPolicy", "gateway-from-edge")
+    assert edge["spec"]["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "my-controller-namespace"}}}]
 
 
 # ------------------------------------------------------------------ the implementations' policies
@@ -219,11 +224,17 @@ def _leaves(node, key=""):
         yield key, node
 
 
-def test_envoy_gateway_proxies_may_reach_the_gateway(build):
-    edge = find(build.docs("kustomize/tests/envoy-gateway"), "NetworkPolicy", "gateway-from-edge")
+ENVOY_PROXIES = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
+                 "podSelector": {"matchLabels": {"gateway.envoyproxy.io/owning-gateway-name": "vid2mp3"}}}
+
+
+@pytest.mark.parametrize("target", ["kustomize/tests/gateway-api", "kustomize/tests/envoy-gateway"])
+def test_envoy_gateway_proxies_may_reach_the_gateway(build, target):
+    """The gateway-api component's default class is Envoy Gateway's (`eg`), whose proxies run in
+    envoy-gateway-system: without the envoy-gateway component too, they must get through."""
+    edge = find(build.docs(target), "NetworkPolicy", "gateway-from-edge")
     peers = edge["spec"]["ingress"][0]["from"]
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
-            "podSelector": {"matchLabels": {"gateway.envoyproxy.io/owning-gateway-name": "vid2mp3"}}} in peers
+    assert peers.count(ENVOY_PROXIES) == 1, peers
 
 
 def test_nginx_gateway_fabric_allows_uploads_of_max_upload_bytes(build):

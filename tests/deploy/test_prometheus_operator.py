@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from .conftest import ROOT, pod_specs
+from .test_kustomize_build import TARGETS
+from .test_manifest_facts import _ingress_ports
 
 COMBO = "kustomize/tests/prometheus-operator"
 SCHEMAS = ROOT / "tests" / "deploy" / "operator_schemas"
@@ -45,8 +47,9 @@ def validate(validator: list[str], docs: list[dict], tmp_path) -> subprocess.Com
 
 
 def test_operator_objects_are_valid_against_the_crd_schemas(build, validator, tmp_path):
-    docs = operator_objects(build.docs(COMBO))
-    assert {d["kind"] for d in docs} == {"PodMonitor", "PrometheusRule"}
+    """In every overlay and combination that has any (one node run)."""
+    assert {d["kind"] for d in operator_objects(build.docs(COMBO))} == {"PodMonitor", "PrometheusRule"}
+    docs = [d for t in TARGETS for d in operator_objects(build.docs(t))]
     p = validate(validator, docs, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.count("valid: ") == len(docs)
@@ -97,6 +100,24 @@ def test_pod_monitors_scrape_what_the_annotations_ask_for(build):
         assert str(ports[endpoint["port"]]) == meta["annotations"]["prometheus.io/port"], name
         assert endpoint["path"] == meta["annotations"].get("prometheus.io/path", "/metrics"), name
         assert {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"} in endpoint["relabelings"]
+
+
+def test_the_operators_prometheus_may_scrape_through_the_network_policies(build):
+    """With network-policies, the Prometheus pods of the operator's namespace reach every port a
+    PodMonitor scrapes (the component patches allow-prometheus-scrape)."""
+    docs = build.docs(COMBO)
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    assert policies, f"{COMBO} must build the network policies"
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+    monitors = [d for d in operator_objects(docs) if d["kind"] == "PodMonitor"]
+    for name, (meta, _spec) in _annotated_pods(docs).items():
+        if not any(_selects(m["spec"]["selector"], meta["labels"]) for m in monitors):
+            continue  # Grafana: annotation scraping only
+        port = int(meta["annotations"]["prometheus.io/port"])
+        admitted = [p for policy in policies for p, ports in _ingress_ports(policy, {"metadata": meta})
+                    if port in ports or "any" in ports]
+        assert peer in admitted, (name, port, admitted)
 
 
 def test_prometheus_rules_are_the_rule_files(build):
