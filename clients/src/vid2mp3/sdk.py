@@ -160,6 +160,18 @@ class Client:
             params["status"] = status
         return [Job.from_view(view) for view in self.request("GET", "/jobs", params=params).json()["jobs"]]
 
+    def all_jobs(self, status: Optional[str] = None, page_size: int = 100) -> Iterator[Job]:
+        """Every job of yours, newest first, a page at a time by the server's cursor (`next_cursor`, the
+        same as its Link rel="next"): each job once, also while new ones arrive."""
+        params: Dict[str, Any] = {"limit": page_size, **({"status": status} if status else {})}
+        while True:
+            page = self.request("GET", "/jobs", params=params).json()
+            for view in page["jobs"]:
+                yield Job.from_view(view)
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
     def cancel(self, job: JobRef) -> Job:
         return Job.from_view(self.request("POST", f"/jobs/{_job_id(job)}/cancel").json())
 
