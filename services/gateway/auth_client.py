@@ -100,6 +100,16 @@ def current_user() -> dict:
         return claims
 
 
+def still_valid() -> bool:
+    """Whether the request's credential still holds (a long request, a live stream, asks again): False once
+    a key is revoked or expired, or a token expired; True while auth cannot tell (its outage cuts nothing)."""
+    try:
+        current_user()
+    except ApiError as exc:
+        return exc.status not in (401, 403)
+    return True
+
+
 def _key_user(key: str) -> dict:
     """The claims auth answers for an API key (as a token's, with `api_key`: its id and scope), checked
     now: 401 for a key auth refuses, 403 read_only_key for a read key on a request that changes state."""
