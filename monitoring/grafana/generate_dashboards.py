@@ -440,8 +440,9 @@ def pipeline() -> dict:
                      [(f"sum by (instance) (gateway_event_streams{{{NS}}})", "{{instance}}")], "short"), 12, 7)
     b.add(timeseries("Event streams: how they end, and refusals", "Live event streams ended per second, by why: "
                      "final (the job ended), deleted, client_gone (noticed at the next poll), error, closed (by the "
-                     "server: HEAD, a failed write), abandoned (never sent); and streams refused with 429 because "
-                     "the user already held EVENT_STREAMS_PER_USER on that gateway.",
+                     "server: HEAD, a failed write), abandoned (never sent), revoked (its key or token no longer "
+                     "holds); and streams refused with 429 because the user already held EVENT_STREAMS_PER_USER on "
+                     "that gateway.",
                      [(f"sum by (reason) (rate(gateway_event_stream_ends_total{{{NS}}}[$__rate_interval]))",
                        "ended: {{reason}}"),
                       (f"sum(rate(gateway_event_streams_user_limited_total{{{NS}}}[$__rate_interval]))",

@@ -22,7 +22,8 @@ _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s\"'<>]+@")
 _AUTH_SCHEME = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _WEBHOOK_SECRET = re.compile(r"\bwhsec_[A-Za-z0-9+/=]+")
-_API_KEY = re.compile(r"\bv2m_[A-Za-z0-9_]+")
+# No \b before it: a key glued to a word character (`%3Dv2m_…` in an encoded query, `x_v2m_…`) is one too.
+_API_KEY = re.compile(r"v2m_[A-Za-z0-9_]+")
 
 
 def text(value: str) -> str:

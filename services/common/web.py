@@ -65,6 +65,8 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     instance = request.path if has_request_context() else None
     response = Response(problems.encode(problems.body(status, code, message, instance)), status=status,
                         mimetype=problems.MEDIA_TYPE)
+    # `instance` is the path the client sent, JSON-escaped: never read as anything but JSON
+    response.headers["X-Content-Type-Options"] = "nosniff"
     for key, value in problems.headers(status, headers).items():
         response.headers[key] = value
     return response

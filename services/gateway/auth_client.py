@@ -10,7 +10,7 @@ import requests
 from flask import Response, request
 from opentelemetry import trace
 
-from services.common import config, telemetry, tokens
+from services.common import config, problems, telemetry, tokens
 from services.common.web import ApiError
 
 from . import jwks, metrics, verified
@@ -37,11 +37,26 @@ def relay(path: str, headers: dict, body: bytes | None = None, method: str = "PO
     if upstream.status_code >= 500 and not _too_busy(upstream):
         raise ApiError(503, "auth_unavailable", "the auth service could not answer; try again shortly",
                        {"Retry-After": "5"})
-    response = Response(upstream.content, status=upstream.status_code)
+    response = Response(_own_instance(upstream), status=upstream.status_code)
     for name in _FORWARDED_HEADERS:
         if name in upstream.headers:
             response.headers[name] = upstream.headers[name]
     return response
+
+
+def _own_instance(upstream: requests.Response) -> bytes:
+    """auth's body; a problem's `instance` made the path the client asked for (/me/api-keys/…), not auth's
+    internal one (/api-keys/…)."""
+    if upstream.headers.get("Content-Type", "").split(";")[0].strip() != problems.MEDIA_TYPE:
+        return upstream.content
+    try:
+        problem = upstream.json()
+    except ValueError:
+        return upstream.content
+    if not isinstance(problem, dict) or "instance" not in problem:
+        return upstream.content
+    problem["instance"] = request.path
+    return problems.encode(problem)
 
 
 def _too_busy(upstream: requests.Response) -> bool:
@@ -83,6 +98,16 @@ def current_user() -> dict:
                            "try again shortly", {"Retry-After": "5"}) from None
         _outcome(span, "valid")
         return claims
+
+
+def still_valid() -> bool:
+    """Whether the request's credential still holds (a long request, a live stream, asks again): False once
+    a key is revoked or expired, or a token expired; True while auth cannot tell (its outage cuts nothing)."""
+    try:
+        current_user()
+    except ApiError as exc:
+        return exc.status not in (401, 403)
+    return True
 
 
 def _key_user(key: str) -> dict:

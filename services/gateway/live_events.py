@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from typing import Iterator
+from typing import Callable, Iterator
 
 from services.common import config, job_view, jobs, ratelimit
 from services.common.storage import job_records
@@ -125,12 +125,15 @@ class EventStream:
             self._place.release("closed")
 
 
-def events(query: dict, last_event_id: str | None, place: Place, client: socket.socket | None) -> Iterator[str]:
+def events(query: dict, last_event_id: str | None, place: Place, client: socket.socket | None,
+           still_allowed: Callable[[], bool] = lambda: True) -> Iterator[str]:
     """Server-Sent Events of the job's view: now, then at every change, until a final status.
-    The event id is the job's revision, so `Last-Event-ID` resumes without repeating a view."""
+    The event id is the job's revision, so `Last-Event-ID` resumes without repeating a view.
+    `still_allowed` is asked at every heartbeat: a revoked API key or an expired token ends the stream."""
     reason = "error"
     try:
-        reason = yield from _follow(query, int(last_event_id) if (last_event_id or "").isdigit() else None, client)
+        sent_rev = int(last_event_id) if (last_event_id or "").isdigit() else None
+        reason = yield from _follow(query, sent_rev, client, still_allowed)
     except GeneratorExit:  # the server closed the body: a failed write
         reason = "closed"
         raise
@@ -141,8 +144,9 @@ def events(query: dict, last_event_id: str | None, place: Place, client: socket.
         place.release(reason)
 
 
-def _follow(query: dict, sent_rev: int | None, client: socket.socket | None) -> Iterator[str]:
-    """The stream's events; returns why it ended (final, deleted, client_gone)."""
+def _follow(query: dict, sent_rev: int | None, client: socket.socket | None,
+            still_allowed: Callable[[], bool]) -> Iterator[str]:
+    """The stream's events; returns why it ended (final, deleted, client_gone, revoked)."""
     quiet_since = time.monotonic()
     while True:
         job = job_records.find_job(query)
@@ -155,6 +159,8 @@ def _follow(query: dict, sent_rev: int | None, client: socket.socket | None) -> 
         if job.status in jobs.FINAL:
             return "final"
         if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+            if not still_allowed():
+                return "revoked"  # the stream just ends: a client that opens it again gets the 401
             yield ": keep-alive\n\n"
             quiet_since = time.monotonic()
         if client_gone(client, POLL_SECONDS):

@@ -12,8 +12,8 @@ JOB_DELETES = Counter("gateway_job_deletes", "Jobs deleted with their files by t
 EVENT_STREAMS = Gauge("gateway_event_streams", "Live job event streams open", multiprocess_mode="livesum")
 EVENT_STREAM_ENDS = Counter("gateway_event_stream_ends", "Live job event streams ended, by why: final (the job "
                             "ended), deleted, client_gone, error, closed (by the server: HEAD, a failed write), "
-                            "abandoned (never sent)", ["reason"])
-for _reason in ("final", "deleted", "client_gone", "error", "closed", "abandoned"):
+                            "abandoned (never sent), revoked (its credential no longer holds)", ["reason"])
+for _reason in ("final", "deleted", "client_gone", "error", "closed", "abandoned", "revoked"):
     EVENT_STREAM_ENDS.labels(_reason)
 EVENT_STREAMS_USER_LIMITED = Counter("gateway_event_streams_user_limited", "Live job event streams refused with 429 "
                                      "too_many_streams: the user held EVENT_STREAMS_PER_USER on this process")

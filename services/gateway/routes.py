@@ -94,7 +94,7 @@ def job_events(job_id: str):
     owned_job(query)
     place = live_events.open_stream(user["sub"])
     chunks = live_events.events(query, request.headers.get("Last-Event-ID"), place,
-                                request.environ.get("gunicorn.socket"))
+                                request.environ.get("gunicorn.socket"), auth_client.still_valid)
     return Response(live_events.EventStream(stream_with_context(chunks), place), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

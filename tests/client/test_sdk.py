@@ -37,6 +37,9 @@ def test_upload_wait_download_with_typed_results(sdk, videos, tmp_path):
 def test_convert_is_upload_wait_download(sdk, videos, tmp_path):
     saved = sdk.convert(videos[1], out=tmp_path, options={"format": "m4a"})
     assert saved == tmp_path / f"{videos[1].stem}.m4a" and codec_of(saved) == "aac"
+    newest = sdk.upload(videos[0]).job_id  # a second job: two pages of one
+    listed = [job.id for job in sdk.all_jobs(page_size=1)]
+    assert len(listed) == 2 and listed[0] == newest and len(set(listed)) == 2
 
 
 def test_wait_polls_when_the_server_has_no_event_stream_for_us(sdk, user, stack, videos):

@@ -228,6 +228,18 @@ def test_unknown_route_and_method_are_json(gw):
     assert (wrong.status_code, error_code(wrong)) == (405, "method_not_allowed")
 
 
+def test_the_instance_is_the_path_asked_json_escaped_never_sniffed(gw, user):
+    """A hostile path comes back only as a JSON string, in an answer no browser may read as HTML; a problem
+    relayed from auth names the gateway's path, not auth's."""
+    hostile = requests.get(f"{gw}/jobs/%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%0A%E2%80%A8", headers=user.auth,
+                           timeout=10)
+    assert error_code(hostile) == "not_found" and hostile.headers["X-Content-Type-Options"] == "nosniff"
+    assert hostile.json()["instance"] == '/jobs/<script>alert(1)</script>"\n\u2028'
+    assert b"\n" not in hostile.content.rstrip(b"\n") and b"\\u2028" in hostile.content  # escaped, one line
+    relayed = requests.delete(f"{gw}/me/api-keys/0123456789abcdef", headers=user.auth, timeout=10)
+    assert error_code(relayed) == "not_found" and relayed.json()["instance"] == "/me/api-keys/0123456789abcdef"
+
+
 def test_health_readiness_and_docs(gw, stack):
     assert requests.get(f"{gw}/healthz", timeout=5).json() == {"status": "ok", "version": release.version()}
     # Strict: readiness does not blink (idle broker connections keep their heartbeats; tests/faults/test_7_idle.py).

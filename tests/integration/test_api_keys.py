@@ -157,6 +157,29 @@ def test_revoked_key_stops_at_once_on_every_gateway(stack, gateways):
         assert refused.status_code == 401 and _error(refused) == "invalid_api_key"
 
 
+def test_a_revoked_key_ends_its_open_event_stream(stack):
+    """A live stream opened with a key does not outlive the key: at its next heartbeat the gateway asks
+    again and ends the stream; opening it again answers 401."""
+    from tests.helpers import stored_job
+
+    user = _user(stack)
+    made = _create(stack["gateway"], user.auth, name="stream").json()
+    owner = requests.post(f"{stack['auth']}/api-keys/verify", json={"key": made["key"]}, timeout=10).json()["sub"]
+    never_ends = stored_job(owner=owner, published=True).id  # queued, "published": no converter will take it
+    url = f"{stack['gateway']}/jobs/{never_ends}/events"
+    before = metric_value(stack["metrics"]["gateway"], "gateway_event_stream_ends_total", reason="revoked") or 0
+    with requests.get(url, headers=_bearer(made["key"]), stream=True, timeout=60) as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines(decode_unicode=True)
+        assert next(line for line in lines if line.startswith("data:"))  # the job's view: the stream is live
+        assert requests.delete(f"{stack['gateway']}/me/api-keys/{made['id']}", headers=user.auth,
+                               timeout=10).status_code == 204
+        assert ": keep-alive" not in list(lines)  # the gateway ends it at the next heartbeat, sending none
+    assert metric_value(stack["metrics"]["gateway"], "gateway_event_stream_ends_total", reason="revoked") > before
+    again = requests.get(url, headers=_bearer(made["key"]), timeout=10)
+    assert again.status_code == 401 and _error(again) == "invalid_api_key"
+
+
 def _expire(key_id: str) -> None:
     """Move the key's expiry into the past, in auth's own database."""
     from services.auth import db

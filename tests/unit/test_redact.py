@@ -23,6 +23,8 @@ from services.common.telemetry import JsonFormatter
     ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "secret whsec_[redacted]"),
     ("key v2m_0123456789abcdef_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefg used", "key v2m_[redacted] used"),
     ("json {\"key\": \"v2m_0123456789abcdef_Ab\"}", "json {\"key\": \"v2m_[redacted]\"}"),
+    ("/search/q%3Dv2m_0123456789abcdef_Ab", "/search/q%3Dv2m_[redacted]"),
+    ("id=x_v2m_0123456789abcdef_Ab", "id=x_v2m_[redacted]"),
 ])
 def test_credentials_are_scrubbed(before, after):
     assert redact.text(before) == after

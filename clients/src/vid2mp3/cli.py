@@ -12,7 +12,7 @@ import click
 from . import __version__, config
 from .errors import AUTH, INTERRUPTED, OK, USAGE, JobFailed, Vid2mp3Error
 from .models import Job
-from .sdk import Client
+from .sdk import Client, refuse_preset
 
 # The upload API's output options (README "Output options"), sent as tus Upload-Metadata.
 TEXT_OPTIONS = (
@@ -28,7 +28,7 @@ TEXT_OPTIONS = (
     ("artist", "artist tag"),
     ("album", "album tag"),
     ("callback-url", "URL the server POSTs a signed webhook to when the job ends"),
-    ("preset", "a named preset of the server"),
+    ("preset", "a named preset (not available yet: the server has none, so it is refused)"),
 )
 FLAGS = (("normalize", "normalize the loudness"), ("cover", "keep the video's picture as cover art"))
 
@@ -45,7 +45,9 @@ def split_options(given: Dict[str, Any]) -> tuple:
     """(the options as the API names them, callback_url among them; the preset) from the command's arguments."""
     names = [name.replace("-", "_") for name, _ in TEXT_OPTIONS + FLAGS]
     options = {name: given.pop(name) for name in names if given.get(name) is not None}
-    return options, options.pop("preset", None)
+    preset = options.pop("preset", None)
+    refuse_preset(preset)  # before any upload: one usage error, not one per file
+    return options, preset
 
 
 def json_option(command: Callable) -> Callable:

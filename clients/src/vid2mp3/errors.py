@@ -1,7 +1,10 @@
 """What can go wrong, each with the exit code the command line gives it (documented in README.md)."""
 from __future__ import annotations
 
-from typing import Optional
+import json
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Mapping, Optional
 
 OK, JOB_FAILED, USAGE, AUTH, SERVER, REFUSED, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
@@ -13,9 +16,13 @@ class Vid2mp3Error(Exception):
 
 
 class UsageError(Vid2mp3Error):
-    """A wrong argument or option (the server's 400 invalid_option included)."""
+    """A wrong argument or option (the server's 400 invalid_option included); `code` names it for --json."""
 
     exit_code = USAGE
+
+    def __init__(self, message: str, code: str = "usage"):
+        super().__init__(message)
+        self.code = code
 
 
 class NetworkError(Vid2mp3Error):
@@ -54,3 +61,34 @@ class JobFailed(Vid2mp3Error):
     def __init__(self, job):
         super().__init__(f"job {job.id} {job.status}" + (f": {job.reason}" if job.reason else ""))
         self.job = job
+
+
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """A Retry-After value in seconds: delay-seconds or an HTTP-date (RFC 9110 10.2.3 allows both); None
+    when absent or unreadable."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # an HTTP-date is GMT; parsedate leaves "-0000" dates without a zone
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+
+
+def error_from(status: int, content: Optional[bytes], headers: Mapping[str, str], reason: str = "error") -> ApiError:
+    """An error answer of the API as an exception: RFC 9457 problem details (`code`, `detail`) or the
+    older `error` object beside them; AuthError for a 401. `headers` must look names up case-insensitively."""
+    code, message = f"http_{status}", reason or "error"
+    try:
+        body = json.loads(content or b"")
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict):
+        older = body.get("error") if isinstance(body.get("error"), dict) else {}
+        code = str(body.get("code") or older.get("code") or code)
+        message = str(body.get("detail") or older.get("message") or body.get("title") or message)
+    kind = AuthError if status == 401 else ApiError
+    return kind(status, code, message, retry_after_seconds(headers.get("Retry-After")))

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urljoin
 import requests
 
 from . import config, events
-from .errors import ApiError, AuthError, JobFailed, NetworkError, UsageError
+from .errors import ApiError, AuthError, JobFailed, NetworkError, UsageError, error_from
 from .models import Account, Job, Upload
 
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
@@ -29,25 +29,9 @@ TRANSIENT_STATUSES = (429, 503)
 IDEMPOTENT = ("GET", "HEAD", "DELETE", "OPTIONS")
 
 
-def _retry_after(response: requests.Response) -> Optional[float]:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.strip().isdigit() else None
-
-
 def error_of(response: requests.Response) -> ApiError:
-    """The API's error answer as an exception: RFC 9457 problem details (`code`, `detail`) or the older
-    `error` object beside it."""
-    code, message = f"http_{response.status_code}", response.reason or "error"
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        older = body.get("error") if isinstance(body.get("error"), dict) else {}
-        code = body.get("code") or older.get("code") or code
-        message = body.get("detail") or older.get("message") or body.get("title") or message
-    kind = AuthError if response.status_code == 401 else ApiError
-    return kind(response.status_code, code, message, _retry_after(response))
+    """The API's error answer as an exception (errors.error_from)."""
+    return error_from(response.status_code, response.content, response.headers, response.reason)
 
 
 class Client:
@@ -157,9 +141,8 @@ class Client:
         path = Path(path)
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
+        refuse_preset(preset)
         metadata = {"filename": path.name, **_option_fields(options)}
-        if preset:
-            metadata["preset"] = preset
         if callback_url:
             metadata["callback_url"] = callback_url
         from .uploads import TusUpload  # tuspy loads aiohttp (~0.5 s): only when something is uploaded
@@ -176,6 +159,18 @@ class Client:
         if status:
             params["status"] = status
         return [Job.from_view(view) for view in self.request("GET", "/jobs", params=params).json()["jobs"]]
+
+    def all_jobs(self, status: Optional[str] = None, page_size: int = 100) -> Iterator[Job]:
+        """Every job of yours, newest first, a page at a time by the server's cursor (`next_cursor`, the
+        same as its Link rel="next"): each job once, also while new ones arrive."""
+        params: Dict[str, Any] = {"limit": page_size, **({"status": status} if status else {})}
+        while True:
+            page = self.request("GET", "/jobs", params=params).json()
+            for view in page["jobs"]:
+                yield Job.from_view(view)
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
 
     def cancel(self, job: JobRef) -> Job:
         return Job.from_view(self.request("POST", f"/jobs/{_job_id(job)}/cancel").json())
@@ -290,6 +285,17 @@ class Client:
         if not job.done:
             raise JobFailed(job)
         return self.download(job, output_path(path, job, out))
+
+
+NO_PRESETS = ("presets are not available: the vid2mp3 API has no named presets yet, so --preset cannot be "
+              "honoured; give the options themselves (e.g. --format opus --bitrate 96k)")
+
+
+def refuse_preset(preset: Optional[str]) -> None:
+    """UsageError for any preset: the server would ignore an unknown `preset` field (tus clients send fields
+    of their own, which it must accept) and convert with its defaults, so sending one would pretend."""
+    if preset:
+        raise UsageError(NO_PRESETS, code="presets_unsupported")
 
 
 def output_path(source: Path, job: Job, out: Optional[Union[str, Path]] = None) -> Path:

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import urljoin
 
+from requests.structures import CaseInsensitiveDict
 from tusclient.client import TusClient
 from tusclient.exceptions import TusUploadFailed
 from tusclient.fingerprint.interface import Fingerprint
 from tusclient.request import TusRequest
 from tusclient.uploader import Uploader
 
-from .errors import ApiError, NetworkError
+from .errors import ApiError, NetworkError, error_from, retry_after_seconds
 from .models import Upload
 
 if TYPE_CHECKING:
@@ -92,24 +93,16 @@ class _Uploader(Uploader):
                     raise failure
             if attempt == MAX_ATTEMPTS:
                 raise failure
-            retry_after = self.request.response_headers.get("retry-after", "") if status else ""
-            time.sleep(float(retry_after) if retry_after.isdigit() else min(2 ** attempt, 30))
+            retry_after = retry_after_seconds(self.request.response_headers.get("retry-after")) if status else None
+            time.sleep(retry_after if retry_after is not None else min(2 ** attempt, 30))
             self.offset = self.get_offset()
             if self.offset >= self.stop_at:
                 return  # the server had it all (the answer was lost)
 
 
 def _error(status: int, content: Optional[bytes], headers: Dict[str, str]) -> ApiError:
-    code, message = f"http_{status}", "upload refused"
-    try:
-        body = json.loads(content or b"")
-        older = body.get("error") if isinstance(body.get("error"), dict) else {}
-        code = body.get("code") or older.get("code") or code
-        message = body.get("detail") or older.get("message") or message
-    except (ValueError, AttributeError):
-        pass
-    retry_after = headers.get("retry-after", "")
-    return ApiError(status, code, message, float(retry_after) if retry_after.isdigit() else None)
+    # tuspy hands the answer's headers over with lower-case names: looked up case-insensitively
+    return error_from(status, content, CaseInsensitiveDict(headers), "upload refused")
 
 
 class TusUpload:
