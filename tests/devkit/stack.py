@@ -10,7 +10,10 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 from unittest import mock
 
 from devkit.keys import new_private_pem
@@ -126,3 +129,18 @@ def start_gateway(env: dict, args: list[str], extra_env: dict, log: Path) -> tup
     base = f"http://127.0.0.1:{port}"
     wait_ready(f"{base}/healthz", "gateway", proc)
     return proc, base, f"http://127.0.0.1:{metrics_port}"
+
+
+@contextmanager
+def private_gateways(env: dict, settings: dict, log_dir: Path, count: int) -> Iterator[list[tuple[str, Path]]]:
+    """`count` gateway processes of our own (start_gateway, with `settings` on top of `env`), started at
+    once (their starts mostly wait): their (base URL, log path), stopped on exit."""
+    logs = [log_dir / f"gateway-{n}.log" for n in range(count)]
+    with ThreadPoolExecutor(count) as pool:
+        started = list(pool.map(lambda log: start_gateway(env, [], settings, log), logs))
+    try:
+        yield [(base, log) for (_, base, _), log in zip(started, logs, strict=True)]
+    finally:
+        for proc, _, _ in started:
+            proc.terminate()
+            proc.wait(30)

@@ -15,7 +15,7 @@ from devkit.client import Client
 from devkit.media import make_media
 from devkit.metrics import metric_value
 from devkit.net import free_port
-from devkit.stack import start_gateway
+from devkit.stack import private_gateways, start_gateway
 
 KEYS_SEEN: list[str] = []  # every key made here: none may appear in a log or a span (last test)
 
@@ -24,13 +24,8 @@ KEYS_SEEN: list[str] = []  # every key made here: none may appear in a log or a 
 def gateways(stack, tmp_path_factory):
     """Two more gateway processes of our own on the test stack: replicas that share only auth."""
     env = dict(os.environ, AUTH_URL=stack["auth"])
-    logs = [tmp_path_factory.mktemp("keys") / f"gateway-{n}.log" for n in range(2)]
-    with ThreadPoolExecutor(2) as pool:
-        started = list(pool.map(lambda log: start_gateway(env, [], {}, log), logs))
-    yield {"bases": [base for _, base, _ in started], "logs": logs}
-    for proc, _, _ in started:
-        proc.terminate()
-        proc.wait(30)
+    with private_gateways(env, {}, tmp_path_factory.mktemp("keys"), 2) as started:
+        yield {"bases": [base for base, _ in started], "logs": [log for _, log in started]}
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,12 @@ right with two gateway replicas racing, admins exempt; GET /me shows usage and l
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -19,31 +17,18 @@ from urllib3 import encode_multipart_formdata
 from devkit.client import Client
 from devkit.media import make_media
 from tests.helpers import stored_job
-from devkit.stack import ROOT
+from devkit.stack import ROOT, private_gateways
 from services.gateway import quotas
 
 LIMITS = {"USER_MAX_ACTIVE_JOBS": "3", "USER_MAX_STORED_BYTES": "400000", "USER_MAX_UPLOADS_PER_DAY": "3"}
 
 
-def _start_gateway():
-    spec = importlib.util.spec_from_file_location("slow_clients", ROOT / "loadtest" / "slow_clients.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.start_gateway
-
-
 @pytest.fixture(scope="module")
 def gateways(stack, tmp_path_factory):
     """Two gateway replicas of our own on the test stack, with small quotas."""
-    start = _start_gateway()
-    env = dict(os.environ, AUTH_URL=stack["auth"], **LIMITS)
-    with ThreadPoolExecutor(2) as pool:  # both start at once: half the wait
-        started = list(pool.map(lambda _: start(env, [], {}, tmp_path_factory.mktemp("quota") / "gateway.log"),
-                                range(2)))
-    yield [base for _, base, _ in started]
-    for proc, _, _ in started:
-        proc.terminate()
-        proc.wait(30)
+    env = dict(os.environ, AUTH_URL=stack["auth"])
+    with private_gateways(env, LIMITS, tmp_path_factory.mktemp("quota"), 2) as started:
+        yield [base for base, _ in started]
 
 
 @pytest.fixture(scope="module")
