@@ -35,6 +35,30 @@ def test_convert_several_videos_into_a_folder_as_mp3s(cli, videos, tmp_path):
     assert shown["status"] == "done" and shown["filename"] == videos[0].name
 
 
+def test_jobs_pages_by_the_servers_cursor_and_filters(cli, videos, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(os.urandom(50_000))
+    converted = cli.json("convert", *videos, broken, "--out", tmp_path / "out", "--parallel", "2", expect=1)
+    made = {r["job_id"]: r["status"] for r in converted}
+    assert sorted(made.values()) == ["done", "done", "done", "failed"]
+
+    first = cli.run("jobs", "--limit", "2", "--json")
+    assert first.returncode == 0, first.stderr
+    cursor = first.stderr.split("next_cursor: ", 1)[1].strip()  # stdout stays the list
+    rest = cli.json("jobs", "--limit", "2", "--cursor", cursor)
+    paged = [job["job_id"] for job in json.loads(first.stdout) + rest]
+    every = [job["job_id"] for job in cli.json("jobs", "--limit", "2", "--all")]
+    assert len(set(every)) == len(every) == 4 and set(every) == set(made) and paged == every  # newest first
+
+    done = cli.json("jobs", "--status", "done", "--limit", "1", "--all")
+    assert sorted(job["job_id"] for job in done) == sorted(j for j, status in made.items() if status == "done")
+    assert len(cli.json("jobs", "--status", "done", "--status", "failed")) == 4
+    assert len(cli.json("jobs", "--since", "2000-01-01", "--before", "2999-01-01T00:00:00Z")) == 4
+    assert cli.json("jobs", "--since", "2999-01-01") == [] and cli.json("jobs", "--before", "2000-01-01") == []
+    assert cli.run("jobs", "--since", "last tuesday").returncode == 2  # usage
+    assert cli.json("jobs", "--cursor", "forged", expect=2)["error"]["code"] == "invalid_cursor"
+
+
 def test_results_land_beside_the_videos_in_the_format_asked(cli, videos, tmp_path):
     video = shutil.copy(videos[0], tmp_path / "talk.mp4")
     done = cli.run("convert", video, "--format", "opus", "--bitrate", "64k")

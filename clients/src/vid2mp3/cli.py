@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import click
 
@@ -198,16 +199,41 @@ def _job_line(job: Job) -> str:
     return f"{job.id}  {job.status + progress:<16} {job.created_at or '':<28} {job.filename or ''}{extra}"
 
 
+def _instant(value: Optional[str]) -> Optional[str]:
+    """--since/--before as the API takes them: RFC 3339 with an offset. A date is its midnight UTC, and
+    a time without an offset is UTC."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a date (2026-01-31) nor an RFC 3339 time") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
+
+
 @cli.command()
-@click.option("--status", help="only jobs with this status")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100))
-@click.option("--offset", default=0, type=click.IntRange(0))
+@click.option("--status", multiple=True, help="only jobs with this status (repeat for several: any of them)")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100),
+              help="jobs per page (with --all: per request)")
+@click.option("--all", "every", is_flag=True, help="every job, page after page")
+@click.option("--since", metavar="TIME", help="only jobs created after this date or RFC 3339 time")
+@click.option("--before", metavar="TIME", help="only jobs created before this date or RFC 3339 time")
+@click.option("--cursor", help="the page after the one that printed this next_cursor (same filters)")
 @json_option
-def jobs(status: Optional[str], limit: int, offset: int, as_json: bool) -> None:
-    """Your jobs, newest first."""
+def jobs(status: Tuple[str, ...], limit: int, every: bool, since: Optional[str], before: Optional[str],
+         cursor: Optional[str], as_json: bool) -> None:
+    """Your jobs, newest first: one page, or all of them with --all. While more follow, a single page
+    ends with `next_cursor: <cursor>` on stderr (stdout stays the list)."""
     state = _state(as_json)
-    found = state.client().jobs(status=status, limit=limit, offset=offset)
+    client, found = state.client(), []  # type: Client, List[Job]
+    while True:
+        page, cursor = client.jobs_page(status, limit, cursor, _instant(since), _instant(before))
+        found += page
+        if not (every and cursor):
+            break
     emit(state, [job.raw for job in found], "\n".join(_job_line(job) for job in found) or "no jobs")
+    if cursor:
+        click.echo(f"next_cursor: {cursor}", err=True)
 
 
 @cli.command()

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote, urljoin
 
 import requests
@@ -25,8 +25,14 @@ from .models import Account, Job, Upload
 
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
 JobRef = Union[str, Job]
+Statuses = Union[None, str, Sequence[str]]  # one job status, or several (any of them)
+
 TRANSIENT_STATUSES = (429, 503)
 IDEMPOTENT = ("GET", "HEAD", "DELETE", "OPTIONS")
+
+
+def _statuses(status: Statuses) -> List[str]:
+    return [status] if isinstance(status, str) else list(status or [])
 
 
 def error_of(response: requests.Response) -> ApiError:
@@ -160,17 +166,27 @@ class Client:
             params["status"] = status
         return [Job.from_view(view) for view in self.request("GET", "/jobs", params=params).json()["jobs"]]
 
-    def all_jobs(self, status: Optional[str] = None, page_size: int = 100) -> Iterator[Job]:
+    def jobs_page(self, status: Statuses = None, limit: int = 20, cursor: Optional[str] = None,
+                  created_after: Optional[str] = None, created_before: Optional[str] = None
+                  ) -> Tuple[List[Job], Optional[str]]:
+        """One page of your jobs, newest first, and the server's `next_cursor` (None on the last page):
+        pass it back as `cursor`, with the same filters. `status` is one status or several; the times
+        are RFC 3339 with an offset (both exclusive)."""
+        params: Dict[str, Any] = {"limit": limit, "cursor": cursor, "status": _statuses(status),
+                                  "created_after": created_after, "created_before": created_before}
+        page = self.request("GET", "/jobs", params={k: v for k, v in params.items() if v}).json()
+        return [Job.from_view(view) for view in page["jobs"]], page.get("next_cursor")
+
+    def all_jobs(self, status: Statuses = None, page_size: int = 100, created_after: Optional[str] = None,
+                 created_before: Optional[str] = None) -> Iterator[Job]:
         """Every job of yours, newest first, a page at a time by the server's cursor (`next_cursor`, the
         same as its Link rel="next"): each job once, also while new ones arrive."""
-        params: Dict[str, Any] = {"limit": page_size, **({"status": status} if status else {})}
+        cursor: Optional[str] = None
         while True:
-            page = self.request("GET", "/jobs", params=params).json()
-            for view in page["jobs"]:
-                yield Job.from_view(view)
-            if not page.get("next_cursor"):
+            found, cursor = self.jobs_page(status, page_size, cursor, created_after, created_before)
+            yield from found
+            if not cursor:
                 return
-            params["cursor"] = page["next_cursor"]
 
     def cancel(self, job: JobRef) -> Job:
         return Job.from_view(self.request("POST", f"/jobs/{_job_id(job)}/cancel").json())
