@@ -15,7 +15,7 @@ from devkit.client import Client
 from devkit.media import make_media
 from devkit.metrics import metric_value
 from devkit.net import free_port
-from devkit.stack import private_gateways, start_gateway
+from devkit.stack import private_gateways
 
 KEYS_SEEN: list[str] = []  # every key made here: none may appear in a log or a span (last test)
 
@@ -274,14 +274,10 @@ def test_key_while_auth_is_unreachable_is_503(stack, tmp_path):
     user = _user(stack)
     key = _key(stack, user)
     env = dict(os.environ, AUTH_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
-    proc, base, _ = start_gateway(env, [], {}, tmp_path / "gateway.log")
-    try:
+    with private_gateways(env, {}, tmp_path, 1) as [(base, _)]:
         refused = requests.get(f"{base}/jobs", headers=_bearer(key), timeout=30)
         assert refused.status_code == 503 and _error(refused) == "auth_unavailable"
         assert refused.headers["Retry-After"] == "5"
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def test_no_key_in_logs_or_spans(stack, gateways):

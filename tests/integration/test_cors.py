@@ -10,18 +10,16 @@ import pytest
 import requests
 
 from devkit.client import Client
-from devkit.stack import start_gateway
+from devkit.stack import private_gateways
 
 ORIGIN = "https://app.example"
 
 
 @pytest.fixture(scope="module")
 def gateway(stack, tmp_path_factory):
-    log = tmp_path_factory.mktemp("cors") / "gateway.log"
-    proc, base, _ = start_gateway(dict(os.environ, AUTH_URL=stack["auth"]), [], {"CORS_ALLOWED_ORIGINS": ORIGIN}, log)
-    yield base
-    proc.terminate()
-    proc.wait(30)
+    env = dict(os.environ, AUTH_URL=stack["auth"])
+    with private_gateways(env, {"CORS_ALLOWED_ORIGINS": ORIGIN}, tmp_path_factory.mktemp("cors"), 1) as [(base, _)]:
+        yield base
 
 
 def _exposed(response: requests.Response) -> set[str]:
