@@ -26,13 +26,9 @@ def strong_etag(body: bytes) -> str:
 
 def json_response(payload: object, headers: dict[str, str] | None = None) -> Response:
     """`payload` as JSON with its ETag, or 304 with the same ETag and headers (no body) when the request's
-    If-None-Match names it (RFC 9110 13.1.2 compares weakly, so W/"tag" matches too, and * matches)."""
+    If-None-Match names it: Werkzeug's conditional response (RFC 9110 13.1.2: a weak comparison, so
+    W/"tag" matches too, and * matches)."""
     response = jsonify(payload)
     response.set_etag(strong_etag(response.get_data()))
     response.headers.update({"Cache-Control": CACHE_CONTROL, **(headers or {})})
-    if request.if_none_match.contains_weak(response.get_etag()[0] or ""):
-        response.status_code = 304
-        response.set_data(b"")
-        for name in ("Content-Type", "Content-Length"):  # they would describe the body a 304 has not
-            del response.headers[name]
-    return response
+    return response.make_conditional(request)
