@@ -101,18 +101,22 @@ def encode_cursor(last: Job, shown: JobFilter) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def _foreign_cursor() -> ApiError:
+    return bad("cursor is not one this API gave; follow the Link header or next_cursor", "invalid_cursor")
+
+
 def decode_cursor(cursor: str, shown: JobFilter) -> tuple[float, str]:
     """(created, id) of the cursor's job; 400 invalid_cursor if it is not one of ours or not for `shown`."""
     if len(cursor) > MAX_CURSOR_CHARS:
-        raise bad("cursor is not one this API gave; follow the Link header or next_cursor", "invalid_cursor")
+        raise _foreign_cursor()
     try:
         created, job_id, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise bad("cursor is not one this API gave; follow the Link header or next_cursor", "invalid_cursor") from None
+        raise _foreign_cursor() from None
     well_formed = (isinstance(created, (int, float)) and not isinstance(created, bool) and math.isfinite(created)
                    and isinstance(job_id, str) and 0 < len(job_id) <= MAX_ID_CHARS and isinstance(key, str))
     if not well_formed:
-        raise bad("cursor is not one this API gave; follow the Link header or next_cursor", "invalid_cursor")
+        raise _foreign_cursor()
     if key != _filter_key(shown):
         raise bad("cursor was made for other filters: repeat the status and created_* of the first page",
                   "invalid_cursor")

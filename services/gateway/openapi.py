@@ -14,18 +14,17 @@ from . import job_listing
 STATUSES = [str(status) for status in Status]
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 JOB = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
-_ERROR_BODY = PROBLEM_BODY
 TOO_BUSY = {"503": {"description": "too_busy: this server has no upload or stream place free (UPLOADS_MAX, "
                                    "EVENT_STREAMS_MAX), or a dependency is unavailable; retry after Retry-After",
-                    "headers": RETRY_AFTER, "content": _ERROR_BODY}}
+                    "headers": RETRY_AFTER, "content": PROBLEM_BODY}}
 UPLOAD_ERRORS = {
     "408": {"description": "request_timeout: the body stopped arriving (HTTP_IDLE_TIMEOUT_SECONDS)",
-            "content": _ERROR_BODY},
+            "content": PROBLEM_BODY},
     "429": {"description": "quota_exceeded: unfinished jobs (USER_MAX_ACTIVE_JOBS), stored bytes "
                            "(USER_MAX_STORED_BYTES, checked at Content-Length and again at the real size) or "
                            "uploads in 24 h (USER_MAX_UPLOADS_PER_DAY); the message gives the limit and the usage. "
                            "Retry-After when waiting helps (jobs finishing, the day's window moving)",
-            "headers": {**RETRY_AFTER, **RATE_LIMIT}, "content": _ERROR_BODY},
+            "headers": {**RETRY_AFTER, **RATE_LIMIT}, "content": PROBLEM_BODY},
     **TOO_BUSY,
 }
 USAGE = {"type": "object", "required": ["active_jobs", "stored_bytes", "uploads_24h"], "properties": {
@@ -339,7 +338,7 @@ SPEC = {
                           **_errors(401, 404), **TOO_BUSY,
                           "429": {"description": "too_many_streams: you hold EVENT_STREAMS_PER_USER streams on this "
                                                  "server already; close one or poll the job",
-                                  "headers": {**RETRY_AFTER, **RATE_LIMIT}, "content": _ERROR_BODY}},
+                                  "headers": {**RETRY_AFTER, **RATE_LIMIT}, "content": PROBLEM_BODY}},
         }},
         "/download": {"get": {
             "operationId": "downloadResult", "tags": ["downloads"],

@@ -64,10 +64,14 @@ def _check(used: Usage, started: list[float], cap: Usage, declared_bytes: int) -
         raise _refuse("active_jobs", f"too many unfinished jobs: {used.active_jobs} of {cap.active_jobs} allowed "
                       "(USER_MAX_ACTIVE_JOBS); wait for one to finish", ACTIVE_RETRY_AFTER)
     if len(started) >= cap.uploads_24h:
-        wait = int(started[0] + DAY - time.time()) + 1
         raise _refuse("uploads_per_day", f"daily upload quota exceeded: {len(started)} uploads in the last 24 hours "
-                      f"of {cap.uploads_24h} allowed (USER_MAX_UPLOADS_PER_DAY)", max(wait, 1))
+                      f"of {cap.uploads_24h} allowed (USER_MAX_UPLOADS_PER_DAY)", max(_day_frees_in(started[0]), 1))
     _check_stored(used, cap, declared_bytes)
+
+
+def _day_frees_in(oldest: float) -> int:
+    """Seconds until the upload made at `oldest` leaves the sliding day and frees a place."""
+    return int(oldest + DAY - time.time()) + 1
 
 
 def _standings(used: Usage, started: list[float], cap: Usage, admitted: bool) -> list[ratelimit.Standing]:
@@ -75,7 +79,7 @@ def _standings(used: Usage, started: list[float], cap: Usage, admitted: bool) ->
     The day is a sliding window: t is when its oldest upload leaves it and one more is allowed."""
     taken, now = (1 if admitted else 0), time.time()
     oldest = started[0] if started else now if admitted else None  # this upload is the window's first
-    next_back = int(oldest + DAY - now) + 1 if oldest is not None else 0
+    next_back = _day_frees_in(oldest) if oldest is not None else 0
     return [ratelimit.Standing("active_jobs", cap.active_jobs, cap.active_jobs - used.active_jobs - taken,
                                unit="concurrent-requests"),
             ratelimit.Standing("uploads_per_day", cap.uploads_24h, cap.uploads_24h - len(started) - taken,
