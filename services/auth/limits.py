@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import dataclasses
 from dataclasses import dataclass
 
 from services.common import config
@@ -71,9 +72,12 @@ class Counted:
         """Seconds to wait when the attempt is over the limit (0 = allowed)."""
         return int(self.left) + 1 if self.count > self.limit else 0
 
-    def standing(self, given_back: int = 0) -> Standing:
-        return Standing(self.policy, self.limit, self.limit - max(self.count - given_back, 0), self.window,
-                        math.ceil(self.left))
+    def standing(self) -> Standing:
+        return Standing(self.policy, self.limit, self.limit - max(self.count, 0), self.window, math.ceil(self.left))
+
+    def less(self, attempts: int) -> Counted:
+        """This count once `attempts` of it are given back (an outcome that does not count them)."""
+        return dataclasses.replace(self, count=self.count - attempts)
 
 
 def take(key: str, policy: str) -> Counted:
@@ -108,8 +112,7 @@ class LoginAttempt:
         self.pair = _key("pair", f"{account}\n{address}")
         self.address = _key("addr", address)
         self.account = _key("acct", account)
-        self.counted: list[Counted] = []
-        self.given_back = {"login": 0, "login_address": 0}  # what the outcome gave back, per policy
+        self.counted: list[Counted] = []  # the pair's and the address's, as the outcome leaves them
 
     def take(self) -> int:
         """Count the attempt on the pair and the address: seconds to wait when either is over its limit."""
@@ -118,7 +121,7 @@ class LoginAttempt:
 
     def standings(self) -> list[Standing]:
         """The caller's standing in both limits after this attempt (the RateLimit headers)."""
-        return [counted.standing(self.given_back[counted.policy]) for counted in self.counted]
+        return [counted.standing() for counted in self.counted]
 
     def slowdown(self) -> float:
         """Count the attempt on the account (only once the pair and address allowed it): its delay."""
@@ -128,7 +131,7 @@ class LoginAttempt:
         """The password was never checked (auth too busy): the attempt counts nowhere."""
         for key in (self.pair, self.address, self.account):
             give_back(key)
-        self.given_back = {"login": 1, "login_address": 1}
+        self.counted = [counted.less(1) for counted in self.counted]
 
     def succeeded(self) -> None:
         """The right password: the pair starts afresh; the address and account lose this attempt only
@@ -136,4 +139,5 @@ class LoginAttempt:
         clear(self.pair)
         give_back(self.address)
         give_back(self.account)
-        self.given_back = {"login": self.counted[0].count, "login_address": 1}
+        pair, address = self.counted
+        self.counted = [pair.less(pair.count), address.less(1)]
