@@ -69,13 +69,13 @@ class Display:
         self.progress.update(task, status=text)
 
 
-def convert_one(client: Client, path: Path, options: Dict[str, Any], preset: Optional[str], out: Optional[Path],
+def convert_one(client: Client, path: Path, options: Dict[str, Any], out: Optional[Path],
                 display: Display, before_download: Callable[[Path], None] = lambda target: None) -> Result:
     """Upload, wait, download one file; every error becomes the result's, with its exit code."""
     result = Result(file=str(path))
     task = display.add(path)
     try:
-        upload = client.upload(path, options, preset=preset, on_progress=display.bytes(task, "uploading"))
+        upload = client.upload(path, options, on_progress=display.bytes(task, "uploading"))
         result.job_id, result.resumed_from = upload.job_id, upload.resumed_from
         job = client.wait(upload.job_id, on_update=display.job(task))
         result.status, result.reason = job.status, job.reason
@@ -96,13 +96,13 @@ def convert_one(client: Client, path: Path, options: Dict[str, Any], preset: Opt
     return result
 
 
-def convert_all(client: Client, paths: List[Path], options: Dict[str, Any], preset: Optional[str],
+def convert_all(client: Client, paths: List[Path], options: Dict[str, Any],
                 out: Optional[Path], parallel: int, display: Display) -> List[Result]:
     """Every file, `parallel` at once. More files than the account may have unfinished jobs is fine:
     an upload refused by the quota waits (client.request) until one of ours ends, then goes on."""
     pool = ThreadPoolExecutor(max(1, parallel), thread_name_prefix="convert")
     try:
-        futures = [pool.submit(convert_one, client, path, options, preset, out, display) for path in paths]
+        futures = [pool.submit(convert_one, client, path, options, out, display) for path in paths]
         return [future.result() for future in futures]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: no wait for uploads (they resume next run)
@@ -123,8 +123,8 @@ class Watcher:
     converted is remembered in the cache folder, so a restart does not convert it again."""
 
     def __init__(self, client: Client, folder: Path, out: Optional[Path], options: Dict[str, Any],
-                 preset: Optional[str], parallel: int, display: Display, report: Callable[[Result], None]):
-        self.client, self.folder, self.out, self.options, self.preset = client, folder, out, options, preset
+                 parallel: int, display: Display, report: Callable[[Result], None]):
+        self.client, self.folder, self.out, self.options = client, folder, out, options
         self.display, self.report = display, report
         self.pool = ThreadPoolExecutor(max(1, parallel), thread_name_prefix="watch")
         key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
@@ -151,7 +151,7 @@ class Watcher:
 
     def _convert(self, path: Path, version: tuple) -> None:
         try:
-            result = convert_one(self.client, path, self.options, self.preset, self.out, self.display,
+            result = convert_one(self.client, path, self.options, self.out, self.display,
                                  before_download=self._claim)
             if result.exit_code in (OK, JOB_FAILED):  # a failed job is not retried; a network error is, later
                 self._remember(path, version)

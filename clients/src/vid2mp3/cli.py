@@ -42,13 +42,12 @@ def output_options(command: Callable) -> Callable:
     return command
 
 
-def split_options(given: Dict[str, Any]) -> tuple:
-    """(the options as the API names them, callback_url among them; the preset) from the command's arguments."""
+def split_options(given: Dict[str, Any]) -> Dict[str, Any]:
+    """The options as the API names them (callback_url among them) from the command's arguments."""
     names = [name.replace("-", "_") for name, _ in TEXT_OPTIONS + FLAGS]
     options = {name: given.pop(name) for name in names if given.get(name) is not None}
-    preset = options.pop("preset", None)
-    refuse_preset(preset)  # before any upload: one usage error, not one per file
-    return options, preset
+    refuse_preset(options.pop("preset", None))  # before any upload: one usage error, not one per file
+    return options
 
 
 def json_option(command: Callable) -> Callable:
@@ -147,12 +146,12 @@ def convert(files: List[Path], out: Optional[Path], parallel: int, chunk_size: i
     from . import batch  # rich: only for the commands that show progress
 
     state = _state(as_json)
-    options, preset = split_options(given)
+    options = split_options(given)
     if out:
         out.mkdir(parents=True, exist_ok=True)
     client = state.client(chunk_size=chunk_size * 1024 * 1024)
     with batch.Display(enabled=not state.as_json and sys.stderr.isatty()) as display:
-        results = batch.convert_all(client, list(files), options, preset, out, parallel, display)
+        results = batch.convert_all(client, list(files), options, out, parallel, display)
     if state.as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=1))
     else:
@@ -177,7 +176,7 @@ def watch(folder: Path, out: Optional[Path], interval: float, parallel: int, as_
     from . import batch
 
     state = _state(as_json)
-    options, preset = split_options(given)
+    options = split_options(given)
     if out:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -187,7 +186,7 @@ def watch(folder: Path, out: Optional[Path], interval: float, parallel: int, as_
         else:
             click.echo(f"{result.file} → {result.output or result.reason or (result.error or {}).get('message')}")
 
-    watcher = batch.Watcher(state.client(), folder, out, options, preset, parallel, batch.Display(False), report)
+    watcher = batch.Watcher(state.client(), folder, out, options, parallel, batch.Display(False), report)
     if not state.as_json:
         click.echo(f"Watching {folder} (Ctrl-C stops)", err=True)
     watcher.run(interval)
@@ -225,12 +224,11 @@ def jobs(status: Tuple[str, ...], limit: int, every: bool, since: Optional[str],
     """Your jobs, newest first: one page, or all of them with --all. While more follow, a single page
     ends with `next_cursor: <cursor>` on stderr (stdout stays the list)."""
     state = _state(as_json)
-    client, found = state.client(), []  # type: Client, List[Job]
-    while True:
-        page, cursor = client.jobs_page(status, limit, cursor, _instant(since), _instant(before))
-        found += page
-        if not (every and cursor):
-            break
+    client, after, until = state.client(), _instant(since), _instant(before)
+    if every:
+        found, cursor = list(client.all_jobs(status, limit, after, until, cursor)), None
+    else:
+        found, cursor = client.jobs_page(status, limit, cursor, after, until)
     emit(state, [job.raw for job in found], "\n".join(_job_line(job) for job in found) or "no jobs")
     if cursor:
         click.echo(f"next_cursor: {cursor}", err=True)

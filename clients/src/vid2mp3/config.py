@@ -145,7 +145,3 @@ class UrlStore:
     def remove_item(self, key: str) -> None:
         with self._locked() as entries:
             entries.pop(key, None)
-
-    def items(self) -> Dict[str, str]:
-        with self._locked() as entries:
-            return {key: entry["url"] for key, entry in entries.items()}

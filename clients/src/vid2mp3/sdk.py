@@ -178,10 +178,10 @@ class Client:
         return [Job.from_view(view) for view in page["jobs"]], page.get("next_cursor")
 
     def all_jobs(self, status: Statuses = None, page_size: int = 100, created_after: Optional[str] = None,
-                 created_before: Optional[str] = None) -> Iterator[Job]:
-        """Every job of yours, newest first, a page at a time by the server's cursor (`next_cursor`, the
-        same as its Link rel="next"): each job once, also while new ones arrive."""
-        cursor: Optional[str] = None
+                 created_before: Optional[str] = None, cursor: Optional[str] = None) -> Iterator[Job]:
+        """Every job of yours, newest first (or from the page after `cursor`), a page at a time by the
+        server's cursor (`next_cursor`, the same as its Link rel="next"): each job once, also while new
+        ones arrive."""
         while True:
             found, cursor = self.jobs_page(status, page_size, cursor, created_after, created_before)
             yield from found
