@@ -12,21 +12,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import requests
 
+from bench_figures import cpu_seconds, gunicorn_worker
 from devkit.client import Client
 from devkit.stack import IsolatedStack
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 10 ms
-
-
-def _worker(master: int) -> int:
-    return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
 
 
 def measure(stack: IsolatedStack, rounds: int) -> dict:
@@ -37,16 +28,16 @@ def measure(stack: IsolatedStack, rounds: int) -> dict:
     session, url = requests.Session(), f"{stack.gateway}/jobs?limit=1"
     times: dict[str, list[float]] = {"jwt": [], "key": []}
     auth_cpu = {"jwt": 0.0, "key": 0.0}
-    auth = _worker(stack.pid("auth"))
+    auth = gunicorn_worker(stack.pid("auth"))
     for n in range(rounds + 50):
         for kind in ("jwt", "key"):
-            cpu, started = _cpu_seconds(auth), time.perf_counter()
+            cpu, started = cpu_seconds(auth, children=False), time.perf_counter()
             response = session.get(url, headers=headers[kind], timeout=10)
             elapsed = time.perf_counter() - started
             assert response.status_code == 200, response.text
             if n >= 50:  # the first rounds warm the caches and the connections
                 times[kind].append(elapsed)
-                auth_cpu[kind] += _cpu_seconds(auth) - cpu
+                auth_cpu[kind] += cpu_seconds(auth, children=False) - cpu
     return {kind: {"median_ms": statistics.median(t) * 1000, "p90_ms": statistics.quantiles(t, n=10)[-1] * 1000,
                    "auth_cpu_ms_per_request": auth_cpu[kind] * 1000 / rounds} for kind, t in times.items()}
 

@@ -28,8 +28,8 @@ def _rate(stack, path: str, name: str, token: str | None, users: int, seconds: i
     out = Path(tempfile.mkdtemp(prefix="vid2mp3-bench-api-"))
     env = dict(stack.env, API_PATH=path, API_NAME=name, API_TOKEN=token or "")
     figures.log(f"api: {users} users on {name} for {seconds} s ...")
-    pids = {"gateway": _worker(stack.pid("gateway")), "mongodb": stack.pid("mongodb"),
-            "auth": _worker(stack.pid("auth"))}
+    pids = {"gateway": figures.gunicorn_worker(stack.pid("gateway")), "mongodb": stack.pid("mongodb"),
+            "auth": figures.gunicorn_worker(stack.pid("auth"))}
     before = {name: figures.cpu_seconds(pid) for name, pid in pids.items()}
     code = locust_run.run(users, users, f"{seconds}s", stack.gateway, out, locustfile=HERE / "api_rate_locustfile.py",
                           env=env, timeout=seconds + 120)
@@ -40,11 +40,6 @@ def _rate(stack, path: str, name: str, token: str | None, users: int, seconds: i
             # where the time goes: CPU each process spent per request during the phase
             "cpu_ms_per_request": {name: (figures.cpu_seconds(pid) - before[name]) * 1000 / count
                                    for name, pid in pids.items()}}
-
-
-def _worker(master: int) -> int:
-    """The gunicorn worker: the master's child (GUNICORN_WORKERS=1)."""
-    return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
 
 
 def _hasher(stack) -> PasswordHasher:

@@ -55,9 +55,8 @@ class BenchStack(IsolatedStack):
         self.db = pymongo.MongoClient(self.mongo_uri)[self.env["MONGO_JOBS_DB"]]
 
     def gateway_worker(self) -> int:
-        """The gunicorn worker (the child of the master whose pid devstack recorded)."""
-        master = self.pid("gateway")
-        return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
+        """The gateway's gunicorn worker."""
+        return gunicorn_worker(self.pid("gateway"))
 
     def add_converter(self) -> None:
         port = free_port()
@@ -166,6 +165,11 @@ def span_breakdown(otlp: Receiver, trace_id: str | None, wait: float = 3) -> dic
 
 
 # ----------------------------------------------------------------------------- figures
+
+
+def gunicorn_worker(master: int) -> int:
+    """The gunicorn worker of a master whose pid devstack recorded: its child (GUNICORN_WORKERS=1)."""
+    return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
 
 
 def cpu_seconds(pid: int, own: bool = True, children: bool = True) -> float:

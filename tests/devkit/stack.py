@@ -137,8 +137,12 @@ def private_gateways(env: dict, settings: dict, log_dir: Path, count: int) -> It
     once (their starts mostly wait): their (base URL, log path), stopped on exit."""
     logs = [log_dir / f"gateway-{n}.log" for n in range(count)]
     with ThreadPoolExecutor(count) as pool:
-        started = list(pool.map(lambda log: start_gateway(env, [], settings, log), logs))
+        starts = [pool.submit(start_gateway, env, [], settings, log) for log in logs]
+    # every start has ended here: those that did are stopped even when another one failed
+    started = [start.result() for start in starts if start.exception() is None]
     try:
+        if len(started) < count:
+            raise next(exc for start in starts if (exc := start.exception()) is not None)
         yield [(base, log) for (_, base, _), log in zip(started, logs, strict=True)]
     finally:
         for proc, _, _ in started:
