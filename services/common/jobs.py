@@ -16,6 +16,7 @@ from .options import DEFAULT_FORMAT, FORMATS, Format
 
 
 class Status(StrEnum):
+    FETCHING = "fetching"  # a source_url job: a worker is fetching its video (then queued)
     QUEUED = "queued"
     CONVERTING = "converting"
     DONE = "done"
@@ -24,7 +25,7 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
 
-ACTIVE = (Status.QUEUED, Status.CONVERTING)
+ACTIVE = (Status.FETCHING, Status.QUEUED, Status.CONVERTING)
 ENDED = (Status.DONE, Status.FAILED, Status.CANCELLED)  # kept until retention removes their files
 FINAL = ENDED + (Status.EXPIRED,)  # nothing more happens to these
 CONVERTER_OUTCOMES = (Status.DONE, Status.FAILED)  # what the converter announces (and notification mails)
@@ -33,6 +34,7 @@ CONVERTER_OUTCOMES = (Status.DONE, Status.FAILED)  # what the converter announce
 # queued a worker giving a job back for a retry, done → queued a reused job (dedup) whose shared result
 # went before it could pin it, now converting its own video (sharing.unshare).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.FETCHING: frozenset({Status.FETCHING, Status.QUEUED, Status.FAILED, Status.CANCELLED}),
     Status.QUEUED: frozenset({Status.CONVERTING, Status.FAILED, Status.CANCELLED}),
     Status.CONVERTING: frozenset({Status.CONVERTING, Status.QUEUED, Status.DONE, Status.FAILED, Status.CANCELLED}),
     Status.DONE: frozenset({Status.QUEUED, Status.EXPIRED}),
@@ -89,6 +91,14 @@ class Job:
     mp3_released: bool = False  # let go of its result (deleted or expiring): no longer counts as a user of it
     quota_exempt: bool = False  # uploaded by an admin: its result is not held to a storage quota
     output_reserved: int | None = None  # while converting: bytes its result may take (counted in the quota)
+    # Several outputs, presets, chapters, analysis (issue 23). `options` stays the first output's options.
+    outputs: list[dict] = field(default_factory=list)  # every output's Options.to_dict(), in order; empty: [options]
+    results: list[dict] = field(default_factory=list)  # once done, one per result file: see RESULT_FIELDS
+    preset: str | None = None  # the preset named at upload (options hold it resolved)
+    chapters: list[dict] = field(default_factory=list)  # the source's: {"title", "start", "end"} (seconds)
+    source_loudness: dict | None = None  # the source's loudness when normalisation measured it (LOUDNESS_FIELDS)
+    source_url: str | None = None  # where a URL import fetches the video from (instead of an upload)
+    fetch: dict | None = None  # while fetching: {"bytes": read so far, "total": announced length or None}
 
     @property
     def id(self) -> str:
@@ -113,6 +123,19 @@ class Job:
         doc = {name: getattr(self, name) for name in self.__dataclass_fields__}
         doc["status"] = str(self.status)
         return doc
+
+
+# One entry of `Job.results` (a job has one per output; split=chapters makes one per chapter):
+#   mp3_id        the result file (GridFS `mp3s`, any format; the name is the API's)
+#   output        the index in `outputs` it was made from
+#   name          its download file name; media_type its Content-Type; size its bytes
+#   options       the Options.to_dict() it was made with; audio_seconds its length
+#   loudness      LOUDNESS_FIELDS of the result as encoded
+#   waveform_id   its peaks file (BBC audiowaveform JSON v2, GridFS `mp3s`), or None
+#   chapter       split=chapters: {"index" (1-based), "count", "title", "start", "end"}, else absent
+RESULT_FIELDS = ("mp3_id", "output", "name", "media_type", "size", "options", "audio_seconds", "loudness",
+                 "waveform_id", "chapter")
+LOUDNESS_FIELDS = ("integrated_lufs", "range_lu", "true_peak_dbtp")
 
 
 # ---------------------------------------------------------------- the result's name and type

@@ -51,6 +51,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
 DEFAULT_FORMAT = "mp3"
 # Bitrate when none is asked for: MP3 keeps the deployment's MP3_BITRATE; these are the encoders' sweet spots.
 DEFAULT_KBPS = {"m4a": 192, "opus": 128}
+DEFAULT_SILENCE_DB = -50.0
+SPLITS = ("chapters",)
 TAG_FIELDS = ("title", "artist", "album")
 MAX_TAG_CHARS = 200
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -74,6 +76,9 @@ class Options:
     artist: str | None = None
     album: str | None = None
     cover: bool = False
+    trim_silence: bool = False  # leading and trailing silence below silence_db removed
+    silence_db: float | None = None  # dBFS, -90 to -10; None with trim_silence: DEFAULT_SILENCE_DB
+    split: str | None = None  # "chapters": one result per chapter of the source
 
     @property
     def spec(self) -> Format:
@@ -83,7 +88,8 @@ class Options:
         """Whether an option asks for other audio than the source's (no stream copy then; the format
         matters only through its codec, which the converter compares with the source's)."""
         return any(value not in (None, False) for value in (self.bitrate, self.quality, self.sample_rate,
-                                                            self.channels, self.start, self.end, self.normalize))
+                                                            self.channels, self.start, self.end, self.normalize,
+                                                            self.trim_silence))
 
     def used(self) -> list[str]:
         """The names of the options given (format only when not the default): for metrics."""
@@ -197,9 +203,16 @@ def parse(fields: Mapping[str, str]) -> Options:
             values[name] = read_time(name, given[name])
     if values.get("end") is not None and values["end"] <= (values.get("start") or 0):
         raise OptionError("end", "must be later than start (and above 0)")
-    for name in ("normalize", "cover"):
+    if "silence_db" in given:
+        values["silence_db"] = _decibels("silence_db", given["silence_db"], -90, -10)
+    if "split" in given:
+        values["split"] = _choice("split", given["split"], SPLITS + ("none",))
+        values["split"] = None if values["split"] == "none" else values["split"]
+    for name in ("normalize", "cover", "trim_silence"):
         if name in given:
             values[name] = _flag(name, given[name])
+    if values.get("silence_db") is not None and not values.get("trim_silence"):
+        raise OptionError("silence_db", "is the threshold of trim_silence: give trim_silence=true with it")
     if values.get("cover") and not spec.cover:
         with_cover = ", ".join(f.name for f in FORMATS.values() if f.cover)
         raise OptionError("cover", "cover art is available for " + with_cover)
@@ -211,6 +224,13 @@ def parse(fields: Mapping[str, str]) -> Options:
         if name in given:
             values[name] = read_tag(name, given[name]) or None
     return Options(**values)
+
+
+def _decibels(name: str, raw: str, low: float, high: float) -> float:
+    text = raw.strip().lower().removesuffix("db").strip()
+    if not re.fullmatch(r"-?[0-9]{1,3}(?:\.[0-9])?", text) or not low <= float(text) <= high:
+        raise OptionError(name, f"must be a level in dBFS from {low:g} to {high:g}")
+    return float(text)
 
 
 def _quality(raw: str, spec: Format, values: dict) -> int:
