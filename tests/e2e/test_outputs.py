@@ -165,8 +165,9 @@ def test_every_result_and_waveform_is_shown_and_downloaded(alice, bob):
 
 def test_an_old_job_shows_one_output_from_its_mp3_id(alice):
     mp3_id, _size = _stored(b"ID3" + b"x" * 100, "old.mp3")
-    job = job_records.create_job(Job(new_id(), owner=owner_of(alice), video_id=new_id(), filename="old.mp4", mp3_id=mp3_id,
-                                     options={"format": "mp3"}, published=True), Status.DONE)
+    old = Job(new_id(), owner=owner_of(alice), video_id=new_id(), filename="old.mp4", mp3_id=mp3_id,
+              options={"format": "mp3"}, published=True)
+    job = job_records.create_job(old, Status.DONE)
     (only,) = alice.job(job.id).json()["outputs"]
     assert only["mp3_id"] == mp3_id and only["filename"] == "old.mp3" and only["waveform_url"] is None
     assert alice.download(mp3_id).status_code == 200
