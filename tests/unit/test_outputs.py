@@ -153,3 +153,16 @@ def test_an_old_job_is_shared_by_its_options_and_chapters_go_together():
     split = {"format": "mp3", "split": "chapters"}
     chaptered = _done([_result("c1", 0, split, chapter={"index": 1}), _result("c2", 0, split, chapter={"index": 2})])
     assert [r["mp3_id"] for r in outputs.shared_results([split], [chaptered])] == ["c1", "c2"]
+
+
+def test_the_email_lists_every_result_with_its_size_and_link(monkeypatch):
+    from services.notification import mailer
+
+    monkeypatch.setenv("AUTH_DEV_MODE", "1")
+    job = _done([_result("m1", 0, {"format": "mp3"}), dict(_result("m2", 1, {"format": "flac"}), size=2_500_000)],
+                owner_email="a@example.com")
+    text = mailer.compose(job, Status.DONE).get_content()
+    assert "talk.mp3 (1.0 KB)" in text and "talk.flac (2.5 MB)" in text
+    assert text.count("/links/") == 2 and job_view.signed_link(job, "m2") in text
+    single = mailer.compose(_done(mp3_id="m1", owner_email="a@example.com"), Status.DONE)
+    assert single["Subject"].startswith("Your MP3 is ready") and single.get_content().count("/links/") == 1
