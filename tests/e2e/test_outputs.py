@@ -203,6 +203,27 @@ def test_retention_removes_every_result_and_waveform(alice):
     assert alice.download(results[1]["mp3_id"]).status_code == 410
 
 
+def test_crash_cleanup_removes_every_file_a_dead_converter_wrote(alice):
+    """A job that ended while its converter was writing several outputs (pending_mp3_id still set): every
+    file written for it goes, but none of a done job's results."""
+    job_id = new_id()
+    written = [new_id() for _ in range(3)]
+    for file_id in written:
+        store_file(files.results(), file_id, "half.mp3", io.BytesIO(b"partial"), {"job_id": job_id})
+    dead = Job(job_id, owner=owner_of(alice), video_id=new_id(), filename="talk.mp4", pending_mp3_id=written[0],
+               published=True)
+    job_records.create_job(dead, Status.FAILED)
+    results = two_results()
+    kept = done_job(alice, results)
+    files.results().files.update_many({"_id": {"$in": [r["mp3_id"] for r in results]}},
+                                      {"$set": {"metadata": {"job_id": kept.id}}})
+    job_records.collection().update_one({"_id": kept.id}, {"$set": {"pending_mp3_id": new_id()}})  # a dead attempt's
+    janitor.remove_abandoned_results(janitor.Round())
+    assert not any(_exists(file_id) for file_id in written)
+    assert all(_exists(r["mp3_id"]) for r in results)
+    assert job_records.get_job(job_id).pending_mp3_id is None
+
+
 # ---------------------------------------------------------------- dedup per output
 
 
