@@ -363,6 +363,13 @@ def pipeline() -> dict:
                      [(f"sum(rate(gateway_uploads_reused_total{{{NS}}}[$__rate_interval]))", "reused"),
                       (f"sum by (result) (rate(gateway_idempotent_replays_total{{{NS}}}[$__rate_interval]))",
                        "idempotency {{result}}")], "ops"), 8, 7)
+    b.add(timeseries("Outputs per job", "How many outputs uploads ask for (the `outputs` field; 1 without it): the "
+                     "mean, and uploads with more than one a second. Each output is one more encode and result file.",
+                     [(f"sum(rate(gateway_job_outputs_sum{{{NS}}}[$__rate_interval])) / "
+                       f"sum(rate(gateway_job_outputs_count{{{NS}}}[$__rate_interval]))", "outputs per job (mean)"),
+                      (f"sum(rate(gateway_job_outputs_count{{{NS}}}[$__rate_interval])) - "
+                       f'sum(rate(gateway_job_outputs_bucket{{{NS}, le="1.0"}}[$__rate_interval]))',
+                       "jobs with several outputs /s")], "short"), 8, 7)
 
     b.row("Queues")
     b.add(timeseries("Queue depth", "Messages ready (waiting) and unacked (being worked on) in the work queues.",

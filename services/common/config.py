@@ -131,6 +131,8 @@ SETTINGS: list[tuple[str, str, str]] = [
      "key signing the token-free download links of done jobs (`link`, emails), at least 32 characters; "
      "required unless AUTH_DEV_MODE=1; changing it voids every link given out"),
     ("MAX_UPLOAD_BYTES", "2147483648", "largest accepted upload body; larger answers 413"),
+    ("MAX_OUTPUTS_PER_JOB", "5",
+     "most entries of an upload's `outputs` (several results from one video); more answers 400 invalid_option"),
     ("TUS_UPLOAD_EXPIRY_SECONDS", "86400",
      "how long an unfinished resumable (tus) upload waits for its next PATCH; then it answers 410 and the "
      "janitor removes its bytes"),
@@ -241,7 +243,7 @@ _COUNTS = """
     ARGON2_TIME_COST ARGON2_MEMORY_KIB ARGON2_PARALLELISM ARGON2_MAX_CONCURRENT
     LOGIN_MAX_FAILURES LOGIN_MAX_FAILURES_PER_ADDRESS LOGIN_LOCKOUT_SECONDS REGISTER_MAX_PER_ADDRESS
     REGISTER_WINDOW_SECONDS API_KEYS_MAX_PER_USER TRUSTED_PROXY_HOPS MAX_UPLOAD_BYTES EVENT_STREAMS_MAX
-    EVENT_STREAMS_PER_USER UPLOADS_MAX
+    EVENT_STREAMS_PER_USER UPLOADS_MAX MAX_OUTPUTS_PER_JOB
     DOWNLOADS_MAX USER_MAX_ACTIVE_JOBS USER_MAX_STORED_BYTES USER_MAX_UPLOADS_PER_DAY STORAGE_CAPACITY_BYTES
     MAX_OUTPUT_BYTES WEBHOOK_CONCURRENCY WEBHOOK_MAX_PER_TENANT HTTP_BODY_BUFFER_BYTES HTTP_MIN_TRANSFER_RATE_BYTES
     HTTP_MAX_CONNECTIONS_PER_ADDRESS GUNICORN_WORKERS GUNICORN_THREADS GUNICORN_TIMEOUT

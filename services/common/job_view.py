@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-from . import config, links
+from . import config, links, outputs
 from .jobs import Job, Status
+from .options import DEFAULT_FORMAT
 
 
 def status_path(job_id: str) -> str:
@@ -52,16 +53,50 @@ def view(job: Job) -> dict:
         "callback_url": job.callback_url,
         "webhook": job.webhook,
         "reused": job.reused,
+        "preset": job.preset,
+        "source_url": job.source_url,
+        "fetch": job.fetch if job.status == Status.FETCHING else None,
+        "outputs": [],
+        "chapters": [],
+        "loudness": None,
     }
     if job.status == Status.DONE and job.mp3_id:
         shown.update(mp3_id=job.mp3_id, download_url=download_path(job.mp3_id), link=signed_link(job),
                      audio_seconds=job.audio_seconds)
+        results = outputs.results_of(job)
+        shown.update(outputs=[output_view(job, result) for result in results], chapters=job.chapters or [],
+                     loudness={"output": results[0].get("loudness") if results else None,
+                               "source": job.source_loudness})
     return shown
 
 
-def signed_link(job: Job) -> str | None:
-    """The absolute token-free download URL of a done job's result, valid until retention removes it."""
+def output_view(job: Job, result: dict) -> dict:
+    """One result file of a done job: what it is, its download (token and signed link) and its waveform's."""
+    options = result.get("options") or {}
+    waveform = result.get("waveform_id")
+    return {
+        "mp3_id": result["mp3_id"],
+        "output": result.get("output", 0),
+        "filename": result.get("name"),
+        "format": options.get("format", DEFAULT_FORMAT),
+        "media_type": result.get("media_type"),
+        "size": result.get("size"),
+        "audio_seconds": result.get("audio_seconds"),
+        "options": options,
+        "download_url": download_path(result["mp3_id"]),
+        "link": signed_link(job, result["mp3_id"]),
+        "loudness": result.get("loudness"),
+        "waveform_url": download_path(waveform) if waveform else None,
+        "waveform_link": signed_link(job, waveform) if waveform else None,
+        "chapter": result.get("chapter"),
+    }
+
+
+def signed_link(job: Job, file_id: str | None = None) -> str | None:
+    """The absolute token-free download URL of one file of a done job (its first result unless `file_id`
+    names another result or a waveform), valid until retention removes it."""
     expires = job.expires_at()
-    if job.status != Status.DONE or not job.mp3_id or expires is None:
+    file_id = file_id or job.mp3_id
+    if job.status != Status.DONE or not file_id or expires is None:
         return None
-    return public_url(links.link_path(links.sign(job.id, job.mp3_id, expires)))
+    return public_url(links.link_path(links.sign(job.id, file_id, expires)))

@@ -1,6 +1,8 @@
 """Result files shared by several jobs (dedup): a file is removed only when no other job uses it.
 
-Its references are the done jobs whose `mp3_id` names it and that have not let it go
+Every file of a job's results counts alone (each result and each waveform: a job with several outputs
+may share some files with one job and others with another). A file's references are the done jobs
+whose `mp3_id` or `results` name it and that have not let it go
 (`mp3_released`), found by a query, so nothing can drift out of step with the jobs. A remover
 and a new sharer can still cross; a short lease per file (storage/shares.py)
 orders them, with single-document steps only:
@@ -73,10 +75,24 @@ def pin(result_id: str) -> bool:
     return False
 
 
-def unshare(job_id: str, result_id: str) -> None:
-    """A reused job whose result went before it could `pin` it: back to queued, to convert its own video."""
-    try:
-        release(result_id, job_id)  # a remover that saw this job kept the file for it: let it go again
-    except TimeoutError:
-        pass  # that remover still holds it and decides without this job
+def release_all(file_ids: list[str], job_id: str) -> int:
+    """`release` every file of a job (its results and waveforms); how many were removed. TimeoutError
+    while another remover holds one of them too long (the files before it are released already, which
+    a second call repeats harmlessly)."""
+    return sum(release(file_id, job_id) for file_id in file_ids)
+
+
+def pin_all(file_ids: list[str]) -> bool:
+    """`pin` every file a reused job shares: True when all stay."""
+    return all(pin(file_id) for file_id in file_ids)
+
+
+def unshare(job_id: str, file_ids: str | list[str]) -> None:
+    """A reused job one of whose shared files went before it could `pin` it: back to queued, to convert
+    its own video (every file it shared is let go: it will make its own)."""
+    for file_id in [file_ids] if isinstance(file_ids, str) else file_ids:
+        try:
+            release(file_id, job_id)  # a remover that saw this job kept the file for it: let it go again
+        except TimeoutError:
+            pass  # that remover still holds it and decides without this job
     job_records.requeue_unshared(job_id)  # the edge done -> queued of the transition table

@@ -1,7 +1,7 @@
 """What a user does to a job after uploading it: cancel it, delete it (following it live: live_events.py)."""
 from __future__ import annotations
 
-from services.common import sharing
+from services.common import outputs, sharing
 from services.common.errors import Conflict, NotFound
 from services.common.jobs import Job, Status
 from services.common.storage import files, job_records
@@ -31,7 +31,7 @@ def delete(job: Job) -> None:
     for bucket, file_id in ((files.videos(), job.video_id), (files.results(), job.pending_mp3_id)):
         if file_id:
             files.delete_file(bucket, file_id)
-    if job.mp3_id:
-        sharing.release(job.mp3_id, job.id)  # removed unless another job shares it (dedup)
+    # every result and waveform, each removed unless another job shares it (dedup)
+    sharing.release_all(outputs.file_ids(job), job.id)
     job_records.delete_job(job.id)
     metrics.JOB_DELETES.inc()

@@ -1,7 +1,7 @@
 """The gateway's own metrics (uploads, the outbox, what users do to their jobs).
 
 Names are the contract of the dashboards and alerts."""
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 UPLOADS = Counter("gateway_uploads", "Uploads by outcome", ["result"])
 UPLOAD_BYTES = Counter("gateway_upload_bytes", "Bytes of accepted uploads")
@@ -17,6 +17,8 @@ for _reason in ("final", "deleted", "client_gone", "error", "closed", "abandoned
     EVENT_STREAM_ENDS.labels(_reason)
 EVENT_STREAMS_USER_LIMITED = Counter("gateway_event_streams_user_limited", "Live job event streams refused with 429 "
                                      "too_many_streams: the user held EVENT_STREAMS_PER_USER on this process")
+JOB_OUTPUTS = Histogram("gateway_job_outputs", "Outputs asked for per accepted upload (1 without `outputs`)",
+                        buckets=(1, 2, 3, 4, 5, 8, 16))
 UPLOADS_REUSED = Counter("gateway_uploads_reused",
                          "Uploads done at once with the result of an identical earlier upload")
 IDEMPOTENT_REPLAYS = Counter("gateway_idempotent_replays",

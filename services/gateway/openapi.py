@@ -59,7 +59,8 @@ TUS_PATHS = {
             "operationId": "createUpload", "tags": ["tus"],
             "summary": "tus creation: start a resumable upload of Upload-Length bytes, then PATCH them",
             "description": "Upload-Metadata: comma-separated `key base64(value)` pairs; `filename` names the "
-                           "video, the output option fields and `callback_url` are those of POST /upload. With an "
+                           "video, the output option fields, `outputs` and `callback_url` are those of POST /upload. "
+                           "With an "
                            "Idempotency-Key, a repeat by the same user within 24 h answers the first upload's "
                            "Location (header Idempotent-Replayed: resume it with HEAD); 410 with Job-Id once that "
                            "upload's record is gone.",
@@ -147,6 +148,55 @@ JOB_OPTIONS = {"type": "object", "description": "the options given at upload, in
                               "normalize": {"type": "boolean"}, "audio_track": {"type": "integer"},
                               "title": {"type": "string"}, "artist": {"type": "string"},
                               "album": {"type": "string"}, "cover": {"type": "boolean"}}}
+# Several outputs (services/common/outputs.py, issue 23): asked for as `outputs`, shown per result.
+OUTPUTS_FIELD = {"type": "string", "description":
+                 "several outputs from one video: a JSON array (at most MAX_OUTPUTS_PER_JOB, 5 by default) of objects "
+                 "of option fields, e.g. [{\"format\":\"mp3\",\"bitrate\":\"192k\"},{\"format\":\"opus\","
+                 "\"bitrate\":\"64k\"},{\"format\":\"flac\"}]. Option fields given beside it are defaults each "
+                 "entry overrides (a default bitrate or quality the entry's format cannot take is left out for it). "
+                 "400 invalid_option names a bad one as outputs[1].bitrate (0-based). `options` of the job is the "
+                 "first entry's"}
+LOUDNESS = {"type": ["object", "null"], "description": "EBU R128 measurement",
+            "properties": {"integrated_lufs": {"type": ["number", "null"]}, "range_lu": {"type": ["number", "null"]},
+                           "true_peak_dbtp": {"type": ["number", "null"]}}}
+CHAPTER = {"type": "object", "properties": {"title": {"type": ["string", "null"]}, "start": {"type": "number"},
+                                            "end": {"type": "number"}}}
+JOB_OUTPUT = {
+    "type": "object", "description": "one result file of a done job (one per output; split=chapters: one per chapter)",
+    "required": ["mp3_id", "output", "download_url"],
+    "properties": {
+        "mp3_id": {"type": "string", "description": "its fid: GET /download?fid=…"},
+        "output": {"type": "integer", "description": "index in the outputs asked for (0 without `outputs`)"},
+        "filename": {"type": ["string", "null"]},
+        "format": {"type": "string", "enum": list(FORMATS)},
+        "media_type": {"type": ["string", "null"]},
+        "size": {"type": ["integer", "null"], "description": "bytes"},
+        "audio_seconds": {"type": ["number", "null"]},
+        "options": JOB_OPTIONS,
+        "download_url": {"type": "string"},
+        "link": {"type": ["string", "null"], "description": "signed URL downloading it without a token"},
+        "loudness": LOUDNESS,
+        "waveform_url": {"type": ["string", "null"], "description": "its peaks (BBC audiowaveform JSON v2), "
+                         "downloaded like a result: GET /download?fid=<waveform id>, application/json"},
+        "waveform_link": {"type": ["string", "null"], "description": "signed URL of the peaks, without a token"},
+        "chapter": {"type": ["object", "null"], "description": "split=chapters: which chapter this file is",
+                    "properties": {"index": {"type": "integer", "description": "1-based"},
+                                   "count": {"type": "integer"}, **CHAPTER["properties"]}},
+    },
+}
+JOB_RESULT_FIELDS = {
+    "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/JobOutput"},
+                "description": "once done: every result file (empty before); mp3_id, download_url and link are "
+                               "the first's"},
+    "chapters": {"type": "array", "items": CHAPTER, "description": "once done: the source's chapters (seconds)"},
+    "loudness": {"type": ["object", "null"], "description": "once done: the first result's loudness and the "
+                 "source's (when normalize measured it)",
+                 "properties": {"output": LOUDNESS, "source": LOUDNESS}},
+    "preset": {"type": ["string", "null"], "description": "the preset named at upload"},
+    "source_url": {"type": ["string", "null"], "description": "where a URL import fetched the video"},
+    "fetch": {"type": ["object", "null"], "description": "while fetching: bytes read and announced total",
+              "properties": {"bytes": {"type": "integer"}, "total": {"type": ["integer", "null"]}}},
+}
 # Conditional GETs (services/gateway/conditional.py) and pages (services/gateway/job_listing.py)
 IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
                  "description": "the ETag of the answer you have (or several, comma-separated): 304 if it is current"}
@@ -185,6 +235,8 @@ JOB_PAGE = {"type": "object", "required": ["jobs", "limit", "offset", "next_curs
                     "description": "the cursor of the next page; null on the last"}}}
 _AUDIO = {"schema": {"type": "string", "format": "binary"}}
 AUDIO_TYPES = {spec.media_type: _AUDIO for spec in FORMATS.values()}
+# A result's waveform (peaks, BBC audiowaveform JSON v2) downloads like a result
+DOWNLOAD_TYPES = {**AUDIO_TYPES, "application/json": {"schema": {"type": "object"}}}
 
 SPEC = {
     "openapi": OPENAPI_VERSION,
@@ -234,8 +286,10 @@ SPEC = {
                     "callback_url": {"type": ["string", "null"],
                                      "description": "where the job's end is POSTed as a signed webhook"},
                     "webhook": {"anyOf": [{"$ref": "#/components/schemas/WebhookAttempt"}, {"type": "null"}]},
+                    **JOB_RESULT_FIELDS,
                 },
             },
+            "JobOutput": JOB_OUTPUT,
             "WebhookAttempt": {
                 "type": "object", "description": "the last webhook delivery attempt of the job",
                 "properties": {
@@ -268,6 +322,7 @@ SPEC = {
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
                 "properties": {"file": {"type": "string", "format": "binary"}, **UPLOAD_OPTIONS,
+                               "outputs": OUTPUTS_FIELD,
                                "callback_url": {"type": "string", "description": CALLBACK}}}}}},
             "responses": {"202": {"description": "Accepted; poll status_url", "headers": {
                 "Idempotent-Replayed": {"description": "true when this answers a repeated Idempotency-Key",
@@ -342,7 +397,8 @@ SPEC = {
         }},
         "/download": {"get": {
             "operationId": "downloadResult", "tags": ["downloads"],
-            "summary": "Download the result of a finished job (HTTP Range supported); its type follows the format",
+            "summary": "Download a result (any entry of a done job's outputs) or its waveform (HTTP Range supported); "
+                       "its type follows the format",
             "security": [{"bearer": []}],
             "parameters": [
                 {"name": "fid", "in": "query", "required": True, "schema": {"type": "string"}},
@@ -350,22 +406,23 @@ SPEC = {
                 {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
             ],
             "responses": {
-                "200": {"description": "The audio file", "content": AUDIO_TYPES},
-                "206": {"description": "Part of the audio file", "content": AUDIO_TYPES},
+                "200": {"description": "The audio file (or a waveform's JSON)", "content": DOWNLOAD_TYPES},
+                "206": {"description": "Part of the file", "content": DOWNLOAD_TYPES},
                 "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                 **_errors(400, 401, 404, 410, 416, 503)},
         }},
         **TUS_PATHS,
         "/links/{token}": {"get": {
             "operationId": "downloadByLink", "tags": ["downloads"],
-            "summary": "Download a done job's MP3 with the signed link of its view (no token; HTTP Range supported)",
+            "summary": "Download a done job's result or waveform with a signed link of its view (no token; HTTP Range "
+                       "supported)",
             "description": "A tampered link answers 403 and an expired or revoked one (job deleted) 410, each with "
                            "an HTML page for people.",
             "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
                            {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}}],
             "responses": {
-                "200": {"description": "The audio file", "content": AUDIO_TYPES},
-                "206": {"description": "Part of the audio file", "content": AUDIO_TYPES},
+                "200": {"description": "The audio file (or a waveform's JSON)", "content": DOWNLOAD_TYPES},
+                "206": {"description": "Part of the file", "content": DOWNLOAD_TYPES},
                 "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                 "403": {"description": "The link was tampered with (problem details when Accept prefers JSON)",
                         "content": {**HTML_PAGE, **PROBLEM_BODY}},

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from services.common import job_view, jobs
+from services.common import job_view, outputs
 from services.common.errors import DomainError
 from services.common.http_range import RangeNotSatisfiable, byte_range
 from services.common.jobs import Job, Status
@@ -129,14 +129,16 @@ def list_jobs():
 
 @bp.get("/download")
 def download():
-    """The result of a done job, with Range and ETag."""
+    """A result (any of a done job's, `mp3_id` or an entry of `outputs`) or a result's waveform, with Range and ETag."""
     user = auth_client.current_user()
     fid = request.args.get("fid", "")
     if not fid:
         raise ApiError(400, "missing_fid", "give the MP3 id as ?fid=MP3_ID")
+    owner = None if user.get("admin") else user["sub"]
     # A shared result (dedup) may also belong to an expired job of the caller's: the done one counts.
-    job = job_records.find_job(owned_query({"mp3_id": fid, "status": str(Status.DONE)}, user)) \
-        or owned_job({"mp3_id": fid}, user)
+    job = job_records.job_holding_file(fid, owner, Status.DONE) or job_records.job_holding_file(fid, owner)
+    if job is None:
+        raise ApiError(404, "not_found", "no such job or file")
     if job.status == Status.EXPIRED:
         raise ApiError(410, "expired", "the MP3 was removed after its retention period; upload the video again")
     if job.status != Status.DONE:
@@ -144,18 +146,22 @@ def download():
     info = files.file_info(files.results(), fid)
     if info is None:
         raise ApiError(404, "not_found", "no such job or file")
-    return send_result(job, info)
+    return send_result(job, fid, info)
 
 
-def send_result(job: Job, info: dict) -> Response:
-    """The done job's result, sent while holding one of the DOWNLOADS_MAX places (a slow reader holds its thread)."""
-    return places.DOWNLOADS.hold_while_sent(lambda: _result_response(job, info))
+def send_result(job: Job, fid: str, info: dict) -> Response:
+    """One file of the done job (a result or a waveform), sent while holding one of the DOWNLOADS_MAX
+    places (a slow reader holds its thread)."""
+    return places.DOWNLOADS.hold_while_sent(lambda: _result_response(job, fid, info))
 
 
-def _result_response(job: Job, info: dict) -> Response:
-    """The done job's result (`info` its stored file's), whole or the requested range, with its ETag:
-    the one answer of both the token download and the signed link."""
-    fid = job.mp3_id
+def _result_response(job: Job, fid: str, info: dict) -> Response:
+    """One file of the done job (`info` its stored file's), whole or the requested range, with its ETag,
+    name and Content-Type from its `results` entry: the one answer of both the token download and the
+    signed link."""
+    name, media_type = outputs.served_file(job, fid) or (None, None)
+    if name is None:
+        raise ApiError(404, "not_found", "no such job or file")
     etag = f'"{fid}"'
     if request.if_none_match.contains_weak(fid):
         return Response(status=304, headers={"ETag": etag, "Cache-Control": "private, max-age=3600"})
@@ -165,7 +171,6 @@ def _result_response(job: Job, info: dict) -> Response:
     except RangeNotSatisfiable as exc:
         raise ApiError(416, "range_not_satisfiable", str(exc), {"Content-Range": exc.content_range}) from None
     start, end = requested or (0, length - 1)
-    name = jobs.result_name(job)
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
     headers = {
         "Accept-Ranges": "bytes",
@@ -177,5 +182,5 @@ def _result_response(job: Job, info: dict) -> Response:
     if requested:
         headers["Content-Range"] = f"bytes {start}-{end}/{length}"
     body = files.read_file(files.results(), fid, start, end, max_window=DOWNLOAD_WINDOW) if length else iter(())
-    return Response(body, status=206 if requested else 200, mimetype=jobs.media_type(job), headers=headers,
+    return Response(body, status=206 if requested else 200, mimetype=media_type, headers=headers,
                     direct_passthrough=True)

@@ -10,7 +10,7 @@ from html import escape
 
 from flask import Blueprint, Response, request
 
-from services.common import links, problems
+from services.common import links, outputs, problems
 from services.common.jobs import Status
 from services.common.storage import files, job_records
 from services.common.web import error_response
@@ -43,7 +43,7 @@ def refusal(status: int, code: str, title: str, text: str) -> Response:
 
 @bp.get("/links/<token>")
 def signed_download(token: str):
-    """The result a signed link names, with Range and ETag like /download."""
+    """The result or waveform a signed link names, with Range and ETag like /download."""
     try:
         link = links.verify(token)
     except links.LinkForged:
@@ -57,11 +57,12 @@ def signed_download(token: str):
                     "The MP3 was kept for a limited time and has been removed. "
                     "Upload the video again to convert it anew.")
     # Signing cannot be undone: the job must still exist and hold this very result (deleting it revokes the link).
-    job = job_records.find_job({"_id": link.job_id, "mp3_id": link.result_id})
-    info = files.file_info(files.results(), link.result_id) if job is not None and job.status == Status.DONE else None
+    job = job_records.find_job({"_id": link.job_id})
+    held = job is not None and job.status == Status.DONE and link.result_id in outputs.file_ids(job)
+    info = files.file_info(files.results(), link.result_id) if held else None
     if info is None:
         metrics.LINK_DOWNLOADS.labels("revoked").inc()
         return refusal(410, "link_revoked", "This file is no longer available",
                     "The conversion was deleted or its MP3 removed, so this link no longer works.")
     metrics.LINK_DOWNLOADS.labels("ok").inc()
-    return send_result(job, info)
+    return send_result(job, link.result_id, info)

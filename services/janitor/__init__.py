@@ -3,8 +3,9 @@
 One round (`run_once`):
 - the source video of every job that ended VIDEO_RETENTION_SECONDS ago; a failed or cancelled
   job has no other file, so it turns `expired` then;
-- the result of every job done RESULT_RETENTION_SECONDS ago, which turns `expired` (a result other
-  jobs share, dedup, stays until the last of them expires: services/common/sharing.py);
+- the results (every output's, and their waveforms) of every job done RESULT_RETENTION_SECONDS ago,
+  which turns `expired` (a file other jobs share, dedup, stays until the last of them expires:
+  services/common/sharing.py);
 - Idempotency-Keys older than IDEMPOTENCY_KEY_SECONDS;
 - uploads a crashed gateway abandoned (an upload record with no job and no new bytes for
   JANITOR_GRACE_SECONDS), and results a crashed converter left half-written for a job that
@@ -26,7 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from services.common import config, idempotency, sharing, workdirs
+from services.common import config, idempotency, outputs, sharing, workdirs
 from services.common.jobs import Status
 from services.common.storage import files, janitor_stats, job_records, tombstones, uploads
 
@@ -72,12 +73,10 @@ def remove_old_videos(now: float, tally: Round) -> None:
 def remove_old_results(now: float, tally: Round) -> None:
     cutoff = now - config.env_float("RESULT_RETENTION_SECONDS")
     for job in job_records.done_before(cutoff):
-        removed = False
-        if job.mp3_id:
-            try:  # first, as for videos; kept while another job shares it (dedup)
-                removed = sharing.release(job.mp3_id, job.id)
-            except TimeoutError:
-                continue  # another remover holds it: the next round
+        try:  # first, as for videos; each file kept while another job shares it (dedup)
+            removed = sharing.release_all(outputs.file_ids(job), job.id)
+        except TimeoutError:
+            continue  # another remover holds one: the next round (releasing again is harmless)
         if not job_records.expire_job(job.id, Status.DONE):
             continue
         tally.expired += 1
@@ -109,11 +108,17 @@ def remove_expired_tus_uploads(now: float, tally: Round) -> None:
 
 def remove_abandoned_results(tally: Round) -> None:
     """Half-written results of jobs that ended without their converter finishing (killed, then the
-    job was cancelled or dead-lettered); a converting job's is its converter's to clean."""
+    job was cancelled or dead-lettered); a converting job's is its converter's to clean. A converter
+    making several outputs may have written more than the pending one: every file written for the job
+    that is none of its results or waveforms goes too."""
     for job in job_records.ended_with_pending_result():
-        files.delete_file(files.results(), job.pending_mp3_id)
+        kept = set(outputs.file_ids(job))
+        strays = [file_id for file_id in files.ids_of_job(files.results(), job.id)
+                  if file_id not in kept and file_id != job.pending_mp3_id]
+        for file_id in [job.pending_mp3_id, *strays]:
+            files.delete_file(files.results(), file_id)
         if job_records.clear_pending_result(job.id, job.pending_mp3_id):
-            tally.removed["abandoned_mp3"] += 1  # the reason label dashboards show
+            tally.removed["abandoned_mp3"] += 1 + len(strays)  # the reason label dashboards show
 
 
 def record(tally: Round, now: float) -> None:

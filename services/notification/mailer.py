@@ -6,7 +6,7 @@ import ssl
 from datetime import datetime, timezone
 from email.message import EmailMessage
 
-from services.common import config
+from services.common import config, outputs
 from services.common.job_view import public_url, signed_link, status_path
 from services.common.jobs import Job, Status
 
@@ -20,9 +20,10 @@ def compose(job: Job, status: Status) -> EmailMessage:
     message["X-Vid2mp3-Job"] = job.id
     name = job.filename or "your video"
     if status == Status.DONE:
-        message["Subject"] = f"Your MP3 is ready: {name}"
+        several = len(outputs.results_of(job)) > 1
+        message["Subject"] = f"Your {'files are' if several else 'MP3 is'} ready: {name}"
         message.set_content(
-            f"Your MP3 of {name} is ready.\n\n"
+            f"Your {'files' if several else 'MP3'} of {name} {'are' if several else 'is'} ready.\n\n"
             f"{_download_lines(job)}\n\n"
             f"Job id: {job.id}\n"
             f"MP3 id: {job.mp3_id}\n"
@@ -43,7 +44,23 @@ def _download_lines(job: Job) -> str:
     if link is None:  # no end time recorded (an old job): its status page still leads to the file
         return f"Download it from: {public_url(status_path(job.id))}"
     until = datetime.fromtimestamp(job.expires_at(), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"Download it (no login needed; this link works until {until}):\n{link}"
+    results = outputs.results_of(job)
+    if len(results) <= 1:
+        return f"Download it (no login needed; this link works until {until}):\n{link}"
+    listed = "\n\n".join(_result_lines(job, result) for result in results)
+    return f"Your {len(results)} files (no login needed; these links work until {until}):\n\n{listed}"
+
+
+def _result_lines(job: Job, result: dict) -> str:
+    """One result of several: its name, size and signed link."""
+    size = f" ({readable_size(result['size'])})" if result.get("size") is not None else ""
+    return f"{result.get('name') or 'audio'}{size}\n{signed_link(job, result['mp3_id'])}"
+
+
+def readable_size(nbytes: int) -> str:
+    if nbytes < 1000:
+        return f"{nbytes} bytes"
+    return f"{nbytes / 1000:.1f} KB" if nbytes < 1_000_000 else f"{nbytes / 1_000_000:.1f} MB"
 
 
 def send(message: EmailMessage) -> None:

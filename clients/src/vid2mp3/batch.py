@@ -6,7 +6,7 @@ import hashlib
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set
 
@@ -27,6 +27,7 @@ class Result:
     job_id: Optional[str] = None
     status: Optional[str] = None
     output: Optional[str] = None
+    outputs: List[str] = field(default_factory=list)  # every result saved (several `outputs`: one each)
     reason: Optional[str] = None
     resumed_from: int = 0
     error: Optional[Dict[str, Any]] = None
@@ -81,10 +82,15 @@ def convert_one(client: Client, path: Path, options: Dict[str, Any], out: Option
         result.status, result.reason = job.status, job.reason
         if not job.done:
             raise JobFailed(job)
-        target = output_path(path, job, out)
-        before_download(target)
-        result.output = str(client.download(job, target, on_progress=display.bytes(task, "downloading")))
-        display.status(task, f"done → {target.name}")
+        if options.get("outputs"):
+            saved = client.download_all(job, out or path.parent, source=path,
+                                        on_progress=display.bytes(task, "downloading"), before_download=before_download)
+        else:
+            target = output_path(path, job, out)
+            before_download(target)
+            saved = [client.download(job, target, on_progress=display.bytes(task, "downloading"))]
+        result.output, result.outputs = str(saved[0]), [str(each) for each in saved]
+        display.status(task, "done → " + ", ".join(each.name for each in saved))
     except Vid2mp3Error as exc:
         result.exit_code = exc.exit_code
         if not isinstance(exc, JobFailed):

@@ -35,6 +35,10 @@ FLAGS = (("normalize", "normalize the loudness"), ("cover", "keep the video's pi
 
 
 def output_options(command: Callable) -> Callable:
+    command = click.option("--output", "outputs", metavar="OPTIONS", multiple=True,
+                           help="one more result from the same video, as name=value pairs separated by commas "
+                                "(e.g. 'format=opus,bitrate=64k'); repeat it for several. The other options "
+                                "are the defaults of each")(command)
     for name, text in reversed(FLAGS):
         command = click.option(f"--{name}", is_flag=True, default=None, help=text)(command)
     for name, text in reversed(TEXT_OPTIONS):
@@ -47,7 +51,25 @@ def split_options(given: Dict[str, Any]) -> Dict[str, Any]:
     names = [name.replace("-", "_") for name, _ in TEXT_OPTIONS + FLAGS]
     options = {name: given.pop(name) for name in names if given.get(name) is not None}
     refuse_preset(options.pop("preset", None))  # before any upload: one usage error, not one per file
+    outputs = [output_fields(text) for text in given.pop("outputs", None) or ()]
+    if outputs:
+        options["outputs"] = outputs
     return options
+
+
+def output_fields(text: str) -> Dict[str, str]:
+    """One --output: 'format=opus,bitrate=64k' → {"format": "opus", "bitrate": "64k"} (names as the options'
+    flags, dashes or underscores; the server checks the values)."""
+    fields: Dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise click.BadParameter(f"{pair!r} is not name=value (e.g. format=opus,bitrate=64k)",
+                                     param_hint="--output")
+        fields[name.strip().replace("-", "_")] = value.strip()
+    if not fields:
+        raise click.BadParameter("give at least one name=value, e.g. format=flac", param_hint="--output")
+    return fields
 
 
 def json_option(command: Callable) -> Callable:
@@ -280,12 +302,19 @@ def delete(job_id: str, as_json: bool) -> None:
 @click.argument("job_id")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("."),
               help="folder (the server's name for the file) or file name  [default: .]")
+@click.option("--all", "every", is_flag=True, help="every result of the job (several outputs, chapters) into the "
+                                                     "folder --out")
 @json_option
-def download(job_id: str, out: Path, as_json: bool) -> None:
-    """Save a done job's result."""
+def download(job_id: str, out: Path, every: bool, as_json: bool) -> None:
+    """Save a done job's result (its first; --all: every one)."""
     state = _state(as_json)
-    saved = state.client().download(job_id, out)
-    emit(state, {"job_id": job_id, "output": str(saved)}, str(saved))
+    if every:
+        saved = state.client().download_all(job_id, out)
+        emit(state, {"job_id": job_id, "output": str(saved[0]) if saved else None,
+                     "outputs": [str(each) for each in saved]}, "\n".join(str(each) for each in saved))
+        return
+    saved_one = state.client().download(job_id, out)
+    emit(state, {"job_id": job_id, "output": str(saved_one)}, str(saved_one))
 
 
 def main(argv: Optional[List[str]] = None) -> None:

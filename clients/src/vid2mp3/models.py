@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 FINAL = ("done", "failed", "cancelled", "expired")
 
@@ -34,6 +34,18 @@ class Job:
                    options=view.get("options") or {}, mp3_id=view.get("mp3_id"),
                    download_url=view.get("download_url"), link=view.get("link"), reused=bool(view.get("reused")),
                    created_at=view.get("created_at"), expires_at=view.get("expires_at"), raw=dict(view))
+
+    @property
+    def outputs(self) -> List[Dict[str, Any]]:
+        """Every result file of a done job (`outputs` of its view: mp3_id, filename, format, size, link, ...);
+        a server older than several outputs shows one, made from mp3_id."""
+        shown = self.raw.get("outputs")
+        if shown:
+            return list(shown)
+        if not self.mp3_id:
+            return []
+        return [{"mp3_id": self.mp3_id, "output": 0, "format": (self.options or {}).get("format") or "mp3",
+                 "filename": None, "download_url": self.download_url, "link": self.link}]
 
     @property
     def final(self) -> bool:

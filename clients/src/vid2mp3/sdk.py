@@ -265,13 +265,13 @@ class Client:
 
     # ------------------------------------------------------------ results
 
-    def download(self, job: JobRef, dest: Union[str, Path] = ".", on_progress: Optional[Progress] = None) -> Path:
-        """Save a done job's result: into the folder `dest` under the server's name for it, or as the
-        file `dest`. Written beside the target first, then renamed: no half file under its name."""
-        job = job if isinstance(job, Job) and job.done else self.job(job)
-        if not job.done:
-            raise JobFailed(job)
-        with self.request("GET", "/download", params={"fid": job.mp3_id}, stream=True) as response:
+    def download(self, job: JobRef, dest: Union[str, Path] = ".", on_progress: Optional[Progress] = None,
+                 fid: Optional[str] = None) -> Path:
+        """Save a done job's result (its first, or the one `fid` names: an entry of `job.outputs`): into the
+        folder `dest` under the server's name for it, or as the file `dest`. Written beside the target
+        first, then renamed: no half file under its name."""
+        job = self._done_job(job)
+        with self.request("GET", "/download", params={"fid": fid or job.mp3_id}, stream=True) as response:
             dest = Path(dest)
             target = dest / _served_name(response, job) if dest.is_dir() else dest
             total, got = int(response.headers.get("Content-Length") or 0), 0
@@ -293,6 +293,30 @@ class Client:
                     part.unlink()
         return target
 
+    def download_all(self, job: JobRef, folder: Union[str, Path] = ".", source: Optional[Path] = None,
+                     on_progress: Optional[Progress] = None,
+                     before_download: Callable[[Path], None] = lambda target: None) -> List[Path]:
+        """Save every result of a done job (several `outputs`, or chapters) into `folder`, each under the
+        server's name for it (never over `source`, the video it was made from); their paths, in order.
+        `before_download` hears of each target before it is written."""
+        job = self._done_job(job)
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = []
+        for output in job.outputs:
+            target = folder / (output.get("filename") or f"{job.id}.{output.get('mp3_id')}.{output.get('format')}")
+            if source is not None and target.resolve() == Path(source).resolve():
+                target = target.with_name(f"{target.stem}.converted{target.suffix}")
+            before_download(target)
+            saved.append(self.download(job, target, on_progress, fid=output["mp3_id"]))
+        return saved
+
+    def _done_job(self, job: JobRef) -> Job:
+        job = job if isinstance(job, Job) and job.done else self.job(job)
+        if not job.done:
+            raise JobFailed(job)
+        return job
+
     def convert(self, path: Union[str, Path], out: Optional[Union[str, Path]] = None,
                 options: Optional[Dict[str, Any]] = None, preset: Optional[str] = None) -> Path:
         """Upload, wait, download beside the video (or into `out`); JobFailed if the job did not end done."""
@@ -300,6 +324,8 @@ class Client:
         job = self.wait(self.upload(path, options, preset=preset).job_id)
         if not job.done:
             raise JobFailed(job)
+        if (options or {}).get("outputs"):  # several results: all saved, the first one's path answered
+            return self.download_all(job, Path(out) if out else path.parent, source=path)[0]
         return self.download(job, output_path(path, job, out))
 
 
@@ -337,10 +363,15 @@ def _job_id(job: JobRef) -> str:
 
 
 def _option_fields(options: Optional[Dict[str, Any]]) -> Dict[str, str]:
-    """Output options as the API takes them: text, booleans as true/false, None left out."""
+    """Output options as the API takes them: text, booleans as true/false, None left out; `outputs` (a list
+    of option dicts: several results from one video) as the JSON array the server reads."""
     fields = {}
     for name, value in (options or {}).items():
         if value is None or value is False:
+            continue
+        if name == "outputs":
+            if value:
+                fields[name] = json.dumps([_option_fields(each) for each in value], separators=(",", ":"))
             continue
         fields[name] = "true" if value is True else str(value)
     return fields

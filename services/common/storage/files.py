@@ -183,6 +183,11 @@ def chunks_from(bucket: Bucket, file_id, first_n: int) -> Iterator[tuple[int, by
         yield chunk["n"], bytes(chunk["data"])
 
 
+def ids_of_job(bucket: Bucket, job_id: str) -> list:
+    """The ids of the files written for job `job_id` (the converter records it in each file's metadata)."""
+    return [doc["_id"] for doc in bucket.files.find({"metadata.job_id": job_id}, {"_id": 1})]
+
+
 def total_length(bucket: Bucket, file_ids: list) -> int:
     """The bytes the files among `file_ids` hold (missing ones count 0)."""
     return sum(doc.get("length", 0) for doc in bucket.files.find({"_id": {"$in": file_ids}})) if file_ids else 0

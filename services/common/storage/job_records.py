@@ -42,6 +42,7 @@ def ensure_indexes() -> None:
     jobs.create_index("mp3_id")
     jobs.create_index("ended_at")
     jobs.create_index("content_key")
+    jobs.create_index("sha256")  # reuse per output (dedup) finds done jobs of the same video
 
 
 def status_guard(target: Status, current: Status | None = None) -> dict:
@@ -140,6 +141,21 @@ def _created(query: dict, bounds: dict) -> dict:
 
 def _ordered(docs) -> list[dict]:
     return sorted(docs, key=lambda doc: (doc["created"], doc["_id"]), reverse=True)
+
+
+def _holding_file(file_id: str) -> dict:
+    """The filter of jobs that hold file `file_id`: as their (first) result, any result, or a waveform."""
+    return {"$or": [{"mp3_id": file_id}, {"results.mp3_id": file_id}, {"results.waveform_id": file_id}]}
+
+
+def job_holding_file(file_id: str, owner: str | None = None, status: Status | None = None) -> Job | None:
+    """A job (of `owner`'s, in `status`, when given) one of whose results or waveforms is `file_id`."""
+    query = _holding_file(file_id)
+    if owner is not None:
+        query["owner"] = owner
+    if status is not None:
+        query["status"] = str(status)
+    return _job(collection().find_one(query))
 
 
 def job_of_video(video_id: str) -> Job | None:
@@ -260,12 +276,22 @@ def requeue_unshared(job_id: str) -> bool:
     queued, to convert its own video."""
     query = {"_id": job_id, "reused": True, **status_guard(Status.QUEUED, Status.DONE)}
     result = collection().update_one(query, {"$set": {
-        "status": str(Status.QUEUED), "mp3_id": None, "reused": False, "mp3_released": False,
+        "status": str(Status.QUEUED), "mp3_id": None, "results": [], "reused": False, "mp3_released": False,
         "audio_seconds": None, "ended_at": None, "times": {str(Status.QUEUED): time.time()}}, "$inc": {"rev": 1}})
     return result.matched_count == 1
 
 
 # ---------------------------------------------------------------- shared results (dedup)
+
+
+def reuse_candidates(sha256: str, owner: str | None, limit: int = 20) -> list[Job]:
+    """Done jobs of the same video (of `owner`'s, if given) whose results are still in use, newest first:
+    where a new job may find each of its outputs already made (dedup per output)."""
+    query = {"sha256": sha256, "status": str(Status.DONE), "mp3_id": {"$ne": None},
+             "mp3_released": {"$in": [False, None]}}
+    if owner is not None:
+        query["owner"] = owner
+    return [Job.from_doc(doc) for doc in collection().find(query).sort("created", -1).limit(limit)]
 
 
 def reusable_job(content_key: str, owner: str | None) -> Job | None:
@@ -279,8 +305,8 @@ def reusable_job(content_key: str, owner: str | None) -> Job | None:
 
 def other_user_of(result_id: str, job_id: str) -> Job | None:
     """A done job other than `job_id` that still uses the result file `result_id`."""
-    return _job(collection().find_one({"mp3_id": result_id, "status": str(Status.DONE), "_id": {"$ne": job_id},
-                                       "mp3_released": {"$in": [False, None]}}))
+    return _job(collection().find_one(dict(_holding_file(result_id), status=str(Status.DONE), _id={"$ne": job_id},
+                                           mp3_released={"$in": [False, None]})))
 
 
 def mark_result_released(job_id: str) -> None:
@@ -344,9 +370,20 @@ class Holding:
     video_id: str | None
     result_id: str | None
     output_reserved: int
+    other_files: tuple[str, ...] = ()  # every other result and waveform of a job with several
+
+    @property
+    def result_ids(self) -> list[str]:
+        return ([self.result_id] if self.result_id else []) + [f for f in self.other_files if f != self.result_id]
 
 
 def holdings(owner: str) -> list[Holding]:
-    fields = {"status": 1, "video_id": 1, "mp3_id": 1, "output_reserved": 1}
+    fields = {"status": 1, "video_id": 1, "mp3_id": 1, "output_reserved": 1, "results": 1}
     return [Holding(doc["_id"], doc.get("status", ""), doc.get("video_id"), doc.get("mp3_id"),
-                    doc.get("output_reserved") or 0) for doc in collection().find({"owner": owner}, fields)]
+                    doc.get("output_reserved") or 0, _other_files(doc))
+            for doc in collection().find({"owner": owner}, fields)]
+
+
+def _other_files(doc: dict) -> tuple[str, ...]:
+    return tuple(result[key] for result in doc.get("results") or [] for key in ("mp3_id", "waveform_id")
+                 if result.get(key) and result[key] != doc.get("mp3_id"))

@@ -1,16 +1,19 @@
 """What multipart and tus uploads share: the steps before the bytes (a place, the Idempotency-Key, the
 file name, options and callback URL) and the end, where a stored video becomes a job.
 
-Dedup: the same content (SHA-256 of the video, computed while it was stored) with the same
-output options from the same owner (any owner with DEDUP_ACROSS_USERS=1) makes the same MP3.
-When a done job with such an MP3 exists, the new job is done at once, shares that MP3
-(services/common/sharing.py counts its users) and its own video is removed.
+Dedup, per output: the same content (SHA-256 of the video, computed while it was stored) with the
+same output options from the same owner (any owner with DEDUP_ACROSS_USERS=1) makes the same result.
+When every output a new job asks for was made already by done jobs of that video, the new job is done
+at once, shares those results and their waveforms (services/common/sharing.py counts the users of each
+file) and its own video is removed. When only some were made, the job converts them all: one decode
+makes every output, so sharing a part would save little and tie the job to several others' files.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from flask import request
 from opentelemetry import propagate, trace
 
-from services.common import callbacks, config, idempotency, sharing, telemetry
+from services.common import callbacks, config, idempotency, jobs, outputs, sharing, telemetry
 from services.common.errors import Conflict
 from services.common.jobs import Job, Status
 from services.common.options import OptionError, Options
@@ -91,6 +94,7 @@ class StoredUpload:
     size: int
     content_type: str | None
     options: Options = Options()
+    outputs: list[Options] = field(default_factory=list)  # every output when the upload gave `outputs`, else empty
     fields: dict[str, str] = field(default_factory=dict)  # the form fields next to the file (options, callback_url)
     sha256: str | None = None  # of the stored bytes (None where a writer could not compute it)
 
@@ -111,6 +115,16 @@ def stored_sha256(video_id: str) -> str:
     return digest.hexdigest()
 
 
+def requested(fields: dict[str, str]) -> tuple[Options, list[Options]]:
+    """(the first output's options, every output when `outputs` was given, else []) of an upload's form
+    fields or metadata; 400 invalid_option naming the bad field (`outputs[1].bitrate`)."""
+    try:
+        asked = outputs.requested_outputs(fields)
+    except OptionError as exc:
+        raise invalid_option(exc) from None
+    return asked[0], (asked if outputs.asks_for_outputs(fields) else [])
+
+
 def reusable(owner: str, key: str) -> Job | None:
     """A done job whose MP3 a new job of `owner` with content `key` may share."""
     return job_records.reusable_job(key, None if config.env_bool("DEDUP_ACROSS_USERS") else owner)
@@ -121,6 +135,8 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
     With a `job_id` chosen beforehand (a resumable upload), a second call (a retried last chunk)
     answers the job the first one made."""
     options = stored.options.to_dict()
+    wanted = [each.to_dict() for each in stored.outputs]
+    key = content_key(stored.sha256, options if len(wanted) <= 1 else {"outputs": wanted})
     job_id = job_id or new_id()
     token = telemetry.job_context(job_id)
     try:
@@ -128,7 +144,7 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
         propagate.inject(carrier)  # the outbox re-publishes into this same trace
         job = Job(job_id, owner=user["sub"], owner_email=user.get("email"), filename=stored.filename,
                   size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier,
-                  options=options, sha256=stored.sha256, content_key=content_key(stored.sha256, options),
+                  options=options, outputs=wanted, sha256=stored.sha256, content_key=key,
                   callback_url=stored.fields.get("callback_url") or None, quota_exempt=bool(user.get("admin")))
         try:
             job = _reuse(job) or job_records.create_job(job)
@@ -137,6 +153,7 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
         upload_records.forget_upload(stored.video_id)
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)
+        metrics.JOB_OUTPUTS.observe(len(wanted) or 1)
         trace.get_current_span().set_attribute("vid2mp3.job.reused", job.reused)
         _publish(job)
         log.info("upload accepted", extra={"job_id": job_id, "size": stored.size, "reused": job.reused,
@@ -146,21 +163,47 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
     return job
 
 
-def _reuse(job: Job) -> Job | None:
-    """The job, done at once with an earlier job's MP3; None when there is none to share."""
-    source = reusable(job.owner, job.content_key) if job.content_key else None
-    if source is None:
+def shareable_results(job: Job) -> list[dict] | None:
+    """The results of earlier done jobs of the same video that make every output `job` asks for (named
+    after this job's upload), or None when some output was never made (dedup per output)."""
+    if not job.sha256:
         return None
-    job.mp3_id, job.audio_seconds, job.reused = source.mp3_id, source.audio_seconds, True
+    owner = None if config.env_bool("DEDUP_ACROSS_USERS") else job.owner
+    found = outputs.shared_results(outputs.stored_outputs(job), job_records.reuse_candidates(job.sha256, owner))
+    return None if found is None else [_as_own(job, result) for result in found]
+
+
+def _as_own(job: Job, result: dict) -> dict:
+    """A shared result as the new job shows it: named after this upload's file (a chapter's keeps the
+    name its converter gave it), its size known."""
+    own = dict(result)
+    name = own.get("name") or jobs.result_name(job)
+    if own.get("chapter") is None:
+        own["name"] = jobs.stem(job.filename) + os.path.splitext(name)[1]
+    if own.get("size") is None:
+        info = files.file_info(files.results(), own["mp3_id"])
+        own["size"] = info["length"] if info else None
+    return own
+
+
+def _reuse(job: Job) -> Job | None:
+    """The job, done at once with the results earlier jobs made; None when some output was never made."""
+    shared = shareable_results(job)
+    if not shared:
+        return None
+    job.results, job.mp3_id, job.reused = shared, shared[0]["mp3_id"], True
+    job.audio_seconds = shared[0].get("audio_seconds")
     job_records.create_job(job, Status.DONE)  # stored before the pin: a remover from now on sees this user
-    if not sharing.pin(job.mp3_id):
-        log.info("reusable MP3 went meanwhile, converting", extra={"job_id": job.id, "mp3_id": job.mp3_id})
-        sharing.unshare(job.id, job.mp3_id)
+    held = outputs.file_ids(job)
+    if not sharing.pin_all(held):
+        log.info("a reusable result went meanwhile, converting", extra={"job_id": job.id, "mp3_id": job.mp3_id})
+        sharing.unshare(job.id, held)
         return job_records.get_job(job.id)
     files.delete_file(files.videos(), job.video_id)  # nothing stored twice
     job_records.claim_video_removal(job.id)
     metrics.UPLOADS_REUSED.inc()
-    log.info("upload reused an MP3", extra={"job_id": job.id, "source_job_id": source.id, "mp3_id": job.mp3_id})
+    log.info("upload reused earlier results", extra={"job_id": job.id, "mp3_id": job.mp3_id,
+                                                      "results": len(job.results)})
     return job_records.get_job(job.id)
 
 

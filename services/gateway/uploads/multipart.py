@@ -14,7 +14,7 @@ from services.common.storage import files, uploads as upload_records
 from services.common.web import ApiError
 
 from .. import quotas
-from .intake import READ_SIZE, StoredUpload, checked_callback_url, invalid_option, safe_filename
+from .intake import READ_SIZE, StoredUpload, checked_callback_url, invalid_option, requested, safe_filename
 
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields next to the file are small; anything bigger is abuse
 MAX_FIELDS = 32  # the options are 13; room for a client's own extras, no more
@@ -201,8 +201,6 @@ def _the_one_file(target: _FilePartWriter) -> StoredUpload:
         raise ApiError(400, "missing_file", 'no file in the upload; send it as -F "file=@video.mp4"')
     if target.stored.size == 0:
         raise ApiError(400, "empty_file", "the uploaded file is empty")
-    try:
-        target.stored.options = output_options.parse(target.fields)
-    except OptionError as exc:  # a field after the file was bad: the stored file goes (receive_video)
-        raise invalid_option(exc) from None
+    # a bad field after the file answers 400 invalid_option: the stored file goes (receive_video)
+    target.stored.options, target.stored.outputs = requested(target.fields)
     return target.stored
