@@ -162,6 +162,9 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("DEDUP_ACROSS_USERS", "0",
      "1 lets an upload reuse the result of another user's identical upload (tells a user what others uploaded; "
      "see README)"),
+    ("PRESETS_MAX_PER_USER", "50",
+     "output presets one user may keep (GET/PUT /me/presets; the built-in ones do not count); more answer 409 "
+     "too_many_presets"),
     ("UPSTREAM_TIMEOUT_SECONDS", "5", "timeout of calls from the gateway to auth"),
     ("JWKS_CACHE_SECONDS", "300",
      "how long the gateway uses auth's public keys before fetching them again (a removed key stops verifying "
@@ -241,7 +244,7 @@ _COUNTS = """
     ARGON2_TIME_COST ARGON2_MEMORY_KIB ARGON2_PARALLELISM ARGON2_MAX_CONCURRENT
     LOGIN_MAX_FAILURES LOGIN_MAX_FAILURES_PER_ADDRESS LOGIN_LOCKOUT_SECONDS REGISTER_MAX_PER_ADDRESS
     REGISTER_WINDOW_SECONDS API_KEYS_MAX_PER_USER TRUSTED_PROXY_HOPS MAX_UPLOAD_BYTES EVENT_STREAMS_MAX
-    EVENT_STREAMS_PER_USER UPLOADS_MAX
+    EVENT_STREAMS_PER_USER UPLOADS_MAX PRESETS_MAX_PER_USER
     DOWNLOADS_MAX USER_MAX_ACTIVE_JOBS USER_MAX_STORED_BYTES USER_MAX_UPLOADS_PER_DAY STORAGE_CAPACITY_BYTES
     MAX_OUTPUT_BYTES WEBHOOK_CONCURRENCY WEBHOOK_MAX_PER_TENANT HTTP_BODY_BUFFER_BYTES HTTP_MIN_TRANSFER_RATE_BYTES
     HTTP_MAX_CONNECTIONS_PER_ADDRESS GUNICORN_WORKERS GUNICORN_THREADS GUNICORN_TIMEOUT

@@ -48,6 +48,7 @@ def view(job: Job) -> dict:
         "mp3_id": None,
         "download_url": None,
         "options": job.options or {},
+        "preset": job.preset,
         "link": None,
         "callback_url": job.callback_url,
         "webhook": job.webhook,

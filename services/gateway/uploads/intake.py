@@ -14,11 +14,13 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from flask import request
 from opentelemetry import propagate, trace
 
-from services.common import callbacks, config, idempotency, sharing, telemetry
+from services.common import callbacks, config, idempotency, presets, sharing, telemetry
+from services.common import options as output_options
 from services.common.errors import Conflict
 from services.common.jobs import Job, Status
 from services.common.options import OptionError, Options
@@ -71,6 +73,16 @@ def invalid_option(error: OptionError) -> ApiError:
     return ApiError(400, "invalid_option", f"invalid option {error.field}: {error.message}")
 
 
+def resolved_options(fields: Mapping[str, str], owner: str) -> tuple[Options, str | None]:
+    """The options an upload's fields ask for, with a named preset's fields as their defaults, and the
+    preset's name; 400 unknown_preset or invalid_option."""
+    merged, preset = presets.resolve(fields, owner)
+    try:
+        return output_options.parse(merged), preset
+    except OptionError as exc:
+        raise invalid_option(exc) from None
+
+
 def checked_callback_url(value: str | None) -> str | None:
     """A webhook target from a form field or tus metadata, or 400 invalid_callback_url."""
     try:
@@ -93,6 +105,7 @@ class StoredUpload:
     options: Options = Options()
     fields: dict[str, str] = field(default_factory=dict)  # the form fields next to the file (options, callback_url)
     sha256: str | None = None  # of the stored bytes (None where a writer could not compute it)
+    preset: str | None = None  # the preset the upload named (`options` hold it resolved)
 
 
 def content_key(sha256: str | None, options: dict) -> str | None:
@@ -129,7 +142,8 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
         job = Job(job_id, owner=user["sub"], owner_email=user.get("email"), filename=stored.filename,
                   size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier,
                   options=options, sha256=stored.sha256, content_key=content_key(stored.sha256, options),
-                  callback_url=stored.fields.get("callback_url") or None, quota_exempt=bool(user.get("admin")))
+                  callback_url=stored.fields.get("callback_url") or None, quota_exempt=bool(user.get("admin")),
+                  preset=stored.preset)
         try:
             job = _reuse(job) or job_records.create_job(job)
         except DuplicateRecord:
@@ -137,10 +151,11 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
         upload_records.forget_upload(stored.video_id)
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)
+        metrics.UPLOAD_PRESETS.labels(presets.metric_label(stored.preset)).inc()
         trace.get_current_span().set_attribute("vid2mp3.job.reused", job.reused)
         _publish(job)
         log.info("upload accepted", extra={"job_id": job_id, "size": stored.size, "reused": job.reused,
-                                           "options": stored.options.used()})
+                                           "options": stored.options.used(), "preset": stored.preset})
     finally:
         telemetry.detach(token)
     return job

@@ -14,8 +14,7 @@ from opentelemetry import trace
 from werkzeug.http import http_date
 
 from services.common import config
-from services.common import options as output_options
-from services.common.options import Options, OptionError
+from services.common.options import Options
 from services.common.storage import files
 from services.common.storage.connection import new_id
 from services.common.storage.errors import DuplicateRecord
@@ -36,14 +35,12 @@ MAX_METADATA_CHARS = 8192
 # ---------------------------------------------------------------- what the metadata asks for
 
 
-def upload_options(metadata: dict[str, str]) -> dict:
-    """The output options carried in Upload-Metadata (every key but `filename`), checked like the
-    multipart form fields: a bad one answers 400 invalid_option before anything is stored."""
+def upload_options(metadata: dict[str, str], owner: str) -> tuple[dict, str | None]:
+    """The output options carried in Upload-Metadata (every key but `filename`), resolved and checked like
+    the multipart form fields (a bad one answers 400 before anything is stored), and the preset named."""
     fields = {key: value for key, value in metadata.items() if key not in ("filename", "callback_url")}
-    try:
-        return output_options.parse(fields).to_dict()
-    except OptionError as exc:
-        raise intake.invalid_option(exc) from None
+    options, preset = intake.resolved_options(fields, owner)
+    return options.to_dict(), preset
 
 
 # ---------------------------------------------------------------- protocol plumbing
@@ -129,7 +126,8 @@ def create():
     if request.content_length:
         raise ApiError(400, "unexpected_body", "create the upload without a body, then PATCH its bytes")
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
-    filename, options = intake.safe_filename(metadata.get("filename")), upload_options(metadata)
+    filename = intake.safe_filename(metadata.get("filename"))
+    options, preset = upload_options(metadata, user["sub"])
     callback = intake.checked_callback_url(metadata.get("callback_url"))
     held = intake.hold_idempotency_key(user)
     if isinstance(held, str):
@@ -137,7 +135,7 @@ def create():
     try:
         upload_id = quotas.admit(user, length, reserve=lambda upload_id: resumable.create(
             upload_id, user["sub"], user.get("email"), length, filename, options, job_id=new_id(),
-            callback_url=callback))
+            callback_url=callback, preset=preset))
         upload = resumable.find(upload_id, user["sub"])
         if held:
             held.attach(upload["job_id"])  # the job this upload will make, chosen now
@@ -278,7 +276,7 @@ def _finish(upload: dict) -> str:
     stored = intake.StoredUpload(upload["_id"], upload["filename"], upload["length"], None,
                                  Options.from_dict(upload.get("options")),
                                  fields={"callback_url": upload.get("callback_url") or ""},
-                                 sha256=intake.stored_sha256(upload["_id"]))
+                                 sha256=intake.stored_sha256(upload["_id"]), preset=upload.get("preset"))
     owner = {"sub": upload["owner"], "email": upload.get("owner_email")}
     job = intake.create_job(owner, stored, job_id=upload["job_id"])
     if resumable.mark_completed(upload["_id"]):
