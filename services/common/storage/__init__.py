@@ -4,7 +4,8 @@ One module per kind of record: `files` (videos and results in GridFS), `job_reco
 outbox's, the janitor's and the quotas' queries), `uploads` (uploads in progress, multipart and tus),
 `idempotency_keys`, `presets` (users' own output presets), `shares` (release leases of shared results),
 `webhook_secrets`, `quota_accounts`, `tombstones` (deleted jobs), `janitor_stats`, `notification_ledger`;
-`connection` (the client, ids) and `errors` (what callers catch). Callers import the record modules; this module only sets the database up.
+`connection` (the client, ids) and `errors` (what callers catch). Callers import the record modules; this
+module only sets the database up.
 """
 from __future__ import annotations
 
