@@ -55,7 +55,7 @@ def put_preset(name: str):
     """Store or replace one of the caller's presets: a JSON object of option fields, checked like an upload's."""
     user = auth_client.current_user()
     shown, created = presets.put(user["sub"], name, json_body(MAX_BODY))
-    log.info("preset saved", extra={"owner": user["sub"], "preset": name, "created": created})
+    log.info("preset saved", extra={"owner": user["sub"], "preset": name, "new": created})
     return jsonify(shown), 201 if created else 200
 
 
