@@ -46,6 +46,8 @@ CONTRACT_METRICS = {
     "notification_webhook_timeouts_total", "notification_webhook_duration_seconds",
     # dedup and idempotent uploads (gateway)
     "gateway_uploads_reused_total", "gateway_idempotent_replays_total",
+    # uploads by the preset they named (gateway, issue 23)
+    "gateway_upload_presets_total",
     # conversions by output format and by option given (converter, issue 14)
     "converter_outputs_total", "converter_option_uses_total",
     # resumable (tus) uploads (gateway; in progress counted from MongoDB by storage_metrics.py)
