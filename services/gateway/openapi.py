@@ -421,7 +421,7 @@ SPEC = {
                         "type": "object", "properties": UPLOAD_OPTIONS, "additionalProperties": False}}}},
                     "responses": {"200": {"description": "Replaced", "content": PRESET},
                                   "201": {"description": "Created", "content": PRESET},
-                                  **_errors(401, 413, 415, 503),
+                                  **_errors(401, 404, 413, 415, 503),
                                   "400": problem("invalid_preset_name, invalid_option (the field named) or "
                                                  "invalid_json"),
                                   "409": problem("builtin_preset: the name is a built-in preset's; too_many_presets: "
