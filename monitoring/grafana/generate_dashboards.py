@@ -370,6 +370,10 @@ def pipeline() -> dict:
                       (f"sum(rate(gateway_job_outputs_count{{{NS}}}[$__rate_interval])) - "
                        f'sum(rate(gateway_job_outputs_bucket{{{NS}, le="1.0"}}[$__rate_interval]))',
                        "jobs with several outputs /s")], "short"), 8, 7)
+    b.add(timeseries("Uploads by preset", "Accepted uploads per second by the preset they named: a built-in "
+                     "preset's name, custom (any user's own preset) or none.",
+                     [(f"sum by (preset) (rate(gateway_upload_presets_total{{{NS}}}[$__rate_interval]))", "{{preset}}")],
+                     "ops"), 8, 7)
 
     b.row("Queues")
     b.add(timeseries("Queue depth", "Messages ready (waiting) and unacked (being worked on) in the work queues.",

@@ -74,6 +74,14 @@ CODES: dict[str, tuple[str, str]] = {
     "expired": ("Expired", "Removed after its retention period (or an upload that expired unfinished)."),
     "invalid_link": ("Invalid link", "The signed download link was changed or cut short."),
     "link_revoked": ("Link revoked", "The link's job was deleted or its result removed."),
+    # presets
+    "unknown_preset": ("Unknown preset", "The upload names a preset that is neither built in nor one of yours; see "
+                                         "GET /me/presets."),
+    "invalid_preset_name": ("Invalid preset name", "A preset name is 1 to 40 characters of a-z, 0-9, _ and -."),
+    "builtin_preset": ("Built-in preset", "Built-in presets cannot be replaced or deleted; give yours another "
+                                          "name."),
+    "too_many_presets": ("Too many presets", "You keep as many presets as allowed (PRESETS_MAX_PER_USER); delete "
+                                             "one first."),
     # jobs, quotas, capacity
     "job_finished": ("Job finished", "The job ended already and cannot be cancelled."),
     "quota_exceeded": ("Quota exceeded", "One of your limits (unfinished jobs, stored bytes, uploads a day) is "

@@ -1,5 +1,5 @@
 """The caller's own account as the gateway sees it: who they are, what they use, what they may use,
-the secret their webhooks are signed with, and their API keys (kept by auth)."""
+the secret their webhooks are signed with, their output presets, and their API keys (kept by auth)."""
 from __future__ import annotations
 
 import logging
@@ -7,14 +7,15 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
 
-from services.common.web import ApiError
+from services.common import presets
+from services.common.web import ApiError, json_body
 from services.common.webhook_secrets import rotate, webhook_secret_of
 
 from . import auth_client, quotas
 
 log = logging.getLogger(__name__)
 bp = Blueprint("account", __name__)
-MAX_BODY = 4096  # a key's name, scope and expiry
+MAX_BODY = 4096  # a key's name, scope and expiry; a preset's option fields
 
 
 @bp.get("/me")
@@ -32,6 +33,39 @@ def rotate_webhook_secret():
     secret = rotate(user["sub"])
     log.info("webhook secret rotated", extra={"owner": user["sub"]})
     return jsonify({"webhook_secret": secret})
+
+
+# Output presets: the built-in ones and the caller's own (a read API key may only read them: auth_client
+# refuses its other methods with 403 read_only_key).
+@bp.get("/me/presets")
+def list_presets():
+    """The built-in presets, then the caller's own by name: name, builtin, description, fields."""
+    user = auth_client.current_user()
+    return jsonify({"presets": presets.all_of(user["sub"])})
+
+
+@bp.get("/me/presets/<name>")
+def get_preset(name: str):
+    """One preset: built in or the caller's (another user's is 404)."""
+    return jsonify(presets.one_of(auth_client.current_user()["sub"], name))
+
+
+@bp.put("/me/presets/<name>")
+def put_preset(name: str):
+    """Store or replace one of the caller's presets: a JSON object of option fields, checked like an upload's."""
+    user = auth_client.current_user()
+    shown, created = presets.put(user["sub"], name, json_body(MAX_BODY))
+    log.info("preset saved", extra={"owner": user["sub"], "preset": name, "new": created})
+    return jsonify(shown), 201 if created else 200
+
+
+@bp.delete("/me/presets/<name>")
+def delete_preset(name: str):
+    """Forget one of the caller's presets (uploads that named it keep their resolved options)."""
+    user = auth_client.current_user()
+    presets.delete(user["sub"], name)
+    log.info("preset deleted", extra={"owner": user["sub"], "preset": name})
+    return "", 204
 
 
 # API keys: auth owns them; these routes forward the caller's Authorization header, and auth checks it

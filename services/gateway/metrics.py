@@ -3,8 +3,14 @@
 Names are the contract of the dashboards and alerts."""
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common import presets
+
 UPLOADS = Counter("gateway_uploads", "Uploads by outcome", ["result"])
 UPLOAD_BYTES = Counter("gateway_upload_bytes", "Bytes of accepted uploads")
+UPLOAD_PRESETS = Counter("gateway_upload_presets", "Accepted uploads by the preset they named: a built-in's name, "
+                         "custom (any user preset) or none", ["preset"])
+for _preset in ("none", "custom", *presets.BUILTIN):
+    UPLOAD_PRESETS.labels(_preset)  # a bounded set of series, each there from the start
 OUTBOX_BACKLOG = Gauge("gateway_outbox_backlog", "Jobs stored whose message is not confirmed by the broker yet",
                        multiprocess_mode="max")
 JOB_CANCELS = Counter("gateway_job_cancels", "Jobs cancelled by their owner")

@@ -1,12 +1,12 @@
 """OpenAPI 3.1 description of the public API, served at /openapi.json, with Swagger UI at /docs."""
 from __future__ import annotations
 
-from services.common import release
+from services.common import presets, release
 from services.common.jobs import Status
 from services.common.options import FORMATS, MAX_TAG_CHARS, MP3_BITRATES
 from services.common.openapi import API_KEY_SCHEMAS, CREATE_API_KEY, LIST_API_KEYS, LIVENESS, LOGIN, OPENAPI_VERSION, \
     PROBLEM_BODY, PROBLEM_PATHS, RATE_LIMIT, REGISTER, RETRY_AFTER, REVOKE_API_KEY, SCHEMAS, SECURITY_SCHEMES, \
-    errors as _errors, readiness
+    errors as _errors, problem, readiness
 from services.common.tokens import SAFE_METHODS
 
 from . import job_listing
@@ -63,7 +63,7 @@ TUS_PATHS = {
                            "With an "
                            "Idempotency-Key, a repeat by the same user within 24 h answers the first upload's "
                            "Location (header Idempotent-Replayed: resume it with HEAD); 410 with Job-Id once that "
-                           "upload's record is gone.",
+                           "upload's record is gone. `preset` names a preset as on POST /upload.",
             "security": [{"bearer": []}],
             "parameters": [_TUS,
                            {"name": "Upload-Length", "in": "header", "required": True, "schema": _DIGITS},
@@ -141,6 +141,19 @@ UPLOAD_OPTIONS = {
     "album": _TAG,
     "cover": {**_FLAG, "description": "a frame at 10 % of the video as cover art (mp3, m4a, flac)"},
 }
+PRESET_FIELD = {"type": "string", "maxLength": 40, "description":
+                "a preset's name: built in (" + ", ".join(presets.BUILTIN) + ") or one of yours (GET /me/presets); "
+                "its option fields are the defaults, the fields you give override them (a bitrate replaces the "
+                "preset's quality and the other way round; another format drops the preset's bitrate, quality and "
+                "sample_rate). 400 unknown_preset for any other name"}
+PRESET_NAME = {"name": "name", "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": presets.NAME.pattern}}
+PRESET_SCHEMA = {"type": "object", "required": ["name", "builtin", "description", "fields"], "properties": {
+    "name": {"type": "string"}, "builtin": {"type": "boolean", "description": "built in (cannot be changed)"},
+    "description": {"type": ["string", "null"], "description": "what a built-in preset makes; null for yours"},
+    "fields": {"type": "object", "additionalProperties": {"type": "string"},
+               "description": "option fields as an upload sends them (POST /upload's form fields)"}}}
+PRESET = {"application/json": {"schema": {"$ref": "#/components/schemas/Preset"}}}
 JOB_OPTIONS = {"type": "object", "description": "the options given at upload, in canonical form (format always)",
                "properties": {"format": {"type": "string", "enum": list(FORMATS)}, "bitrate": {"type": "string"},
                               "quality": {"type": "integer"}, "sample_rate": {"type": "integer"},
@@ -256,6 +269,7 @@ SPEC = {
         "schemas": {
             **SCHEMAS,
             **API_KEY_SCHEMAS,
+            "Preset": PRESET_SCHEMA,
             "Job": {
                 "type": "object",
                 "required": ["job_id", "status", "status_url"],
@@ -281,6 +295,9 @@ SPEC = {
                                             "void once the job is deleted"},
                     "audio_seconds": {"type": ["number", "null"]},
                     "options": JOB_OPTIONS,
+                    "preset": {"type": ["string", "null"],
+                               "description": "the preset named at upload; `options` are resolved (its fields and "
+                                              "the explicit ones)"},
                     "reused": {"type": "boolean", "description": "done at once with the MP3 of an identical "
                                "earlier upload (same content and options): no conversion ran"},
                     "callback_url": {"type": ["string", "null"],
@@ -322,7 +339,7 @@ SPEC = {
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
                 "properties": {"file": {"type": "string", "format": "binary"}, **UPLOAD_OPTIONS,
-                               "outputs": OUTPUTS_FIELD,
+                               "outputs": OUTPUTS_FIELD, "preset": PRESET_FIELD,
                                "callback_url": {"type": "string", "description": CALLBACK}}}}}},
             "responses": {"202": {"description": "Accepted; poll status_url", "headers": {
                 "Idempotent-Replayed": {"description": "true when this answers a repeated Idempotency-Key",
@@ -439,6 +456,39 @@ SPEC = {
                 "properties": {"webhook_secret": {"type": "string", "pattern": "^whsec_"}}}}}},
                 **_errors(401, 503)},
         }},
+        "/me/presets": {"get": {
+            "operationId": "listPresets", "tags": ["presets"],
+            "summary": "The built-in presets, then yours by name",
+            "security": [{"bearer": []}],
+            "responses": {"200": {"description": "Every preset you may name", "content": {"application/json": {
+                "schema": {"type": "object", "required": ["presets"], "properties": {
+                    "presets": {"type": "array", "items": {"$ref": "#/components/schemas/Preset"}}}}}}},
+                **_errors(401, 503)},
+        }},
+        "/me/presets/{name}": {
+            "get": {"operationId": "getPreset", "tags": ["presets"], "summary": "One preset: built in or yours",
+                    "security": [{"bearer": []}], "parameters": [PRESET_NAME],
+                    "responses": {"200": {"description": "The preset", "content": PRESET}, **_errors(401, 404, 503)}},
+            "put": {"operationId": "putPreset", "tags": ["presets"],
+                    "summary": "Store or replace one of your presets (at most PRESETS_MAX_PER_USER)",
+                    "description": "The body is a JSON object of option fields (text, numbers or booleans), checked "
+                                   "like an upload's and stored in canonical form. A name is 1 to 40 of a-z 0-9 _ -.",
+                    "security": [{"bearer": []}], "parameters": [PRESET_NAME],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "properties": UPLOAD_OPTIONS, "additionalProperties": False}}}},
+                    "responses": {"200": {"description": "Replaced", "content": PRESET},
+                                  "201": {"description": "Created", "content": PRESET},
+                                  **_errors(401, 404, 413, 415, 503),
+                                  "400": problem("invalid_preset_name, invalid_option (the field named) or "
+                                                 "invalid_json"),
+                                  "409": problem("builtin_preset: the name is a built-in preset's; too_many_presets: "
+                                                 "you keep PRESETS_MAX_PER_USER presets already")}},
+            "delete": {"operationId": "deletePreset", "tags": ["presets"], "summary": "Forget one of your presets",
+                       "description": "Jobs that named it keep their resolved options.",
+                       "security": [{"bearer": []}], "parameters": [PRESET_NAME],
+                       "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503),
+                                     "409": problem("builtin_preset: built-in presets cannot be deleted")}},
+        },
         "/me/api-keys": {"get": LIST_API_KEYS, "post": CREATE_API_KEY},
         "/me/api-keys/{key_id}": {"delete": REVOKE_API_KEY},
         "/": {"get": {"operationId": "getWebApp", "tags": ["web"],

@@ -1,6 +1,5 @@
 """The CLI and the SDK with real personal API keys made by POST /me/api-keys: `vid2mp3 login --api-key`,
-VID2MP3_API_KEY, `Client(url, api_key=...)`; a read key reads but changes nothing; a revoked key stops;
-`--preset` is refused rather than silently ignored."""
+VID2MP3_API_KEY, `Client(url, api_key=...)`; a read key reads but changes nothing; a revoked key stops."""
 from __future__ import annotations
 
 import json
@@ -90,10 +89,3 @@ def test_key_requests_get_ratelimit_fields_and_a_read_key_cannot_touch_a_tus_upl
     assert requests.head(upload, headers={**full, **TUS}, timeout=10).headers["Upload-Offset"] == "0"
     assert requests.delete(upload, headers={**full, **TUS}, timeout=10).status_code == 204
 
-
-def test_a_preset_is_refused_not_silently_ignored(cli, videos):
-    """The API has no presets and ignores metadata fields it does not know (tus clients send their own):
-    sending one would convert with the defaults as if it had been honoured."""
-    refused = cli.json("convert", videos[0], "--preset", "podcast", expect=2)
-    assert refused["error"]["code"] == "presets_unsupported"
-    assert cli.json("jobs") == []  # nothing was uploaded

@@ -48,6 +48,8 @@ CONTRACT_METRICS = {
     "gateway_uploads_reused_total", "gateway_idempotent_replays_total",
     # outputs asked for per upload (gateway, issue 23)
     "gateway_job_outputs_bucket", "gateway_job_outputs_count", "gateway_job_outputs_sum",
+    # uploads by the preset they named (gateway, issue 23)
+    "gateway_upload_presets_total",
     # conversions by output format and by option given (converter, issue 14)
     "converter_outputs_total", "converter_option_uses_total",
     # resumable (tus) uploads (gateway; in progress counted from MongoDB by storage_metrics.py)

@@ -19,7 +19,7 @@ COLLECTION_METHODS = {"find_one", "find_one_and_update", "find_one_and_delete", 
 # The package's own handles on raw collections and databases: outside it, holding one is access too.
 RAW_HANDLES = {"collection", "records", "client"}
 COLLECTIONS = {"jobs", "uploads", "tus_uploads", "notifications", "webhook_secrets", "deleted_jobs", "janitor",
-               "janitor_stats", "idempotency_keys", "quota_usage", "mp3_release_leases", "fs", "chunks"}
+               "janitor_stats", "idempotency_keys", "presets", "quota_usage", "mp3_release_leases", "fs", "chunks"}
 
 
 def violations(source: str) -> list[str]:

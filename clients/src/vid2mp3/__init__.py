@@ -6,10 +6,10 @@
     client.download(job, "talk.mp3")
 """
 from .errors import ApiError, AuthError, JobFailed, NetworkError, UsageError, Vid2mp3Error
-from .models import Account, Job, Upload
+from .models import Account, Job, Preset, Upload
 from .sdk import Client
 from .webhooks import InvalidWebhook, verify_webhook
 
 __version__ = "0.1.0"
-__all__ = ["Client", "Job", "Upload", "Account", "ApiError", "AuthError", "JobFailed", "NetworkError",
+__all__ = ["Client", "Job", "Upload", "Account", "Preset", "ApiError", "AuthError", "JobFailed", "NetworkError",
            "UsageError", "Vid2mp3Error", "InvalidWebhook", "verify_webhook"]

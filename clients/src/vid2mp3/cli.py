@@ -1,6 +1,7 @@
 """The `vid2mp3` command line, built on the SDK (sdk.py). Exit codes: errors.py and README.md."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -12,8 +13,8 @@ import click
 
 from . import __version__, config
 from .errors import AUTH, INTERRUPTED, OK, USAGE, JobFailed, Vid2mp3Error
-from .models import Job
-from .sdk import Client, refuse_preset
+from .models import Job, Preset
+from .sdk import Client
 
 # The upload API's output options (README "Output options"), sent as tus Upload-Metadata.
 TEXT_OPTIONS = (
@@ -29,28 +30,31 @@ TEXT_OPTIONS = (
     ("artist", "artist tag"),
     ("album", "album tag"),
     ("callback-url", "URL the server POSTs a signed webhook to when the job ends"),
-    ("preset", "a named preset (not available yet: the server has none, so it is refused)"),
+    ("preset", "a server preset: podcast, music, voice, audiobook or one of yours (`vid2mp3 presets`); the "
+               "options given override its own"),
 )
 FLAGS = (("normalize", "normalize the loudness"), ("cover", "keep the video's picture as cover art"))
+NOT_PRESET_FIELDS = ("callback-url", "preset")  # upload fields a preset does not hold
 
 
-def output_options(command: Callable) -> Callable:
-    command = click.option("--output", "outputs", metavar="OPTIONS", multiple=True,
-                           help="one more result from the same video, as name=value pairs separated by commas "
-                                "(e.g. 'format=opus,bitrate=64k'); repeat it for several. The other options "
-                                "are the defaults of each")(command)
+def output_options(command: Callable, for_preset: bool = False) -> Callable:
+    if not for_preset:
+        command = click.option("--output", "outputs", metavar="OPTIONS", multiple=True,
+                               help="one more result from the same video, as name=value pairs separated by commas "
+                                    "(e.g. 'format=opus,bitrate=64k'); repeat it for several. The other options "
+                                    "are the defaults of each")(command)
     for name, text in reversed(FLAGS):
-        command = click.option(f"--{name}", is_flag=True, default=None, help=text)(command)
+        command = click.option(f"--{name}/--no-{name}", default=None, help=text)(command)
     for name, text in reversed(TEXT_OPTIONS):
-        command = click.option(f"--{name}", metavar="VALUE", help=text)(command)
+        if not (for_preset and name in NOT_PRESET_FIELDS):
+            command = click.option(f"--{name}", metavar="VALUE", help=text)(command)
     return command
 
 
 def split_options(given: Dict[str, Any]) -> Dict[str, Any]:
-    """The options as the API names them (callback_url among them) from the command's arguments."""
+    """The options as the API names them (callback_url and preset among them) from the command's arguments."""
     names = [name.replace("-", "_") for name, _ in TEXT_OPTIONS + FLAGS]
     options = {name: given.pop(name) for name in names if given.get(name) is not None}
-    refuse_preset(options.pop("preset", None))  # before any upload: one usage error, not one per file
     outputs = [output_fields(text) for text in given.pop("outputs", None) or ()]
     if outputs:
         options["outputs"] = outputs
@@ -315,6 +319,64 @@ def download(job_id: str, out: Path, every: bool, as_json: bool) -> None:
         return
     saved_one = state.client().download(job_id, out)
     emit(state, {"job_id": job_id, "output": str(saved_one)}, str(saved_one))
+
+
+def _preset_line(preset: Preset) -> str:
+    fields = " ".join(f"{key}={value}" for key, value in preset.fields.items())
+    kind = "built-in" if preset.builtin else "yours"
+    return f"{preset.name:<16} {kind:<9} {fields}" + (f"  ({preset.description})" if preset.description else "")
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def presets(ctx: click.Context, as_json: bool) -> None:
+    """Named sets of output options: list them (built in, then yours), or show, set or delete one.
+
+    Name one with `convert --preset NAME`; the options given with it override the preset's."""
+    if ctx.invoked_subcommand is None:
+        state = _state(as_json)
+        found = state.client().presets()
+        emit(state, [_preset_dict(p) for p in found], "\n".join(_preset_line(p) for p in found))
+
+
+def _preset_dict(preset: Preset) -> Dict[str, Any]:
+    return {"name": preset.name, "builtin": preset.builtin, "description": preset.description,
+            "fields": preset.fields}
+
+
+@presets.command("show")
+@click.argument("name")
+@json_option
+def show_preset(name: str, as_json: bool) -> None:
+    """One preset's options."""
+    state = _state(as_json)
+    preset = state.client().preset(name)
+    emit(state, _preset_dict(preset), _preset_line(preset))
+
+
+@presets.command("set")
+@click.argument("name")
+@functools.partial(output_options, for_preset=True)
+@json_option
+def set_preset(name: str, as_json: bool, **given: Any) -> None:
+    """Store (or replace) your preset NAME with the options given (a-z, 0-9, _ and -, at most 40)."""
+    state = _state(as_json)
+    options = split_options(given)
+    if not options:
+        raise click.UsageError("give the preset's options, e.g. --format mp3 --bitrate 96k --channels 1")
+    preset = state.client().save_preset(name, options)
+    emit(state, _preset_dict(preset), _preset_line(preset))
+
+
+@presets.command("delete")
+@click.argument("name")
+@json_option
+def delete_preset(name: str, as_json: bool) -> None:
+    """Forget your preset NAME (jobs that named it keep their options)."""
+    state = _state(as_json)
+    state.client().delete_preset(name)
+    emit(state, {"name": name, "deleted": True}, f"preset {name} deleted")
 
 
 def main(argv: Optional[List[str]] = None) -> None:

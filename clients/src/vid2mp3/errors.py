@@ -44,7 +44,7 @@ class ApiError(Vid2mp3Error):
             return AUTH
         if self.status >= 500:
             return SERVER
-        if self.status == 400 and self.code.startswith("invalid_"):
+        if self.status == 400 and (self.code.startswith("invalid_") or self.code == "unknown_preset"):
             return USAGE
         return REFUSED
 

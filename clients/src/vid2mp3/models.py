@@ -1,4 +1,4 @@
-"""Typed results of the API: a job's view, a page of jobs, an account, a finished upload."""
+"""Typed results of the API: a job's view, a page of jobs, an account, a finished upload, a preset."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -55,6 +55,21 @@ class Job:
     @property
     def done(self) -> bool:
         return self.status == "done"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of output options (GET /me/presets): built in, or one of yours."""
+
+    name: str
+    builtin: bool
+    fields: Dict[str, str]
+    description: Optional[str] = None
+
+    @classmethod
+    def from_view(cls, view: Dict[str, Any]) -> "Preset":
+        return cls(name=view["name"], builtin=bool(view.get("builtin")), fields=dict(view.get("fields") or {}),
+                   description=view.get("description"))
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
-from urllib.parse import unquote, urljoin
+from urllib.parse import quote, unquote, urljoin
 
 import requests
 
 from . import config, events
 from .errors import ApiError, AuthError, JobFailed, NetworkError, UsageError, error_from
-from .models import Account, Job, Upload
+from .models import Account, Job, Preset, Upload
 
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
 JobRef = Union[str, Job]
@@ -143,17 +143,34 @@ class Client:
                preset: Optional[str] = None, callback_url: Optional[str] = None,
                on_progress: Optional[Progress] = None, resume: bool = True) -> Upload:
         """Send a video by tus (resumable): a run interrupted before the end resumes at the server's
-        offset when the same file (same path, size, modification time and options) is sent again."""
+        offset when the same file (same path, size, modification time and options) is sent again.
+        `preset` names a server preset (`presets()`): its options are the defaults, `options` override them."""
         path = Path(path)
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-        refuse_preset(preset)
-        metadata = {"filename": path.name, **_option_fields(options)}
+        metadata = {"filename": path.name, **({"preset": preset} if preset else {}), **_option_fields(options)}
         if callback_url:
             metadata["callback_url"] = callback_url
         from .uploads import TusUpload  # tuspy loads aiohttp (~0.5 s): only when something is uploaded
 
         return TusUpload(self, path, metadata, resume=resume).run(on_progress)
+
+    # ------------------------------------------------------------ presets
+
+    def presets(self) -> List[Preset]:
+        """The server's built-in presets, then yours by name."""
+        return [Preset.from_view(view) for view in self.request("GET", "/me/presets").json()["presets"]]
+
+    def preset(self, name: str) -> Preset:
+        return Preset.from_view(self.request("GET", f"/me/presets/{_path_part(name)}").json())
+
+    def save_preset(self, name: str, options: Dict[str, Any]) -> Preset:
+        """Store (or replace) your preset `name`: output options as `upload` takes them."""
+        return Preset.from_view(self.request("PUT", f"/me/presets/{_path_part(name)}", idempotent=True,
+                                             json=_option_fields(options)).json())
+
+    def delete_preset(self, name: str) -> None:
+        self.request("DELETE", f"/me/presets/{_path_part(name)}")
 
     # ------------------------------------------------------------ jobs
 
@@ -329,17 +346,6 @@ class Client:
         return self.download(job, output_path(path, job, out))
 
 
-NO_PRESETS = ("presets are not available: the vid2mp3 API has no named presets yet, so --preset cannot be "
-              "honoured; give the options themselves (e.g. --format opus --bitrate 96k)")
-
-
-def refuse_preset(preset: Optional[str]) -> None:
-    """UsageError for any preset: the server would ignore an unknown `preset` field (tus clients send fields
-    of their own, which it must accept) and convert with its defaults, so sending one would pretend."""
-    if preset:
-        raise UsageError(NO_PRESETS, code="presets_unsupported")
-
-
 def output_path(source: Path, job: Job, out: Optional[Union[str, Path]] = None) -> Path:
     """Where a result goes: `out` (or the video's folder) / the video's name with the format's
     extension; never over the video itself (an MP3 converted to MP3)."""
@@ -363,18 +369,23 @@ def _job_id(job: JobRef) -> str:
 
 
 def _option_fields(options: Optional[Dict[str, Any]]) -> Dict[str, str]:
-    """Output options as the API takes them: text, booleans as true/false, None left out; `outputs` (a list
-    of option dicts: several results from one video) as the JSON array the server reads."""
+    """Output options as the API takes them: text, booleans as true/false (false overrides a preset's
+    true), None left out; `outputs` (a list of option dicts: several results from one video) as the JSON
+    array the server reads."""
     fields = {}
     for name, value in (options or {}).items():
-        if value is None or value is False:
+        if value is None:
             continue
         if name == "outputs":
             if value:
                 fields[name] = json.dumps([_option_fields(each) for each in value], separators=(",", ":"))
             continue
-        fields[name] = "true" if value is True else str(value)
+        fields[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return fields
+
+
+def _path_part(name: str) -> str:
+    return quote(name, safe="")
 
 
 def fingerprint_of(*parts: Any) -> str:

@@ -75,9 +75,10 @@ def count_receiving() -> int:
 
 
 def create_tus(upload_id: str, owner: str, owner_email: str | None, length: int, filename: str, options: dict,
-               job_id: str, callback_url: str | None, expires: float, outputs: list[dict] | None = None) -> dict:
+               job_id: str, callback_url: str | None, expires: float, outputs: list[dict] | None = None,
+               preset: str | None = None) -> dict:
     doc = {"_id": upload_id, "kind": TUS, "owner": owner, "owner_email": owner_email, "length": length,
-           "offset": 0, "filename": filename, "options": options, "outputs": outputs or [],
+           "offset": 0, "filename": filename, "options": options, "outputs": outputs or [], "preset": preset,
            "callback_url": callback_url, "job_id": job_id,
            "completed": False, "created": time.time(), "expires": expires, "lock": None, "lock_until": 0.0,
            "headed": False, "tail": Binary(b"")}

@@ -17,11 +17,12 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from flask import request
 from opentelemetry import propagate, trace
 
-from services.common import callbacks, config, idempotency, jobs, outputs, sharing, telemetry
+from services.common import callbacks, config, idempotency, jobs, outputs, presets, sharing, telemetry
 from services.common.errors import Conflict
 from services.common.jobs import Job, Status
 from services.common.options import OptionError, Options
@@ -97,6 +98,7 @@ class StoredUpload:
     outputs: list[Options] = field(default_factory=list)  # every output when the upload gave `outputs`, else empty
     fields: dict[str, str] = field(default_factory=dict)  # the form fields next to the file (options, callback_url)
     sha256: str | None = None  # of the stored bytes (None where a writer could not compute it)
+    preset: str | None = None  # the preset the upload named (`options` hold it resolved)
 
 
 def content_key(sha256: str | None, options: dict) -> str | None:
@@ -115,14 +117,16 @@ def stored_sha256(video_id: str) -> str:
     return digest.hexdigest()
 
 
-def requested(fields: dict[str, str]) -> tuple[Options, list[Options]]:
-    """(the first output's options, every output when `outputs` was given, else []) of an upload's form
-    fields or metadata; 400 invalid_option naming the bad field (`outputs[1].bitrate`)."""
+def requested(fields: Mapping[str, str], owner: str) -> tuple[Options, list[Options], str | None]:
+    """What an upload's form fields or metadata ask for: the first output's options, every output when
+    `outputs` was given (else []), and the preset named, whose fields are the defaults of the explicit
+    ones (presets.resolve); 400 unknown_preset, or invalid_option naming the bad field (`outputs[1].bitrate`)."""
+    merged, preset = presets.resolve(fields, owner)
     try:
-        asked = outputs.requested_outputs(fields)
+        asked = outputs.requested_outputs(merged)
     except OptionError as exc:
         raise invalid_option(exc) from None
-    return asked[0], (asked if outputs.asks_for_outputs(fields) else [])
+    return asked[0], (asked if outputs.asks_for_outputs(merged) else []), preset
 
 
 def reusable(owner: str, key: str) -> Job | None:
@@ -145,7 +149,8 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
         job = Job(job_id, owner=user["sub"], owner_email=user.get("email"), filename=stored.filename,
                   size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier,
                   options=options, outputs=wanted, sha256=stored.sha256, content_key=key,
-                  callback_url=stored.fields.get("callback_url") or None, quota_exempt=bool(user.get("admin")))
+                  callback_url=stored.fields.get("callback_url") or None, quota_exempt=bool(user.get("admin")),
+                  preset=stored.preset)
         try:
             job = _reuse(job) or job_records.create_job(job)
         except DuplicateRecord:
@@ -154,10 +159,11 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
         metrics.UPLOADS.labels("accepted").inc()
         metrics.UPLOAD_BYTES.inc(stored.size)
         metrics.JOB_OUTPUTS.observe(len(wanted) or 1)
+        metrics.UPLOAD_PRESETS.labels(presets.metric_label(stored.preset)).inc()
         trace.get_current_span().set_attribute("vid2mp3.job.reused", job.reused)
         _publish(job)
         log.info("upload accepted", extra={"job_id": job_id, "size": stored.size, "reused": job.reused,
-                                           "options": stored.options.used()})
+                                           "options": stored.options.used(), "preset": stored.preset})
     finally:
         telemetry.detach(token)
     return job

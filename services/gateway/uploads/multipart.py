@@ -7,7 +7,7 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from services.common import config
+from services.common import config, presets
 from services.common import options as output_options
 from services.common.options import OptionError
 from services.common.storage import files, uploads as upload_records
@@ -25,7 +25,7 @@ def receive(user: dict, on_flush: Callable[[], None] | None = None) -> StoredUpl
     byte is read and again at the real one (the video is removed if that no longer fits)."""
     check_request(config.env_int("MAX_UPLOAD_BYTES"))  # a 413 or 415 costs no quota
     upload_id = quotas.admit(user, request.content_length or 0)
-    stored = receive_video(config.env_int("MAX_UPLOAD_BYTES"), upload_id, on_flush)
+    stored = receive_video(config.env_int("MAX_UPLOAD_BYTES"), upload_id, user["sub"], on_flush)
     try:
         quotas.confirm(user, upload_id, stored.size)
     except BaseException:
@@ -35,20 +35,20 @@ def receive(user: dict, on_flush: Callable[[], None] | None = None) -> StoredUpl
     return stored
 
 
-def check_fields_so_far(fields: dict[str, str]) -> None:
+def check_fields_so_far(fields: dict[str, str], owner: str) -> None:
     """Refuse, before the file is stored, options that are bad whatever the fields after the file
-    say (only `format` can still change what the others allow)."""
+    say (only `format` can still change what the others allow), and an unknown preset."""
     try:
-        output_options.parse(fields)
+        output_options.parse(presets.resolve(fields, owner)[0])
     except OptionError as exc:
         later_formats = [] if "format" in fields else list(output_options.FORMATS)
-        if all(_fails(dict(fields, format=name)) for name in later_formats):
+        if all(_fails(dict(fields, format=name), owner) for name in later_formats):
             raise invalid_option(exc) from None
 
 
-def _fails(fields: dict[str, str]) -> bool:
+def _fails(fields: dict[str, str], owner: str) -> bool:
     try:
-        output_options.parse(fields)
+        output_options.parse(presets.resolve(fields, owner)[0])
     except OptionError:
         return True
     return False
@@ -57,8 +57,8 @@ def _fails(fields: dict[str, str]) -> bool:
 class _FilePartWriter:
     """Follows the decoder's events: the one file part goes into storage, form fields are bounded."""
 
-    def __init__(self, bucket: files.Bucket, video_id: str, on_flush: Callable[[], None] | None = None):
-        self.bucket, self.video_id, self.on_flush = bucket, video_id, on_flush
+    def __init__(self, bucket: files.Bucket, video_id: str, owner: str, on_flush: Callable[[], None] | None = None):
+        self.bucket, self.video_id, self.owner, self.on_flush = bucket, video_id, owner, on_flush
         self.writer: files.FileWriter | None = None
         self.stored: StoredUpload | None = None
         self.part: File | Field | None = None
@@ -78,7 +78,7 @@ class _FilePartWriter:
     def _open(self, part: File) -> None:
         if self.writer is not None or self.stored is not None:
             raise ApiError(400, "too_many_files", "send exactly one file per upload")
-        check_fields_so_far(self.fields)
+        check_fields_so_far(self.fields, self.owner)
         self.part = part
         metadata = {"content_type": part.headers.get("Content-Type"), "original_name": part.filename}
         video_id = self.video_id
@@ -169,9 +169,11 @@ def _feed(decoder: MultipartDecoder, target: _FilePartWriter, max_bytes: int) ->
             return
 
 
-def receive_video(max_bytes: int, video_id: str, on_flush: Callable[[], None] | None = None) -> StoredUpload:
+def receive_video(max_bytes: int, video_id: str, owner: str,
+                  on_flush: Callable[[], None] | None = None) -> StoredUpload:
     """Parse the multipart body as it arrives and write its one file part into GridFS as `video_id`
-    (recorded by storage/uploads.py's record_upload beforehand, see quotas.admit).
+    (recorded by storage/uploads.py's record_upload beforehand, see quotas.admit), for `owner` (whose
+    presets an upload may name).
 
     Raises ApiError for anything but exactly one non-empty file; a partial file and its upload record
     are removed. On success the record stays until the caller has stored its job.
@@ -179,7 +181,7 @@ def receive_video(max_bytes: int, video_id: str, on_flush: Callable[[], None] | 
     """
     # The decoder bounds its internal buffer with this; field sizes are checked by the target.
     decoder = MultipartDecoder(check_request(max_bytes), max_form_memory_size=4 * READ_SIZE)
-    target = _FilePartWriter(files.videos(), video_id, on_flush)
+    target = _FilePartWriter(files.videos(), video_id, owner, on_flush)
     try:
         _feed(decoder, target, max_bytes)
         return _the_one_file(target)
@@ -201,6 +203,6 @@ def _the_one_file(target: _FilePartWriter) -> StoredUpload:
         raise ApiError(400, "missing_file", 'no file in the upload; send it as -F "file=@video.mp4"')
     if target.stored.size == 0:
         raise ApiError(400, "empty_file", "the uploaded file is empty")
-    # a bad field after the file answers 400 invalid_option: the stored file goes (receive_video)
-    target.stored.options, target.stored.outputs = requested(target.fields)
+    # A field after the file may be bad: the stored file goes then (receive_video).
+    target.stored.options, target.stored.outputs, target.stored.preset = requested(target.fields, target.owner)
     return target.stored

@@ -24,10 +24,11 @@ LOCK_SECONDS = 60  # a PATCH's hold on its upload, renewed while bytes arrive; a
 
 
 def create(upload_id: str, owner: str, owner_email: str | None, length: int, filename: str,
-           options: dict, job_id: str, callback_url: str | None = None, outputs: list[dict] | None = None) -> dict:
+           options: dict, job_id: str, callback_url: str | None = None, outputs: list[dict] | None = None,
+           preset: str | None = None) -> dict:
     """A new, empty upload; its job id is chosen now so that finishing it twice makes one job."""
     return uploads.create_tus(upload_id, owner, owner_email, length, filename, options, job_id, callback_url,
-                              expires=time.time() + expiry_seconds(), outputs=outputs or [])
+                              expires=time.time() + expiry_seconds(), outputs=outputs or [], preset=preset)
 
 
 def expiry_seconds() -> float:

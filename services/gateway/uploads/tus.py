@@ -35,13 +35,13 @@ MAX_METADATA_CHARS = 8192
 # ---------------------------------------------------------------- what the metadata asks for
 
 
-def upload_options(metadata: dict[str, str]) -> tuple[dict, list[dict]]:
-    """The output options carried in Upload-Metadata (every key but `filename`): the first output's and
-    every output's when the `outputs` key was given (else []), checked like the multipart form fields:
-    a bad one answers 400 invalid_option before anything is stored."""
+def upload_options(metadata: dict[str, str], owner: str) -> tuple[dict, list[dict], str | None]:
+    """The output options carried in Upload-Metadata (every key but `filename`): the first output's, every
+    output's when the `outputs` key was given (else []), and the preset named; resolved and checked like the
+    multipart form fields (a bad one answers 400 before anything is stored)."""
     fields = {key: value for key, value in metadata.items() if key not in ("filename", "callback_url")}
-    first, every = intake.requested(fields)
-    return first.to_dict(), [each.to_dict() for each in every]
+    first, every, preset = intake.requested(fields, owner)
+    return first.to_dict(), [each.to_dict() for each in every], preset
 
 
 # ---------------------------------------------------------------- protocol plumbing
@@ -127,7 +127,8 @@ def create():
     if request.content_length:
         raise ApiError(400, "unexpected_body", "create the upload without a body, then PATCH its bytes")
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
-    filename, (options, outputs) = intake.safe_filename(metadata.get("filename")), upload_options(metadata)
+    filename = intake.safe_filename(metadata.get("filename"))
+    options, outputs, preset = upload_options(metadata, user["sub"])
     callback = intake.checked_callback_url(metadata.get("callback_url"))
     held = intake.hold_idempotency_key(user)
     if isinstance(held, str):
@@ -135,7 +136,7 @@ def create():
     try:
         upload_id = quotas.admit(user, length, reserve=lambda upload_id: resumable.create(
             upload_id, user["sub"], user.get("email"), length, filename, options, job_id=new_id(),
-            callback_url=callback, outputs=outputs))
+            callback_url=callback, outputs=outputs, preset=preset))
         upload = resumable.find(upload_id, user["sub"])
         if held:
             held.attach(upload["job_id"])  # the job this upload will make, chosen now
@@ -277,7 +278,7 @@ def _finish(upload: dict) -> str:
                                  Options.from_dict(upload.get("options")),
                                  outputs=[Options.from_dict(each) for each in upload.get("outputs") or []],
                                  fields={"callback_url": upload.get("callback_url") or ""},
-                                 sha256=intake.stored_sha256(upload["_id"]))
+                                 sha256=intake.stored_sha256(upload["_id"]), preset=upload.get("preset"))
     owner = {"sub": upload["owner"], "email": upload.get("owner_email")}
     job = intake.create_job(owner, stored, job_id=upload["job_id"])
     if resumable.mark_completed(upload["_id"]):
