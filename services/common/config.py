@@ -192,11 +192,14 @@ SETTINGS: list[tuple[str, str, str]] = [
      "this)"),
     ("WORK_DIR", "", "folder for temporary media files (default: the system temp folder)"),
     ("IMPORT_ALLOWED_NETWORKS", "",
-     "comma-separated CIDR networks a URL import (source_url) may fetch from although not public; empty: public addresses only. Apart from WEBHOOK_ALLOWED_NETWORKS: an import reads what it fetches back to the user"),
+     "comma-separated CIDR networks a URL import (source_url) may fetch from although not public; empty: public "
+     "addresses only. Apart from WEBHOOK_ALLOWED_NETWORKS: an import reads what it fetches back to the user"),
     ("IMPORT_TIMEOUT_SECONDS", "600",
-     "deadline of one whole URL import: every redirect hop, name resolution, connect, TLS and the body; a source still sending is cut there and the job fails"),
+     "deadline of one whole URL import: every redirect hop, name resolution, connect, TLS and the body; a "
+     "source still sending is cut there and the job fails"),
     ("IMPORT_STALL_SECONDS", "30",
-     "longest a URL import waits for the next bytes of its source; past it the attempt is retried with back-off (RETRY_DELAYS), then the job fails"),
+     "longest a URL import waits for the next bytes of its source; past it the attempt is retried with "
+     "back-off (RETRY_DELAYS), then the job fails"),
     ("IMPORT_MAX_REDIRECTS", "5",
      "redirects a URL import follows (each hop checked like the first URL); one more fails the job"),
     # --- notification

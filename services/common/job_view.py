@@ -52,6 +52,8 @@ def view(job: Job) -> dict:
         "callback_url": job.callback_url,
         "webhook": job.webhook,
         "reused": job.reused,
+        "source_url": job.source_url,
+        "fetch": job.fetch if job.status == Status.FETCHING else None,
     }
     if job.status == Status.DONE and job.mp3_id:
         shown.update(mp3_id=job.mp3_id, download_url=download_path(job.mp3_id), link=signed_link(job),

@@ -20,7 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from services.common import config
-from services.common.callbacks import CallbackRefused, resolve
+from services.common.callbacks import CallbackRefused, Target, resolve
 from services.common.pinned_http import Deadline as _Deadline
 from services.common.pinned_http import DeadlinePassed
 from services.common.pinned_http import PinnedHTTP as _PinnedHTTP

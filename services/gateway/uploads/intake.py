@@ -21,6 +21,7 @@ from opentelemetry import propagate, trace
 from services.common import callbacks, config, idempotency, sharing, telemetry
 from services.common.errors import Conflict
 from services.common.jobs import Job, Status
+from services.common import options as output_options
 from services.common.options import OptionError, Options
 from services.common.storage import files, job_records, uploads as upload_records
 from services.common.storage.connection import new_id
@@ -67,6 +68,14 @@ def safe_filename(raw: str | None) -> str:
     return name[:200] or "video"
 
 
+def parse_options(fields: dict[str, str]) -> Options:
+    """The output options of an upload's or import's fields, or 400 invalid_option."""
+    try:
+        return output_options.parse(fields)
+    except OptionError as exc:
+        raise invalid_option(exc) from None
+
+
 def invalid_option(error: OptionError) -> ApiError:
     return ApiError(400, "invalid_option", f"invalid option {error.field}: {error.message}")
 
@@ -93,6 +102,7 @@ class StoredUpload:
     options: Options = Options()
     fields: dict[str, str] = field(default_factory=dict)  # the form fields next to the file (options, callback_url)
     sha256: str | None = None  # of the stored bytes (None where a writer could not compute it)
+    source_url: str | None = None  # a URL import: nothing stored yet, a converter fetches it into video_id
 
 
 def content_key(sha256: str | None, options: dict) -> str | None:
@@ -129,9 +139,10 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
         job = Job(job_id, owner=user["sub"], owner_email=user.get("email"), filename=stored.filename,
                   size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier,
                   options=options, sha256=stored.sha256, content_key=content_key(stored.sha256, options),
-                  callback_url=stored.fields.get("callback_url") or None, quota_exempt=bool(user.get("admin")))
+                  callback_url=stored.fields.get("callback_url") or None, quota_exempt=bool(user.get("admin")),
+                  source_url=stored.source_url)
         try:
-            job = _reuse(job) or job_records.create_job(job)
+            job = _reuse(job) or job_records.create_job(job, Status.FETCHING if stored.source_url else Status.QUEUED)
         except DuplicateRecord:
             return job_records.get_job(job_id)
         upload_records.forget_upload(stored.video_id)
