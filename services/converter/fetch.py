@@ -216,23 +216,35 @@ def _read_body(response: http.client.HTTPResponse, sink: Sink, on_progress, limi
     if total is not None and total > limits.max_bytes:
         raise FetchFailed(too_large(total, limits.max_bytes))  # before reading a byte of it
     content_type = response.getheader("Content-Type")
-    received, first = 0, True
+    received, head = 0, bytearray()  # nothing is stored before the first bytes are judged
     while True:
-        block = response.read(READ_SIZE)
+        block = response.read1(READ_SIZE)  # what has arrived: a trickle still shows progress and stalls
         if deadline.passed:  # a cut socket reads as the end of the body: not an answer in time
             raise DeadlinePassed()
         if not block:
             break
-        if first:
-            reason = refusal(content_type, block[:SNIFF_BYTES])
-            if reason:
-                raise FetchFailed(reason)
-            first = False
         received += len(block)
         if received > limits.max_bytes:
             raise FetchFailed(too_large(-1, limits.max_bytes))
-        sink.write(block)
+        if head is not None:
+            head += block
+            if len(head) >= SNIFF_BYTES:
+                _write_judged(content_type, head, sink)
+                head = None
+        else:
+            sink.write(block)
         on_progress(received, total)
+    if total is not None and received < total:  # read1 reports a cut connection as the end
+        raise FetchRetry(f"the connection ended after {received} of {total} bytes")
     if received == 0:
         raise FetchFailed("the source is empty")
+    if head is not None:
+        _write_judged(content_type, head, sink)
     return Fetched(received, content_type, "", 0)
+
+
+def _write_judged(content_type: str | None, head: bytearray, sink: Sink) -> None:
+    reason = refusal(content_type, bytes(head[:SNIFF_BYTES]))
+    if reason:
+        raise FetchFailed(reason)
+    sink.write(bytes(head))

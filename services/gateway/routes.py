@@ -79,8 +79,9 @@ def import_url():
     """A job whose video a converter fetches from `source_url`: 202 with the job (status `fetching`)."""
     user = auth_client.current_user()
     held = intake.hold_idempotency_key(user)
-    if isinstance(held, str):
-        return _accepted(held, {"Idempotent-Replayed": "true"})
+    if isinstance(held, str):  # the first request's job, as it is now
+        return jsonify(job_view.view(owned_job({"_id": held}))), 202, {
+            "Location": job_view.status_path(held), "Idempotent-Replayed": "true"}
     try:
         try:
             stored = imports.receive(user)
