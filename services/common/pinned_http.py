@@ -28,7 +28,7 @@ class Deadline:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
         self.passed = False
-        self._sock = None
+        self._sock: socket.socket | None = None
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
 
