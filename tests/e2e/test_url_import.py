@@ -9,6 +9,7 @@ import requests
 
 from devkit.client import Client
 from devkit.media import duration_of, make_media
+from devkit.metrics import metric_value
 from devkit.source_server import (chunked_route, failing_first, file_route, lying_length_route, redirect_route,
                                   source_server, status_route, trickle_route)
 
@@ -43,8 +44,9 @@ def imported(user: Client, url: str, timeout: float = 60, **fields) -> dict:
     return user.wait_job(body["job_id"], timeout)
 
 
-def test_a_video_at_a_url_becomes_a_job_done(user, server, clip, tmp_path):
+def test_a_video_at_a_url_becomes_a_job_done(stack, user, server, clip, tmp_path):
     path, data = clip
+    fetched_before = metric_value(stack["metrics"]["converter"], "converter_imports_total", result="fetched") or 0
     server.routes["/media/talk.mp4"] = file_route(data)
     job = imported(user, server.url("/media/talk.mp4?token=secret"), format="opus", bitrate="64k")
     assert job["status"] == "done", job
@@ -53,6 +55,32 @@ def test_a_video_at_a_url_becomes_a_job_done(user, server, clip, tmp_path):
     out = tmp_path / "talk.opus"
     out.write_bytes(user.download(job["mp3_id"]).content)
     assert abs(duration_of(out) - duration_of(path)) < 0.5
+    assert metric_value(stack["metrics"]["converter"], "converter_imports_total", result="fetched") > fetched_before
+    span = _wait(lambda: _fetch_span(stack["otlp"], job["job_id"]), lambda found: found is not None)
+    assert span["service"] == "converter" and span["attributes"]["server.address"] == "127.0.0.1"
+    assert "secret" not in str(span)  # the host only: a URL's query may carry a credential
+
+
+def _fetch_span(otlp, job_id: str) -> dict | None:
+    """The `fetch source` span of the job's trace (the one that also holds the POST /jobs request)."""
+    for span in otlp.spans_with("server.address", "127.0.0.1"):
+        if span["name"] == "fetch source" and any(job_id in str(other["attributes"])
+                                                  for other in otlp.trace(span["trace_id"])):
+            return span
+    return None
+
+
+def test_an_import_counts_as_an_upload_in_the_quotas(user, server, clip):
+    def usage():
+        return requests.get(f"{user.base}/me", headers=user.auth, timeout=10).json()["usage"]
+
+    server.routes["/quota.mp4"] = file_route(clip[1] + b"\0")  # other bytes: not shared with another job
+    before = usage()
+    job = imported(user, server.url("/quota.mp4"))
+    after = usage()
+    assert job["status"] == "done", job
+    assert after["uploads_24h"] == before["uploads_24h"] + 1
+    assert after["stored_bytes"] >= before["stored_bytes"] + len(clip[1])
 
 
 def test_a_redirect_chain_is_followed(user, server, clip):
