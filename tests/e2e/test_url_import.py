@@ -178,6 +178,41 @@ def test_cancel_while_fetching_stops_the_fetch(stack, user, server):
     assert list(files.chunks_from(files.videos(), video_id, 0)) == []
 
 
+def test_live_events_show_the_fetch_progress_then_the_cancel(user, server):
+    import json
+
+    server.routes["/events.mp4"] = trickle_route(b"\0\0\0\x18ftypmp42" + b"\0" * 600, declared=10_000_000, every=0.05)
+    job_id = submit(user, {"source_url": server.url("/events.mp4")}).json()["job_id"]
+    seen: list[dict] = []
+    with requests.get(f"{user.base}/jobs/{job_id}/events", headers=user.auth, stream=True, timeout=15) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            if not line.startswith("data: "):
+                continue
+            seen.append(json.loads(line[len("data: "):]))
+            if len([view for view in seen if view["fetch"]]) == 2:  # two progress writes: cancel now
+                requests.post(f"{user.base}/jobs/{job_id}/cancel", headers=user.auth, timeout=10)
+            if seen[-1]["status"] == "cancelled":
+                break
+    progress = [view["fetch"]["bytes"] for view in seen if view["fetch"]]
+    assert seen[0]["status"] == "fetching" and len(progress) >= 2 and progress == sorted(progress)
+    assert seen[-1]["status"] == "cancelled" and seen[-1]["fetch"] is None
+
+
+def test_delete_while_fetching_removes_everything(user, server):
+    from services.common.storage import files, job_records
+
+    server.routes["/deleted.mp4"] = trickle_route(b"\0\0\0\x18ftypmp42" + b"\0" * 600, declared=10_000_000,
+                                                  every=0.05)
+    job_id = submit(user, {"source_url": server.url("/deleted.mp4")}).json()["job_id"]
+    video_id = job_records.get_job(job_id).video_id
+    _wait(lambda: user.job(job_id).json(), lambda view: (view["fetch"] or {}).get("bytes", 0) > 600)
+    assert requests.delete(f"{user.base}/jobs/{job_id}", headers=user.auth, timeout=10).status_code == 204
+    time.sleep(2.5)  # the fetcher's next progress write finds no job: it stops and removes its partial file
+    assert user.job(job_id).status_code == 404
+    assert files.file_info(files.videos(), video_id) is None
+    assert list(files.chunks_from(files.videos(), video_id, 0)) == []
+
+
 def test_idempotency_key_answers_the_first_job(user, server, clip):
     server.routes["/once.mp4"] = file_route(clip[1])
     first = submit(user, {"source_url": server.url("/once.mp4")}, **{"Idempotency-Key": "import-once-1"})
