@@ -139,9 +139,9 @@ class Converter:
             job_id = VideoMessage.parse(delivery).job_id
         except PermanentError:
             return
-        job = job_records.get_job(job_id)
-        if job is not None and job.status == Status.FETCHING:  # the source kept failing: say how, it is not ours
-            fields = {"reason": importing.give_up_reason(reason.split(": ", 1)[-1]), "fetch": None}
+        source_trouble = importing.give_up_reason(reason)  # a URL import's source kept failing: say how
+        if source_trouble is not None:
+            fields = {"reason": source_trouble, "fetch": None}
         else:
             fields = {"reason": SYSTEM_FAILURE, "system_failure": True}
         if job_records.finish_job(job_id, None, Status.FAILED, **fields):

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes: a bounded rate of `rev` bumps and live events
 FAILED_PREFIX = "could not import the video: "
+RETRY_MARK = "import attempt failed: "  # a retry's reason from the source (not from our own dependencies)
 
 
 class FetchStopped(Exception):
@@ -65,7 +66,7 @@ def run(job: Job, worker_id: str, lease_seconds: float) -> Status | None:
             return _fail(taken, worker_id, str(exc), started)
         except fetch.FetchRetry as exc:
             metrics.IMPORTS.labels("retried").inc()
-            raise TransientError(str(exc)) from None
+            raise TransientError(RETRY_MARK + str(exc)) from None
         except FetchStopped:
             metrics.IMPORTS.labels("cancelled").inc()
             log.info("import stopped: the job went", extra={"job_id": job.id})
@@ -124,6 +125,9 @@ def _fail(job: Job, worker_id: str, reason: str, started: float) -> Status | Non
     return Status.FAILED
 
 
-def give_up_reason(reason: str) -> str:
-    """The failed job's reason when an import's retries ran out (the last transient error, for the user)."""
-    return FAILED_PREFIX + reason
+def give_up_reason(reason: str) -> str | None:
+    """The failed job's reason when an import's retries ran out on the source's trouble (its last error, for
+    the user); None when the last error was not the source's (a system failure)."""
+    if RETRY_MARK not in reason:
+        return None
+    return FAILED_PREFIX + reason.split(RETRY_MARK, 1)[1]

@@ -155,6 +155,14 @@ def test_a_503_is_retried_then_done(user, server, clip):
     assert server.hits("/busy.mp4") == 3
 
 
+def test_a_source_that_keeps_failing_ends_failed_with_its_last_error(user, server):
+    server.routes["/down.mp4"] = status_route(502, b"bad gateway")
+    job = imported(user, server.url("/down.mp4"))
+    assert job["status"] == "failed", job
+    assert job["reason"] == "could not import the video: the source answered HTTP 502 Bad Gateway"
+    assert server.hits("/down.mp4") == 4  # the first attempt and RETRY_DELAYS' three retries
+
+
 def test_a_chunked_answer_without_length_is_fetched(user, server, clip):
     data = clip[1]
     server.routes["/chunked.mp4"] = chunked_route(data, 1)
