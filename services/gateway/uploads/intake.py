@@ -19,9 +19,9 @@ from flask import request
 from opentelemetry import propagate, trace
 
 from services.common import callbacks, config, idempotency, sharing, telemetry
+from services.common import options as output_options
 from services.common.errors import Conflict
 from services.common.jobs import Job, Status
-from services.common import options as output_options
 from services.common.options import OptionError, Options
 from services.common.storage import files, job_records, uploads as upload_records
 from services.common.storage.connection import new_id
