@@ -30,6 +30,10 @@ STACK = IsolatedStack("test", otlp=OTLP, settings={
     "LOG_LEVEL": "INFO",
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the tests' webhook receivers listen on 127.0.0.1
     "WEBHOOK_TIMEOUT_SECONDS": "2",
+    # URL imports fetch from the tests' servers on 127.0.0.1 only: 127.0.0.2 stands for a forbidden address
+    "IMPORT_ALLOWED_NETWORKS": "127.0.0.1/32",
+    "IMPORT_TIMEOUT_SECONDS": "5",
+    "IMPORT_STALL_SECONDS": "2",
     # an hour of WAV passes it (tests/e2e/test_output_limits.py); no other test's result
     "MAX_OUTPUT_BYTES": "300000000",
     "OTEL_BSP_SCHEDULE_DELAY": "200",

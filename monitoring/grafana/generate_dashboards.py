@@ -406,9 +406,12 @@ def pipeline() -> dict:
     b.add(timeseries("Throughput (media seconds per second)", "Seconds of audio produced per wall-clock second "
                      "by all converters: 60 means one hour of media converted per minute.",
                      [(f"namespace:converter_audio_seconds:rate5m{{{NS}}}", "media s/s")], "short"), 8, 7)
-    b.add(timeseries("Converter I/O", "Bytes of video read and MP3 written per second.",
+    b.add(timeseries("Converter I/O", "Bytes of video read and MP3 written per second, and bytes fetched by URL "
+                     "imports (stored as videos).",
                      [(f"sum(rate(converter_bytes_in_total{{{NS}}}[$__rate_interval]))", "video in"),
-                      (f"sum(rate(converter_bytes_out_total{{{NS}}}[$__rate_interval]))", "mp3 out")], "Bps"), 8, 7)
+                      (f"sum(rate(converter_bytes_out_total{{{NS}}}[$__rate_interval]))", "mp3 out"),
+                      (f"sum(rate(converter_import_bytes_total{{{NS}}}[$__rate_interval]))", "url imports in")],
+                     "Bps"), 8, 7)
     b.add(timeseries("Jobs in progress", "Jobs being converted right now per converter process.",
                      [(f"converter_jobs_in_progress{{{NS}}}", "{{instance}}")], "short"), 8, 7)
     b.add(timeseries("Conversions by format and option", "Finished conversions per second by output format "
@@ -417,6 +420,17 @@ def pipeline() -> dict:
                      [(f"sum by (format) (rate(converter_outputs_total{{{NS}}}[$__rate_interval]))", "{{format}}"),
                       (f"sum by (option) (rate(converter_option_uses_total{{{NS}}}[$__rate_interval]))",
                        "option {{option}}")], "ops"), 8, 7)
+    b.add(timeseries("URL imports", "Fetches of URL imports (POST /jobs with a source_url) per second by result: "
+                     "fetched (stored, the job queued), failed (a 4xx, a page, too large, too slow, a forbidden "
+                     "address), retried (5xx, stall, reset), cancelled (the job went while fetching).",
+                     [(f"sum by (result) (rate(converter_imports_total{{{NS}}}[$__rate_interval]))", "{{result}}")],
+                     "ops"), 8, 7)
+    b.add(timeseries("URL import duration", "How long one URL import's fetch took (fetched or failed), median and "
+                     "95th percentile.",
+                     [(f"histogram_quantile(0.5, sum by (le) (rate(converter_import_duration_seconds_bucket{{{NS}}}"
+                       "[$__rate_interval])))", "p50"),
+                      (f"histogram_quantile(0.95, sum by (le) (rate(converter_import_duration_seconds_bucket{{{NS}}}"
+                       "[$__rate_interval])))", "p95")], "s"), 8, 7)
 
     b.row("Retries, dead letters, notifications")
     b.add(timeseries("Retries and dead letters", "Transient failures sent to a retry queue and jobs "

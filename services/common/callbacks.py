@@ -8,6 +8,9 @@ NAT64 `64:ff9b::/96`, 6to4) is judged by the IPv4 address it carries; a local-us
 (`64:ff9b:1::/48`) and Teredo (`2001::/32`) are never public. `resolve(url)` is what a delivery checks right
 before connecting: every address the name resolves to must be allowed, and the delivery then
 connects to the returned address itself, so a second DNS answer cannot swap in a private one.
+
+A URL import's source (services/converter/fetch.py) passes the same guard with its own `Guard`
+(`IMPORT`): its field name in messages and its own allowed networks, IMPORT_ALLOWED_NETWORKS.
 """
 from __future__ import annotations
 
@@ -38,6 +41,20 @@ class CallbackRefused(ValueError):
 
 
 @dataclass(frozen=True)
+class Guard:
+    """Whose URL is checked: the name messages give it, and the setting of the networks it may reach
+    although they are not public."""
+
+    field: str
+    allowed_setting: str
+
+
+WEBHOOK = Guard("callback_url", "WEBHOOK_ALLOWED_NETWORKS")
+# Its own list: letting webhooks POST to an internal receiver must not let users read internal URLs.
+IMPORT = Guard("source_url", "IMPORT_ALLOWED_NETWORKS")
+
+
+@dataclass(frozen=True)
 class Target:
     scheme: str
     host: str  # as written (the Host header and the TLS server name)
@@ -46,34 +63,35 @@ class Target:
     address: str  # the checked address to connect to
 
 
-def callback_url(value: str | None) -> str | None:
+def callback_url(value: str | None, guard: Guard = WEBHOOK) -> str | None:
     """The cleaned callback URL, None when absent/blank; CallbackRefused when it can never be called."""
     if value is None or not value.strip():
         return None
     url = value.strip()
-    parts = _parts(url)
+    parts = _parts(url, guard)
     literal = _literal(parts.hostname)
     if literal is not None:
-        check_address(literal)
+        check_address(literal, guard)
     return url
 
 
-def _parts(url: str):
+def _parts(url: str, guard: Guard = WEBHOOK):
+    name = guard.field
     if len(url) > MAX_URL_LENGTH or any(ord(ch) < 33 for ch in url):
-        raise CallbackRefused(f"callback_url must be a URL of at most {MAX_URL_LENGTH} characters without spaces")
+        raise CallbackRefused(f"{name} must be a URL of at most {MAX_URL_LENGTH} characters without spaces")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
     except ValueError:
-        raise CallbackRefused("callback_url is not a valid URL") from None
+        raise CallbackRefused(f"{name} is not a valid URL") from None
     if parts.scheme not in ("http", "https"):
-        raise CallbackRefused("callback_url must be an http or https URL")
+        raise CallbackRefused(f"{name} must be an http or https URL")
     if not parts.hostname:
-        raise CallbackRefused("callback_url has no host")
+        raise CallbackRefused(f"{name} has no host")
     if parts.username is not None or parts.password is not None:
-        raise CallbackRefused("callback_url must not carry credentials")  # they would leak into logs and views
+        raise CallbackRefused(f"{name} must not carry credentials")  # they would leak into logs and views
     if _numeric_spelling(parts.hostname):
-        raise CallbackRefused("callback_url host is a number that is not a plain dotted-quad IPv4 address")
+        raise CallbackRefused(f"{name} host is a number that is not a plain dotted-quad IPv4 address")
     return parts
 
 
@@ -100,15 +118,16 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
-def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+def allowed_networks(guard: Guard = WEBHOOK) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(x.strip(), strict=False)
-            for x in config.env("WEBHOOK_ALLOWED_NETWORKS").split(",") if x.strip()]
+            for x in config.env(guard.allowed_setting).split(",") if x.strip()]
 
 
-def check_address(address: IPAddress) -> None:
-    """CallbackRefused unless the address is public or inside WEBHOOK_ALLOWED_NETWORKS; an IPv6 address
-    that carries an IPv4 one is judged by the IPv4 address alone."""
-    _check_plain(carried_ipv4(address) or address)
+def check_address(address: IPAddress, guard: Guard = WEBHOOK) -> None:
+    """CallbackRefused unless the address is public or inside the guard's allowed networks
+    (WEBHOOK_ALLOWED_NETWORKS for webhooks); an IPv6 address that carries an IPv4 one is judged by the
+    IPv4 address alone."""
+    _check_plain(carried_ipv4(address) or address, guard)
 
 
 def carried_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
@@ -124,13 +143,13 @@ def carried_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     return None
 
 
-def _check_plain(plain: IPAddress) -> None:
-    if any(plain in network for network in allowed_networks()):
+def _check_plain(plain: IPAddress, guard: Guard) -> None:
+    if any(plain in network for network in allowed_networks(guard)):
         return
     # is_global is False for loopback, private, link-local, reserved, unspecified, shared (CGN) and
     # documentation ranges; multicast is checked apart because some multicast ranges count as global.
     if not plain.is_global or plain.is_multicast or any(plain in network for network in NEVER_PUBLIC):
-        raise CallbackRefused(f"callback_url points at a non-public address ({plain})")
+        raise CallbackRefused(f"{guard.field} points at a non-public address ({plain})")
 
 
 def _address_of(host: str | int) -> IPAddress:
@@ -141,16 +160,16 @@ def _address_of(host: str | int) -> IPAddress:
     return ipaddress.ip_address(host.split("%")[0])
 
 
-def resolve(url: str) -> Target:
+def resolve(url: str, guard: Guard = WEBHOOK) -> Target:
     """The URL's target with an address every resolution of its name passed; CallbackRefused otherwise."""
-    parts = _parts(url)
+    parts = _parts(url, guard)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise CallbackRefused(f"callback_url host does not resolve: {exc}") from None
+        raise CallbackRefused(f"{guard.field} host does not resolve: {exc}") from None
     addresses = [_address_of(info[4][0]) for info in infos]
     for address in addresses:  # one forbidden answer refuses all: a mixed answer is a rebinding attempt
-        check_address(address)
+        check_address(address, guard)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(parts.scheme, parts.hostname, port, path, str(addresses[0]))

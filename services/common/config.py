@@ -196,6 +196,17 @@ SETTINGS: list[tuple[str, str, str]] = [
      "how long a converter's claim on a job lasts without renewal (a crashed worker's job is taken over after "
      "this)"),
     ("WORK_DIR", "", "folder for temporary media files (default: the system temp folder)"),
+    ("IMPORT_ALLOWED_NETWORKS", "",
+     "comma-separated CIDR networks a URL import (source_url) may fetch from although not public; empty: public "
+     "addresses only. Apart from WEBHOOK_ALLOWED_NETWORKS: an import reads what it fetches back to the user"),
+    ("IMPORT_TIMEOUT_SECONDS", "600",
+     "deadline of one whole URL import: every redirect hop, name resolution, connect, TLS and the body; a "
+     "source still sending is cut there and the job fails"),
+    ("IMPORT_STALL_SECONDS", "30",
+     "longest a URL import waits for the next bytes of its source; past it the attempt is retried with "
+     "back-off (RETRY_DELAYS), then the job fails"),
+    ("IMPORT_MAX_REDIRECTS", "5",
+     "redirects a URL import follows (each hop checked like the first URL); one more fails the job"),
     # --- notification
     ("NOTIFICATION_METRICS_PORT", "9101",
      "port of the notification worker's /metrics, /healthz and /readyz (Prometheus and probes only)"),
@@ -249,7 +260,7 @@ _COUNTS = """
     EVENT_STREAMS_PER_USER UPLOADS_MAX MAX_OUTPUTS_PER_JOB PRESETS_MAX_PER_USER
     DOWNLOADS_MAX USER_MAX_ACTIVE_JOBS USER_MAX_STORED_BYTES USER_MAX_UPLOADS_PER_DAY STORAGE_CAPACITY_BYTES
     MAX_OUTPUT_BYTES WEBHOOK_CONCURRENCY WEBHOOK_MAX_PER_TENANT HTTP_BODY_BUFFER_BYTES HTTP_MIN_TRANSFER_RATE_BYTES
-    HTTP_MAX_CONNECTIONS_PER_ADDRESS GUNICORN_WORKERS GUNICORN_THREADS GUNICORN_TIMEOUT
+    HTTP_MAX_CONNECTIONS_PER_ADDRESS GUNICORN_WORKERS GUNICORN_THREADS GUNICORN_TIMEOUT IMPORT_MAX_REDIRECTS
 """
 _SECONDS = """
     OUTBOX_INTERVAL_SECONDS UPSTREAM_TIMEOUT_SECONDS JWKS_CACHE_SECONDS JWKS_REFRESH_MIN_SECONDS
@@ -257,7 +268,7 @@ _SECONDS = """
     NOTIFICATION_HANDLER_DEADLINE_SECONDS VIDEO_RETENTION_SECONDS RESULT_RETENTION_SECONDS JANITOR_INTERVAL_SECONDS
     JANITOR_GRACE_SECONDS TUS_UPLOAD_EXPIRY_SECONDS HTTP_HEADER_TIMEOUT_SECONDS HTTP_BODY_TIMEOUT_SECONDS
     HTTP_IDLE_TIMEOUT_SECONDS HTTP_TRANSFER_GRACE_SECONDS IDEMPOTENCY_KEY_SECONDS ARGON2_WAIT_SECONDS
-    LOGIN_SLOWDOWN_STEP_SECONDS LOGIN_SLOWDOWN_MAX_SECONDS
+    LOGIN_SLOWDOWN_STEP_SECONDS LOGIN_SLOWDOWN_MAX_SECONDS IMPORT_TIMEOUT_SECONDS IMPORT_STALL_SECONDS
 """
 TYPES: dict[str, str] = {
     **dict.fromkeys(_COUNTS.split(), "count"),
@@ -265,6 +276,7 @@ TYPES: dict[str, str] = {
     **dict.fromkeys(("AUTH_DEV_MODE", "SMTP_STARTTLS", "SMTP_SSL", "DEDUP_ACROSS_USERS"), "flag"),
     "RETRY_DELAYS": "delays",
     "WEBHOOK_ALLOWED_NETWORKS": "networks",
+    "IMPORT_ALLOWED_NETWORKS": "networks",
     "CORS_ALLOWED_ORIGINS": "origins",
     "AMQP_QUEUE_TYPE": "queue_type",
 }

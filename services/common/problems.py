@@ -56,6 +56,8 @@ CODES: dict[str, tuple[str, str]] = {
     "invalid_option": ("Invalid output option", "An output option (format, bitrate, ...) is not allowed; the "
                                                 "detail names the field and its allowed values."),
     "invalid_callback_url": ("Invalid callback URL", "callback_url must be a public http(s) URL."),
+    "invalid_source_url": ("Invalid source URL", "source_url must be a public http(s) URL without credentials "
+                                                 "(a URL import, POST /jobs)."),
     "invalid_idempotency_key": ("Invalid Idempotency-Key", "1 to 128 characters of A-Z a-z 0-9 . _ : ~ + / = -."),
     "idempotency_conflict": ("Idempotency conflict", "The first request with this Idempotency-Key is still "
                                                      "being received."),

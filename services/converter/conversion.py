@@ -28,7 +28,7 @@ from services.common.options import OptionError, Options
 from services.common.storage import files, job_records, tombstones
 from services.common.storage.connection import new_id
 
-from . import encode, metrics, output_limit, plan, probe, source
+from . import encode, importing, metrics, output_limit, plan, probe, source
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
@@ -127,7 +127,8 @@ class Converter:
     def on_retry(self, delivery: Delivery, reason: str) -> None:
         metrics.JOBS.labels("retried").inc()
         try:
-            job_records.release_job(VideoMessage.parse(delivery).job_id, self.worker_id)
+            job_id = VideoMessage.parse(delivery).job_id
+            job_records.release_job(job_id, self.worker_id) or job_records.release_fetch(job_id, self.worker_id)
         except Exception:
             pass  # the lease runs out by itself
 
@@ -138,7 +139,12 @@ class Converter:
             job_id = VideoMessage.parse(delivery).job_id
         except PermanentError:
             return
-        if job_records.finish_job(job_id, None, Status.FAILED, reason=SYSTEM_FAILURE, system_failure=True):
+        source_trouble = importing.give_up_reason(reason)  # a URL import's source kept failing: say how
+        if source_trouble is not None:
+            fields = {"reason": source_trouble, "fetch": None}
+        else:
+            fields = {"reason": SYSTEM_FAILURE, "system_failure": True}
+        if job_records.finish_job(job_id, None, Status.FAILED, **fields):
             self._announce(job_id, Status.FAILED)
 
     # ---- the job
@@ -147,8 +153,11 @@ class Converter:
         # needs; only a message that cannot claim its job reads the job to learn why.
         result_id = new_id()  # recorded by the claim: the job's writes before `done` are this one only
         job = job_records.claim_job(job_id, self.worker_id, self.lease_seconds, result_id=result_id)
+        if job is None and self._not_claimed(job_id) == Status.QUEUED:  # a URL import, fetched: convert it now
+            job = job_records.claim_job(job_id, self.worker_id, self.lease_seconds, result_id=result_id)
+            if job is None:
+                self._not_claimed(job_id)
         if job is None:
-            self._not_claimed(job_id)
             return
         try:
             with self._lease(job) as keeper:
@@ -158,21 +167,27 @@ class Converter:
             return
         self._announce(job_id, status)
 
-    def _not_claimed(self, job_id: str) -> None:
-        """The job could not be taken: deleted, unknown, finished already, or held by another worker."""
+    def _not_claimed(self, job_id: str) -> Status | None:
+        """The job could not be taken: a URL import to fetch first (QUEUED once fetched), deleted, unknown,
+        finished already, or held by another worker."""
         job = job_records.get_job(job_id)
         if job is None:
             if tombstones.was_deleted(job_id):  # by its owner, since its message was published
                 log.info("job deleted before its conversion, dropping its message", extra={"job_id": job_id})
-                return
+                return None
             raise PermanentError(f"unknown job {job_id}")
+        if job.status == Status.FETCHING:
+            outcome = importing.run(job, self.worker_id, self.lease_seconds)
+            if outcome == Status.FAILED:
+                self._announce(job_id, Status.FAILED)
+            return outcome
         if job.status in jobs.FINAL:
             # A redelivery or a duplicate: the work is done; make sure notification heard of it.
             # (A cancelled job was announced by whoever cancelled it.)
             log.info("job already finished", extra={"job_id": job_id, "status": job.status})
             if job.status in jobs.CONVERTER_OUTCOMES:
                 self._announce(job_id, job.status)
-            return
+            return None
         raise TransientError("job is held by another converter; retrying after its lease")
 
     @contextmanager

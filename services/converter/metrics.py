@@ -34,6 +34,13 @@ for _outcome, _limits in (("refused", ("storage_quota", "max_output_bytes")),
                           ("stopped", ("storage_quota", "max_output_bytes", "bound"))):
     for _limit in _limits:
         OUTPUT_LIMITED.labels(_outcome, _limit)
+IMPORTS = Counter("converter_imports", "URL import fetch attempts by result (fetched, failed, retried, cancelled)",
+                  ["result"])
+IMPORT_BYTES = Counter("converter_import_bytes", "Bytes fetched by URL imports that were stored")
+IMPORT_DURATION = Histogram("converter_import_duration_seconds", "Time one URL import fetch took (fetched or failed)",
+                            buckets=CONVERSION_BUCKETS)
+for _result in ("fetched", "failed", "retried", "cancelled"):
+    IMPORTS.labels(_result)
 for _name in FORMATS:  # every series exists from the start (labels are bounded: the formats, the option names)
     OUTPUTS.labels(_name)
 for _name in fields_named():

@@ -251,6 +251,33 @@ AUDIO_TYPES = {spec.media_type: _AUDIO for spec in FORMATS.values()}
 # A result's waveform (peaks, BBC audiowaveform JSON v2) downloads like a result
 DOWNLOAD_TYPES = {**AUDIO_TYPES, "application/json": {"schema": {"type": "object"}}}
 
+IMPORT_URL = {
+    "operationId": "importUrl", "tags": ["jobs"],
+    "summary": "Convert a video fetched from an http(s) URL (a URL import); the fetch runs asynchronously",
+    "description": "The job starts `fetching`: a converter fetches source_url (redirects followed, at most "
+                   "IMPORT_MAX_REDIRECTS, each hop and the connection itself checked: public addresses only), "
+                   "stores it (at most MAX_UPLOAD_BYTES, within IMPORT_TIMEOUT_SECONDS), then the job is `queued` "
+                   "and converts like an upload. While fetching, the view's `fetch` has the bytes so far. A page "
+                   "(HTML, text), a 4xx, a source too large or too slow ends the job failed with a reason; 5xx, "
+                   "timeouts and resets are retried with back-off. Options, callback_url, Idempotency-Key and "
+                   "quotas are as for POST /upload. A JSON body, or the same fields form-urlencoded.",
+    "security": [{"bearer": []}],
+    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                    "description": "a client-chosen key, unique per import (a UUID)",
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:~+/=-]{1,128}$"}}],
+    "requestBody": {"required": True, "content": {mime: {"schema": {
+        "type": "object", "required": ["source_url"],
+        "properties": {"source_url": {"type": "string", "format": "uri", "maxLength": 2000,
+                                      "description": "http or https, no credentials, a public host"},
+                       **UPLOAD_OPTIONS, "callback_url": {"type": "string", "description": CALLBACK}}}}
+        for mime in ("application/json", "application/x-www-form-urlencoded")}},
+    "responses": {"202": {"description": "Accepted: the job, status fetching; follow Location", "headers": {
+        "Location": {"description": "the job's status_url", "schema": {"type": "string"}},
+        "Idempotent-Replayed": {"description": "true when this answers a repeated Idempotency-Key",
+                                "schema": {"type": "string"}}, **RATE_LIMIT}, "content": JOB},
+        **_errors(400, 401, 409, 415), **UPLOAD_ERRORS},
+}
+
 SPEC = {
     "openapi": OPENAPI_VERSION,
     "info": {
@@ -361,7 +388,7 @@ SPEC = {
                                        "description": "the key your webhooks are signed with (Standard Webhooks)"}}}}}},
                 **_errors(401, 503)},
         }},
-        "/jobs": {"get": {
+        "/jobs": {"post": IMPORT_URL, "get": {
             "operationId": "listJobs", "tags": ["jobs"],
             "summary": "Your jobs, newest first (ties by job_id), a page at a time",
             "description": "Follow `Link: <…>; rel=\"next\"` (or send `next_cursor` back as `cursor`) until it is "

@@ -14,7 +14,7 @@ from services.common.storage import files, job_records
 from services.common.web import ApiError, streams_body
 
 from . import auth_client, conditional, job_listing, lifecycle, live_events, metrics, places
-from .uploads import intake, multipart
+from .uploads import imports, intake, multipart
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
@@ -72,6 +72,31 @@ def upload():
                 held.release()  # the client's retry with the same key may try again
             raise
     return _accepted(job.id)
+
+
+@bp.post("/jobs")
+def import_url():
+    """A job whose video a converter fetches from `source_url`: 202 with the job (status `fetching`)."""
+    user = auth_client.current_user()
+    held = intake.hold_idempotency_key(user)
+    if isinstance(held, str):  # the first request's job, as it is now
+        return jsonify(job_view.view(owned_job({"_id": held}))), 202, {
+            "Location": job_view.status_path(held), "Idempotent-Replayed": "true"}
+    try:
+        try:
+            stored = imports.receive(user)
+        except (ApiError, DomainError):
+            metrics.UPLOADS.labels("rejected").inc()
+            raise
+        job = intake.create_job(user, stored)
+        if held:
+            held.attach(job.id)
+    except BaseException:
+        if held:
+            held.release()
+        raise
+    status_url = job_view.status_path(job.id)
+    return jsonify(job_view.view(job)), 202, {"Location": status_url}
 
 
 def _accepted(job_id: str, headers: dict | None = None):

@@ -14,9 +14,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import socket
-import ssl
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -24,6 +21,10 @@ from dataclasses import dataclass
 
 from services.common import config
 from services.common.callbacks import CallbackRefused, Target, resolve
+from services.common.pinned_http import Deadline as _Deadline
+from services.common.pinned_http import DeadlinePassed
+from services.common.pinned_http import PinnedHTTP as _PinnedHTTP
+from services.common.pinned_http import PinnedHTTPS as _PinnedHTTPS
 from services.common.webhook_secrets import key_of
 
 RESPONSE_LIMIT = 16 * 1024  # what a receiver says back is only logged: never read more
@@ -50,79 +51,6 @@ def signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
 
 def event_body(event_type: str, data: dict) -> bytes:
     return json.dumps({"type": event_type, "data": data}, separators=(",", ":"), sort_keys=True).encode()
-
-
-class DeadlinePassed(Exception):
-    """The whole exchange did not finish within its deadline."""
-
-
-class _Deadline:
-    """Shuts the connection's socket down when the deadline passes, which ends any read or write
-    blocked on it (a per-read timeout would restart with every dripped byte)."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.at = time.monotonic() + seconds
-        self.passed = False
-        self._sock = None
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-
-    def remaining(self) -> float:
-        left = self.at - time.monotonic()
-        if left <= 0:
-            self.passed = True
-            raise DeadlinePassed()
-        return left
-
-    def watch(self, sock: socket.socket) -> None:
-        """Cut `sock` at the deadline (counted from the start of the attempt, DNS included)."""
-        with self._lock:
-            self._sock = sock
-            if self._timer is None:
-                self._timer = threading.Timer(max(0.0, self.at - time.monotonic()), self._cut)
-                self._timer.daemon = True
-                self._timer.start()
-
-    def _cut(self) -> None:
-        with self._lock:  # never after release(): the descriptor may belong to another socket by then
-            self.passed = True
-            if self._sock is not None:
-                try:
-                    socket.socket.shutdown(self._sock, socket.SHUT_RDWR)  # the raw socket, under TLS too
-                except OSError:
-                    pass
-
-    def release(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._sock = None
-
-
-class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, target: Target, deadline: _Deadline):
-        super().__init__(target.host, target.port, timeout=deadline.remaining())
-        self.address = target.address
-        self.deadline = deadline
-
-    def _open_socket(self) -> socket.socket:
-        sock = socket.create_connection((self.address, self.port), self.deadline.remaining())
-        self.deadline.watch(sock)
-        return sock
-
-    def connect(self):
-        self.sock = self._open_socket()
-
-
-class _PinnedHTTPS(_PinnedHTTP):
-    def connect(self):
-        sock = self._open_socket()
-        context = ssl.create_default_context()
-        # certificate checked against the name; the handshake only once the TLS socket is watched
-        self.sock = context.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
-        self.deadline.watch(self.sock)
-        self.sock.do_handshake()
 
 
 def _resolve(url: str, deadline: _Deadline) -> Target:

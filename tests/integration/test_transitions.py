@@ -15,8 +15,9 @@ WORKER = "walker"
 
 
 def _to_queued(job_id: str, current: Status) -> bool:
-    # Two writes make a job queued again: a converter giving it back, and a reused job unshared.
-    return job_records.release_job(job_id, WORKER) or job_records.requeue_unshared(job_id)
+    # Three writes make a job queued: a converter giving it back, a reused job unshared, a URL import fetched.
+    return (job_records.release_job(job_id, WORKER) or job_records.requeue_unshared(job_id)
+            or job_records.fetched(job_id, WORKER, 1, "0" * 64, None))
 
 
 def _to_expired(job_id: str, current: Status) -> bool:
@@ -27,6 +28,7 @@ def _to_expired(job_id: str, current: Status) -> bool:
 
 
 MOVES = {
+    Status.FETCHING: lambda job_id, _: job_records.claim_fetch(job_id, WORKER, 60) is not None,  # a fetcher's claim
     Status.QUEUED: _to_queued,
     Status.CONVERTING: lambda job_id, _: job_records.claim_job(job_id, WORKER, 60) is not None,
     Status.DONE: lambda job_id, _: job_records.finish_job(job_id, None, Status.DONE, mp3_id="m" * 24),

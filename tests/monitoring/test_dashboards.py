@@ -61,6 +61,8 @@ CONTRACT_METRICS = {
     "gateway_downloads_in_progress",
     # results refused or stopped for their size (converter, issue 20)
     "converter_output_limited_total",
+    # URL imports (converter, issue 23)
+    "converter_imports_total", "converter_import_bytes_total", "converter_import_duration_seconds",
     # the janitor's figures, exposed by the gateway (services/gateway/storage_metrics.py)
     "vid2mp3_storage_bytes", "vid2mp3_storage_files", "vid2mp3_storage_capacity_bytes",
     "vid2mp3_storage_removed_files_total", "vid2mp3_jobs_expired_total", "vid2mp3_storage_uploads_in_progress",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
@@ -52,8 +54,10 @@ class Display:
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
 
-    def add(self, path: Path) -> TaskID:
-        return self.progress.add_task(path.name, total=path.stat().st_size, status="waiting")
+    def add(self, path: Path, size: Optional[int] = None) -> TaskID:
+        """A bar for `path` (its size read from disk unless given: a URL import's is not known yet)."""
+        return self.progress.add_task(path.name, total=path.stat().st_size if size is None else size,
+                                      status="waiting")
 
     def bytes(self, task: TaskID, status: str) -> Callable[[int, int], None]:
         def update(done: int, total: int) -> None:
@@ -102,13 +106,43 @@ def convert_one(client: Client, path: Path, options: Dict[str, Any], out: Option
     return result
 
 
+def import_one(client: Client, source_url: str, options: Dict[str, Any], out: Optional[Path],
+               display: Display) -> Result:
+    """Have the server fetch `source_url`, wait, download the result into `out` (or the current folder)."""
+    result = Result(file=source_url)
+    task = display.add(Path(urlsplit(source_url).path or "video"), size=0)
+    try:
+        # a key per run: a lost answer is retried without a second job; a new run imports again
+        job = client.import_url(source_url, options, idempotency_key=str(uuid.uuid4()))
+        result.job_id = job.id
+        job = client.wait(job.id, on_update=display.job(task))
+        result.status, result.reason = job.status, job.reason
+        if not job.done:
+            raise JobFailed(job)
+        target = output_path(Path(job.filename or "video"), job, out or Path("."))
+        result.output = str(client.download(job, target, on_progress=display.bytes(task, "downloading")))
+        display.status(task, f"done → {target.name}")
+    except Vid2mp3Error as exc:
+        result.exit_code = exc.exit_code
+        if not isinstance(exc, JobFailed):
+            result.error = {"code": getattr(exc, "code", type(exc).__name__), "message": str(exc)}
+        display.status(task, f"[red]{result.status or 'error'}[/red]: {result.reason or exc}")
+    except Exception as exc:  # noqa: BLE001 - one URL's trouble must not hide the others'
+        result.exit_code, result.error = SERVER, {"code": type(exc).__name__, "message": str(exc)}
+        display.status(task, f"[red]error[/red]: {exc}")
+    return result
+
+
 def convert_all(client: Client, paths: List[Path], options: Dict[str, Any],
-                out: Optional[Path], parallel: int, display: Display) -> List[Result]:
-    """Every file, `parallel` at once. More files than the account may have unfinished jobs is fine:
-    an upload refused by the quota waits (client.request) until one of ours ends, then goes on."""
+                out: Optional[Path], parallel: int, display: Display,
+                source_urls: Optional[List[str]] = None) -> List[Result]:
+    """Every file (then every URL import), `parallel` at once. More files than the account may have
+    unfinished jobs is fine: an upload refused by the quota waits (client.request) until one of ours
+    ends, then goes on."""
     pool = ThreadPoolExecutor(max(1, parallel), thread_name_prefix="convert")
     try:
         futures = [pool.submit(convert_one, client, path, options, out, display) for path in paths]
+        futures += [pool.submit(import_one, client, url, options, out, display) for url in source_urls or []]
         return [future.result() for future in futures]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: no wait for uploads (they resume next run)

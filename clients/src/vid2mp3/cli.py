@@ -156,28 +156,32 @@ def whoami(as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source-url", "source_urls", multiple=True, metavar="URL",
+              help="convert the video at this http(s) URL: the server fetches it (repeatable)")
 @output_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="folder for the results (default: beside each video)")
+              help="folder for the results (default: beside each video; for --source-url the current folder)")
 @click.option("--parallel", default=3, show_default=True, type=click.IntRange(1, 16), help="files at once")
 @click.option("--chunk-size", default=8, show_default=True, type=click.IntRange(1, 1024),
               help="MiB sent per request")
 @json_option
-def convert(files: List[Path], out: Optional[Path], parallel: int, chunk_size: int, as_json: bool,
-            **given: Any) -> None:
-    """Convert FILES: resumable uploads, live progress, results downloaded.
+def convert(files: List[Path], source_urls: Tuple[str, ...], out: Optional[Path], parallel: int, chunk_size: int,
+            as_json: bool, **given: Any) -> None:
+    """Convert FILES (and videos at --source-url URLs): resumable uploads, live progress, results downloaded.
 
     Run it again after an interruption: unfinished uploads resume where they stopped."""
     from . import batch  # rich: only for the commands that show progress
 
+    if not files and not source_urls:
+        raise click.UsageError("give FILES to upload or --source-url URL to import")
     state = _state(as_json)
     options = split_options(given)
     if out:
         out.mkdir(parents=True, exist_ok=True)
     client = state.client(chunk_size=chunk_size * 1024 * 1024)
     with batch.Display(enabled=not state.as_json and sys.stderr.isatty()) as display:
-        results = batch.convert_all(client, list(files), options, out, parallel, display)
+        results = batch.convert_all(client, list(files), options, out, parallel, display, list(source_urls))
     if state.as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=1))
     else:

@@ -155,6 +155,17 @@ class Client:
 
         return TusUpload(self, path, metadata, resume=resume).run(on_progress)
 
+    def import_url(self, source_url: str, options: Optional[Dict[str, Any]] = None, *,
+                   callback_url: Optional[str] = None, idempotency_key: Optional[str] = None) -> Job:
+        """A job whose video the server fetches from `source_url` (http or https): the job, status `fetching`.
+        With an `idempotency_key`, a retry of a lost answer gets the first job, not a second one."""
+        body: Dict[str, Any] = {"source_url": source_url, **_option_fields(options)}
+        if callback_url:
+            body["callback_url"] = callback_url
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return Job.from_view(self.request("POST", "/jobs", json=body, headers=headers,
+                                          idempotent=bool(idempotency_key)).json())
+
     # ------------------------------------------------------------ presets
 
     def presets(self) -> List[Preset]:

@@ -70,7 +70,8 @@ def _job(doc: dict | None) -> Job | None:
 
 
 def create_job(job: Job, status: Status = Status.QUEUED) -> Job:
-    """Store a new job: queued, or done at once (a reused result: dedup). errors.DuplicateRecord if its id exists."""
+    """Store a new job: queued, fetching (a URL import) or done at once (a reused result: dedup).
+    errors.DuplicateRecord if its id exists."""
     job.created = time.time()
     job.status, job.times, job.rev = status, {str(status): job.created}, 1
     if status in ENDED:
@@ -229,6 +230,46 @@ def reserve_output(job_id: str, worker: str, nbytes: int) -> bool:
 def set_progress(job_id: str, worker: str, progress: float, eta_seconds: float | None) -> None:
     collection().update_one(_held(job_id, worker), {"$set": {"progress": progress, "eta_seconds": eta_seconds},
                                                     "$inc": {"rev": 1}})
+
+
+# ---------------------------------------------------------------- a URL import's fetch (fetching → queued)
+
+
+def _fetch_held(job_id: str, worker: str) -> dict:
+    return {"_id": job_id, "worker": worker, "status": Status.FETCHING}
+
+
+def claim_fetch(job_id: str, worker: str, lease_seconds: float) -> Job | None:
+    """Take a fetching job whose fetch nobody holds (or whose fetcher's lease ran out); the job as taken."""
+    now = time.time()
+    doc = collection().find_one_and_update(
+        {"_id": job_id, **status_guard(Status.FETCHING, Status.FETCHING), "lease_until": {"$lt": now}},
+        {"$set": {"worker": worker, "lease_until": now + lease_seconds}, "$inc": {"attempts": 1}},
+        return_document=ReturnDocument.AFTER)
+    return _job(doc)
+
+
+def fetch_progress(job_id: str, worker: str, fetch: dict, lease_seconds: float) -> bool:
+    """Show the fetch's progress (`{"bytes", "total"}`) and renew the fetcher's lease; False once the job
+    is no longer this fetcher's (cancelled, deleted, taken over)."""
+    update = {"$set": {"fetch": fetch, "lease_until": time.time() + lease_seconds}, "$inc": {"rev": 1}}
+    return collection().update_one(_fetch_held(job_id, worker), update).matched_count == 1
+
+
+def release_fetch(job_id: str, worker: str) -> bool:
+    """Give a fetch back (it will be retried) so the next attempt need not wait for the lease."""
+    result = collection().update_one(_fetch_held(job_id, worker), {"$set": {"lease_until": 0.0, "fetch": None},
+                                                                   "$inc": {"rev": 1}})
+    return result.matched_count == 1
+
+
+def fetched(job_id: str, worker: str, size: int, sha256: str, content_type: str | None) -> bool:
+    """The source is stored: fetching → queued, for the converter to claim."""
+    query = {**_fetch_held(job_id, worker), **status_guard(Status.QUEUED, Status.FETCHING)}
+    now = time.time()
+    update = {"status": str(Status.QUEUED), "size": size, "sha256": sha256, "content_type": content_type,
+              "fetch": None, "worker": None, "lease_until": 0.0, f"times.{Status.QUEUED}": now}
+    return collection().update_one(query, {"$set": update, "$inc": {"rev": 1}}).matched_count == 1
 
 
 # ---------------------------------------------------------------- status moves

@@ -99,6 +99,7 @@ class StoredUpload:
     fields: dict[str, str] = field(default_factory=dict)  # the form fields next to the file (options, callback_url)
     sha256: str | None = None  # of the stored bytes (None where a writer could not compute it)
     preset: str | None = None  # the preset the upload named (`options` hold it resolved)
+    source_url: str | None = None  # a URL import: nothing stored yet, a converter fetches it into video_id
 
 
 def content_key(sha256: str | None, options: dict) -> str | None:
@@ -150,9 +151,9 @@ def create_job(user: dict, stored: StoredUpload, job_id: str | None = None) -> J
                   size=stored.size, content_type=stored.content_type, video_id=stored.video_id, trace=carrier,
                   options=options, outputs=wanted, sha256=stored.sha256, content_key=key,
                   callback_url=stored.fields.get("callback_url") or None, quota_exempt=bool(user.get("admin")),
-                  preset=stored.preset)
+                  preset=stored.preset, source_url=stored.source_url)
         try:
-            job = _reuse(job) or job_records.create_job(job)
+            job = _reuse(job) or job_records.create_job(job, Status.FETCHING if stored.source_url else Status.QUEUED)
         except DuplicateRecord:
             return job_records.get_job(job_id)
         upload_records.forget_upload(stored.video_id)
