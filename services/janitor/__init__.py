@@ -111,7 +111,7 @@ def remove_abandoned_results(tally: Round) -> None:
     """Half-written results of jobs that ended without their converter finishing (killed, then the
     job was cancelled or dead-lettered); a converting job's is its converter's to clean."""
     for job in job_records.ended_with_pending_result():
-        files.delete_file(files.results(), job.pending_mp3_id)
+        files.delete_attempt(files.results(), job.pending_mp3_id)  # every result and peaks file of the attempt
         if job_records.clear_pending_result(job.id, job.pending_mp3_id):
             tally.removed["abandoned_mp3"] += 1  # the reason label dashboards show
 
