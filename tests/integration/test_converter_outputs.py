@@ -114,7 +114,7 @@ def test_three_outputs_of_one_job_each_stored_with_the_sources_chapters(publishe
         if codec == "opus":  # ffprobe has no stream bitrate for Ogg: the file's average, CBR 64k
             assert abs(int(data["format"]["bit_rate"]) - 64000) < 8000, data["format"]
         durations.append(float(data["format"]["duration"]))
-        assert abs(result["audio_seconds"] - 12) < 0.01 and result["media_type"] == parse(
+        assert abs(result["audio_seconds"] - 12) < 0.05 and result["media_type"] == parse(
             {"format": codec}).spec.media_type
         # The source's chapters, as each container carries them, read back by ffprobe.
         read = chapters_read(data)
@@ -143,7 +143,9 @@ def test_m4a_and_a_streamed_mp3_carry_chapters_too(publisher, sources, tmp_path)
 def test_a_trim_shifts_and_clips_the_chapters(publisher, sources, tmp_path):
     job = run_job(publisher, sources["mp4"], [{"format": "opus", "start": "2", "end": "9"}])
     assert job.status == Status.DONE, job.reason
-    assert chapters_read(ffprobe(fetch(job.results[0], tmp_path))) == [("Intro", 0, 2), ("Main part", 2, 7)]
+    read = chapters_read(ffprobe(fetch(job.results[0], tmp_path)))
+    assert [(title, start) for title, start, _ in read] == [("Intro", 0), ("Main part", 2)], read
+    assert read[0][2] == 2 and abs(read[1][2] - 7) < 0.02, read  # Ogg's last one ends with the file
     assert len(job.chapters) == 3  # the job lists the source's
 
 
