@@ -406,6 +406,12 @@ def pipeline() -> dict:
                      [(f"sum by (format) (rate(converter_outputs_total{{{NS}}}[$__rate_interval]))", "{{format}}"),
                       (f"sum by (option) (rate(converter_option_uses_total{{{NS}}}[$__rate_interval]))",
                        "option {{option}}")], "ops"), 8, 7)
+    b.add(timeseries("Results per job", "Result files per converted job: its outputs (mp3 and opus and flac "
+                     "from one upload), one per chapter with split=chapters. Mean and 95th percentile.",
+                     [(f"sum(rate(converter_results_per_job_sum{{{NS}}}[$__rate_interval])) / "
+                       f"sum(rate(converter_results_per_job_count{{{NS}}}[$__rate_interval]))", "mean"),
+                      (f"histogram_quantile(0.95, sum by (le) (rate(converter_results_per_job_bucket{{{NS}}}"
+                       f"[$__rate_interval])))", "p95")], "short"), 8, 7)
 
     b.row("Retries, dead letters, notifications")
     b.add(timeseries("Retries and dead letters", "Transient failures sent to a retry queue and jobs "

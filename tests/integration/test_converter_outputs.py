@@ -196,6 +196,8 @@ def test_a_dead_attempts_files_are_all_removed(publisher, sources):
         with files.open_writer(bucket, files.attempt_file_id(dead, kind, n), "x", {}) as writer:
             writer.write(b"old" * 1000)
     files.insert_chunks(bucket, files.attempt_file_id(dead, "result", 2), 0, [b"partial"])  # no fs.files entry
+    assert bucket.chunks.find_one({"files_id": files.attempt_file_id(dead, "result", 2)}) is not None
+    assert bucket.files.find_one({"_id": files.attempt_file_id(dead, "waveform", 0)}) is not None
     job = run_job(publisher, sources["mkv"], [{"format": "mp3"}, {"format": "opus"}, {"format": "flac"}],
                   pending=dead)
     assert job.status == Status.DONE, job.reason
