@@ -48,7 +48,8 @@ def usage(owner: str, excluding: str | None = None, excluding_job: str | None = 
     `excluding_job` (the one being admitted again) left out."""
     held = job_records.holdings(owner)
     video_bytes = files.total_length(files.videos(), [h.video_id for h in held if h.video_id])
-    result_bytes = files.total_length(files.results(), [h.result_id for h in held if h.result_id])
+    result_ids = [h.result_id for h in held if h.result_id] + [file_id for h in held for file_id in h.other_results]
+    result_bytes = files.total_length(files.results(), result_ids)
     started = recent(quota_accounts.account_of(owner))
     return tally(held, uploads.open_uploads(owner), video_bytes + result_bytes, started, excluding, excluding_job)
 

@@ -344,9 +344,17 @@ class Holding:
     video_id: str | None
     result_id: str | None
     output_reserved: int
+    other_results: tuple[str, ...] = ()  # the job's result files after the first (several outputs, split)
 
 
 def holdings(owner: str) -> list[Holding]:
-    fields = {"status": 1, "video_id": 1, "mp3_id": 1, "output_reserved": 1}
+    fields = {"status": 1, "video_id": 1, "mp3_id": 1, "output_reserved": 1, "results": 1}
     return [Holding(doc["_id"], doc.get("status", ""), doc.get("video_id"), doc.get("mp3_id"),
-                    doc.get("output_reserved") or 0) for doc in collection().find({"owner": owner}, fields)]
+                    doc.get("output_reserved") or 0, _other_results(doc))
+            for doc in collection().find({"owner": owner}, fields)]
+
+
+def _other_results(doc: dict) -> tuple[str, ...]:
+    """Every result and peaks file of a job but `mp3_id` (counted on its own, as before issue 23)."""
+    ids = [result.get(key) for result in doc.get("results") or [] for key in ("mp3_id", "waveform_id")]
+    return tuple(file_id for file_id in ids if file_id and file_id != doc.get("mp3_id"))
