@@ -1,9 +1,11 @@
-"""The conversion of one job, top-down: claim it, probe the video (probe.py), plan the result
-(plan.py), encode it into storage (encode.py, command.py), finish and announce it.
+"""The conversion of one job, top-down: claim it, probe the video (probe.py), plan its results
+(plan.py: one per output, one per chapter of a split=chapters output), encode them in as few
+ffmpeg runs as share a decode and store them (encode.py, command.py), finish and announce it.
 
 Idempotent by job id: a job already done or failed is only re-announced; a job another
-live worker holds is retried later; a crashed worker's partial result is removed by the
-next attempt. The result becomes visible only when the job turns `done`.
+live worker holds is retried later; a crashed worker's files (every one derives from the one
+attempt id the job records) are removed by the next attempt. The results become visible only
+when the job turns `done`.
 """
 from __future__ import annotations
 
@@ -396,7 +398,9 @@ class Made:
 
 def _analyse(result_path: str) -> tuple[dict | None, bytes | None]:
     """The result's loudness (jobs.LOUDNESS_FIELDS) and its peaks file (audiowaveform JSON), measured on
-    the result as stored. Wired to analysis.py at the merge: loudness_of(path, work_dir), peaks_of(path, work_dir)."""
+    the result's file in the job's work folder (its folder: the work_dir analysis may use)."""
+    # wired to analysis.py at the merge: analysis.loudness_of(result_path, work_dir),
+    # analysis.peaks_of(result_path, work_dir) with work_dir = os.path.dirname(result_path)
     return None, None
 
 

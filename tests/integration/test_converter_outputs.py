@@ -31,7 +31,8 @@ def chaptered(path: Path, seconds: float = 12, chapters=CHAPTERS) -> Path:
         escaped = re.sub(r"([=;#\\])", r"\\\1", title)
         lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={start * 1000}", f"END={end * 1000}", f"title={escaped}"]
     meta.write_text("\n".join(lines) + "\n")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size=160x120:rate=5:duration={seconds}",
+    picture = f"testsrc=size=160x120:rate=5:duration={seconds}"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", picture,
                     "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-i", str(meta),
                     "-map", "0", "-map", "1", "-map_chapters", "2", "-c:v", "libx264", "-preset", "ultrafast",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)], check=True)
