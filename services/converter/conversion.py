@@ -435,7 +435,8 @@ def result_names(job: Job, targets: list[plan.Target]) -> list[str]:
 
 def _file_safe(title: str) -> str:
     """A chapter title as part of a file name: no path separators or characters file systems refuse."""
-    return "".join(" " if ch in '/\\:*?"<>|' or not ch.isprintable() else ch for ch in title).strip()[:100]
+    kept = "".join(" " if ch in '/\\:*?"<>|' or not ch.isprintable() else ch for ch in title)
+    return " ".join(kept.split())[:100]
 
 
 def job_outputs(job: Job) -> list[Options]:
