@@ -276,7 +276,7 @@ class Converter:
                     span.set_attributes({"vid2mp3.bytes": done.sizes[0], "vid2mp3.output": 0})
                 made.source_loudness = source_loudness(done.loudness)
                 made.results.append(self._stored_result(attempt_id, 0, targets[0], names[0], done.sizes[0],
-                                                        encode.tee_path(work_dir), metadata))
+                                                        encode.tee_path(work_dir, targets[0]), metadata))
                 return made
             sizes: dict[int, int] = {}
             offset = 0.0

@@ -90,7 +90,7 @@ def convert_targets(source: str, info: MediaInfo, targets: list[plan.Target], wo
                     sink: BinaryIO | None = None) -> RunDone:
     """One ffmpeg run: the audio decoded once (targets share plan.shared_key) and encoded into every
     target, each to its `path` in `work_dir`; with `sink`, the one target whose path is "pipe:1" streams
-    into it while ffmpeg encodes, and a copy goes to `tee_path(work_dir)` (what analysis reads).
+    into it while ffmpeg encodes, and a copy goes to `tee_path(work_dir, target)` (what analysis reads).
     `seconds`: the run's length (progress); a normalisation's two passes count half each. Each target
     stops at its `max_bytes` (OutputTooLarge)."""
     stop = stop or threading.Event()
@@ -113,7 +113,7 @@ def convert_targets(source: str, info: MediaInfo, targets: list[plan.Target], wo
             chapters.write(command.ffmetadata(targets[0].chapters))
     streamed = next((t for t in targets if t.path == "pipe:1"), None)
     limit = streamed.max_bytes if streamed else None
-    with open(tee_path(work_dir), "wb") if streamed else _nothing() as copy:
+    with open(tee_path(work_dir, streamed), "wb") if streamed else _nothing() as copy:
         written = _run(command.build(run), stderr_path, source, _Tee(sink, copy) if streamed else None,
                        on_progress, stop, limit)
     sizes = []
@@ -127,9 +127,9 @@ def convert_targets(source: str, info: MediaInfo, targets: list[plan.Target], wo
     return RunDone(sizes, measured)
 
 
-def tee_path(work_dir: str) -> str:
-    """Where a streamed result's copy is kept while the job runs (for analysis)."""
-    return os.path.join(work_dir, "streamed-result")
+def tee_path(work_dir: str, target: plan.Target) -> str:
+    """Where a streamed result's copy is kept while the job runs (for analysis), with its format's extension."""
+    return os.path.join(work_dir, f"streamed-result.{target.options.spec.extension}")
 
 
 class _Tee:

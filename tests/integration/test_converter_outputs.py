@@ -206,3 +206,19 @@ def test_a_dead_attempts_files_are_all_removed(publisher, sources):
         file_id = files.attempt_file_id(dead, kind, n)
         assert bucket.files.find_one({"_id": file_id}) is None and bucket.chunks.find_one({"files_id": file_id}) is None
     assert all(files.file_info(bucket, r["mp3_id"]) for r in job.results)
+
+
+def test_a_streamed_result_keeps_a_copy_for_analysis(sources, tmp_path):
+    """The one streamed output goes into its sink while ffmpeg encodes, and the same bytes to the work
+    folder, where analysis reads the result as a file."""
+    import io
+
+    from services.converter import encode, plan, probe
+
+    info = probe.probe(str(sources["mp4"]))
+    targets = plan.targets_of(info, [parse({})], "talk")
+    assert plan.streamable(targets)
+    sink = io.BytesIO()
+    done = encode.convert_targets(str(sources["mp4"]), info, targets, str(tmp_path), 12, sink=sink)
+    copy = Path(encode.tee_path(str(tmp_path), targets[0]))
+    assert done.sizes == [len(sink.getvalue())] and copy.read_bytes() == sink.getvalue() and copy.suffix == ".mp3"
