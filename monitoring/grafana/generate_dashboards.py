@@ -431,6 +431,12 @@ def pipeline() -> dict:
                        "[$__rate_interval])))", "p50"),
                       (f"histogram_quantile(0.95, sum by (le) (rate(converter_import_duration_seconds_bucket{{{NS}}}"
                        "[$__rate_interval])))", "p95")], "s"), 8, 7)
+    b.add(timeseries("Results per job", "Result files per converted job: its outputs (mp3 and opus and flac "
+                     "from one upload), one per chapter with split=chapters. Mean and 95th percentile.",
+                     [(f"sum(rate(converter_results_per_job_sum{{{NS}}}[$__rate_interval])) / "
+                       f"sum(rate(converter_results_per_job_count{{{NS}}}[$__rate_interval]))", "mean"),
+                      (f"histogram_quantile(0.95, sum by (le) (rate(converter_results_per_job_bucket{{{NS}}}"
+                       f"[$__rate_interval])))", "p95")], "short"), 8, 7)
 
     b.row("Retries, dead letters, notifications")
     b.add(timeseries("Retries and dead letters", "Transient failures sent to a retry queue and jobs "

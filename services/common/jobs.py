@@ -76,7 +76,7 @@ class Job:
     worker: str | None = None  # the converter holding it
     lease_until: float = 0.0
     attempts: int = 0
-    pending_mp3_id: str | None = None  # the result file being written; removed if its writer dies
+    pending_mp3_id: str | None = None  # the converting attempt: its files derive from it (files.attempt_file_id)
     progress: float | None = None  # 0-100 while converting, None while unknown
     eta_seconds: float | None = None
     ended_at: float | None = None  # when it reached done, failed or cancelled: retention counts from here

@@ -6,17 +6,20 @@ the first pass of a loudness normalisation: it measures, `build` then applies th
 """
 from __future__ import annotations
 
+import dataclasses
+
 import ffmpeg
 
 from services.common import config
 from services.common.options import DEFAULT_KBPS, Options
 
-from .plan import Plan, copies_audio, output_channels, output_rate, track_of
+from .plan import Plan, Target, copies_audio, output_channels, output_rate, track_of
 from .probe import AudioTrack, input_options
 
 LOUDNESS = {"I": -16, "TP": -1.5, "LRA": 11}  # EBU R128 for streaming/podcasts; true peak below -1.5 dBTP
 COVER_AT = 0.10  # the cover is the frame at 10 % of the video
 COVER_MAX_WIDTH = 1280  # a 4K frame would make a megabyte of cover art
+CHAPTERS_INPUT = "@chapters-input@"  # the chapters file's input index, known once the command is compiled
 
 
 # ---------------------------------------------------------------- one function per option
@@ -96,8 +99,13 @@ def loudnorm_filter(options: Options, measured: dict | None) -> tuple[str, dict]
 
 def cover_stream(plan: Plan):
     """One frame of the video, as a JPEG attached picture; None without a video or cover art."""
+    return cover_frame(plan) if plan.options.cover else None
+
+
+def cover_frame(plan: Plan):
+    """The cover's frame of the video (at COVER_AT of it), scaled; None without a video."""
     info = plan.info
-    if not plan.options.cover or info is None or not info.video_streams:
+    if info is None or not info.video_streams:
         return None
     at = (info.duration or 0) * COVER_AT
     frame = ffmpeg.input(plan.source, ss=f"{at:.3f}", **input_options(plan.source))["v:0"]
@@ -119,8 +127,12 @@ def cover_args() -> dict:
 
 def _audio(plan: Plan, measured: dict | None):
     source = ffmpeg.input(plan.source, **trim_input(plan.options), **input_options(plan.source))
-    audio = source[f"a:{plan.options.audio_track or 0}"]
-    loudnorm = loudnorm_filter(plan.options, measured)
+    return _processed(source[f"a:{plan.options.audio_track or 0}"], plan.options, measured)
+
+
+def _processed(audio, options: Options, measured: dict | None):
+    """The decoded audio as every output of a run shares it (loudness normalisation)."""
+    loudnorm = loudnorm_filter(options, measured)
     return audio.filter(loudnorm[0], **loudnorm[1]) if loudnorm else audio
 
 
@@ -130,20 +142,115 @@ def _compile(stream) -> list[str]:
 
 
 def build(plan: Plan) -> list[str]:
-    """The conversion: the picked audio stream (the video is never decoded, but for one cover frame)."""
-    copy = copies_audio(plan)
-    options, track = plan.options, track_of(plan.info, plan.options)
-    audio = ffmpeg.input(plan.source, **input_options(plan.source))[f"a:{options.audio_track or 0}"] if copy \
-        else _audio(plan, plan.loudness)
-    args = {**codec_args(plan, copy), **trim_output(options), **tag_args(options, plan.title), **size_limit_args(plan),
-            "sn": None, "dn": None}
+    """The conversion: the picked audio stream decoded once (the video never, but for one cover frame)
+    and encoded into every target of the plan (plan.targets; none: one, `plan.target` in `plan.options`)."""
+    targets = plan.targets or [Target(0, plan.options, plan.target, plan.title, max_bytes=plan.max_bytes)]
+    source = ffmpeg.input(plan.source, **trim_input(plan.options), **input_options(plan.source))
+    raw = source[f"a:{plan.options.audio_track or 0}"]
+    copies = [_copies(plan, target) for target in targets]
+    branches = iter(_fan_out(_processed(raw, plan.options, plan.loudness), copies.count(False), "asplit"))
+    with_cover = [target for target in targets if _has_cover(plan, target)]
+    covers = iter(_fan_out(cover_frame(plan) if with_cover else None, len(with_cover), "split"))
+    outputs = []
+    for target, copy in zip(targets, copies, strict=True):
+        audio = raw if copy else _cut(next(branches), target)
+        streams = [audio, next(covers)] if _has_cover(plan, target) else [audio]
+        outputs.append(ffmpeg.output(*streams, target.path, **target_args(plan, target, copy)))
+    return with_chapters_input(_compile(ffmpeg.merge_outputs(*outputs)), plan.chapters_file)
+
+
+def _copies(plan: Plan, target: Target) -> bool:
+    """The stream-copy shortcut, for a whole-file target (a chapter is cut exactly: re-encoded)."""
+    return target.chapter is None and copies_audio(Plan(plan.source, target.path, target.options, plan.info))
+
+
+def _has_cover(plan: Plan, target: Target) -> bool:
+    return bool(target.options.cover and plan.info is not None and plan.info.video_streams)
+
+
+def _fan_out(stream, count: int, split_filter: str) -> list:
+    """`count` branches of one stream: itself when one, a split filter's outputs when more."""
+    if stream is None or count == 0:
+        return []
+    if count == 1:
+        return [stream]
+    split = stream.filter_multi_output(split_filter, count)
+    return [split[n] for n in range(count)]
+
+
+def _cut(audio, target: Target):
+    """A split=chapters target's chapter, cut sample-exactly from the (trimmed) decoded audio."""
+    if target.chapter is None:
+        return audio
+    offset = target.options.start or 0.0
+    start, end = target.chapter["start"] - offset, target.chapter["end"] - offset
+    return audio.filter("atrim", start=f"{start:.3f}", end=f"{end:.3f}").filter("asetpts", "PTS-STARTPTS")
+
+
+def target_args(plan: Plan, target: Target, copy: bool) -> dict:
+    """One output's arguments: codec, cut, tags, size limit, cover, chapters."""
+    options, track = target.options, track_of(plan.info, target.options)
+    single = Plan(plan.source, target.path, options, plan.info, target.title, max_bytes=target.max_bytes)
+    tags = options
+    if target.chapter is not None:  # the chapter's title is the title; the output's own title the album
+        tags = dataclasses.replace(options, title=None, album=options.album or options.title)
+    args = {**codec_args(single, copy), **trim_output(options), **tag_args(tags, target.title),
+            **size_limit_args(single), "sn": None, "dn": None}
     if not copy:
         args.update(**bitrate_args(options), **quality_args(options), **sample_rate_args(options, track),
                     **channels_args(options, track))
-    cover = cover_stream(plan)
-    streams = [audio, cover] if cover is not None else [audio]
-    args.update(cover_args() if cover is not None else {"vn": None})
-    return _compile(ffmpeg.output(*streams, plan.target, **args))
+    args.update(cover_args() if _has_cover(plan, target) else {"vn": None})
+    if target.track:
+        args["metadata:g:track"] = f"track={target.track}"  # ID3 TRCK, MP4 trkn, Vorbis TRACKNUMBER
+    args.update(chapter_args(plan, target))
+    return args
+
+
+def chapter_args(plan: Plan, target: Target) -> dict:
+    """The target's chapters from the run's chapters file (none for a split result, a chapter itself).
+    mp3 (ID3v2 CHAP/CTOC), m4a and opus write the file's chapters; ffmpeg's FLAC muxer writes none, so
+    FLAC gets them as Vorbis comment chapters (CHAPTERnnn, CHAPTERnnnNAME), without the source's tags
+    (ffmpeg reads the chapter comments back in order only)."""
+    if target.chapter is not None or not target.chapters or plan.chapters_file is None:
+        return {"map_chapters": -1}
+    args: dict = {"map_chapters": CHAPTERS_INPUT}
+    if target.options.spec.name == "flac":
+        args["map_metadata"] = -1
+        for number, chapter in enumerate(target.chapters, 1):
+            args[f"metadata:g:c{number:03d}a"] = f"CHAPTER{number:03d}={_clock(chapter['start'])}"
+            args[f"metadata:g:c{number:03d}b"] = f"CHAPTER{number:03d}NAME={chapter['title']}"
+    return args
+
+
+def _clock(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    return f"{millis // 3600000:02d}:{millis // 60000 % 60:02d}:{millis // 1000 % 60:02d}.{millis % 1000:03d}"
+
+
+def ffmetadata(chapters: list[dict]) -> str:
+    """The chapters as an FFMETADATA1 file (times in milliseconds), the input `-map_chapters` reads."""
+    lines = [";FFMETADATA1"]
+    for chapter in chapters:
+        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={round(chapter['start'] * 1000)}",
+                  f"END={round(chapter['end'] * 1000)}", f"title={_escape(chapter['title'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    for special in ("\\", "=", ";", "#", "\n"):
+        value = value.replace(special, "\\" + special)
+    return value
+
+
+def with_chapters_input(command: list[str], chapters_file: str | None) -> list[str]:
+    """The chapters file added as the last input, and the outputs' `-map_chapters` pointed at it
+    (ffmpeg-python knows inputs only by the streams taken from them)."""
+    if chapters_file is None or CHAPTERS_INPUT not in command:
+        return [("-1" if arg == CHAPTERS_INPUT else arg) for arg in command]
+    inputs = [n for n, arg in enumerate(command) if arg == "-i"]
+    at = inputs[-1] + 2
+    command = command[:at] + ["-f", "ffmetadata", "-i", chapters_file] + command[at:]
+    return [(str(len(inputs)) if arg == CHAPTERS_INPUT else arg) for arg in command]
 
 
 def analysis(plan: Plan) -> list[str]:

@@ -1,9 +1,11 @@
-"""The conversion of one job, top-down: claim it, probe the video (probe.py), plan the result
-(plan.py), encode it into storage (encode.py, command.py), finish and announce it.
+"""The conversion of one job, top-down: claim it, probe the video (probe.py), plan its results
+(plan.py: one per output, one per chapter of a split=chapters output), encode them in as few
+ffmpeg runs as share a decode and store them (encode.py, command.py), finish and announce it.
 
 Idempotent by job id: a job already done or failed is only re-announced; a job another
-live worker holds is retried later; a crashed worker's partial result is removed by the
-next attempt. The result becomes visible only when the job turns `done`.
+live worker holds is retried later; a crashed worker's files (every one derives from the one
+attempt id the job records) are removed by the next attempt. The results become visible only
+when the job turns `done`.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from opentelemetry import trace
@@ -42,10 +44,18 @@ class JobLost(Exception):
 
 @dataclass
 class Encoded:
-    result_id: str
-    result_bytes: int
+    """What a job's conversion stored: its results (jobs.RESULT_FIELDS) and what it measured."""
+
+    attempt_id: str
+    results: list[dict]
     video_bytes: int
-    audio_seconds: float = 0.0
+    audio_seconds: float = 0.0  # of the first output (the job's `audio_seconds`)
+    chapters: list[dict] = field(default_factory=list)  # the source's
+    source_loudness: dict | None = None
+
+    @property
+    def result_bytes(self) -> int:
+        return sum(result["size"] for result in self.results)
 
 
 class LeaseKeeper(threading.Thread):
@@ -151,17 +161,17 @@ class Converter:
     def _handle_job(self, job_id: str) -> None:
         # Claim first: the usual message is for a queued job, and the claim is the one round trip it
         # needs; only a message that cannot claim its job reads the job to learn why.
-        result_id = new_id()  # recorded by the claim: the job's writes before `done` are this one only
-        job = job_records.claim_job(job_id, self.worker_id, self.lease_seconds, result_id=result_id)
+        attempt_id = new_id()  # recorded by the claim: the job's files before `done` all derive from it
+        job = job_records.claim_job(job_id, self.worker_id, self.lease_seconds, result_id=attempt_id)
         if job is None and self._not_claimed(job_id) == Status.QUEUED:  # a URL import, fetched: convert it now
-            job = job_records.claim_job(job_id, self.worker_id, self.lease_seconds, result_id=result_id)
+            job = job_records.claim_job(job_id, self.worker_id, self.lease_seconds, result_id=attempt_id)
             if job is None:
                 self._not_claimed(job_id)
         if job is None:
             return
         try:
             with self._lease(job) as keeper:
-                status = self._convert(job, keeper, result_id)
+                status = self._convert(job, keeper, attempt_id)
         except JobLost:
             log.warning("lost the job to another converter", extra={"job_id": job_id})
             return
@@ -207,17 +217,17 @@ class Converter:
             keeper.done.set()
             metrics.JOBS_IN_PROGRESS.dec()
 
-    def _convert(self, job: Job, keeper: LeaseKeeper, result_id: str) -> Status:
-        """Probe, encode into file `result_id` and finish; a PermanentError (the media's fault) ends the job failed.
-        `job` is as it was before the claim: its `pending_mp3_id` is a dead attempt's partial result."""
+    def _convert(self, job: Job, keeper: LeaseKeeper, attempt_id: str) -> Status:
+        """Probe, encode into the files of `attempt_id` and finish; a PermanentError (the media's fault) ends the
+        job failed. `job` is as it was before the claim: its `pending_mp3_id` is a dead attempt's, whose files go."""
         work_dir = workdirs.make()
         try:
-            if job.pending_mp3_id:  # left by a worker that died mid-job
-                files.delete_file(files.results(), job.pending_mp3_id)
+            if job.pending_mp3_id:  # left by a worker that died mid-job: every file it wrote
+                files.delete_attempt(files.results(), job.pending_mp3_id)
             with served_video(job, work_dir) as served:
                 try:
                     info = probed(served)
-                    encoded = self._encode(job, served, info, keeper, result_id, os.path.join(work_dir, "ffmpeg.log"))
+                    encoded = self._encode(job, served, info, keeper, attempt_id, work_dir)
                 except PermanentError:
                     check_read(served)  # the probe or ffmpeg failing on a storage error is not the media's fault
                     raise
@@ -228,45 +238,116 @@ class Converter:
             shutil.rmtree(work_dir, ignore_errors=True)
 
     def _encode(self, job: Job, served: source.ServedVideo, info: probe.MediaInfo, keeper: LeaseKeeper,
-                result_id: str, log_path: str) -> Encoded:
-        """ffmpeg's output streams straight into GridFS (storage overlaps encoding), but for the formats
-        whose header is written last, which go through a file in the job's work folder (encode.convert)."""
-        options = job_options(job)
-        expected = plan.expect(info, options)  # before anything is written: a bad trim or track fails the job
-        allowance = output_limit.admit(job, self.worker_id, expected.bound_bytes, expected.bound_seconds)
+                attempt_id: str, work_dir: str) -> Encoded:
+        """Every output of the job (plan.targets_of: one per output, one per chapter of a split), in one
+        ffmpeg run per group of outputs that share their decode (plan.runs_of), then stored one by one.
+        A job of one streamable output streams into GridFS while ffmpeg encodes (storage overlaps
+        encoding; encode.convert_targets keeps a copy for analysis); the others are written to the work
+        folder first. Whatever fails leaves none of this attempt's files behind."""
+        outputs = job_outputs(job)
+        targets = plan.targets_of(info, outputs, jobs.stem(job.filename))  # a bad trim or track fails the job
+        bound = sum(target.bound_bytes for target in targets)
+        allowance = output_limit.admit(job, self.worker_id, bound, sum(target.bound_seconds for target in targets))
+        for target in targets:  # each its share of the allowance: together never past it
+            target.max_bytes = allowance.limit * target.bound_bytes // max(bound, 1)
+        names = result_names(job, targets)
+        streamed = plan.streamable(targets)
+        if not streamed:
+            for n, target in enumerate(targets):
+                target.path = os.path.join(work_dir, f"result-{n}.{target.options.spec.extension}")
         started = time.monotonic()
-        metadata = {"job_id": job.id, "owner": job.owner}
-        # The span keeps its old name for any format: benchmarks and the telemetry tests name it.
-        with tracer.start_as_current_span("ffmpeg convert") as convert, \
-                tracer.start_as_current_span("gridfs write mp3") as span, \
-                files.open_writer(files.results(), result_id, jobs.result_name(job), metadata) as writer:
-            convert.set_attributes({"vid2mp3.format": options.format, "vid2mp3.options": ",".join(options.used())})
-            progress = ProgressReporter(job.id, self.worker_id, expected.seconds)
-            try:
-                written = encode.convert(served.url, info, writer, log_path, on_progress=progress, stop=keeper.stop,
-                                         options=options, title=jobs.stem(job.filename), max_bytes=allowance.limit,
-                                         expected=expected)
-            except encode.OutputTooLarge:
-                raise allowance.stopped() from None
-            check_read(served)  # a short read must not pass for a finished result
-            span.set_attribute("vid2mp3.bytes", written)
+        try:
+            made = self._run_all(job, served, info, keeper, attempt_id, work_dir, targets, names, streamed)
+        except encode.OutputTooLarge:
+            files.delete_attempt(files.results(), attempt_id)
+            raise allowance.stopped() from None
+        except BaseException:
+            files.delete_attempt(files.results(), attempt_id)
+            raise
         observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
-        metrics.count_output(options)
-        return Encoded(result_id, written, served.length, expected.seconds)
+        metrics.count_results(targets)
+        return Encoded(attempt_id, made.results, served.length, plan.output_seconds(info, outputs[0]),
+                       info.chapters, made.source_loudness)
+
+    def _run_all(self, job: Job, served, info: probe.MediaInfo, keeper: LeaseKeeper, attempt_id: str,
+                 work_dir: str, targets: list[plan.Target], names: list[str], streamed: bool) -> "Made":
+        runs = plan.runs_of(targets)
+        lengths = [plan.output_seconds(info, run[0].options) for run in runs]
+        progress = ProgressReporter(job.id, self.worker_id, sum(lengths))
+        metadata = {"job_id": job.id, "owner": job.owner}
+        made = Made([], None)
+        first = targets[0].options
+        # The span keeps its old name for any format: benchmarks and the telemetry tests name it.
+        with tracer.start_as_current_span("ffmpeg convert") as convert:
+            convert.set_attributes({"vid2mp3.format": first.format, "vid2mp3.options": ",".join(first.used()),
+                                    "vid2mp3.outputs": len(targets), "vid2mp3.runs": len(runs)})
+            if streamed:  # one result, stored while ffmpeg encodes it
+                result_id = files.attempt_file_id(attempt_id, "result", 0)
+                with tracer.start_as_current_span("gridfs write mp3") as span, \
+                        files.open_writer(files.results(), result_id, names[0], metadata) as writer:
+                    done = encode.convert_targets(served.url, info, targets, work_dir, lengths[0], progress,
+                                                  keeper.stop, sink=writer)
+                    check_read(served)  # a short read must not pass for a finished result
+                    span.set_attributes({"vid2mp3.bytes": done.sizes[0], "vid2mp3.output": 0})
+                made.source_loudness = source_loudness(done.loudness)
+                made.results.append(self._stored_result(attempt_id, 0, targets[0], names[0], done.sizes[0],
+                                                        encode.tee_path(work_dir, targets[0]), metadata))
+                return made
+            sizes: dict[int, int] = {}
+            offset = 0.0
+            for run, length in zip(runs, lengths, strict=True):
+                done = encode.convert_targets(served.url, info, run, work_dir, length,
+                                              lambda s, base=offset: progress(base + s), keeper.stop)
+                offset += length
+                sizes.update({id(target): size for target, size in zip(run, done.sizes, strict=True)})
+                made.source_loudness = made.source_loudness or source_loudness(done.loudness)
+            check_read(served)
+        for n, (target, name) in enumerate(zip(targets, names, strict=True)):
+            result_id = files.attempt_file_id(attempt_id, "result", n)
+            with tracer.start_as_current_span("gridfs write mp3") as span, \
+                    files.open_writer(files.results(), result_id, name, metadata) as writer, \
+                    open(target.path, "rb") as result:
+                span.set_attributes({"vid2mp3.bytes": sizes[id(target)], "vid2mp3.output": n,
+                                     "vid2mp3.format": target.options.format})
+                while block := result.read(encode.READ_BLOCK):
+                    writer.write(block)
+            made.results.append(self._stored_result(attempt_id, n, target, name, sizes[id(target)], target.path,
+                                                    metadata))
+        return made
+
+    def _stored_result(self, attempt_id: str, n: int, target: plan.Target, name: str, size: int, path: str,
+                       metadata: dict) -> dict:
+        """The job's entry of a stored result (jobs.RESULT_FIELDS), its analysis stored beside it."""
+        loudness, peaks = _analyse(path)
+        waveform_id = None
+        if peaks is not None:
+            waveform_id = files.attempt_file_id(attempt_id, "waveform", n)
+            with tracer.start_as_current_span("gridfs write waveform"), \
+                    files.open_writer(files.results(), waveform_id, os.path.splitext(name)[0] + ".json",
+                                      dict(metadata, kind="waveform")) as writer:
+                writer.write(peaks)
+        result = {"mp3_id": files.attempt_file_id(attempt_id, "result", n), "output": target.output, "name": name,
+                  "media_type": target.options.spec.media_type, "size": size, "options": target.options.to_dict(),
+                  "audio_seconds": round(target.seconds, 3), "loudness": loudness, "waveform_id": waveform_id}
+        if target.chapter is not None:
+            result["chapter"] = target.chapter
+        return result
 
     def _finish_done(self, job: Job, keeper: LeaseKeeper, encoded: Encoded) -> Status:
         audio_seconds = encoded.audio_seconds
-        if keeper.lost or not job_records.finish_job(job.id, self.worker_id, Status.DONE, mp3_id=encoded.result_id,
-                                                 audio_seconds=audio_seconds, pending_mp3_id=None):
-            files.delete_file(files.results(), encoded.result_id)
+        if keeper.lost or not job_records.finish_job(
+                job.id, self.worker_id, Status.DONE, mp3_id=encoded.results[0]["mp3_id"], audio_seconds=audio_seconds,
+                results=encoded.results, chapters=encoded.chapters, source_loudness=encoded.source_loudness,
+                pending_mp3_id=None):
+            files.delete_attempt(files.results(), encoded.attempt_id)
             raise JobLost()
         metrics.BYTES_IN.inc(encoded.video_bytes)
         metrics.BYTES_OUT.inc(encoded.result_bytes)
-        metrics.AUDIO_SECONDS.inc(audio_seconds)
+        metrics.AUDIO_SECONDS.inc(sum(result["audio_seconds"] for result in encoded.results))
         metrics.JOBS.labels("success").inc()
         observe(metrics.JOB_E2E_LATENCY, max(time.time() - job.created, 0))
         log.info("job converted", extra={"job_id": job.id, "audio_seconds": audio_seconds,  # log keys as before
-                                         "mp3_bytes": encoded.result_bytes})
+                                         "mp3_bytes": encoded.result_bytes, "results": len(encoded.results)})
         return Status.DONE
 
     def _finish_failed(self, job: Job, exc: PermanentError) -> Status:
@@ -322,6 +403,63 @@ def probed(served: source.ServedVideo) -> probe.MediaInfo:
                              "media.audio_streams": info.audio_streams, "media.video_streams": info.video_streams})
         probe.check_convertible(info)
     return info
+
+
+@dataclass
+class Made:
+    results: list[dict]
+    source_loudness: dict | None
+
+
+def _analyse(result_path: str) -> tuple[dict | None, bytes | None]:
+    """The result's loudness (jobs.LOUDNESS_FIELDS) and its peaks file (audiowaveform JSON), measured on
+    the result's file in the job's work folder (its folder: the work_dir analysis may use)."""
+    # wired to analysis.py at the merge: analysis.loudness_of(result_path, work_dir),
+    # analysis.peaks_of(result_path, work_dir) with work_dir = os.path.dirname(result_path)
+    return None, None
+
+
+def source_loudness(measured: dict | None) -> dict | None:
+    """Normalisation's pass-1 measurement of the source as jobs.LOUDNESS_FIELDS (None: not measured)."""
+    if not measured:
+        return None
+    try:
+        return {"integrated_lufs": float(measured["input_i"]), "range_lu": float(measured["input_lra"]),
+                "true_peak_dbtp": float(measured["input_tp"])}
+    except (KeyError, ValueError):
+        return None
+
+
+def result_names(job: Job, targets: list[plan.Target]) -> list[str]:
+    """Each result's download name: the upload's stem and the format's extension ("talk.mp3"), a split
+    result's number and chapter title ("talk - 01 - Intro.mp3"); made unique ("talk (2).mp3")."""
+    stem, names, taken = jobs.stem(job.filename), [], set()
+    for target in targets:
+        base = stem
+        if target.chapter is not None:
+            width = max(2, len(str(target.chapter["count"])))
+            base = f"{stem} - {target.chapter['index']:0{width}d} - {_file_safe(target.chapter['title'])}".rstrip(" -")
+        extension, name, n = target.options.spec.extension, None, 1
+        while name is None or name.lower() in taken:
+            name = f"{base}.{extension}" if n == 1 else f"{base} ({n}).{extension}"
+            n += 1
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
+def _file_safe(title: str) -> str:
+    """A chapter title as part of a file name: no path separators or characters file systems refuse."""
+    kept = "".join(" " if ch in '/\\:*?"<>|' or not ch.isprintable() else ch for ch in title)
+    return " ".join(kept.split())[:100]
+
+
+def job_outputs(job: Job) -> list[Options]:
+    """Every output the job asks for, in order (no `outputs`: the one of its `options`)."""
+    try:
+        return [Options.from_dict(stored) for stored in job.outputs] or [Options.from_dict(job.options)]
+    except OptionError as exc:
+        raise PermanentError(f"invalid option {exc}") from None
 
 
 def job_options(job: Job) -> Options:

@@ -8,6 +8,8 @@ import logging
 import os
 import subprocess
 import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 from services.common import config
@@ -73,6 +75,77 @@ def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     if written == 0:
         raise PermanentError("no audio could be decoded from the file")
     return written
+
+
+@dataclass
+class RunDone:
+    """What one ffmpeg run of several targets made."""
+
+    sizes: list[int]  # bytes of each target, in order
+    loudness: dict | None = None  # normalisation's pass-1 measurement of the source (loudnorm's JSON)
+
+
+def convert_targets(source: str, info: MediaInfo, targets: list[plan.Target], work_dir: str, seconds: float,
+                    on_progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
+                    sink: BinaryIO | None = None) -> RunDone:
+    """One ffmpeg run: the audio decoded once (targets share plan.shared_key) and encoded into every
+    target, each to its `path` in `work_dir`; with `sink`, the one target whose path is "pipe:1" streams
+    into it while ffmpeg encodes, and a copy goes to `tee_path(work_dir, target)` (what analysis reads).
+    `seconds`: the run's length (progress); a normalisation's two passes count half each. Each target
+    stops at its `max_bytes` (OutputTooLarge)."""
+    stop = stop or threading.Event()
+    report = on_progress or (lambda seconds: None)
+    options = targets[0].options
+    stderr_path = os.path.join(work_dir, "ffmpeg.log")
+    run = plan.Plan(source, "pipe:1", options, info, targets=targets)
+    measured = None
+    if options.normalize:
+        measured = _measure_loudness(run, stderr_path, lambda s: report(s / 2), stop)
+        on_progress = lambda s: report(seconds / 2 + s / 2)  # noqa: E731
+        if measured is None:  # silence: nothing to normalize, left as it is
+            run.options = dataclasses.replace(options, normalize=False)
+            for target in targets:
+                target.options = dataclasses.replace(target.options, normalize=False)
+        run.loudness = measured
+    if targets[0].chapters:  # the same for every target of a run: they share start and end
+        run.chapters_file = os.path.join(work_dir, f"chapters-{targets[0].output}.txt")
+        with open(run.chapters_file, "w", encoding="utf-8") as chapters:
+            chapters.write(command.ffmetadata(targets[0].chapters))
+    streamed = next((t for t in targets if t.path == "pipe:1"), None)
+    limit = streamed.max_bytes if streamed else None
+    with open(tee_path(work_dir, streamed), "wb") if streamed else _nothing() as copy:
+        written = _run(command.build(run), stderr_path, source, _Tee(sink, copy) if streamed else None,
+                       on_progress, stop, limit)
+    sizes = []
+    for target in targets:
+        size = written if target is streamed else os.path.getsize(target.path)
+        if target.max_bytes is not None and size > target.max_bytes:
+            raise OutputTooLarge(target.max_bytes)  # before a byte of it is stored
+        if size == 0:
+            raise PermanentError("no audio could be decoded from the file")
+        sizes.append(size)
+    return RunDone(sizes, measured)
+
+
+def tee_path(work_dir: str, target: plan.Target) -> str:
+    """Where a streamed result's copy is kept while the job runs (for analysis), with its format's extension."""
+    return os.path.join(work_dir, f"streamed-result.{target.options.spec.extension}")
+
+
+class _Tee:
+    """A sink that writes into two: storage, and the work folder's copy."""
+
+    def __init__(self, sink: BinaryIO, copy: BinaryIO):
+        self.sink, self.copy = sink, copy
+
+    def write(self, data: bytes) -> None:
+        self.sink.write(data)
+        self.copy.write(data)
+
+
+@contextmanager
+def _nothing():
+    yield None
 
 
 def _measure_loudness(run: plan.Plan, stderr_path: str, on_progress, stop: threading.Event) -> dict | None:

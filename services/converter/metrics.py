@@ -25,6 +25,8 @@ CHILD_FAILURES = Counter("converter_child_failures",
                          ["tool", "cause"])
 JOBS_IN_PROGRESS = Gauge("converter_jobs_in_progress", "Jobs being converted right now")
 OUTPUTS = Counter("converter_outputs", "Finished conversions by output format", ["format"])
+RESULTS_PER_JOB = Histogram("converter_results_per_job", "Result files one converted job made (its outputs; "
+                            "split=chapters: one per chapter)", buckets=(1, 2, 3, 5, 10, 20, 50, 100, 256))
 OPTION_USES = Counter("converter_option_uses", "Finished conversions by option given (format: when not mp3)",
                       ["option"])
 OUTPUT_LIMITED = Counter("converter_output_limited",
@@ -51,3 +53,10 @@ def count_output(options: Options) -> None:
     OUTPUTS.labels(options.format).inc()
     for name in options.used():
         OPTION_USES.labels(name).inc()
+
+
+def count_results(targets) -> None:
+    """A converted job's results: each counted by format and options (as one output), and how many."""
+    for target in targets:
+        count_output(target.options)
+    RESULTS_PER_JOB.observe(len(targets))

@@ -29,6 +29,8 @@ class Plan:
     title: str | None = None  # the title tag when the options give none (the upload's name)
     loudness: dict | None = None  # pass 1's measurement (normalize)
     max_bytes: int | None = None  # ffmpeg stops writing past this (the job's output limit)
+    targets: list["Target"] = field(default_factory=list)  # several outputs of one decode; empty: `target`
+    chapters_file: str | None = None  # FFMETADATA1 with the targets' chapters (command.ffmetadata)
 
 
 @dataclass(frozen=True)
@@ -145,3 +147,99 @@ def output_audio(plan: Plan) -> output_size.Audio:
         return output_size.Audio(source_rate, source_channels, copy=True)
     rate, channels = output_rate(plan.options, track), output_channels(plan.options, track)
     return output_size.Audio(source_rate if rate is None else rate, source_channels if channels is None else channels)
+
+
+# ---------------------------------------------------------------- several outputs, chapters, split
+
+MAX_SPLIT_CHAPTERS = 256  # one encoder each in one ffmpeg run: bounded
+MIN_CHAPTER_SECONDS = 0.001  # a chapter clipped to less than this by a trim is dropped
+
+
+@dataclass
+class Target:
+    """One file of a job's run: an output's options, where ffmpeg writes it, and what it carries."""
+
+    output: int  # index into the job's outputs
+    options: Options
+    path: str = "pipe:1"
+    title: str | None = None  # the title tag when the options give none
+    chapter: dict | None = None  # split=chapters: {"index", "count", "title", "start", "end"} (source seconds)
+    chapters: list[dict] = field(default_factory=list)  # embedded: relative to the output's start
+    track: str | None = None  # "n/N" of a split result
+    seconds: float = 0.0  # of audio it will hold
+    bound_seconds: float = 0.0
+    bound_bytes: int = 0
+    max_bytes: int | None = None
+
+
+def shared_key(options: Options) -> tuple:
+    """Outputs with the same key share one decode (one ffmpeg run): the same track, cut and processing."""
+    return (options.audio_track, options.start, options.end, options.normalize, options.trim_silence,
+            options.silence_db)
+
+
+def chapters_within(chapters: list[dict], options: Options) -> list[dict]:
+    """The source's chapters as an output trimmed to start/end holds them: shifted to its start,
+    clipped to its end; those left shorter than MIN_CHAPTER_SECONDS are dropped."""
+    start = options.start or 0.0
+    end = options.end if options.end is not None else float("inf")
+    kept = []
+    for chapter in chapters:
+        lo, hi = max(chapter["start"], start), min(chapter["end"], end)
+        if hi - lo >= MIN_CHAPTER_SECONDS:
+            kept.append({"title": chapter["title"], "start": round(lo - start, 3), "end": round(hi - start, 3)})
+    return kept
+
+
+def targets_of(info: MediaInfo, outputs: list[Options], title: str | None) -> list[Target]:
+    """Every file the job makes, in order: one per output, one per chapter of a split=chapters output
+    (PermanentError: an output this file cannot satisfy)."""
+    targets = []
+    for index, options in enumerate(outputs):
+        expected = expect(info, options)
+        if options.split != "chapters":
+            targets.append(Target(index, options, title=title, chapters=chapters_within(info.chapters, options),
+                                  seconds=expected.seconds, bound_seconds=expected.bound_seconds,
+                                  bound_bytes=expected.bound_bytes))
+            continue
+        targets += split_targets(info, index, options, title)
+    return targets
+
+
+def split_targets(info: MediaInfo, index: int, options: Options, title: str | None) -> list[Target]:
+    """One target per chapter (in the trimmed part); a source without chapters: PermanentError."""
+    chapters = chapters_within(info.chapters, options)
+    if not chapters:
+        raise PermanentError("split=chapters: the file has no chapters" + (
+            " in the part kept by start and end" if info.chapters else "") + "; convert it without split")
+    if len(chapters) > MAX_SPLIT_CHAPTERS:
+        raise PermanentError(f"split=chapters: the file has {len(chapters)} chapters; at most "
+                             f"{MAX_SPLIT_CHAPTERS} can be split")
+    count, offset = len(chapters), options.start or 0.0
+    targets = []
+    for number, chapter in enumerate(chapters, 1):
+        seconds = chapter["end"] - chapter["start"]
+        chapter_title = chapter["title"] or f"Chapter {number}"
+        targets.append(Target(index, options, title=chapter_title,
+                              chapter={"index": number, "count": count, "title": chapter_title,
+                                       "start": round(chapter["start"] + offset, 3),
+                                       "end": round(chapter["end"] + offset, 3)},
+                              track=f"{number}/{count}", seconds=seconds, bound_seconds=seconds,
+                              bound_bytes=output_bound(info, options, seconds)))
+    return targets
+
+
+def runs_of(targets: list[Target]) -> list[list[Target]]:
+    """The targets grouped into ffmpeg runs: one per shared_key, in the order first met."""
+    runs: dict[tuple, list[Target]] = {}
+    for target in targets:
+        runs.setdefault(shared_key(target.options), []).append(target)
+    return list(runs.values())
+
+
+def streamable(targets: list[Target]) -> bool:
+    """A job of one target whose muxer can write to a pipe: it streams into storage while it encodes."""
+    if len(targets) != 1:
+        return False
+    options = targets[0].options
+    return not (options.spec.seekable or options.quality is not None or options.cover)

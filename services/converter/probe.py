@@ -34,6 +34,7 @@ class MediaInfo:
     video_streams: int
     audio_duration: float | None = None
     tracks: list[AudioTrack] = field(default_factory=list)  # every audio stream, in order
+    chapters: list[dict] = field(default_factory=list)  # the container's: {"title", "start", "end"} (seconds)
 
     @property
     def audio_seconds(self) -> float:
@@ -47,6 +48,7 @@ class MediaInfo:
 FORMAT_WHITELIST = ("mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,avi,flv,asf,ogg,wav,w64,mp3,aac,"
                     "flac,aiff,amr,ac3,eac3,dts,caf,mxf")
 # Demuxers that read other resources named inside the upload (local files, URLs) instead of the upload itself.
+MAX_CHAPTER_TITLE = 200  # characters kept of a chapter's title (as of a tag option)
 INDIRECT_FORMATS = {"hls", "applehttp", "dash", "concat", "sdp", "rtsp", "rtp", "webm_dash_manifest", "imf"}
 
 
@@ -87,7 +89,20 @@ def _media_info(container) -> MediaInfo:
     tracks = [AudioTrack(s.codec_context.codec.canonical_name, _stream_seconds(s), s.codec_context.sample_rate or None,
                          s.codec_context.layout.nb_channels or None) for s in audio]
     return MediaInfo(duration, tracks[0].codec if audio else None, len(audio), len(video),
-                     tracks[0].duration if audio else None, tracks)
+                     tracks[0].duration if audio else None, tracks, chapters_of(container))
+
+
+def chapters_of(container) -> list[dict]:
+    """The container's chapters (MP4, MKV, Ogg, ...) in seconds, in order; an untitled one has title ""."""
+    chapters = []
+    for chapter in container.chapters():
+        base = chapter["time_base"]
+        start, end = float(chapter["start"] * base), float(chapter["end"] * base)
+        title = "".join(ch if ch.isprintable() else " " for ch in (chapter.get("metadata") or {}).get("title", ""))
+        if end > start:
+            chapters.append({"title": title.strip()[:MAX_CHAPTER_TITLE], "start": round(start, 3),
+                             "end": round(end, 3)})
+    return sorted(chapters, key=lambda c: c["start"])
 
 
 def _stream_seconds(stream) -> float | None:

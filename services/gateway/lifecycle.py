@@ -28,9 +28,10 @@ def cancel(query: JobMatch) -> Job:
 def delete(job: Job) -> None:
     """Cancel the job if it runs, then remove its files, its email records and the job itself."""
     job = job_records.cancel_job({"_id": job.id}) or job  # the latest pending_mp3_id, if it was converting
-    for bucket, file_id in ((files.videos(), job.video_id), (files.results(), job.pending_mp3_id)):
-        if file_id:
-            files.delete_file(bucket, file_id)
+    if job.video_id:
+        files.delete_file(files.videos(), job.video_id)
+    if job.pending_mp3_id:  # a converting attempt's files, whole or partial
+        files.delete_attempt(files.results(), job.pending_mp3_id)
     # every result and waveform, each removed unless another job shares it (dedup)
     sharing.release_all(outputs.file_ids(job), job.id)
     job_records.delete_job(job.id)

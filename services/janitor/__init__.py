@@ -108,17 +108,12 @@ def remove_expired_tus_uploads(now: float, tally: Round) -> None:
 
 def remove_abandoned_results(tally: Round) -> None:
     """Half-written results of jobs that ended without their converter finishing (killed, then the
-    job was cancelled or dead-lettered); a converting job's is its converter's to clean. A converter
-    making several outputs may have written more than the pending one: every file written for the job
-    that is none of its results or waveforms goes too."""
+    job was cancelled or dead-lettered); a converting job's is its converter's to clean. Every file the
+    attempt wrote goes (several outputs: their ids derive from the pending one, files.attempt_file_id)."""
     for job in job_records.ended_with_pending_result():
-        kept = set(outputs.file_ids(job))
-        strays = [file_id for file_id in files.ids_of_job(files.results(), job.id)
-                  if file_id not in kept and file_id != job.pending_mp3_id]
-        for file_id in [job.pending_mp3_id, *strays]:
-            files.delete_file(files.results(), file_id)
+        removed = files.delete_attempt(files.results(), job.pending_mp3_id)  # every result and peaks file of it
         if job_records.clear_pending_result(job.id, job.pending_mp3_id):
-            tally.removed["abandoned_mp3"] += 1 + len(strays)  # the reason label dashboards show
+            tally.removed["abandoned_mp3"] += max(removed, 1)  # the reason label dashboards show
 
 
 def record(tally: Round, now: float) -> None:

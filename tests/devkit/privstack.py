@@ -358,20 +358,28 @@ class PrivateStack:
         time.sleep(1.5)  # a duplicate would arrive now
         mails = self.mails()
         files = self.mp3_files()
-        per_job: dict[str, int] = {}
+        per_job: dict[str, int] = {}  # result files (a job's peaks files, kind "waveform", are not counted)
         for f in files:
+            if (f.get("metadata") or {}).get("kind") == "waveform":
+                continue
             file_job = (f.get("metadata") or {}).get("job_id")
             per_job[file_job] = per_job.get(file_job, 0) + 1
         done = [j for j in job_ids if docs[j]["status"] == "done"]
         failed = [j for j in job_ids if docs[j]["status"] == "failed" and docs[j].get("reason")]
         lost = [j for j in job_ids if j not in done and j not in failed]
-        dup_files = [j for j in job_ids if per_job.get(j, 0) > 1]
-        missing_files = [j for j in done if per_job.get(j, 0) != 1
+        # A job stores one file per result (several outputs, split=chapters).
+        expected = {j: len(docs[j].get("results") or []) or 1 for j in job_ids}
+        dup_files = [j for j in job_ids if per_job.get(j, 0) > expected[j]]
+        missing_files = [j for j in done if per_job.get(j, 0) != expected[j]
                          or not any(f["_id"] == str(docs[j]["mp3_id"]) for f in files)]
         dup_mails = [j for j in job_ids if mails.get(j, 0) > 1]
         no_mail = [j for j in job_ids if mails.get(j, 0) == 0]
         done_ids = {str(docs[j]["mp3_id"]) for j in done}
-        all_done_ids = {str(d["mp3_id"]) for d in self.jobs().find({"status": "done"}, {"mp3_id": 1})}
+        all_done_ids = set()
+        for d in self.jobs().find({"status": "done"}, {"mp3_id": 1, "results": 1}):
+            all_done_ids.add(str(d["mp3_id"]))
+            for result in d.get("results") or []:
+                all_done_ids.update(str(result[key]) for key in ("mp3_id", "waveform_id") if result.get(key))
         orphans = [f["_id"] for f in files if f["_id"] not in all_done_ids]
         result = {
             "scenario": scenario, "submitted": len(job_ids) + rejected, "accepted": len(job_ids),

@@ -52,6 +52,8 @@ CONTRACT_METRICS = {
     "gateway_upload_presets_total",
     # conversions by output format and by option given (converter, issue 14)
     "converter_outputs_total", "converter_option_uses_total",
+    # result files per job: several outputs, split=chapters (converter, issue 23)
+    "converter_results_per_job_sum", "converter_results_per_job_count", "converter_results_per_job_bucket",
     # resumable (tus) uploads (gateway; in progress counted from MongoDB by storage_metrics.py)
     "gateway_tus_uploads_total", "vid2mp3_tus_uploads_in_progress",
     # slow clients and quotas (gateway)

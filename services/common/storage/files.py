@@ -183,11 +183,6 @@ def chunks_from(bucket: Bucket, file_id, first_n: int) -> Iterator[tuple[int, by
         yield chunk["n"], bytes(chunk["data"])
 
 
-def ids_of_job(bucket: Bucket, job_id: str) -> list:
-    """The ids of the files written for job `job_id` (the converter records it in each file's metadata)."""
-    return [doc["_id"] for doc in bucket.files.find({"metadata.job_id": job_id}, {"_id": 1})]
-
-
 def total_length(bucket: Bucket, file_ids: list) -> int:
     """The bytes the files among `file_ids` hold (missing ones count 0)."""
     return sum(doc.get("length", 0) for doc in bucket.files.find({"_id": {"$in": file_ids}})) if file_ids else 0
@@ -197,3 +192,33 @@ def stored_sizes(bucket: Bucket) -> dict[str, int]:
     """How many files the bucket holds and their bytes."""
     lengths = [f.get("length", 0) for f in bucket.files.find({}, {"length": 1})]
     return {"files": len(lengths), "bytes": sum(lengths)}
+
+
+# ---------------------------------------------------------------- the files of one conversion attempt
+
+ATTEMPT_KINDS = ("result", "waveform")
+
+
+def attempt_file_id(attempt_id: str, kind: str, n: int) -> str:
+    """The id of an attempt's n-th result (kind "result") or its peaks file ("waveform"), derived from
+    the one id the job records while it converts (`pending_mp3_id`): the first result's id is that id
+    itself, the others as unguessable as it (a hash of it)."""
+    if kind == "result" and n == 0:
+        return attempt_id
+    return hashlib.sha256(f"{attempt_id}:{kind}:{n}".encode()).hexdigest()[:24]
+
+
+def delete_attempt(bucket: Bucket, attempt_id: str) -> int:
+    """Remove every file an attempt wrote, whole or partial: results and peaks files are stored in order
+    (result n, its peaks file, result n + 1), so the sweep ends at the first n that left neither.
+    Returns how many files it removed."""
+    removed, n = 0, 0
+    while True:
+        found = [file_id for file_id in (attempt_file_id(attempt_id, kind, n) for kind in ATTEMPT_KINDS)
+                 if bucket.files.find_one({"_id": file_id}, {"_id": 1}) is not None
+                 or bucket.chunks.find_one({"files_id": file_id}, {"_id": 1}) is not None]
+        if not found:
+            return removed
+        for file_id in found:
+            delete_file(bucket, file_id)
+        removed, n = removed + len(found), n + 1
