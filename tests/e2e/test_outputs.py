@@ -206,11 +206,11 @@ def test_retention_removes_every_result_and_waveform(alice):
 def test_crash_cleanup_removes_every_file_a_dead_converter_wrote(alice):
     """A job that ended while its converter was writing several outputs (pending_mp3_id still set): every
     file written for it goes, but none of a done job's results."""
-    job_id = new_id()
-    written = [new_id() for _ in range(3)]
+    job_id, attempt = new_id(), new_id()
+    written = [files.attempt_file_id(attempt, kind, n) for n in range(3) for kind in ("result", "waveform")]
     for file_id in written:
         store_file(files.results(), file_id, "half.mp3", io.BytesIO(b"partial"), {"job_id": job_id})
-    dead = Job(job_id, owner=owner_of(alice), video_id=new_id(), filename="talk.mp4", pending_mp3_id=written[0],
+    dead = Job(job_id, owner=owner_of(alice), video_id=new_id(), filename="talk.mp4", pending_mp3_id=attempt,
                published=True)
     job_records.create_job(dead, Status.FAILED)
     results = two_results()
@@ -227,7 +227,10 @@ def test_crash_cleanup_removes_every_file_a_dead_converter_wrote(alice):
 # ---------------------------------------------------------------- dedup per output
 
 
-def test_outputs_made_before_are_shared_and_kept_while_used(alice, clip):
+def test_outputs_made_before_are_shared_and_kept_while_used(alice, tmp_path):
+    # bytes of its own: the module's other tests convert `clip` for real, and dedup would find those results
+    clip = tmp_path / "talk.mp4"
+    clip.write_bytes(unique_mp4(make_media(tmp_path / "source.mp4", seconds=1, audio="sine=frequency=660").read_bytes()))
     sha = hashlib.sha256(clip.read_bytes()).hexdigest()
     results = two_results()
     earlier = done_job(alice, results, sha256=sha, filename="earlier.mp4")
