@@ -9,7 +9,7 @@ from __future__ import annotations
 import ffmpeg
 
 from services.common import config
-from services.common.options import DEFAULT_KBPS, Options
+from services.common.options import DEFAULT_KBPS, DEFAULT_SILENCE_DB, Options
 
 from .plan import Plan, copies_audio, output_channels, output_rate, track_of
 from .probe import AudioTrack, input_options
@@ -17,6 +17,7 @@ from .probe import AudioTrack, input_options
 LOUDNESS = {"I": -16, "TP": -1.5, "LRA": 11}  # EBU R128 for streaming/podcasts; true peak below -1.5 dBTP
 COVER_AT = 0.10  # the cover is the frame at 10 % of the video
 COVER_MAX_WIDTH = 1280  # a 4K frame would make a megabyte of cover art
+MIN_SILENCE_SECONDS = 0.1  # trim_silence: quieter stretches shorter than this are no silence
 
 
 # ---------------------------------------------------------------- one function per option
@@ -94,6 +95,21 @@ def loudnorm_filter(options: Options, measured: dict | None) -> tuple[str, dict]
                         "offset": measured["target_offset"], "linear": "true", "print_format": "none"}
 
 
+def silence_filters(options: Options, audible: tuple[float, float | None] | None) -> list[tuple[str, dict]]:
+    """trim_silence in two passes, as a streaming filter cannot know a silence is the last one before the
+    end (silenceremove's stop options cut at the first long pause; areverse holds the whole audio):
+    pass 1 (`audible` unknown) prints the silences below silence_db, analysis.audible_part reads them;
+    pass 2 keeps the audible part between the leading and the trailing silence."""
+    if not options.trim_silence:
+        return []
+    if audible is None:
+        threshold = options.silence_db if options.silence_db is not None else DEFAULT_SILENCE_DB
+        return [("silencedetect", {"noise": f"{threshold:g}dB", "d": MIN_SILENCE_SECONDS})]
+    start, end = audible
+    kept = {"start": f"{start:.6f}", **({"end": f"{end:.6f}"} if end is not None else {})}
+    return [("atrim", kept), ("asetpts", {"expr": "PTS-STARTPTS"})]
+
+
 def cover_stream(plan: Plan):
     """One frame of the video, as a JPEG attached picture; None without a video or cover art."""
     info = plan.info
@@ -120,6 +136,8 @@ def cover_args() -> dict:
 def _audio(plan: Plan, measured: dict | None):
     source = ffmpeg.input(plan.source, **trim_input(plan.options), **input_options(plan.source))
     audio = source[f"a:{plan.options.audio_track or 0}"]
+    for name, args in silence_filters(plan.options, plan.audible):
+        audio = audio.filter(name, **args)
     loudnorm = loudnorm_filter(plan.options, measured)
     return audio.filter(loudnorm[0], **loudnorm[1]) if loudnorm else audio
 
@@ -147,7 +165,8 @@ def build(plan: Plan) -> list[str]:
 
 
 def analysis(plan: Plan) -> list[str]:
-    """Loudness normalisation's first pass: decode the part that will be kept, print its loudness."""
+    """The first pass of a loudness normalisation or a trim_silence: decode the part that will be kept,
+    print its loudness (loudnorm) and its silences (silencedetect), with ffmpeg's stats (how far it got)."""
     args = {**trim_output(plan.options), "format": "null", "vn": None, "sn": None, "dn": None}
     command = _compile(ffmpeg.output(_audio(plan, None), "-", **args))
     command[command.index("error")] = "info"  # loudnorm prints its measurement at info level

@@ -227,17 +227,18 @@ class Converter:
                 files.open_writer(files.results(), result_id, jobs.result_name(job), metadata) as writer:
             convert.set_attributes({"vid2mp3.format": options.format, "vid2mp3.options": ",".join(options.used())})
             progress = ProgressReporter(job.id, self.worker_id, expected.seconds)
+            lengths = [expected.seconds]  # trim_silence's cut makes it shorter
             try:
                 written = encode.convert(served.url, info, writer, log_path, on_progress=progress, stop=keeper.stop,
                                          options=options, title=jobs.stem(job.filename), max_bytes=allowance.limit,
-                                         expected=expected)
+                                         expected=expected, on_length=lengths.append)
             except encode.OutputTooLarge:
                 raise allowance.stopped() from None
             check_read(served)  # a short read must not pass for a finished result
             span.set_attribute("vid2mp3.bytes", written)
         observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
         metrics.count_output(options)
-        return Encoded(result_id, written, served.length, expected.seconds)
+        return Encoded(result_id, written, served.length, lengths[-1])
 
     def _finish_done(self, job: Job, keeper: LeaseKeeper, encoded: Encoded) -> Status:
         audio_seconds = encoded.audio_seconds

@@ -12,9 +12,9 @@ from typing import BinaryIO, Callable
 
 from services.common import config
 from services.common.messaging import PermanentError
-from services.common.options import Options
+from services.common.options import DEFAULT_SILENCE_DB, Options
 
-from . import command, output_size, plan
+from . import analysis, command, output_size, plan
 from .faults import system_fault, text
 from .probe import MediaInfo
 
@@ -37,7 +37,7 @@ class OutputTooLarge(PermanentError):
 def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
             on_progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
             options: Options | None = None, title: str | None = None, max_bytes: int | None = None,
-            expected: plan.Expected | None = None) -> int:
+            expected: plan.Expected | None = None, on_length: Callable[[float], None] | None = None) -> int:
     """Convert `source` as `options` say (default: MP3 at MP3_BITRATE) into `sink`; returns the bytes written.
 
     Streamed formats go through a pipe while ffmpeg encodes (memory stays flat); formats whose
@@ -46,6 +46,7 @@ def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     `on_progress(seconds)` hears how much of the output is encoded (both passes of a loudness
     normalisation count half); setting `stop` kills ffmpeg and raises Stopped. An output growing past
     `max_bytes` stops ffmpeg and raises OutputTooLarge, with nothing past the limit written to `sink`.
+    `on_length(seconds)` hears the output's length when trim_silence made it shorter than `expected`'s.
     `expected`: plan.expect's answer when the caller has it already (the converter, which reserved the
     result's room with it); else the options are checked against `info` here.
     """
@@ -55,11 +56,12 @@ def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     stop = stop or threading.Event()
     report = on_progress or (lambda seconds: None)
     run = plan.Plan(source, "pipe:1", options, info, title, max_bytes=max_bytes)
-    if options.normalize:
-        run.loudness = _measure_loudness(run, stderr_path, lambda s: report(s / 2), stop)
-        on_progress = lambda s: report(expected.seconds / 2 + s / 2)  # noqa: E731
-        if run.loudness is None:  # silence (or under one 400 ms block): nothing to normalize, left as it is
-            run.options = dataclasses.replace(options, normalize=False)
+    if options.normalize or options.trim_silence:  # a first pass measures what the second one needs
+        _first_pass(run, stderr_path, lambda s: report(s / 2), stop)
+        scale = expected.seconds / kept if (kept := kept_seconds(run.audible, expected.seconds)) else 1.0
+        on_progress = lambda s: report(expected.seconds / 2 + s * scale / 2)  # noqa: E731
+        if on_length is not None:
+            on_length(kept)
     if options.spec.seekable or options.quality is not None or options.cover:
         run.target = os.path.join(os.path.dirname(stderr_path) or ".", "output." + options.spec.extension)
     written = _run(command.build(run), stderr_path, source, sink if run.target == "pipe:1" else None,
@@ -75,10 +77,32 @@ def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     return written
 
 
-def _measure_loudness(run: plan.Plan, stderr_path: str, on_progress, stop: threading.Event) -> dict | None:
+def _first_pass(run: plan.Plan, stderr_path: str, on_progress, stop: threading.Event) -> None:
+    """Decode once to measure: the loudness normalize applies, the audible part trim_silence keeps."""
+    _run(command.analysis(run), stderr_path, run.source, None, on_progress, stop)
+    if run.options.normalize:
+        run.loudness = _measured_loudness(stderr_path)
+        if run.loudness is None:  # silence (or under one 400 ms block): nothing to normalize, left as it is
+            run.options = dataclasses.replace(run.options, normalize=False)
+    if run.options.trim_silence:
+        run.audible = analysis.audible_part(stderr_path)
+        if run.audible is None:
+            threshold = run.options.silence_db if run.options.silence_db is not None else DEFAULT_SILENCE_DB
+            raise PermanentError(f"the audio is below silence_db ({threshold:g} dBFS) throughout: trim_silence "
+                                 "would leave nothing (give a lower silence_db)")
+
+
+def kept_seconds(audible: tuple[float, float | None] | None, planned: float) -> float:
+    """The output's length once trim_silence cut the audible part out of the `planned` seconds."""
+    if audible is None:
+        return planned
+    start, end = audible
+    return max(min(planned if end is None else end, planned) - start, 0.0)
+
+
+def _measured_loudness(stderr_path: str) -> dict | None:
     """Normalisation's first pass: loudnorm's JSON measurement, the last thing ffmpeg prints;
     None when there is no loudness to measure."""
-    _run(command.analysis(run), stderr_path, run.source, None, on_progress, stop)
     printed = text(_stderr_tail(stderr_path, 8192))
     try:
         measured = json.loads(printed[printed.rindex("{"):printed.rindex("}") + 1])
