@@ -23,8 +23,8 @@ from .probe import input_options, probe
 
 SILENT_LUFS = -70.0  # EBU R128's absolute gate: ebur128 says -70 when no block of audio passed it
 # Waveform resolution: audiowaveform's own default of 256 samples per pixel (~170 pixels a second at
-# 44.1 kHz, enough to zoom into a short clip) until the file passes MAX_PIXELS; from there on pixels are
-# merged in pairs, so a long file gets between MAX_PIXELS/2 and MAX_PIXELS pixels (a 3-hour file ~40 KB
+# 44.1 kHz, enough to zoom into a short clip) until the file reaches MAX_PIXELS; from there on pixels are
+# merged in pairs, so a long file gets from MAX_PIXELS/2 to MAX_PIXELS pixels (a 3-hour file ~40 KB
 # of JSON), without knowing its length beforehand, in memory that never grows past MAX_PIXELS.
 BASE_SAMPLES_PER_PIXEL = 256
 MAX_PIXELS = 4096
@@ -73,17 +73,17 @@ class Peaks:
         self.pending = b""  # samples of the pixel being filled
 
     def write(self, block: bytes) -> int:
-        samples = self.pending + block
-        size = self.samples_per_pixel
-        whole = len(samples) - len(samples) % size
-        for at in range(0, whole, size):
-            self._add(samples[at:at + size])
-        self.pending = samples[whole:]
+        samples, at = self.pending + block, 0
+        while len(samples) - at >= self.samples_per_pixel:  # the size may double on the way
+            end = at + self.samples_per_pixel
+            self._add(samples[at:end])
+            at = end
+        self.pending = samples[at:]
         return len(block)
 
     def _add(self, samples: bytes) -> None:
         self.data += (min(samples) - 128, max(samples) - 128)
-        if len(self.data) > 2 * self.max_pixels and len(self.data) % 4 == 0:
+        if len(self.data) >= 2 * self.max_pixels and len(self.data) % 4 == 0:
             self._halve()
 
     def _halve(self) -> None:
