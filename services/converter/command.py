@@ -98,7 +98,7 @@ def loudnorm_filter(options: Options, measured: dict | None) -> tuple[str, dict]
 def silence_filters(options: Options, audible: tuple[float, float | None] | None) -> list[tuple[str, dict]]:
     """trim_silence in two passes, as a streaming filter cannot know a silence is the last one before the
     end (silenceremove's stop options cut at the first long pause; areverse holds the whole audio):
-    pass 1 (`audible` unknown) prints the silences below silence_db, analysis.audible_part reads them;
+    pass 1 (`audible` unknown) prints the silences below silence_db, silence.audible_part reads them;
     pass 2 keeps the audible part between the leading and the trailing silence."""
     if not options.trim_silence:
         return []

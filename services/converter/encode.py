@@ -14,7 +14,7 @@ from services.common import config
 from services.common.messaging import PermanentError
 from services.common.options import DEFAULT_SILENCE_DB, Options
 
-from . import analysis, command, output_size, plan
+from . import command, output_size, plan, silence
 from .faults import system_fault, text
 from .probe import MediaInfo
 
@@ -85,7 +85,7 @@ def _first_pass(run: plan.Plan, stderr_path: str, on_progress, stop: threading.E
         if run.loudness is None:  # silence (or under one 400 ms block): nothing to normalize, left as it is
             run.options = dataclasses.replace(run.options, normalize=False)
     if run.options.trim_silence:
-        run.audible = analysis.audible_part(stderr_path)
+        run.audible = silence.audible_part(stderr_path)
         if run.audible is None:
             threshold = run.options.silence_db if run.options.silence_db is not None else DEFAULT_SILENCE_DB
             raise PermanentError(f"the audio is below silence_db ({threshold:g} dBFS) throughout: trim_silence "

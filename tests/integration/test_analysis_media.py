@@ -109,7 +109,7 @@ def waveform(path: Path, work_dir: Path) -> dict:
     assert (document["version"], document["channels"], document["bits"]) == (2, 1, 8)
     assert len(document["data"]) == 2 * document["length"]
     assert all(-128 <= value <= 127 for value in document["data"])
-    assert all(low <= high for low, high in zip(document["data"][::2], document["data"][1::2]))
+    assert all(low <= high for low, high in zip(document["data"][::2], document["data"][1::2], strict=True))
     return document
 
 
