@@ -13,7 +13,7 @@ import pyloudnorm
 import pytest
 
 from services.common.jobs import LOUDNESS_FIELDS
-from services.common.messaging import PermanentError
+from services.common.messaging import PermanentError, TransientError
 from services.common.options import parse
 from services.converter import analysis, encode, probe
 from devkit.media import duration_of, make_media
@@ -98,6 +98,16 @@ def test_loudness_of_what_is_no_audio_is_the_media_s_fault(tmp_path):
     junk.write_bytes(b"not audio at all" * 100)
     with pytest.raises(PermanentError):
         analysis.loudness_of(str(junk), str(tmp_path))
+
+
+def test_a_killed_measurement_is_a_retry_not_a_verdict(signals, tmp_path, monkeypatch):
+    killer = tmp_path / "dying-ffmpeg"
+    killer.write_text("#!/bin/sh\nkill -KILL $$\n")
+    killer.chmod(0o755)
+    monkeypatch.setenv("FFMPEG_BINARY", str(killer))
+    for measure in (analysis.loudness_of, analysis.peaks_of):
+        with pytest.raises(TransientError, match="ffmpeg was killed by SIGKILL"):
+            measure(str(signals["tone"]), str(tmp_path))
 
 
 # ---------------------------------------------------------------- peaks_of
