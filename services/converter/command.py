@@ -11,7 +11,7 @@ import dataclasses
 import ffmpeg
 
 from services.common import config
-from services.common.options import DEFAULT_KBPS, Options
+from services.common.options import DEFAULT_KBPS, DEFAULT_SILENCE_DB, Options
 
 from .plan import Plan, Target, copies_audio, output_channels, output_rate, track_of
 from .probe import AudioTrack, input_options
@@ -20,6 +20,7 @@ LOUDNESS = {"I": -16, "TP": -1.5, "LRA": 11}  # EBU R128 for streaming/podcasts;
 COVER_AT = 0.10  # the cover is the frame at 10 % of the video
 COVER_MAX_WIDTH = 1280  # a 4K frame would make a megabyte of cover art
 CHAPTERS_INPUT = "@chapters-input@"  # the chapters file's input index, known once the command is compiled
+MIN_SILENCE_SECONDS = 0.1  # trim_silence: quieter stretches shorter than this are no silence
 
 
 # ---------------------------------------------------------------- one function per option
@@ -97,6 +98,21 @@ def loudnorm_filter(options: Options, measured: dict | None) -> tuple[str, dict]
                         "offset": measured["target_offset"], "linear": "true", "print_format": "none"}
 
 
+def silence_filters(options: Options, audible: tuple[float, float | None] | None) -> list[tuple[str, dict]]:
+    """trim_silence in two passes, as a streaming filter cannot know a silence is the last one before the
+    end (silenceremove's stop options cut at the first long pause; areverse holds the whole audio):
+    pass 1 (`audible` unknown) prints the silences below silence_db, silence.audible_part reads them;
+    pass 2 keeps the audible part between the leading and the trailing silence."""
+    if not options.trim_silence:
+        return []
+    if audible is None:
+        threshold = options.silence_db if options.silence_db is not None else DEFAULT_SILENCE_DB
+        return [("silencedetect", {"noise": f"{threshold:g}dB", "d": MIN_SILENCE_SECONDS})]
+    start, end = audible
+    kept = {"start": f"{start:.6f}", **({"end": f"{end:.6f}"} if end is not None else {})}
+    return [("atrim", kept), ("asetpts", {"expr": "PTS-STARTPTS"})]
+
+
 def cover_stream(plan: Plan):
     """One frame of the video, as a JPEG attached picture; None without a video or cover art."""
     return cover_frame(plan) if plan.options.cover else None
@@ -127,11 +143,13 @@ def cover_args() -> dict:
 
 def _audio(plan: Plan, measured: dict | None):
     source = ffmpeg.input(plan.source, **trim_input(plan.options), **input_options(plan.source))
-    return _processed(source[f"a:{plan.options.audio_track or 0}"], plan.options, measured)
+    return _processed(source[f"a:{plan.options.audio_track or 0}"], plan.options, measured, plan.audible)
 
 
-def _processed(audio, options: Options, measured: dict | None):
-    """The decoded audio as every output of a run shares it (loudness normalisation)."""
+def _processed(audio, options: Options, measured: dict | None, audible: tuple[float, float | None] | None = None):
+    """The decoded audio as every output of a run shares it (trim_silence's cut, loudness normalisation)."""
+    for name, args in silence_filters(options, audible):
+        audio = audio.filter(name, **args)
     loudnorm = loudnorm_filter(options, measured)
     return audio.filter(loudnorm[0], **loudnorm[1]) if loudnorm else audio
 
@@ -148,7 +166,7 @@ def build(plan: Plan) -> list[str]:
     source = ffmpeg.input(plan.source, **trim_input(plan.options), **input_options(plan.source))
     raw = source[f"a:{plan.options.audio_track or 0}"]
     copies = [_copies(plan, target) for target in targets]
-    branches = iter(_fan_out(_processed(raw, plan.options, plan.loudness), copies.count(False), "asplit"))
+    branches = iter(_fan_out(_processed(raw, plan.options, plan.loudness, plan.audible), copies.count(False), "asplit"))
     with_cover = [target for target in targets if _has_cover(plan, target)]
     covers = iter(_fan_out(cover_frame(plan) if with_cover else None, len(with_cover), "split"))
     outputs = []
@@ -254,7 +272,8 @@ def with_chapters_input(command: list[str], chapters_file: str | None) -> list[s
 
 
 def analysis(plan: Plan) -> list[str]:
-    """Loudness normalisation's first pass: decode the part that will be kept, print its loudness."""
+    """The first pass of a loudness normalisation or a trim_silence: decode the part that will be kept,
+    print its loudness (loudnorm) and its silences (silencedetect), with ffmpeg's stats (how far it got)."""
     args = {**trim_output(plan.options), "format": "null", "vn": None, "sn": None, "dn": None}
     command = _compile(ffmpeg.output(_audio(plan, None), "-", **args))
     command[command.index("error")] = "info"  # loudnorm prints its measurement at info level

@@ -30,7 +30,7 @@ from services.common.options import OptionError, Options
 from services.common.storage import files, job_records, tombstones
 from services.common.storage.connection import new_id
 
-from . import encode, importing, metrics, output_limit, plan, probe, source
+from . import analysis, encode, importing, metrics, output_limit, plan, probe, source
 
 log = logging.getLogger(__name__)
 tracer = telemetry.tracer(__name__)
@@ -266,8 +266,8 @@ class Converter:
             raise
         observe(metrics.CONVERSION_DURATION, time.monotonic() - started)
         metrics.count_results(targets)
-        return Encoded(attempt_id, made.results, served.length, plan.output_seconds(info, outputs[0]),
-                       info.chapters, made.source_loudness)
+        whole = next((t.seconds for t in targets if t.chapter is None), plan.output_seconds(info, outputs[0]))
+        return Encoded(attempt_id, made.results, served.length, whole, info.chapters, made.source_loudness)
 
     def _run_all(self, job: Job, served, info: probe.MediaInfo, keeper: LeaseKeeper, attempt_id: str,
                  work_dir: str, targets: list[plan.Target], names: list[str], streamed: bool) -> "Made":
@@ -290,6 +290,7 @@ class Converter:
                     check_read(served)  # a short read must not pass for a finished result
                     span.set_attributes({"vid2mp3.bytes": done.sizes[0], "vid2mp3.output": 0})
                 made.source_loudness = source_loudness(done.loudness)
+                _shortened(targets, done.seconds)
                 made.results.append(self._stored_result(attempt_id, 0, targets[0], names[0], done.sizes[0],
                                                         encode.tee_path(work_dir, targets[0]), metadata))
                 return made
@@ -301,6 +302,7 @@ class Converter:
                 offset += length
                 sizes.update({id(target): size for target, size in zip(run, done.sizes, strict=True)})
                 made.source_loudness = made.source_loudness or source_loudness(done.loudness)
+                _shortened(run, done.seconds)
             check_read(served)
         for n, (target, name) in enumerate(zip(targets, names, strict=True)):
             result_id = files.attempt_file_id(attempt_id, "result", n)
@@ -413,10 +415,19 @@ class Made:
 
 def _analyse(result_path: str) -> tuple[dict | None, bytes | None]:
     """The result's loudness (jobs.LOUDNESS_FIELDS) and its peaks file (audiowaveform JSON), measured on
-    the result's file in the job's work folder (its folder: the work_dir analysis may use)."""
-    # wired to analysis.py at the merge: analysis.loudness_of(result_path, work_dir),
-    # analysis.peaks_of(result_path, work_dir) with work_dir = os.path.dirname(result_path)
-    return None, None
+    the result's file in the job's work folder (analysis.py)."""
+    work_dir = os.path.dirname(result_path)
+    with tracer.start_as_current_span("analyse result"):
+        return analysis.loudness_of(result_path, work_dir), analysis.peaks_of(result_path, work_dir)
+
+
+def _shortened(targets: list[plan.Target], seconds: float | None) -> None:
+    """trim_silence made the run shorter than planned: its whole-file results hold `seconds` of audio."""
+    if seconds is None:
+        return
+    for target in targets:
+        if target.chapter is None:
+            target.seconds = min(target.seconds, seconds)
 
 
 def source_loudness(measured: dict | None) -> dict | None:

@@ -14,9 +14,9 @@ from typing import BinaryIO, Callable
 
 from services.common import config
 from services.common.messaging import PermanentError
-from services.common.options import Options
+from services.common.options import DEFAULT_SILENCE_DB, Options
 
-from . import command, output_size, plan
+from . import command, output_size, plan, silence
 from .faults import system_fault, text
 from .probe import MediaInfo
 
@@ -39,7 +39,7 @@ class OutputTooLarge(PermanentError):
 def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
             on_progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
             options: Options | None = None, title: str | None = None, max_bytes: int | None = None,
-            expected: plan.Expected | None = None) -> int:
+            expected: plan.Expected | None = None, on_length: Callable[[float], None] | None = None) -> int:
     """Convert `source` as `options` say (default: MP3 at MP3_BITRATE) into `sink`; returns the bytes written.
 
     Streamed formats go through a pipe while ffmpeg encodes (memory stays flat); formats whose
@@ -48,6 +48,7 @@ def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     `on_progress(seconds)` hears how much of the output is encoded (both passes of a loudness
     normalisation count half); setting `stop` kills ffmpeg and raises Stopped. An output growing past
     `max_bytes` stops ffmpeg and raises OutputTooLarge, with nothing past the limit written to `sink`.
+    `on_length(seconds)` hears the output's length when trim_silence made it shorter than `expected`'s.
     `expected`: plan.expect's answer when the caller has it already (the converter, which reserved the
     result's room with it); else the options are checked against `info` here.
     """
@@ -57,11 +58,12 @@ def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
     stop = stop or threading.Event()
     report = on_progress or (lambda seconds: None)
     run = plan.Plan(source, "pipe:1", options, info, title, max_bytes=max_bytes)
-    if options.normalize:
-        run.loudness = _measure_loudness(run, stderr_path, lambda s: report(s / 2), stop)
-        on_progress = lambda s: report(expected.seconds / 2 + s / 2)  # noqa: E731
-        if run.loudness is None:  # silence (or under one 400 ms block): nothing to normalize, left as it is
-            run.options = dataclasses.replace(options, normalize=False)
+    if options.normalize or options.trim_silence:  # a first pass measures what the second one needs
+        _first_pass(run, stderr_path, lambda s: report(s / 2), stop)
+        scale = expected.seconds / kept if (kept := kept_seconds(run.audible, expected.seconds)) else 1.0
+        on_progress = lambda s: report(expected.seconds / 2 + s * scale / 2)  # noqa: E731
+        if on_length is not None:
+            on_length(kept)
     if options.spec.seekable or options.quality is not None or options.cover:
         run.target = os.path.join(os.path.dirname(stderr_path) or ".", "output." + options.spec.extension)
     written = _run(command.build(run), stderr_path, source, sink if run.target == "pipe:1" else None,
@@ -83,6 +85,7 @@ class RunDone:
 
     sizes: list[int]  # bytes of each target, in order
     loudness: dict | None = None  # normalisation's pass-1 measurement of the source (loudnorm's JSON)
+    seconds: float | None = None  # the run's length, shorter than planned when trim_silence cut silence
 
 
 def convert_targets(source: str, info: MediaInfo, targets: list[plan.Target], work_dir: str, seconds: float,
@@ -98,15 +101,15 @@ def convert_targets(source: str, info: MediaInfo, targets: list[plan.Target], wo
     options = targets[0].options
     stderr_path = os.path.join(work_dir, "ffmpeg.log")
     run = plan.Plan(source, "pipe:1", options, info, targets=targets)
-    measured = None
-    if options.normalize:
-        measured = _measure_loudness(run, stderr_path, lambda s: report(s / 2), stop)
-        on_progress = lambda s: report(seconds / 2 + s / 2)  # noqa: E731
-        if measured is None:  # silence: nothing to normalize, left as it is
-            run.options = dataclasses.replace(options, normalize=False)
+    kept = seconds
+    if options.normalize or options.trim_silence:  # a first pass measures what the second one needs
+        _first_pass(run, stderr_path, lambda s: report(s / 2), stop)
+        kept = kept_seconds(run.audible, seconds)
+        scale = seconds / kept if kept else 1.0
+        on_progress = lambda s: report(seconds / 2 + s * scale / 2)  # noqa: E731
+        if options.normalize and not run.options.normalize:  # silence: nothing to normalize, left as it is
             for target in targets:
                 target.options = dataclasses.replace(target.options, normalize=False)
-        run.loudness = measured
     if targets[0].chapters:  # the same for every target of a run: they share start and end
         run.chapters_file = os.path.join(work_dir, f"chapters-{targets[0].output}.txt")
         with open(run.chapters_file, "w", encoding="utf-8") as chapters:
@@ -124,7 +127,7 @@ def convert_targets(source: str, info: MediaInfo, targets: list[plan.Target], wo
         if size == 0:
             raise PermanentError("no audio could be decoded from the file")
         sizes.append(size)
-    return RunDone(sizes, measured)
+    return RunDone(sizes, run.loudness, kept)
 
 
 def tee_path(work_dir: str, target: plan.Target) -> str:
@@ -148,10 +151,32 @@ def _nothing():
     yield None
 
 
-def _measure_loudness(run: plan.Plan, stderr_path: str, on_progress, stop: threading.Event) -> dict | None:
+def _first_pass(run: plan.Plan, stderr_path: str, on_progress, stop: threading.Event) -> None:
+    """Decode once to measure: the loudness normalize applies, the audible part trim_silence keeps."""
+    _run(command.analysis(run), stderr_path, run.source, None, on_progress, stop)
+    if run.options.normalize:
+        run.loudness = _measured_loudness(stderr_path)
+        if run.loudness is None:  # silence (or under one 400 ms block): nothing to normalize, left as it is
+            run.options = dataclasses.replace(run.options, normalize=False)
+    if run.options.trim_silence:
+        run.audible = silence.audible_part(stderr_path)
+        if run.audible is None:
+            threshold = run.options.silence_db if run.options.silence_db is not None else DEFAULT_SILENCE_DB
+            raise PermanentError(f"the audio is below silence_db ({threshold:g} dBFS) throughout: trim_silence "
+                                 "would leave nothing (give a lower silence_db)")
+
+
+def kept_seconds(audible: tuple[float, float | None] | None, planned: float) -> float:
+    """The output's length once trim_silence cut the audible part out of the `planned` seconds."""
+    if audible is None:
+        return planned
+    start, end = audible
+    return max(min(planned if end is None else end, planned) - start, 0.0)
+
+
+def _measured_loudness(stderr_path: str) -> dict | None:
     """Normalisation's first pass: loudnorm's JSON measurement, the last thing ffmpeg prints;
     None when there is no loudness to measure."""
-    _run(command.analysis(run), stderr_path, run.source, None, on_progress, stop)
     printed = text(_stderr_tail(stderr_path, 8192))
     try:
         measured = json.loads(printed[printed.rindex("{"):printed.rindex("}") + 1])

@@ -28,6 +28,7 @@ class Plan:
     info: MediaInfo | None = None
     title: str | None = None  # the title tag when the options give none (the upload's name)
     loudness: dict | None = None  # pass 1's measurement (normalize)
+    audible: tuple[float, float | None] | None = None  # pass 1's finding (trim_silence): seconds kept, end None: all
     max_bytes: int | None = None  # ffmpeg stops writing past this (the job's output limit)
     targets: list["Target"] = field(default_factory=list)  # several outputs of one decode; empty: `target`
     chapters_file: str | None = None  # FFMETADATA1 with the targets' chapters (command.ffmetadata)

@@ -98,3 +98,18 @@ def test_options_the_media_cannot_satisfy_fail_the_job(user, clip):
     for fields, reason in (({"start": "30"}, "beyond the end of the media"), ({"audio_track": "2"}, "does not exist")):
         job = user.wait_job(user.upload(clip, options=fields).json()["job_id"])
         assert job["status"] == "failed" and reason in job["reason"], job
+
+
+def test_trim_silence_shortens_the_download_and_its_recorded_length(user, tmp_path):
+    padded = make_media(tmp_path / "Padded talk.mp4", seconds=7,
+                        audio="aevalsrc=exprs='0.3*sin(440*2*PI*t)*between(t\\,2\\,5)':s=44100")
+    job = user.wait_job(user.upload(padded, options={"trim_silence": "true", "silence_db": "-45"}).json()["job_id"])
+    assert job["status"] == "done", job
+    assert job["options"] == {"format": "mp3", "trim_silence": True, "silence_db": -45.0}
+    assert job["audio_seconds"] == pytest.approx(3, abs=0.05), "the trimmed length, not the 7 s of the video"
+    out = tmp_path / "out.mp3"
+    out.write_bytes(user.download(job["mp3_id"]).content)
+    probe = ["ffprobe", "-v", "error", "-show_format", "-of", "json", str(out)]
+    printed = subprocess.run(probe, check=True, capture_output=True, text=True).stdout
+    seconds = float(json.loads(printed)["format"]["duration"])
+    assert seconds == pytest.approx(3, abs=0.1), seconds

@@ -230,7 +230,8 @@ def test_crash_cleanup_removes_every_file_a_dead_converter_wrote(alice):
 def test_outputs_made_before_are_shared_and_kept_while_used(alice, tmp_path):
     # bytes of its own: the module's other tests convert `clip` for real, and dedup would find those results
     clip = tmp_path / "talk.mp4"
-    clip.write_bytes(unique_mp4(make_media(tmp_path / "source.mp4", seconds=1, audio="sine=frequency=660").read_bytes()))
+    source = make_media(tmp_path / "source.mp4", seconds=1, audio="sine=frequency=660")
+    clip.write_bytes(unique_mp4(source.read_bytes()))
     sha = hashlib.sha256(clip.read_bytes()).hexdigest()
     results = two_results()
     earlier = done_job(alice, results, sha256=sha, filename="earlier.mp4")
