@@ -112,6 +112,7 @@ export function showPlayer(result, view) {
 
   function choose(index) {
     if (index === current) return;
+    const previous = current;
     current = index;
     const output = outputs[index];
     const name = fileName(output, view);
@@ -120,8 +121,17 @@ export function showPlayer(result, view) {
     nowPlaying.hidden = outputs.length < 2;
     audio.setAttribute("aria-label", "Play " + name);
     canvas.setAttribute("aria-label", "Waveform of " + name + ": click or use the arrow keys to seek");
-    if (output.link) audio.src = output.link;
-    else blobUrl(output.mp3_id, downloadPath(output)).then((url) => { if (current === index) audio.src = url; }, () => {});
+    // the same recording in another format goes on where it was; a chapter's own file starts at its start
+    const resume = previous >= 0 && !output.chapter && !outputs[previous].chapter ? audio.currentTime : 0;
+    const wasPlaying = !audio.paused;
+    const play = (url) => {
+      if (current !== index) return;
+      audio.src = url;
+      if (resume) audio.addEventListener("loadedmetadata", () => { audio.currentTime = resume; }, { once: true });
+      if (wasPlaying) audio.play().catch(() => {});
+    };
+    if (output.link) play(output.link);
+    else blobUrl(output.mp3_id, downloadPath(output)).then(play, () => {});
     seeker.setWave(null);
     canvas.hidden = !(output.waveform_url || output.waveform_link);
     loadWave(output).then((wave) => { if (current === index) seeker.setWave(wave); })
