@@ -22,7 +22,7 @@ from devkit.client import Client
 from devkit.media import unique_mp4
 
 from .conftest import static_site
-from .test_webapp import LONG, job, log_in, page, shot  # noqa: F401 (page: the fixture)
+from .test_webapp import LONG, job, log_in, shot
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYED = (0x1F, 0x4E, 0x79)  # waveform.js's colours
@@ -118,7 +118,11 @@ def test_waveform_module_parses_and_draws(page, fixture_audio):
     heights = page.evaluate("""() => {
         const canvas = document.querySelector("#fixture-canvas");
         const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
-        const height = (x) => { let n = 0; for (let y = 0; y < canvas.height; y++) n += data[(y * canvas.width + x) * 4 + 3] > 0; return n; };
+        const height = (x) => {
+            let n = 0;
+            for (let y = 0; y < canvas.height; y++) n += data[(y * canvas.width + x) * 4 + 3] > 0;
+            return n;
+        };
         return [height(Math.round(canvas.width * 1.25 / 20)), height(Math.round(canvas.width * 3.75 / 20))];
     }""")
     assert heights[0] > 4 * heights[1], heights
@@ -213,7 +217,7 @@ def check_panel(page: Page, item, seconds: float, formats: list[str], before: bo
     drawn and seeking, the chapters seeking, the loudness report."""
     outputs = item.locator(".output")
     expect(outputs).to_have_count(len(formats))
-    for row, name in zip(outputs.all(), formats):
+    for row, name in zip(outputs.all(), formats, strict=True):
         expect(row.locator(".output-label")).to_contain_text(name)
         expect(row.locator(".output-size")).to_have_text(re.compile(r"^\d+(\.\d)? (B|KB|MB)$"))
         expect(row.get_by_role("link", name=re.compile("^Download"))).to_have_attribute("href", re.compile("."))
@@ -238,19 +242,21 @@ def check_panel(page: Page, item, seconds: float, formats: list[str], before: bo
     assert colours(page, selector, 0, 0.45)["ahead"] == 0  # redrawn: the first half played
     chapters = item.locator(".chapters li")
     expect(chapters).to_have_count(len(CHAPTERS))
-    for row, (title, start, _) in zip(chapters.all(), CHAPTERS):
+    for row, (title, _, _) in zip(chapters.all(), CHAPTERS, strict=True):
         expect(row).to_contain_text(title)
     item.get_by_role("button", name=re.compile(CHAPTERS[2][0])).click()
     chapter_start = float(page.evaluate("a => a.currentTime", audio.element_handle()))
     assert chapter_start == pytest.approx(CHAPTERS[2][1] * seconds / 12, abs=0.6)
     loudness = item.locator(".loudness")
-    expect(loudness).to_contain_text(re.compile(r"-?\d+\.\d LUFS integrated, range \d+\.\d LU, true peak -?\d+\.\d dBTP"))
+    expect(loudness).to_contain_text(
+        re.compile(r"-?\d+\.\d LUFS integrated, range \d+\.\d LU, true peak -?\d+\.\d dBTP"))
     if before:
         expect(loudness).to_contain_text("Before (the source)")
     if len(formats) > 1:  # the player switches to the second output
         first_src = audio.get_attribute("src")
         item.get_by_role("button", name=re.compile("^Play " + formats[1])).click()
-        expect(item.get_by_role("button", name=re.compile("^Play " + formats[1]))).to_have_attribute("aria-pressed", "true")
+        switch = item.get_by_role("button", name=re.compile("^Play " + formats[1]))
+        expect(switch).to_have_attribute("aria-pressed", "true")
         if "fixture" not in first_src:
             expect(audio).not_to_have_attribute("src", first_src)
         page.wait_for_function("([a, t]) => a.readyState >= 1 && Math.abs(a.currentTime - t) < 0.6",
@@ -266,9 +272,11 @@ def chaptered_video(path: Path, seconds: float = 12) -> Path:
     lines = [";FFMETADATA1"]
     for title, start, end in CHAPTERS:
         scale = 1000 * seconds / 12
-        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={int(start * scale)}", f"END={int(end * scale)}", f"title={title}"]
+        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={int(start * scale)}", f"END={int(end * scale)}",
+                  f"title={title}"]
     meta.write_text("\n".join(lines) + "\n")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size=160x120:rate=10:duration={seconds}",
+    subprocess.run(["ffmpeg", "-v", "error", "-y",
+                    "-f", "lavfi", "-i", f"testsrc=size=160x120:rate=10:duration={seconds}",
                     "-f", "lavfi", "-i", SWELL.format(rate=44100, seconds=seconds), "-i", str(meta),
                     "-map", "0:v", "-map", "1:a", "-map_chapters", "2", "-c:v", "libx264", "-preset", "ultrafast",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)], check=True)
@@ -310,7 +318,7 @@ def test_player_of_a_job_split_by_chapters(page, stack, tmp_path):
     expect(item.get_by_role("status")).to_have_text(re.compile("^done"), timeout=LONG)
     outputs = item.locator(".output")
     expect(outputs).to_have_count(3)
-    for row, (title, _, _) in zip(outputs.all(), CHAPTERS):
+    for row, (title, _, _) in zip(outputs.all(), CHAPTERS, strict=True):
         expect(row.locator(".output-label")).to_contain_text(title)
     item.get_by_role("button", name=re.compile(CHAPTERS[1][0])).click()  # the chapter list plays its file
     expect(item.get_by_role("button", name=re.compile("^Play 2/3"))).to_have_attribute("aria-pressed", "true")
