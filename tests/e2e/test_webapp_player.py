@@ -7,9 +7,11 @@ on the app's own origin by Playwright): unit-level checks of the drawing and see
 test_player_* and test_import_* tests drive the real stack end to end."""
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
+import time
 import wave
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from devkit.client import Client
-from devkit.media import unique_mp4
+from devkit.media import make_media, unique_mp4
 
 from .conftest import static_site
 from .test_webapp import LONG, job, log_in, shot
@@ -42,6 +44,16 @@ def peaks(wav: Path, per_pixel: int) -> dict:
     data = np.column_stack([blocks.min(axis=1), blocks.max(axis=1)]).ravel()
     return {"version": 2, "channels": 1, "sample_rate": rate, "samples_per_pixel": per_pixel, "bits": 8,
             "length": pixels, "data": data.tolist()}
+
+
+@pytest.fixture(scope="module")
+def account(stack):
+    return Client(stack["gateway"]).signed_up()
+
+
+@pytest.fixture(scope="module")
+def media_short(tmp_path_factory) -> Path:
+    return make_media(tmp_path_factory.mktemp("form") / "form clip.mp4", seconds=2)
 
 
 @pytest.fixture(scope="module")
@@ -292,8 +304,6 @@ def test_player_of_a_chaptered_job_with_two_outputs(page, stack, tmp_path):
     page.get_by_text("Output options").click()
     page.get_by_label("Normalize loudness").check()
     page.get_by_label("Opus 64 kbit/s").check()
-    sent = []
-    page.on("request", lambda r: "/upload" in r.url and r.method in ("POST", "PATCH") and sent.append(r))
     page.get_by_label("Video file").set_input_files(video)
     page.get_by_role("button", name="Convert").click()
     item = job(page, "chaptered talk.mp4")
@@ -377,3 +387,50 @@ def test_fetching_status_shows_the_fetch_progress(page):
     expect(items.nth(1).get_by_role("status")).to_have_text("fetching (1.5 MB)")
     expect(items.nth(1).locator("progress")).to_be_hidden()
     expect(items.nth(0).locator(".job-name")).to_have_text("https://example.com/talk.mp4")
+
+
+def sent_fields(request) -> dict:
+    """The option fields of an upload request as the page sent them: multipart form fields (POST /upload)
+    or tus Upload-Metadata (POST /uploads/)."""
+    metadata = request.headers.get("upload-metadata")
+    if metadata:
+        pairs = (item.split(" ") for item in metadata.split(","))
+        return {key: base64.b64decode(value).decode() for key, value in pairs}
+    body = request.post_data_buffer.decode("utf-8", "replace")
+    return dict(re.findall(r'name="([^"]+)"\r\n\r\n([^\r]*)\r\n', body))
+
+
+def test_upload_form_sends_extra_outputs_and_urls(page, stack, account, media_short):
+    """What the form sends (observed, not answered by the test): extra outputs as `outputs`, trim_silence
+    and split; a URL as `source_url` with no file. The server's answer is the stack's own."""
+    log_in(page, account)
+    uploads = []
+    page.on("request", lambda r: r.method == "POST" and re.search(r"/uploads?/?$", r.url) and uploads.append(r))
+    page.get_by_text("Output options").click()
+    page.get_by_label("Bitrate").select_option("128k")
+    page.get_by_label("Trim silence").check()
+    page.get_by_label("One file per chapter").check()
+    page.get_by_label("Opus 64 kbit/s").check()
+    page.get_by_label("FLAC (lossless)").check()
+    page.get_by_label("Video file").set_input_files(media_short)
+    page.get_by_role("button", name="Convert").click()
+    expect(page.locator(".upload")).to_have_count(1)
+    deadline = time.monotonic() + 15
+    while not uploads and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    fields = sent_fields(uploads[0])
+    assert fields["trim_silence"] == "true" and fields["split"] == "chapters" and fields["bitrate"] == "128k", fields
+    outputs = json.loads(fields["outputs"])
+    assert [(o["format"], o.get("bitrate")) for o in outputs] == [("mp3", "128k"), ("opus", "64k"), ("flac", None)]
+    assert all(o["trim_silence"] == "true" and o["split"] == "chapters" for o in outputs), outputs
+    assert "preset" not in fields and "source_url" not in fields
+
+    page.get_by_label("Or a video's URL").fill("ftp://example.com/talk.mp4")
+    page.get_by_role("button", name="Convert").click()
+    expect(page.get_by_role("alert")).to_have_text("The URL must start with http:// or https://.")
+    page.get_by_label("Or a video's URL").fill("http://127.0.0.1:9/talk.mp4")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/upload")) as request:
+        page.get_by_role("button", name="Convert").click()
+    fields = sent_fields(request.value)
+    assert fields["source_url"] == "http://127.0.0.1:9/talk.mp4" and "file" not in fields, fields
+    assert 'filename="' not in request.value.post_data_buffer.decode("utf-8", "replace")
