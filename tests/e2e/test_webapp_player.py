@@ -355,8 +355,8 @@ def test_presets_fill_the_form_and_travel_with_the_upload(page, stack, tmp_path)
 
 
 def test_import_by_url_shows_fetching_then_plays(page, stack, tmp_path):
-    """Needs issue 23's backend: POST /upload with source_url (a 127.0.0.1 server: the test stack allows
-    loopback like its webhooks)."""
+    """Needs issue 23's backend: POST /jobs with source_url (a 127.0.0.1 server: the test stack's
+    IMPORT_ALLOWED_NETWORKS)."""
     user = Client(stack["gateway"]).signed_up()
     log_in(page, user)
     chaptered_video(tmp_path / "remote talk.mp4", seconds=6)
@@ -393,6 +393,8 @@ def sent_fields(request) -> dict:
     """The option fields of an upload request as the page sent them: multipart form fields (POST /upload)
     or tus Upload-Metadata (POST /uploads/)."""
     metadata = request.headers.get("upload-metadata")
+    if "json" in (request.headers.get("content-type") or ""):
+        return request.post_data_json
     if metadata:
         pairs = (item.split(" ") for item in metadata.split(","))
         return {key: base64.b64decode(value).decode() for key, value in pairs}
@@ -423,14 +425,16 @@ def test_upload_form_sends_extra_outputs_and_urls(page, stack, account, media_sh
     outputs = json.loads(fields["outputs"])
     assert [(o["format"], o.get("bitrate")) for o in outputs] == [("mp3", "128k"), ("opus", "64k"), ("flac", None)]
     assert all(o["trim_silence"] == "true" and o["split"] == "chapters" for o in outputs), outputs
+    assert outputs[2]["cover"] == "false" and outputs[1]["cover"] == "false"  # Opus has no cover; none chosen
     assert "preset" not in fields and "source_url" not in fields
 
     page.get_by_label("Or a video's URL").fill("ftp://example.com/talk.mp4")
     page.get_by_role("button", name="Convert").click()
     expect(page.get_by_role("alert")).to_have_text("The URL must start with http:// or https://.")
     page.get_by_label("Or a video's URL").fill("http://127.0.0.1:9/talk.mp4")
-    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/upload")) as request:
+    with page.expect_request(lambda r: r.method == "POST" and re.search("/(jobs|upload)$", r.url)) as request:
         page.get_by_role("button", name="Convert").click()
-    fields = sent_fields(request.value)
+    fields = sent_fields(request.value)  # POST /jobs as JSON (issue 23's import), the form field before it
     assert fields["source_url"] == "http://127.0.0.1:9/talk.mp4" and "file" not in fields, fields
+    assert json.loads(fields["outputs"])[1]["format"] == "opus"
     assert 'filename="' not in request.value.post_data_buffer.decode("utf-8", "replace")

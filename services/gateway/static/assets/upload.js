@@ -35,11 +35,16 @@ function withoutPreset(options) {
   return fields;
 }
 
+const WITH_COVER = new Set(["mp3", "m4a", "flac"]);
+
+// The server takes the form's top-level fields as every entry's defaults: an extra output names its
+// codec fields itself (null: none, the format's own default) so the main output's 192k or 22 kHz does
+// not follow it into a format that cannot take them.
 function extraOutput(main, choice) {
   const [format, bitrate] = choice.split(":");
   const extra = Object.fromEntries(Object.entries(withoutPreset(main)).filter(([name]) => !PER_FORMAT.includes(name)));
-  extra.format = format;
-  if (bitrate) extra.bitrate = bitrate;
+  Object.assign(extra, { format, bitrate: bitrate || null, quality: null, sample_rate: null,
+                         cover: WITH_COVER.has(format) ? main.cover : "false" });
   return extra;
 }
 
@@ -72,8 +77,8 @@ export function applyPreset(form, preset, hint) {
   for (const name of FLAGS) form.elements[name].checked = fields[name] === true || fields[name] === "true";
   form.elements.split.checked = fields.split === "chapters";
   hint.hidden = !preset;
-  hint.textContent = preset ? "Preset " + preset.name + ": " + Object.entries(fields)
-    .map(([name, value]) => `${name} ${value}`).join(", ") : "";
+  const values = Object.entries(fields).map(([name, value]) => `${name} ${value}`).join(", ");
+  hint.textContent = preset ? `Preset ${preset.name}: ${preset.description ? preset.description + " (" + values + ")" : values}` : "";
 }
 
 // Uploads `file` with `options`; calls onProgress(fraction). Resolves with the new job's id (or null when
@@ -83,14 +88,20 @@ export async function uploadVideo(file, options, onProgress) {
   return multipartUpload(file, options, onProgress);
 }
 
-// A video the server fetches itself: POST /upload with `source_url` and no file. Resolves with the job id.
+// A video the server fetches itself: POST /jobs with a JSON body of `source_url` and the options (the
+// answer is the new job's view); a server without that route (404, 405) takes `source_url` as a field of
+// POST /upload with no file. Resolves with the job id.
 export async function importUrl(url, options) {
+  const body = JSON.stringify({ ...options, source_url: url });
+  const result = await send("POST", "/jobs", { "Content-Type": "application/json" }, body);
+  if (result.status === 202) return JSON.parse(result.text).job_id;
+  if (![404, 405].includes(result.status)) throw failure(result);
   const form = new FormData();
   for (const [name, value] of Object.entries(options)) form.append(name, value);
   form.append("source_url", url);
-  const result = await send("POST", "/upload", {}, form);
-  if (result.status !== 202) throw failure(result);
-  return JSON.parse(result.text).job_id;
+  const fallback = await send("POST", "/upload", {}, form);
+  if (fallback.status !== 202) throw failure(fallback);
+  return JSON.parse(fallback.text).job_id;
 }
 
 async function tusOffered() {
