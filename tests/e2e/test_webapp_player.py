@@ -224,6 +224,36 @@ def picture(page: Page, item) -> None:
     page.locator("#jobs-section").screenshot(path=str(ROOT / "docs" / "webapp-player.png"))
 
 
+def test_split_panel_with_a_fixture_view(page, fixture_audio):
+    """A job split by chapters (a view of the contract, files faked on this origin): one output per
+    chapter, titled; a chapter of the list plays its own file from its start."""
+    serve_fixture(page, fixture_audio)
+    view = fixture_view("split", fixture_audio["seconds"])
+    first = view["outputs"][0]
+    view["outputs"] = [dict(first, mp3_id=f"c{n}", filename=f"Talk {n:02d} {title}.mp3", size=100_000 * n,
+                            chapter={"index": n, "count": 3, "title": title, "start": start, "end": end})
+                       for n, (title, start, end) in enumerate(CHAPTERS, start=1)]
+    page.evaluate("""async (view) => {
+        const { createItem } = await import("/assets/jobs.js");
+        document.querySelector("#jobs-section").hidden = false;
+        document.querySelector("#jobs").append(createItem(view, { cancel() {}, remove() {} }));
+    }""", view)
+    item = job(page, "Talk on waveforms.mp4")
+    rows = item.locator(".output")
+    expect(rows).to_have_count(3)
+    for row, (title, _, _) in zip(rows.all(), CHAPTERS, strict=True):
+        expect(row.locator(".output-label")).to_contain_text(title)
+    expect(item.get_by_role("link", name="Download Talk 02 The middle part.mp3")).to_have_count(1)
+    audio = item.locator("audio").element_handle()
+    page.wait_for_function("a => a.readyState >= 1", arg=audio, timeout=LONG)
+    page.evaluate("a => { a.currentTime = 7; }", audio)
+    item.locator(".chapters").get_by_role("button", name=re.compile(CHAPTERS[1][0])).click()
+    expect(item.get_by_role("button", name=re.compile("^Play 2 of 3"))).to_have_attribute("aria-pressed", "true")
+    expect(item.get_by_role("button", name=re.compile("^Play 1 of 3"))).to_have_attribute("aria-pressed", "false")
+    expect(item.locator(".now-playing")).to_have_text("Playing: 2 of 3 The middle part: MP3 192k")
+    page.wait_for_function("a => a.readyState >= 1 && a.currentTime < 1", arg=audio, timeout=LONG)
+
+
 def check_panel(page: Page, item, seconds: float, formats: list[str], before: bool) -> None:
     """What a done job's panel must show and do: every output (format, size, Download), the waveform
     drawn and seeking, the chapters seeking, the loudness report."""
@@ -256,7 +286,7 @@ def check_panel(page: Page, item, seconds: float, formats: list[str], before: bo
     expect(chapters).to_have_count(len(CHAPTERS))
     for row, (title, _, _) in zip(chapters.all(), CHAPTERS, strict=True):
         expect(row).to_contain_text(title)
-    item.get_by_role("button", name=re.compile(CHAPTERS[2][0])).click()
+    item.locator(".chapters").get_by_role("button", name=re.compile(CHAPTERS[2][0])).click()
     chapter_start = float(page.evaluate("a => a.currentTime", audio.element_handle()))
     assert chapter_start == pytest.approx(CHAPTERS[2][1] * seconds / 12, abs=0.6)
     loudness = item.locator(".loudness")
@@ -330,8 +360,8 @@ def test_player_of_a_job_split_by_chapters(page, stack, tmp_path):
     expect(outputs).to_have_count(3)
     for row, (title, _, _) in zip(outputs.all(), CHAPTERS, strict=True):
         expect(row.locator(".output-label")).to_contain_text(title)
-    item.get_by_role("button", name=re.compile(CHAPTERS[1][0])).click()  # the chapter list plays its file
-    expect(item.get_by_role("button", name=re.compile("^Play 2/3"))).to_have_attribute("aria-pressed", "true")
+    item.locator(".chapters").get_by_role("button", name=re.compile(CHAPTERS[1][0])).click()  # plays its file
+    expect(item.get_by_role("button", name=re.compile("^Play 2 of 3"))).to_have_attribute("aria-pressed", "true")
     shot(page, "21-split")
 
 

@@ -36,7 +36,7 @@ function describe(output) {
   const format = String(output.format || options.format || "mp3").toUpperCase();
   const bitrate = options.bitrate ? ` ${String(options.bitrate).replace(/k?$/, "k")}` : "";
   const channels = options.channels === 1 || options.channels === "1" ? " mono" : "";
-  const piece = output.chapter ? `${output.chapter.index}/${output.chapter.count} ${output.chapter.title || ""}: ` : "";
+  const piece = output.chapter ? `${output.chapter.index} of ${output.chapter.count} ${output.chapter.title || ""}: ` : "";
   return `${piece}${format}${bitrate}${channels}`;
 }
 
