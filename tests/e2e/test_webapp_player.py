@@ -156,6 +156,7 @@ def test_waveform_module_seeks_on_click_and_keys(page, fixture_audio):
     }""")
     page.wait_for_function("document.querySelector('#fixture-audio').readyState >= 1")
     canvas = page.locator("#fixture-seek")
+    expect(canvas).to_have_attribute("aria-valuemax", "20")  # the seeker knows the duration
     box = canvas.bounding_box()
     canvas.click(position={"x": box["width"] * 0.5, "y": box["height"] / 2})
     now = lambda: page.evaluate("document.querySelector('#fixture-audio').currentTime")  # noqa: E731
