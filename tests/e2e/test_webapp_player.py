@@ -23,10 +23,9 @@ from playwright.sync_api import Page, expect
 from devkit.client import Client
 from devkit.media import make_media, unique_mp4
 
-from .conftest import static_site
+from .conftest import SHOTS, static_site
 from .test_webapp import LONG, job, log_in, shot
 
-ROOT = Path(__file__).resolve().parents[2]
 PLAYED = (0x1F, 0x4E, 0x79)  # waveform.js's colours
 AHEAD = (0x9F, 0xB3, 0xC8)
 CHAPTERS = [("Opening", 0, 4), ("The middle part", 4, 8), ("Closing words", 8, 12)]
@@ -198,8 +197,9 @@ def fixture_view(job_id: str, seconds: float) -> dict:
 
 def test_player_panel_with_a_fixture_view(page, fixture_audio):
     """The whole panel (jobs.js's list item) from a job view of the contract, its files faked on this
-    origin: outputs, chapters, loudness, waveform. Also the README's screenshot until the real stack
-    has waveforms (test_player_of_a_chaptered_job_with_two_outputs checks the same with real jobs)."""
+    origin: outputs, chapters, loudness, waveform. Its picture (22-player-fixture.png) is the README's until
+    the real stack has waveforms (test_player_of_a_chaptered_job_with_two_outputs checks the same with real
+    jobs and takes 23-player.png)."""
     serve_fixture(page, fixture_audio)
     page.set_viewport_size({"width": 700, "height": 900})
     page.evaluate("""async (view) => {
@@ -211,18 +211,19 @@ def test_player_panel_with_a_fixture_view(page, fixture_audio):
     }""", fixture_view("fixture", fixture_audio["seconds"]))
     item = job(page, "Talk on waveforms.mp4")
     check_panel(page, item, fixture_audio["seconds"], ["MP3", "OPUS"], before=True)
-    picture(page, item)
+    picture(page, item, "22-player-fixture")
 
 
-def picture(page: Page, item) -> None:
-    """docs/webapp-player.png: the first output a third played."""
+def picture(page: Page, item, name: str) -> None:
+    """The player with the first output a third played, in the screenshots folder (docs/webapp-player.png
+    is a copy of it: a test run leaves the repository's files alone)."""
     item.get_by_role("button", name=re.compile("^Play MP3")).click()
     audio = item.locator("audio").element_handle()
     page.wait_for_function("a => a.readyState >= 1", arg=audio, timeout=LONG)
     canvas = item.get_by_role("slider", name=re.compile("^Waveform of"))
     box = canvas.bounding_box()
     canvas.click(position={"x": box["width"] / 3, "y": box["height"] / 2})
-    page.locator("#jobs-section").screenshot(path=str(ROOT / "docs" / "webapp-player.png"))
+    page.locator("#jobs-section").screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def test_split_panel_with_a_fixture_view(page, fixture_audio):
@@ -341,7 +342,7 @@ def test_player_of_a_chaptered_job_with_two_outputs(page, stack, tmp_path):
     expect(item.get_by_role("status")).to_have_text(re.compile("^done"), timeout=LONG)
     check_panel(page, item, 12, ["MP3", "OPUS"], before=True)
     shot(page, "20-player")
-    picture(page, item)
+    picture(page, item, "23-player")  # docs/webapp-player.png
     view = requests.get(f"{user.base}/jobs", headers=user.auth, timeout=10).json()["jobs"][0]
     assert [o["format"] for o in view["outputs"]] == ["mp3", "opus"], view
     assert [c["title"] for c in view["chapters"]] == [t for t, _, _ in CHAPTERS], view
