@@ -46,3 +46,20 @@ def static_site(folder: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    """A fresh browser profile on the app; the test fails on any dialog, page error or CSP refusal."""
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 900})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.problems = []
+    page.on("dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
+    page.on("console", lambda msg: msg.type == "error" and "Content Security Policy" in msg.text
+            and page.problems.append(msg.text))
+    page.goto(stack["gateway"] + "/")
+    yield page
+    context.close()
+    assert page.problems == []

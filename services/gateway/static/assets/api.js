@@ -86,6 +86,13 @@ export async function listJobs() {
   return (await (await call("/jobs?limit=50")).json()).jobs;
 }
 
+// The built-in presets and the user's own: [{name, fields, builtin}] (also accepted wrapped in {presets}).
+export async function listPresets() {
+  const body = await (await call("/me/presets")).json();
+  const presets = Array.isArray(body) ? body : (body && body.presets) || [];
+  return presets.filter((preset) => preset && typeof preset.name === "string");
+}
+
 export async function getJob(id) {
   return (await call("/jobs/" + encodeURIComponent(id))).json();
 }

@@ -3,7 +3,7 @@ import * as api from "./api.js";
 import { createItem, isFinal, releaseBlobs, updateItem } from "./jobs.js";
 import { Live } from "./live.js";
 import { UploadQueue } from "./queue.js";
-import { chosenOptions, uploadVideo } from "./upload.js";
+import { applyPreset, chosenOptions, fillPresets, importUrl, uploadVideo } from "./upload.js";
 
 const $ = (id) => document.getElementById(id);
 const EMAIL_KEY = "vid2mp3.email";
@@ -11,6 +11,7 @@ const items = new Map(); // job id → its list item
 const live = new Live(show, gone, failed);
 const queue = new UploadQueue(uploadVideo, uploadChanged);
 const rows = new Map(); // queue entry → its row under the upload form
+let presets = [];
 
 function say(text, kind = "error") {
   const message = $("message");
@@ -42,6 +43,18 @@ function signedIn(signedInNow) {
   $("who").textContent = email ? "Logged in as " + email : "Logged in";
   if (signedInNow) $("file").focus();
   attempt(refresh);
+  loadPresets();
+}
+
+// A server without presets (or a failure to list them) leaves the selector at "None": uploads still work.
+async function loadPresets() {
+  try {
+    presets = await api.listPresets();
+  } catch (error) {
+    if (error.status === 401 && api.session.token) { failed(error); return; }
+    presets = [];
+  }
+  fillPresets($("preset"), presets);
 }
 
 function logOut() {
@@ -140,13 +153,30 @@ function chosenFiles(files) {
 function convert(event) {
   event.preventDefault();
   const files = [...$("file").files];
-  if (!files.length) { say("Choose a video file first."); $("file").focus(); return; }
+  const url = $("source_url").value.trim();
+  if (files.length && url) { say("Choose files or give a URL, not both."); $("source_url").focus(); return; }
+  if (!files.length && !url) { say("Choose a video file or give its URL first."); $("file").focus(); return; }
+  if (url && !/^https?:\/\/\S+$/i.test(url)) { say("The URL must start with http:// or https://."); $("source_url").focus(); return; }
   say("", "info");
+  const options = chosenOptions($("upload-form"));
+  if (url) { fetchUrl(url, options); return; }
   queue.clearIfFinished();
   if (!queue.entries.length) { rows.clear(); $("uploads").replaceChildren(); }
-  queue.add(files, chosenOptions($("upload-form")));
+  queue.add(files, options);
   $("file").value = "";
   chosenFiles(null);
+}
+
+// The server fetches the video: one request, the job appears at once in status "fetching".
+function fetchUrl(url, options) {
+  const button = $("convert-button");
+  button.disabled = true;
+  attempt(async () => {
+    const id = await importUrl(url, options);
+    $("source_url").value = "";
+    say("The server is fetching the video.", "info");
+    show(await api.getJob(id));
+  }).finally(() => { button.disabled = false; });
 }
 
 const STATES = { waiting: "waiting", uploading: "uploading", held: "waiting for a free place", done: "uploaded",
@@ -215,6 +245,10 @@ function start() {
   $("logout").addEventListener("click", () => { logOut(); say("You are logged out.", "info"); });
   $("upload-form").addEventListener("submit", convert);
   $("file").addEventListener("change", () => chosenFiles(null));
+  $("preset").addEventListener("change", () => {
+    const chosen = presets.find((preset) => preset.name === $("preset").value);
+    applyPreset($("upload-form"), chosen, $("preset-hint"));
+  });
   dropZone();
   if (api.session.token) signedIn(false);
 }

@@ -7,16 +7,78 @@ const TUS = "1.0.0";
 const CHUNK = 8 * 1024 * 1024; // small enough that a lost chunk costs little, big enough to be fast
 const RETRIES = 5;
 
+const TEXT_FIELDS = ["format", "bitrate", "quality", "sample_rate", "channels", "start", "end", "title", "artist", "album"];
+const FLAGS = ["normalize", "cover", "trim_silence"];
+// what an extra output does not inherit from the first: its own format decides them
+const PER_FORMAT = ["format", "bitrate", "quality", "sample_rate", "cover"];
+
 // The output options as the API names them; empty fields are left out (the server's defaults apply).
+// With a preset its name goes too (the form shows the preset's values, so sending them changes nothing
+// unless the user changed them: explicit options override the preset's). Extra outputs ("Also make")
+// go as `outputs`, a JSON list whose first entry is the main output.
 export function chosenOptions(form) {
   const options = {};
-  for (const name of ["format", "bitrate", "quality", "sample_rate", "channels", "start", "end",
-                      "title", "artist", "album"]) {
+  for (const name of TEXT_FIELDS) {
     const value = form.elements[name].value.trim();
     if (value) options[name] = value;
   }
-  for (const name of ["normalize", "cover"]) options[name] = form.elements[name].checked ? "true" : "false";
+  for (const name of FLAGS) options[name] = form.elements[name].checked ? "true" : "false";
+  if (form.elements.split.checked) options.split = "chapters";
+  const extras = [...form.querySelectorAll("input[name=extra]:checked")].map((box) => extraOutput(options, box.value));
+  if (form.elements.preset.value) options.preset = form.elements.preset.value;
+  if (extras.length) options.outputs = JSON.stringify([withoutPreset(options), ...extras]);
   return options;
+}
+
+function withoutPreset(options) {
+  const { preset, ...fields } = options; // eslint-disable-line no-unused-vars
+  return fields;
+}
+
+const WITH_COVER = new Set(["mp3", "m4a", "flac"]);
+
+// The server takes the form's top-level fields as every entry's defaults: an extra output names its
+// codec fields itself (null: none, the format's own default) so the main output's 192k or 22 kHz does
+// not follow it into a format that cannot take them.
+function extraOutput(main, choice) {
+  const [format, bitrate] = choice.split(":");
+  const extra = Object.fromEntries(Object.entries(withoutPreset(main)).filter(([name]) => !PER_FORMAT.includes(name)));
+  Object.assign(extra, { format, bitrate: bitrate || null, quality: null, sample_rate: null,
+                         cover: WITH_COVER.has(format) ? main.cover : "false" });
+  return extra;
+}
+
+// ---- presets: GET /me/presets is a list of {name, fields, builtin} (bare, or as {"presets": [...]})
+export function fillPresets(select, presets) {
+  const chosen = select.value;
+  select.replaceChildren(select.options[0]);
+  for (const preset of presets) {
+    const option = document.createElement("option");
+    option.value = preset.name;
+    option.textContent = preset.builtin ? preset.name : preset.name + " (yours)";
+    select.append(option);
+  }
+  select.value = presets.some((p) => p.name === chosen) ? chosen : "";
+}
+
+// Shows the preset's values in the form, and all of them in words under the selector.
+export function applyPreset(form, preset, hint) {
+  const fields = (preset && preset.fields) || {};
+  for (const name of TEXT_FIELDS) {
+    const input = form.elements[name];
+    const value = fields[name] == null ? (name === "format" ? "mp3" : "") : String(fields[name]);
+    if (input.tagName === "SELECT" && value && ![...input.options].some((o) => o.value === value)) {
+      const option = document.createElement("option"); // a value the list does not offer (64k)
+      option.value = option.textContent = value;
+      input.append(option);
+    }
+    input.value = value;
+  }
+  for (const name of FLAGS) form.elements[name].checked = fields[name] === true || fields[name] === "true";
+  form.elements.split.checked = fields.split === "chapters";
+  hint.hidden = !preset;
+  const values = Object.entries(fields).map(([name, value]) => `${name} ${value}`).join(", ");
+  hint.textContent = preset ? `Preset ${preset.name}: ${preset.description ? preset.description + " (" + values + ")" : values}` : "";
 }
 
 // Uploads `file` with `options`; calls onProgress(fraction). Resolves with the new job's id (or null when
@@ -24,6 +86,22 @@ export function chosenOptions(form) {
 export async function uploadVideo(file, options, onProgress) {
   if (await tusOffered()) return tusUpload(file, options, onProgress);
   return multipartUpload(file, options, onProgress);
+}
+
+// A video the server fetches itself: POST /jobs with a JSON body of `source_url` and the options (the
+// answer is the new job's view); a server without that route (404, 405) takes `source_url` as a field of
+// POST /upload with no file. Resolves with the job id.
+export async function importUrl(url, options) {
+  const body = JSON.stringify({ ...options, source_url: url });
+  const result = await send("POST", "/jobs", { "Content-Type": "application/json" }, body);
+  if (result.status === 202) return JSON.parse(result.text).job_id;
+  if (![404, 405].includes(result.status)) throw failure(result);
+  const form = new FormData();
+  for (const [name, value] of Object.entries(options)) form.append(name, value);
+  form.append("source_url", url);
+  const fallback = await send("POST", "/upload", {}, form);
+  if (fallback.status !== 202) throw failure(fallback);
+  return JSON.parse(fallback.text).job_id;
 }
 
 async function tusOffered() {
