@@ -154,7 +154,8 @@ def test_waveform_module_seeks_on_click_and_keys(page, fixture_audio):
         audio.src = "/fixture/swell.wav";
         seeker.setWave(parseWaveform(await (await fetch("/fixture/swell.json")).json()));
     }""")
-    page.wait_for_function("document.querySelector('#fixture-audio').readyState >= 1")
+    # a function, not an expression: Playwright polls an expression with eval, which the app's CSP refuses
+    page.wait_for_function("() => document.querySelector('#fixture-audio').readyState >= 1")
     canvas = page.locator("#fixture-seek")
     expect(canvas).to_have_attribute("aria-valuemax", "20")  # the seeker knows the duration
     box = canvas.bounding_box()
