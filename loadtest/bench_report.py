@@ -45,6 +45,10 @@ def markdown(data: dict) -> str:
     if data.get("a"):
         lines += _time_detail(data["a"])
     lines += _profile_detail(data)
+    if data.get("cpu"):
+        import bench_cpu  # loadtest/bench_cpu.py
+
+        lines += bench_cpu.detail(data["cpu"])
     if data.get("c"):
         lines += _memory_detail(data["c"])
     if data.get("d"):
@@ -70,8 +74,11 @@ def _summary(data: dict) -> list[str]:
     a = data.get("a")
     lines = _rows_a(a) if a else []
     lines += [_row_b(b) for b in data.get("b", [])]
-    if data.get("s"):
-        lines.append(_row_s(data["s"]))
+    lines += [_row_s(data[key]) for key in ("s", "s_vp9") if data.get(key)]
+    if data.get("cpu"):
+        import bench_cpu  # loadtest/bench_cpu.py
+
+        lines += bench_cpu.rows(data["cpu"])
     c = data.get("c")
     if c and len(c) >= 2:
         lines += _rows_c(c)
@@ -153,7 +160,8 @@ def _time_detail(a: dict) -> list[str]:
 def _profile_detail(data: dict) -> list[str]:
     """The per-job profile (loadtest/bench_profile.py) of figures b and s: median ms per converter span."""
     profiles = [(f"b, {b['converters']} converter(s)", b.get("profile")) for b in data.get("b", [])]
-    profiles += [("s, one at a time", (data.get("s") or {}).get("profile"))]
+    profiles += [("s, one at a time", (data.get("s") or {}).get("profile")),
+                 ("s, VP9/Opus, one at a time", (data.get("s_vp9") or {}).get("profile"))]
     profiles = [(name, p["median_ms"]) for name, p in profiles if p and p.get("median_ms")]
     if not profiles:
         return []

@@ -64,3 +64,12 @@ def test_a_poll_follows_its_parent():
     for flags, kept in ((TraceFlags.SAMPLED, True), (TraceFlags.DEFAULT, False)):
         parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(TRACE_ID, 0xABC, True, TraceFlags(flags))))
         assert decide(sampler, POLL, parent) is kept
+
+
+def test_an_unsampled_trace_gives_no_exemplar():
+    from services.common import metrics
+
+    for flags, expected in ((TraceFlags.SAMPLED, {"trace_id": format(TRACE_ID, "032x")}), (TraceFlags.DEFAULT, None)):
+        span = NonRecordingSpan(SpanContext(TRACE_ID, 0xABC, False, TraceFlags(flags)))
+        with trace.use_span(span):
+            assert metrics.exemplar() == expected
