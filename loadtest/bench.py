@@ -6,6 +6,7 @@
                                                       # /jobs/<id> vs /healthz and login vs argon2,
                                                       # s single short job + per-job profile,
                                                       # cpu: the whole stack's CPU per job
+    .venv/bin/python loadtest/bench.py --only a,b,s,cpu,api --keep   # the rest carried over from benchmarks.json
     .venv/bin/python loadtest/bench.py --long-seconds 120 --big-mb 300 --clips 20
     .venv/bin/python loadtest/bench.py --only b --clips 2 --converters 1 --clip-seconds 2 \\
         --out /tmp/BENCHMARKS.md --json /tmp/benchmarks.json           # a quick check that it works
@@ -19,6 +20,7 @@ in the same run on the same files (ffmpeg alone with the converter's encoder set
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -47,7 +49,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--step-seconds", type=int, default=30)
     p.add_argument("--out", type=Path, default=HERE / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=HERE / "benchmarks.json")
+    p.add_argument("--keep", action="store_true",
+                   help="carry the figures this run does not measure over from --json, each marked with its date")
     return p
+
+
+def carried_over(path: Path, data: dict) -> None:
+    """The figures of an earlier report that this run did not measure, with a note saying from when."""
+    if not path.exists():
+        return
+    earlier = json.loads(path.read_text())
+    date = earlier.get("machine", {}).get("date", "an earlier run")
+    kept = [key for key in earlier if key not in data and key not in ("machine", "notes")]
+    for key in kept:
+        data[key] = earlier[key]
+    if kept:
+        data["notes"].append(f"Figures {', '.join(kept)} were not measured in this run: carried over from the run "
+                             f"of {date} (--keep).")
 
 
 def measure(args: argparse.Namespace, only: set[str], files: dict, data: dict) -> None:
@@ -89,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if "e" in only:
         data["e"] = figures.figure_e(files, (data.get("a") or {}).get("ffmpeg_alone_s"))
     data["machine"]["loadavg_end"] = os.getloadavg()
+    if args.keep:
+        carried_over(args.json, data)
     bench_report.write(data, args.out, args.json)
     figures.log(f"wrote {args.out} and {args.json}")
     return 0

@@ -120,8 +120,8 @@ def rows(cpu: dict) -> list[str]:
         c = cpu.get(key)
         if not c:
             continue
-        lines.append(f"| cpu. CPU seconds of the whole stack for one job, {label} {c['file']} (upload → email sent, "
-                     f"median of {c['jobs']}) | {c['stack_cpu_s']:.2f} s | "
+        lines.append(f"| cpu. CPU seconds of the whole stack for one job, {label} ({c['file']}), upload → email sent "
+                     f"(median of {c['jobs']}) | {c['stack_cpu_s']:.2f} s | "
                      f"ffmpeg alone {c['ffmpeg_cpu_s']:.2f} s CPU | "
                      f"{c['ratio']:.2f}× | ≤ {TARGETS[key]}× | {verdict(c['ratio'], TARGETS[key])} |")
     return lines
