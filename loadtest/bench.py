@@ -63,6 +63,7 @@ def carried_over(path: Path, data: dict) -> None:
     kept = [key for key in earlier if key not in data and key not in ("machine", "notes")]
     for key in kept:
         data[key] = earlier[key]
+    data["carried"] = {"figures": kept, "date": date}
     if kept:
         data["notes"].append(f"Figures {', '.join(kept)} were not measured in this run: carried over from the run "
                              f"of {date} (--keep).")

@@ -41,7 +41,7 @@ def peak_of(runs: list[dict], proc: str) -> float:
 
 
 def markdown(data: dict) -> str:
-    lines = _header(data["machine"]) + _summary(data)
+    lines = _header(data["machine"]) + _marked_carried(_summary(data), data.get("carried"))
     if data.get("a"):
         lines += _time_detail(data["a"])
     lines += _profile_detail(data)
@@ -56,6 +56,15 @@ def markdown(data: dict) -> str:
     if data.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in data["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _marked_carried(rows: list[str], carried: dict | None) -> list[str]:
+    """Rows of figures carried over from an earlier run (bench.py --keep) say so in their first cell."""
+    if not carried or not carried.get("figures"):
+        return rows
+    prefixes = tuple(f"| {key}. " for key in carried["figures"])
+    return [row.replace(" | ", f" (carried over from {carried['date']}) | ", 1) if row.startswith(prefixes) else row
+            for row in rows]
 
 
 def _header(m: dict) -> list[str]:
@@ -140,7 +149,12 @@ def _row_e(e: dict, a: dict | None) -> str:
     if not a:
         return f"| e. moviepy | {e['seconds']:.1f} s | | | | |"
     return (f"| e. seed-style moviepy {e['version']} (VideoFileClip.audio.write_audiofile), same 10-min file | "
-            f"{e['seconds']:.1f} s | ffmpeg alone {a['ffmpeg_alone_s']:.1f} s | {e['ratio']:.2f}× | reference | |")
+            f"{e['seconds']:.1f} s | ffmpeg alone {_e_baseline(e, a):.1f} s | {e['ratio']:.2f}× | reference | |")
+
+
+def _e_baseline(e: dict, a: dict) -> float:
+    """ffmpeg alone's seconds that e's ratio was taken against (its own run's, when e was carried over)."""
+    return e["seconds"] / e["ratio"] if e.get("ratio") else a["ffmpeg_alone_s"]
 
 
 def _time_detail(a: dict) -> list[str]:
