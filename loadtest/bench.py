@@ -4,7 +4,9 @@
     .venv/bin/python loadtest/bench.py --only a,b     # some figures: a overhead, b throughput, c memory,
                                                       # d API capacity, e moviepy reference, api: GET
                                                       # /jobs/<id> vs /healthz and login vs argon2,
-                                                      # s single short job + per-job profile
+                                                      # s single short job + per-job profile,
+                                                      # cpu: the whole stack's CPU per job
+    .venv/bin/python loadtest/bench.py --only a,b,s,cpu,api --keep   # the rest carried over from benchmarks.json
     .venv/bin/python loadtest/bench.py --long-seconds 120 --big-mb 300 --clips 20
     .venv/bin/python loadtest/bench.py --only b --clips 2 --converters 1 --clip-seconds 2 \\
         --out /tmp/BENCHMARKS.md --json /tmp/benchmarks.json           # a quick check that it works
@@ -18,12 +20,14 @@ in the same run on the same files (ffmpeg alone with the converter's encoder set
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 import bench_api  # loadtest/bench_api.py
+import bench_cpu  # loadtest/bench_cpu.py
 import bench_figures as figures  # loadtest/bench_figures.py
 import bench_profile  # loadtest/bench_profile.py
 import bench_report  # loadtest/bench_report.py
@@ -34,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="a,b,s,c,d,e,api")
+    p.add_argument("--only", default="a,b,s,cpu,c,d,e,api")
     p.add_argument("--long-seconds", type=int, default=600)
     p.add_argument("--clip-seconds", type=int, default=20)
     p.add_argument("--clips", type=int, default=20)
@@ -45,7 +49,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--step-seconds", type=int, default=30)
     p.add_argument("--out", type=Path, default=HERE / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=HERE / "benchmarks.json")
+    p.add_argument("--keep", action="store_true",
+                   help="carry the figures this run does not measure over from --json, each marked with its date")
     return p
+
+
+def carried_over(path: Path, data: dict) -> None:
+    """The figures of an earlier report that this run did not measure, with a note saying from when."""
+    if not path.exists():
+        return
+    earlier = json.loads(path.read_text())
+    date = earlier.get("machine", {}).get("date", "an earlier run")
+    kept = [key for key in earlier if key not in data and key not in ("machine", "notes")]
+    for key in kept:
+        data[key] = earlier[key]
+    data["carried"] = {"figures": kept, "date": date}
+    if kept:
+        data["notes"].append(f"Figures {', '.join(kept)} were not measured in this run: carried over from the run "
+                             f"of {date} (--keep).")
 
 
 def measure(args: argparse.Namespace, only: set[str], files: dict, data: dict) -> None:
@@ -61,6 +82,9 @@ def measure(args: argparse.Namespace, only: set[str], files: dict, data: dict) -
             data["b"] = [figures.figure_b(stack, files, args.clips, int(n), otlp) for n in args.converters.split(",")]
         if "s" in only:
             data["s"] = bench_profile.figure_single(stack, otlp, files, args.single_runs)
+            data["s_vp9"] = bench_profile.figure_single(stack, otlp, files, args.single_runs, key="vp9")
+        if "cpu" in only:
+            data["cpu"] = bench_cpu.figure_cpu(stack, files)
         if "c" in only:
             data["c"] = figures.figure_c(stack, files, [50, args.big_mb])
             if args.big_mb != 1024:
@@ -79,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     data: dict = {"machine": bench_report.machine(), "notes": []}
     files = figures.make_media(args.long_seconds, args.clip_seconds, [50, args.big_mb] if "c" in only else [])
-    if only & {"a", "b", "c", "d", "s", "api"}:
+    if only & {"a", "b", "c", "d", "s", "cpu", "api"}:
         measure(args, only, files, data)
     if "e" in only:
         data["e"] = figures.figure_e(files, (data.get("a") or {}).get("ffmpeg_alone_s"))
     data["machine"]["loadavg_end"] = os.getloadavg()
+    if args.keep:
+        carried_over(args.json, data)
     bench_report.write(data, args.out, args.json)
     figures.log(f"wrote {args.out} and {args.json}")
     return 0

@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 MEDIA_DIR = Path(tempfile.gettempdir()) / "vid2mp3-bench-media"
 MOVIEPY_VENV = Path("/tmp/moviepy-venv")
 H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+VP9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k"]
 
 
 def log(message: str) -> None:
@@ -129,6 +130,10 @@ def make_media(long_seconds: int, clip_seconds: int, big_mb: list[int]) -> dict[
                        H264 + ["-b:v", "2M", "-maxrate", "2M", "-bufsize", "4M"], ["-c:a", "aac", "-b:a", "128k"])
     if not files["clip"].exists():
         media.generate(files["clip"], clip_seconds, "320x240", H264, ["-c:a", "aac", "-b:a", "128k"])
+    # the short WebM of issue 24 (a tutorial system beat us on it): VP9 and Opus, 12 s
+    files["vp9"] = MEDIA_DIR / "clip-12s-vp9-opus.webm"
+    if not files["vp9"].exists():
+        media.generate(files["vp9"], 12, "320x240", VP9, ["-c:a", "libopus", "-b:a", "96k"])
     for mb in big_mb:
         # Uncompressed 640x360 video (8.6 MB/s): a big file quickly, with a real audio track.
         path = files[f"big{mb}"] = MEDIA_DIR / f"big-{mb}MB.mkv"

@@ -55,13 +55,13 @@ def profile(otlp, trace_ids: list[str | None], wait: float = 3) -> dict:
     return {"jobs": len(jobs), "median_ms": dict(sorted(medians.items(), key=lambda item: -item[1]))}
 
 
-def figure_single(stack, otlp, files: dict, runs: int = 5) -> dict:
-    """One short clip at a time, upload to done (job times: created → done) against ffmpeg alone on the
-    same file run just before it (pairs: the shared machine's load changes within seconds); the median
-    of the pairs' ratios, with the per-job profile of those jobs."""
+def figure_single(stack, otlp, files: dict, runs: int = 5, key: str = "clip") -> dict:
+    """One short clip (`files[key]`) at a time, upload to done (job times: created → done) against ffmpeg
+    alone on the same file run just before it (pairs: the shared machine's load changes within seconds);
+    the median of the pairs' ratios, with the per-job profile of those jobs."""
     import bench_figures as figures  # loadtest/bench_figures.py
 
-    clip = files["clip"]
+    clip = files[key]
     user = figures.User(stack.gateway)
     totals, alone, trace_ids = [], [], []
     for copy in figures.distinct_copies(clip, runs):

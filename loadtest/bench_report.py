@@ -41,10 +41,14 @@ def peak_of(runs: list[dict], proc: str) -> float:
 
 
 def markdown(data: dict) -> str:
-    lines = _header(data["machine"]) + _summary(data)
+    lines = _header(data["machine"]) + _marked_carried(_summary(data), data.get("carried"))
     if data.get("a"):
         lines += _time_detail(data["a"])
     lines += _profile_detail(data)
+    if data.get("cpu"):
+        import bench_cpu  # loadtest/bench_cpu.py
+
+        lines += bench_cpu.detail(data["cpu"])
     if data.get("c"):
         lines += _memory_detail(data["c"])
     if data.get("d"):
@@ -52,6 +56,15 @@ def markdown(data: dict) -> str:
     if data.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in data["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _marked_carried(rows: list[str], carried: dict | None) -> list[str]:
+    """Rows of figures carried over from an earlier run (bench.py --keep) say so in their first cell."""
+    if not carried or not carried.get("figures"):
+        return rows
+    prefixes = tuple(f"| {key}. " for key in carried["figures"])
+    return [row.replace(" | ", f" (carried over from {carried['date']}) | ", 1) if row.startswith(prefixes) else row
+            for row in rows]
 
 
 def _header(m: dict) -> list[str]:
@@ -70,8 +83,11 @@ def _summary(data: dict) -> list[str]:
     a = data.get("a")
     lines = _rows_a(a) if a else []
     lines += [_row_b(b) for b in data.get("b", [])]
-    if data.get("s"):
-        lines.append(_row_s(data["s"]))
+    lines += [_row_s(data[key]) for key in ("s", "s_vp9") if data.get(key)]
+    if data.get("cpu"):
+        import bench_cpu  # loadtest/bench_cpu.py
+
+        lines += bench_cpu.rows(data["cpu"])
     c = data.get("c")
     if c and len(c) >= 2:
         lines += _rows_c(c)
@@ -133,7 +149,12 @@ def _row_e(e: dict, a: dict | None) -> str:
     if not a:
         return f"| e. moviepy | {e['seconds']:.1f} s | | | | |"
     return (f"| e. seed-style moviepy {e['version']} (VideoFileClip.audio.write_audiofile), same 10-min file | "
-            f"{e['seconds']:.1f} s | ffmpeg alone {a['ffmpeg_alone_s']:.1f} s | {e['ratio']:.2f}× | reference | |")
+            f"{e['seconds']:.1f} s | ffmpeg alone {_e_baseline(e, a):.1f} s | {e['ratio']:.2f}× | reference | |")
+
+
+def _e_baseline(e: dict, a: dict) -> float:
+    """ffmpeg alone's seconds that e's ratio was taken against (its own run's, when e was carried over)."""
+    return e["seconds"] / e["ratio"] if e.get("ratio") else a["ffmpeg_alone_s"]
 
 
 def _time_detail(a: dict) -> list[str]:
@@ -153,7 +174,8 @@ def _time_detail(a: dict) -> list[str]:
 def _profile_detail(data: dict) -> list[str]:
     """The per-job profile (loadtest/bench_profile.py) of figures b and s: median ms per converter span."""
     profiles = [(f"b, {b['converters']} converter(s)", b.get("profile")) for b in data.get("b", [])]
-    profiles += [("s, one at a time", (data.get("s") or {}).get("profile"))]
+    profiles += [("s, one at a time", (data.get("s") or {}).get("profile")),
+                 ("s, VP9/Opus, one at a time", (data.get("s_vp9") or {}).get("profile"))]
     profiles = [(name, p["median_ms"]) for name, p in profiles if p and p.get("median_ms")]
     if not profiles:
         return []

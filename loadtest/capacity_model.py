@@ -92,6 +92,39 @@ def benchmark_points(data: dict) -> list[tuple[float, float]]:
     return points
 
 
+def cpu_points(data: dict) -> list[tuple[float, float]]:
+    """(media seconds, CPU seconds of the whole stack) per job of the bench's figure cpu (loadtest/bench_cpu.py):
+    the 20 s clip and the 10-minute file. Empty when the benchmark predates the figure."""
+    seconds = lambda name: float(re.search(r"-(\d+)s", name).group(1))  # noqa: E731
+    return [(seconds(c["file"]), c["stack_cpu_s"]) for c in (data.get("cpu") or {}).values()]
+
+
+def cpu_cost(data: dict, model: "Model", rate: float) -> dict | None:
+    """What a job costs in CPU (the bill), from figure cpu: a line through its points, its mean over the
+    modelled media lengths, and the cores the whole stack burns at `rate` jobs/s."""
+    points = cpu_points(data)
+    if len(points) < 2:
+        return None
+    line = sim.fit_line(points)
+    rng = random.Random(model.seed)
+    mean = sum(line(sim.media_length(rng)) for _ in range(100_000)) / 100_000
+    return {"fixed_s": line.fixed_s, "per_media_s": line.per_media_s, "mean_s": mean,
+            "cores_at_max_steady_rate": mean * rate,
+            "ratios": {key: c["ratio"] for key, c in data["cpu"].items()}}
+
+
+def cpu_summary(cost: dict | None, rate: float) -> str:
+    if cost is None:
+        return ""
+    return ("\n## CPU per job (the bill)\n\n"
+            f"- The whole stack's CPU per job (figure cpu of loadtest/benchmarks.json: gateway, auth, converter "
+            f"and ffmpeg, notification, storage): {cost['fixed_s']:.3f} s + {cost['per_media_s'] * 1000:.2f} ms per "
+            f"second of media, mean {cost['mean_s']:.2f} s over the modelled uploads; against ffmpeg alone "
+            + ", ".join(f"{k} {v:.2f}×" for k, v in cost["ratios"].items())
+            + f".\n- At the largest steady rate ({rate * 60:.0f} jobs/min) that is "
+            f"**{cost['cores_at_max_steady_rate']:.1f} cores** busy across the stack.\n")
+
+
 def scaler_docs(built: dict[str, list[dict]]) -> dict[str, dict]:
     """The manifest each kind of autoscaler is read from. The adapter HPA gets prod's bounds (an
     overlay using it would patch them as prod patches the ScaledObject's); the amqp variant is the
@@ -194,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     docs = scaler_docs(build_overlays())
-    line = sim.fit_line(benchmark_points(json.loads(args.benchmarks.read_text())))
+    benchmarks = json.loads(args.benchmarks.read_text())
+    line = sim.fit_line(benchmark_points(benchmarks))
     service = sim.ServiceTime(line.fixed_s * args.slowdown, line.per_media_s * args.slowdown)
     model = Model(docs, service, args.startup, args.seed)
     spec = model.spec
@@ -212,12 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, by_kind in runs.items():
         plot_run(name, by_kind, SLO_S, args.out / f"{name}.png")
     drains = {kind: drain_time(r, start + length) for kind, r in runs["burst"].items()}
+    cost = cpu_cost(benchmarks, model, rate)
     (args.out / "figures.json").write_text(json.dumps(
         {"inputs": {kind: inputs(model.scaler(kind)) for kind in KINDS},
          "max_steady_jobs_per_min": rate * 60, "burst_base_jobs_per_min": base * 60,
-         "burst_drain_min": {k: v / 60 for k, v in drains.items()},
+         "burst_drain_min": {k: v / 60 for k, v in drains.items()}, "cpu_per_job": cost,
          "runs": {n: {k: describe(r) for k, r in by.items()} for n, by in runs.items()}}, indent=1))
-    text = summary(spec, model, service, rate, tried, runs, drains, base, args)
+    text = summary(spec, model, service, rate, tried, runs, drains, base, args) + cpu_summary(cost, rate)
     (args.out / "summary.md").write_text(text)
     print(text)
     return 0

@@ -19,6 +19,10 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("GIT_SHA", "unknown", "commit the process was built from (build info metric)"),
     ("DEPLOY_ENV", "local", "environment name reported to Sentry and in logs"),
     ("SENTRY_DSN", "", "enables Sentry error reporting when set"),
+    ("OTEL_POLL_SAMPLE_RATIO", "0.01",
+     "share (0-1) of the polling requests (GET /jobs/<id>, GET /jobs, GET /me, and any conditional GET: "
+     "If-None-Match / If-Modified-Since) whose traces are kept; every other request, and every job's pipeline, "
+     "is sampled as OTEL_TRACES_SAMPLER says (a child follows its parent's decision)"),
     ("BIND_HOST", "127.0.0.1", "address the HTTP services and metrics endpoints listen on (0.0.0.0 in containers)"),
     ("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F", "AMQP URL of the broker"),
     ("AMQP_QUEUE_TYPE", "quorum", "type of the work and dead-letter queues: quorum or classic"),
@@ -279,6 +283,7 @@ TYPES: dict[str, str] = {
     "IMPORT_ALLOWED_NETWORKS": "networks",
     "CORS_ALLOWED_ORIGINS": "origins",
     "AMQP_QUEUE_TYPE": "queue_type",
+    "OTEL_POLL_SAMPLE_RATIO": "ratio",
 }
 _FLAGS = ("1", "0", "true", "false", "yes", "no", "on", "off")
 
@@ -289,6 +294,8 @@ def _valid(kind: str, value: str) -> bool:
             return int(value) >= 0
         if kind == "seconds":
             return float(value) >= 0
+        if kind == "ratio":
+            return 0 <= float(value) <= 1
         if kind == "delays":
             return all(float(x) >= 0 for x in value.split(",") if x.strip())
     except ValueError:

@@ -35,9 +35,10 @@ HTTP_READING = Gauge("vid2mp3_http_connections_reading", "Connections whose requ
 
 
 def exemplar() -> dict[str, str] | None:
-    """The current trace id as an exemplar, when there is a trace (ignored by text-format scrapes)."""
+    """The current trace id as an exemplar, when there is a trace that is kept (ignored by text-format
+    scrapes): an unsampled one (a poll, services/common/sampling.py) would link to a trace nobody stored."""
     context = trace.get_current_span().get_span_context()
-    return {"trace_id": format(context.trace_id, "032x")} if context.is_valid else None
+    return {"trace_id": format(context.trace_id, "032x")} if context.is_valid and context.trace_flags.sampled else None
 
 
 def observe(histogram, value: float) -> None:

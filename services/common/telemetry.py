@@ -2,7 +2,8 @@
 
 Traces are configured only through the standard OTEL_* variables (OTEL_SERVICE_NAME,
 OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_*, OTEL_TRACES_SAMPLER,
-OTEL_PYTHON_FLASK_EXCLUDED_URLS, ...). With neither OTEL_TRACES_EXPORTER nor an OTLP endpoint
+OTEL_PYTHON_FLASK_EXCLUDED_URLS, ...), plus the project's OTEL_POLL_SAMPLE_RATIO for polling requests
+(services/common/sampling.py). With neither OTEL_TRACES_EXPORTER nor an OTLP endpoint
 set, spans are still created (so trace ids reach logs and exemplars) but nothing is exported
 and nothing is printed.
 """
@@ -22,7 +23,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from . import config, redact, release
+from . import config, redact, release, sampling
 
 if TYPE_CHECKING:  # sentry_sdk is imported only when a DSN is set
     from sentry_sdk.types import Event as SentryEvent, Hint
@@ -178,8 +179,10 @@ def _setup_tracing(service: str) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    # The SDK reads OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG and OTEL_BSP_* itself.
-    provider = TracerProvider(resource=resource(service))
+    # The SDK reads OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG and OTEL_BSP_* itself; polls are thinned
+    # to OTEL_POLL_SAMPLE_RATIO on top (services/common/sampling.py).
+    provider = TracerProvider(resource=resource(service),
+                              sampler=sampling.configured_sampler(config.env_float("OTEL_POLL_SAMPLE_RATIO")))
     provider.add_span_processor(JobIdSpanProcessor())
     for exporter in span_exporters():
         provider.add_span_processor(BatchSpanProcessor(RedactingExporter(exporter)))

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from prometheus_client import Counter, Histogram
 
-from . import config, metrics, problems, ratelimit, release, telemetry
+from . import config, metrics, problems, ratelimit, release, sampling, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,9 @@ def create_base_app(service: str, readiness_checks: dict[str, Callable[[], None]
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
     FlaskInstrumentor().instrument_app(app, excluded_urls=telemetry.flask_excluded_urls())
+    # ahead of the instrumentation's hook, which starts the server span: the sampler needs to know whether
+    # the request is conditional (services/common/sampling.py)
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: sampling.note_request(request.environ))
 
     @app.before_request
     def _start_timer():

@@ -1,18 +1,25 @@
 """Conditional GETs of JSON resources (the job views and the job listings): a strong ETag and
 `If-None-Match` → 304 Not Modified, so a client polling a job that did not change gets no body.
 
-The ETag is a digest of the exact bytes of the JSON answer, not the job's `rev`: it must change
-whenever any field of the view does, and some of them come from settings (expires_at from the
-retention, link from PUBLIC_URL and LINK_SECRET) or from a newer gateway (fields added), which no
-revision of the stored job sees. Same bytes, same ETag: a strong validator by construction. The read
-of the job stays (it is the owner check too); what a 304 saves is the transfer and the client's work.
+A listing's ETag is a digest of the exact bytes of the JSON answer. A job's is a digest of its id, its
+`rev` and `VIEW_FINGERPRINT`, so that a poll of an unchanged job is answered from one indexed read of
+`rev` (which is the owner check too), without building the view (issue 24). It changes whenever a field
+of the view does: every change of the stored job that its owner can see bumps `rev` (the contract of
+services/common/jobs.py that the live events rely on too), and the fields that come from settings
+(expires_at from the retention, link from PUBLIC_URL and LINK_SECRET) or from the gateway's code (fields
+added) are in the fingerprint. Same job revision under the same fingerprint, same bytes: still a
+strong validator.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
+from functools import lru_cache
 
 from flask import Response, jsonify, request
+
+from services.common import config, job_view, jobs, links, release
 
 # Any cache may keep the answer but must ask again each time (a job changes at any moment); only the
 # user's own (private): the answer depends on the token.
@@ -24,11 +31,51 @@ def strong_etag(body: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:16]).rstrip(b"=").decode()
 
 
-def json_response(payload: object, headers: dict[str, str] | None = None) -> Response:
-    """`payload` as JSON with its ETag, or 304 with the same ETag and headers (no body) when the request's
-    If-None-Match names it: Werkzeug's conditional response (RFC 9110 13.1.2: a weak comparison, so
-    W/"tag" matches too, and * matches)."""
+# What a job's view depends on besides the stored job: the settings it reads and the code that builds it.
+VIEW_SETTINGS = ("PUBLIC_URL", "LINK_SECRET", "RESULT_RETENTION_SECONDS", "VIDEO_RETENTION_SECONDS",
+                 "SERVICE_VERSION", "GIT_SHA")
+VIEW_MODULES = (job_view, jobs, links)
+
+
+@lru_cache(maxsize=1)
+def view_fingerprint() -> bytes:
+    """A digest of the view's settings and of its modules' source (a gateway of other code shows other
+    bytes), computed once per process."""
+    digest = hashlib.sha256(release.version().encode())
+    for name in VIEW_SETTINGS:
+        digest.update(f"\0{name}={config.env(name)}".encode())
+    for module in VIEW_MODULES:
+        digest.update(_source(module))
+    return digest.digest()
+
+
+def _source(module) -> bytes:
+    try:
+        return inspect.getsource(module).encode()
+    except (OSError, TypeError):  # shipped without sources: the release version above tells builds apart
+        return module.__name__.encode()
+
+
+def job_etag(job_id: str, rev: int) -> str:
+    """The ETag (without quotes) of a job's view at revision `rev`."""
+    return strong_etag(view_fingerprint() + f"\0{job_id}\0{rev}".encode())
+
+
+def unchanged(etag: str) -> bool:
+    """Whether the request's If-None-Match names `etag` (RFC 9110 13.1.2: weak comparison; * matches)."""
+    return request.if_none_match.contains_weak(etag)
+
+
+def not_modified(etag: str) -> Response:
+    """304 with the ETag and the caching headers of the 200 it stands for, and no body."""
+    return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": CACHE_CONTROL})
+
+
+def json_response(payload: object, headers: dict[str, str] | None = None, etag: str | None = None) -> Response:
+    """`payload` as JSON with its ETag (`etag`, else the digest of the body), or 304 with the same ETag
+    and headers (no body) when the request's If-None-Match names it: Werkzeug's conditional response
+    (RFC 9110 13.1.2: a weak comparison, so W/"tag" matches too, and * matches)."""
     response = jsonify(payload)
-    response.set_etag(strong_etag(response.get_data()))
+    response.set_etag(etag or strong_etag(response.get_data()))
     response.headers.update({"Cache-Control": CACHE_CONTROL, **(headers or {})})
     return response.make_conditional(request)

@@ -6,6 +6,7 @@ baseline stays a plain ffmpeg run whatever shape the converter's code takes.
 """
 from __future__ import annotations
 
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -25,12 +26,22 @@ def command(source: Path, target: Path) -> list[str]:
 
 
 def seconds(source: Path, runs: int = 3) -> dict:
-    """Seconds ffmpeg alone takes on `source` (median of `runs`), and the command it ran."""
-    times = []
+    """Seconds ffmpeg alone takes on `source` (median of `runs`), the CPU seconds (user + system) it used,
+    and the command it ran."""
+    times, cpu = [], []
     with tempfile.TemporaryDirectory() as tmp:
         run = command(source, Path(tmp) / f"out.{Options().spec.name}")
         for _ in range(runs):
+            before = _children_cpu()
             started = time.perf_counter()
             subprocess.run(run, check=True, stdin=subprocess.DEVNULL)
             times.append(time.perf_counter() - started)
-    return {"median_s": statistics.median(times), "runs_s": times, "command": " ".join(run)}
+            cpu.append(_children_cpu() - before)
+    return {"median_s": statistics.median(times), "runs_s": times, "cpu_median_s": statistics.median(cpu),
+            "cpu_runs_s": cpu, "command": " ".join(run)}
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that ended (the ffmpeg runs: nothing else ends meanwhile)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

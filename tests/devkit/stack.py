@@ -122,7 +122,8 @@ def start_gateway(env: dict, args: list[str], extra_env: dict, log: Path) -> tup
     the process, its base URL and its metrics URL."""
     port, metrics_port = free_port(), free_port()
     env = dict(env, GATEWAY_PORT=str(port), GATEWAY_METRICS_PORT=str(metrics_port), OUTBOX_INTERVAL_SECONDS="0",
-               OTEL_SERVICE_NAME="gateway", OTEL_TRACES_EXPORTER="none", **extra_env)
+               OTEL_SERVICE_NAME="gateway", OTEL_TRACES_EXPORTER="none")
+    env.update(extra_env)  # a test's settings win, tracing included
     proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "python:services.common.gunicorn_conf", *args,
                              "services.gateway:create_app()"], env=env, cwd=ROOT, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)

@@ -36,7 +36,7 @@ def test_retry_delays_parse(monkeypatch):
 
 
 def test_typed_settings_match_how_the_code_reads_them():
-    readers = {"int": {"count"}, "float": {"seconds", "count"}, "bool": {"flag"}}
+    readers = {"int": {"count"}, "float": {"seconds", "count", "ratio"}, "bool": {"flag"}}
     for path in (ROOT / "services").rglob("*.py"):
         for reader, name in re.findall(r"env_(int|float|bool)\(\"([A-Z0-9_]+)\"\)", path.read_text()):
             assert config.TYPES.get(name) in readers[reader], (path.name, name, config.TYPES.get(name))
@@ -49,7 +49,8 @@ def test_defaults_are_valid():
 
 @pytest.mark.parametrize("name,value", [("MAX_UPLOAD_BYTES", "2GB"), ("MAX_UPLOAD_BYTES", "-1"),
                                         ("JOB_LEASE_SECONDS", "soon"), ("SMTP_SSL", "maybe"),
-                                        ("RETRY_DELAYS", "5,x"), ("AMQP_QUEUE_TYPE", "stream")])
+                                        ("RETRY_DELAYS", "5,x"), ("AMQP_QUEUE_TYPE", "stream"),
+                                        ("OTEL_POLL_SAMPLE_RATIO", "1.5"), ("OTEL_POLL_SAMPLE_RATIO", "-0.1")])
 def test_a_bad_value_stops_start_up(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit, match=name):

@@ -88,6 +88,13 @@ def find_job(match: JobMatch) -> Job | None:
     return _job(collection().find_one(_equal(match)))
 
 
+def job_revision(match: JobMatch) -> int | None:
+    """The `rev` of the job matching `match` (None: no such job), read alone: what a conditional poll
+    compares before building any view."""
+    doc = collection().find_one(_equal(match), {"rev": 1})
+    return doc.get("rev", 0) if doc else None
+
+
 @dataclass(frozen=True)
 class JobFilter:
     """Which of an owner's jobs a listing shows: of these statuses (all if empty), created in the open
