@@ -58,20 +58,27 @@ def upload():
         held = intake.hold_idempotency_key(user)
         if isinstance(held, str):
             return _accepted(held, {"Idempotent-Replayed": "true"})
-        try:
-            try:
-                stored = multipart.receive(user, on_flush=held.touch if held else None)
-            except (ApiError, DomainError):
-                metrics.UPLOADS.labels("rejected").inc()
-                raise
-            job = intake.create_job(user, stored)
-            if held:
-                held.attach(job.id)
-        except BaseException:
-            if held:
-                held.release()  # the client's retry with the same key may try again
-            raise
+        job = _job_of(user, held, lambda: multipart.receive(user, on_flush=held.touch if held else None))
     return _accepted(job.id)
+
+
+def _job_of(user: dict, held, receive) -> Job:
+    """The job of an upload or import: `receive()` stores or checks the request (a refusal is counted),
+    the job is made, and the Idempotency-Key `held` (if any) names it, or is let go if anything failed."""
+    try:
+        try:
+            stored = receive()
+        except (ApiError, DomainError):
+            metrics.UPLOADS.labels("rejected").inc()
+            raise
+        job = intake.create_job(user, stored)
+        if held:
+            held.attach(job.id)
+        return job
+    except BaseException:
+        if held:
+            held.release()  # the client's retry with the same key may try again
+        raise
 
 
 @bp.post("/jobs")
@@ -82,19 +89,7 @@ def import_url():
     if isinstance(held, str):  # the first request's job, as it is now
         return jsonify(job_view.view(owned_job({"_id": held}))), 202, {
             "Location": job_view.status_path(held), "Idempotent-Replayed": "true"}
-    try:
-        try:
-            stored = imports.receive(user)
-        except (ApiError, DomainError):
-            metrics.UPLOADS.labels("rejected").inc()
-            raise
-        job = intake.create_job(user, stored)
-        if held:
-            held.attach(job.id)
-    except BaseException:
-        if held:
-            held.release()
-        raise
+    job = _job_of(user, held, lambda: imports.receive(user))
     status_url = job_view.status_path(job.id)
     return jsonify(job_view.view(job)), 202, {"Location": status_url}
 

@@ -79,31 +79,13 @@ def convert_one(client: Client, path: Path, options: Dict[str, Any], out: Option
     """Upload, wait, download one file; every error becomes the result's, with its exit code."""
     result = Result(file=str(path))
     task = display.add(path)
-    try:
+
+    def run() -> None:
         upload = client.upload(path, options, on_progress=display.bytes(task, "uploading"))
         result.job_id, result.resumed_from = upload.job_id, upload.resumed_from
-        job = client.wait(upload.job_id, on_update=display.job(task))
-        result.status, result.reason = job.status, job.reason
-        if not job.done:
-            raise JobFailed(job)
-        if options.get("outputs"):
-            saved = client.download_all(job, out or path.parent, source=path,
-                                        on_progress=display.bytes(task, "downloading"), before_download=before_download)
-        else:
-            target = output_path(path, job, out)
-            before_download(target)
-            saved = [client.download(job, target, on_progress=display.bytes(task, "downloading"))]
-        result.output, result.outputs = str(saved[0]), [str(each) for each in saved]
-        display.status(task, "done → " + ", ".join(each.name for each in saved))
-    except Vid2mp3Error as exc:
-        result.exit_code = exc.exit_code
-        if not isinstance(exc, JobFailed):
-            result.error = {"code": getattr(exc, "code", type(exc).__name__), "message": str(exc)}
-        display.status(task, f"[red]{result.status or 'error'}[/red]: {result.reason or exc}")
-    except Exception as exc:  # noqa: BLE001 - one file's trouble (a bug included) must not hide the others'
-        result.exit_code, result.error = SERVER, {"code": type(exc).__name__, "message": str(exc)}
-        display.status(task, f"[red]error[/red]: {exc}")
-    return result
+        _finish(client, upload.job_id, path, options, out or path.parent, display, task, result, before_download)
+
+    return _guarded(run, result, display, task)
 
 
 def import_one(client: Client, source_url: str, options: Dict[str, Any], out: Optional[Path],
@@ -111,23 +93,44 @@ def import_one(client: Client, source_url: str, options: Dict[str, Any], out: Op
     """Have the server fetch `source_url`, wait, download the result into `out` (or the current folder)."""
     result = Result(file=source_url)
     task = display.add(Path(urlsplit(source_url).path or "video"), size=0)
-    try:
+
+    def run() -> None:
         # a key per run: a lost answer is retried without a second job; a new run imports again
         job = client.import_url(source_url, options, idempotency_key=str(uuid.uuid4()))
         result.job_id = job.id
-        job = client.wait(job.id, on_update=display.job(task))
-        result.status, result.reason = job.status, job.reason
-        if not job.done:
-            raise JobFailed(job)
-        target = output_path(Path(job.filename or "video"), job, out or Path("."))
-        result.output = str(client.download(job, target, on_progress=display.bytes(task, "downloading")))
-        display.status(task, f"done → {target.name}")
+        _finish(client, job.id, Path(job.filename or "video"), options, out or Path("."), display, task, result)
+
+    return _guarded(run, result, display, task)
+
+
+def _finish(client: Client, job_id: str, source: Path, options: Dict[str, Any], folder: Path, display: Display,
+            task: TaskID, result: Result, before_download: Callable[[Path], None] = lambda target: None) -> None:
+    """Wait for the job, then download its result (every result when several outputs were asked for)."""
+    job = client.wait(job_id, on_update=display.job(task))
+    result.status, result.reason = job.status, job.reason
+    if not job.done:
+        raise JobFailed(job)
+    if options.get("outputs"):
+        saved = client.download_all(job, folder, source=source, on_progress=display.bytes(task, "downloading"),
+                                    before_download=before_download)
+    else:
+        target = output_path(source, job, folder)
+        before_download(target)
+        saved = [client.download(job, target, on_progress=display.bytes(task, "downloading"))]
+    result.output, result.outputs = str(saved[0]), [str(each) for each in saved]
+    display.status(task, "done → " + ", ".join(each.name for each in saved))
+
+
+def _guarded(run: Callable[[], None], result: Result, display: Display, task: TaskID) -> Result:
+    """Run one file's or URL's work; every error becomes the result's, with its exit code."""
+    try:
+        run()
     except Vid2mp3Error as exc:
         result.exit_code = exc.exit_code
         if not isinstance(exc, JobFailed):
             result.error = {"code": getattr(exc, "code", type(exc).__name__), "message": str(exc)}
         display.status(task, f"[red]{result.status or 'error'}[/red]: {result.reason or exc}")
-    except Exception as exc:  # noqa: BLE001 - one URL's trouble must not hide the others'
+    except Exception as exc:  # noqa: BLE001 - one file's trouble (a bug included) must not hide the others'
         result.exit_code, result.error = SERVER, {"code": type(exc).__name__, "message": str(exc)}
         display.status(task, f"[red]error[/red]: {exc}")
     return result
