@@ -24,9 +24,6 @@ COPY services/__init__.py services/
 COPY services/common services/common
 COPY services/${SERVICE} services/${SERVICE}
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
- && if [ "${SERVICE}" = converter ]; then \
-      ln -s "$(/opt/venv/bin/python -c 'import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())')" /opt/venv/bin/ffmpeg-static; \
-    fi \
  && /opt/venv/bin/pip uninstall --yes --quiet setuptools \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
  && rm -rf /opt/venv/bin/pip* /opt/venv/lib/python3.11/site-packages/pip
@@ -92,10 +89,6 @@ CMD ["gunicorn", "-c", "python:services.common.gunicorn_conf", "services.gateway
 
 FROM runtime AS converter
 LABEL org.opencontainers.image.description="vid2mp3 converter: RabbitMQ worker converting videos to MP3 with ffmpeg"
-# The static ffmpeg of imageio-ffmpeg (requirements/converter.lock), linked by the build stage: it starts in
-# ~9 ms where Debian's takes ~47-100 ms (215 shared libraries), which is most of a short job's overhead
-# (issue 24, loadtest/BENCHMARKS.md). Debian's stays installed for operators' ffprobe.
-ENV FFMPEG_BINARY=/opt/venv/bin/ffmpeg-static
 EXPOSE 9100
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; from services.common.config import env; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % env('CONVERTER_METRICS_PORT'), timeout=4)"]

@@ -14,12 +14,6 @@ TOOLS_STAMP := $(VENV)/.tools-installed
 #   requirements/checkov.lock  checkov, in its own venv (.venv-tools): it pins old libraries
 #   requirements/<service>.lock  one per service image (Dockerfile), the same versions as requirements.lock
 SERVICES := auth gateway converter notification janitor
-# The converter's ffmpeg (issue 24): the static build of imageio-ffmpeg when the venv has it (starts in
-# ~9 ms against Debian's ~47-100 ms: 215 shared libraries), else Debian's. Exported, so `make up`, the
-# tests and the bench (its ffmpeg-alone baseline included) run the same binary. FFMPEG_BINARY set by
-# the caller wins.
-FFMPEG_BINARY ?= $(shell $(PY) -c 'import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())' 2>/dev/null || echo ffmpeg)
-export FFMPEG_BINARY
 PIP_LOCKED := pip install -q --require-hashes --no-deps -r
 
 # Virtualenv with the locked dependencies and the project (editable), plus ffmpeg (from Debian when root).

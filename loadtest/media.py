@@ -31,14 +31,13 @@ def default_dir() -> Path:
 
 
 def ffmpeg_binary() -> str:
-    """ffmpeg on PATH, else FFMPEG_BINARY, else the static build of imageio-ffmpeg when installed. PATH's
-    first: the clips come from lavfi sources, which a static build (the converter's FFMPEG_BINARY) lacks."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
+    """FFMPEG_BINARY, else ffmpeg on PATH, else the static build of imageio-ffmpeg when installed."""
     explicit = os.environ.get("FFMPEG_BINARY")
     if explicit:
         return explicit
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
     try:
         import imageio_ffmpeg  # type: ignore
 
