@@ -20,6 +20,7 @@ import functools
 import http.server
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -196,7 +197,7 @@ def storage(home: Path, mongo_uri: str | None) -> Iterator[None]:
                                   "--host", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
         mongo_uri = f"mongodb://127.0.0.1:{port}"
-        time.sleep(2)
+        wait_for_port(port, mongo)
     os.environ.update(MONGO_URI=mongo_uri, MONGO_VIDEOS_DB="bench_features_videos",
                       MONGO_MP3S_DB="bench_features_mp3s", IMPORT_ALLOWED_NETWORKS="127.0.0.0/8")
     try:
@@ -210,6 +211,18 @@ def storage(home: Path, mongo_uri: str | None) -> Iterator[None]:
         if mongo is not None:
             mongo.terminate()
             mongo.wait()
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
+    """Until the stand-in accepts connections (a fixed sleep lost the race on a busy machine)."""
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the MongoDB stand-in did not listen on port {port}")
 
 
 @contextmanager
