@@ -100,8 +100,10 @@ def judge(stack, normal: list[str], hostile: list[str], webhooks: dict[str, set[
     docs = _docs(stack, accepted)
     files: dict[str, int] = {}
     for f in stack.mp3_files():
-        job_id = (f.get("metadata") or {}).get("job_id")
-        files[job_id] = files.get(job_id, 0) + 1
+        metadata = f.get("metadata") or {}
+        if metadata.get("kind") == "waveform":  # a result's waveform lies beside it in the results bucket
+            continue
+        files[metadata.get("job_id")] = files.get(metadata.get("job_id"), 0) + 1
     converted = converted_log_lines(stack)
     mails = stack.mails()
     status = {j: docs.get(j, {}).get("status") for j in accepted}

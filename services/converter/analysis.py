@@ -1,8 +1,11 @@
 """What a finished audio file sounds like, measured with ffmpeg: its loudness (EBU R128) and its
 waveform (BBC audiowaveform's JSON peaks).
 
-Each measurement is one more ffmpeg child, bounded like a conversion (encode._run: the timeout,
-stderr to a file in the work folder, a killed ffmpeg a retry rather than a verdict on the media).
+Both come from ONE ffmpeg child per result (`analyse`): the audio is decoded once and split, one
+branch into the ebur128 meter (its summary read from stderr), the other to a pipe as 8-bit mono PCM
+whose min and max per pixel numpy takes block by block. The child is bounded like a conversion
+(encode._run: the timeout, stderr to a file in the work folder, a killed ffmpeg a retry rather than
+a verdict on the media).
 """
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import json
 import os
 import re
 import threading
+
+import numpy
 
 from services.common import config
 from services.common.jobs import LOUDNESS_FIELDS
@@ -29,23 +34,28 @@ MAX_PIXELS = 4096
 FALLBACK_RATE = 48000  # decoding rate for a file whose rate the probe cannot read
 
 
+def analyse(path: str, work_dir: str) -> tuple[dict, bytes]:
+    """The loudness (jobs.LOUDNESS_FIELDS, see parse_ebur128) and the waveform (audiowaveform JSON, see
+    waveform_json) of the first audio stream of `path`, from one decode of it."""
+    rate = _sample_rate(path)
+    stderr_path = os.path.join(work_dir, "analysis.log")
+    graph = ("[0:a:0]asplit=2[meter][wave];"
+             "[meter]ebur128=peak=true:framelog=verbose,anullsink")  # the summary only at info level
+    args = [config.env("FFMPEG_BINARY"), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", *_input(path),
+            "-filter_complex", graph, "-map", "[wave]", "-ac", "1", "-ar", str(rate), "-c:a", "pcm_u8",
+            "-f", "u8", "pipe:1"]
+    peaks = Peaks()
+    encode._run(args, stderr_path, path, peaks, None, threading.Event())
+    peaks.finish()
+    return parse_ebur128(text(encode._stderr_tail(stderr_path, 4096))), waveform_json(peaks, rate)
+
+
 # ---------------------------------------------------------------- loudness
 
 
-def loudness_of(path: str, work_dir: str) -> dict:
-    """Integrated loudness (LUFS), loudness range (LU) and true peak (dBTP) of the first audio stream of
-    `path`, to 0.1 (keys jobs.LOUDNESS_FIELDS); None where silence has none."""
-    stderr_path = os.path.join(work_dir, "loudness.log")
-    args = [config.env("FFMPEG_BINARY"), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-            *_input(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
-            "-af", "ebur128=peak=true:framelog=verbose",  # the summary only: no line per 100 ms at info level
-            "-f", "null", "-"]
-    encode._run(args, stderr_path, path, None, None, threading.Event())
-    return parse_ebur128(text(encode._stderr_tail(stderr_path, 4096)))
-
-
 def parse_ebur128(printed: str) -> dict:
-    """The ebur128 filter's summary (the last one printed) as LOUDNESS_FIELDS."""
+    """The ebur128 filter's summary (the last one printed) as LOUDNESS_FIELDS: integrated loudness
+    (LUFS), loudness range (LU) and true peak (dBTP) to 0.1; None where silence has none."""
     try:
         summary = printed[printed.rindex("Summary:"):]
         integrated = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))
@@ -62,57 +72,57 @@ def parse_ebur128(printed: str) -> dict:
 
 
 class Peaks:
-    """The min/max of each pixel's samples, fed unsigned 8-bit mono PCM (128 is zero) as ffmpeg writes it;
-    pairs of pixels are merged whenever there are more than MAX_PIXELS."""
+    """The min/max of each pixel's samples, fed unsigned 8-bit mono PCM (128 is zero) as ffmpeg writes it,
+    in blocks of any size; pairs of pixels are merged whenever there are more than MAX_PIXELS. Pixel k
+    always covers samples [k * samples_per_pixel, (k + 1) * samples_per_pixel): merging keeps that."""
 
     def __init__(self, samples_per_pixel: int = BASE_SAMPLES_PER_PIXEL, max_pixels: int = MAX_PIXELS):
-        self.samples_per_pixel, self.max_pixels = samples_per_pixel, max_pixels
-        self.data: list[int] = []  # min0, max0, min1, max1, ... (signed)
-        self.pending = b""  # samples of the pixel being filled
+        self.samples_per_pixel = samples_per_pixel
+        self.merge_at = max_pixels + max_pixels % 2  # the first even count from max_pixels on: pairs merge whole
+        self.mins = numpy.empty(0, dtype=numpy.int16)
+        self.maxs = numpy.empty(0, dtype=numpy.int16)
+        self.pending = numpy.empty(0, dtype=numpy.uint8)  # samples of the pixel being filled
 
     def write(self, block: bytes) -> int:
-        samples, at = self.pending + block, 0
-        while len(samples) - at >= self.samples_per_pixel:  # the size may double on the way
-            end = at + self.samples_per_pixel
-            self._add(samples[at:end])
-            at = end
-        self.pending = samples[at:]
+        samples = numpy.concatenate((self.pending, numpy.frombuffer(block, dtype=numpy.uint8)))
+        while True:  # one pass per merge: a block may cross the limit (the pixel size doubles on the way)
+            per_pixel = self.samples_per_pixel
+            whole = min(len(samples) // per_pixel, self.merge_at - len(self.mins))
+            pixels = samples[:whole * per_pixel].reshape(whole, per_pixel)
+            self._append(pixels.min(axis=1), pixels.max(axis=1))
+            samples = samples[whole * per_pixel:]
+            if len(self.mins) < self.merge_at:
+                break
+            self._halve()
+        self.pending = samples.copy()  # not a view into the whole block: memory stays one pixel's
         return len(block)
 
-    def _add(self, samples: bytes) -> None:
-        self.data += (min(samples) - 128, max(samples) - 128)
-        if len(self.data) >= 2 * self.max_pixels and len(self.data) % 4 == 0:
-            self._halve()
+    def _append(self, mins: numpy.ndarray, maxs: numpy.ndarray) -> None:
+        self.mins = numpy.concatenate((self.mins, mins.astype(numpy.int16) - 128))
+        self.maxs = numpy.concatenate((self.maxs, maxs.astype(numpy.int16) - 128))
 
     def _halve(self) -> None:
         """Twice the samples per pixel: each pair of pixels becomes one (exact: a min of mins, a max of maxes)."""
-        data = self.data
-        self.data = [value for at in range(0, len(data), 4)
-                     for value in (min(data[at], data[at + 2]), max(data[at + 1], data[at + 3]))]
+        self.mins = self.mins.reshape(-1, 2).min(axis=1)
+        self.maxs = self.maxs.reshape(-1, 2).max(axis=1)
         self.samples_per_pixel *= 2
 
     def finish(self) -> None:
         """The last, partial pixel (audiowaveform counts it too)."""
-        if self.pending:
-            self.data += (min(self.pending) - 128, max(self.pending) - 128)
-            self.pending = b""
+        if len(self.pending):
+            self._append(self.pending.min(keepdims=True), self.pending.max(keepdims=True))
+            self.pending = self.pending[:0]
 
-
-def peaks_of(path: str, work_dir: str) -> bytes:
-    """The waveform of the first audio stream of `path` (channels mixed to one) in BBC audiowaveform's
-    JSON format, version 2, 8-bit: one min/max pair per `samples_per_pixel` samples, covering it all."""
-    rate = _sample_rate(path)
-    args = [config.env("FFMPEG_BINARY"), "-hide_banner", "-nostdin", "-loglevel", "error", *_input(path),
-            "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", str(rate), "-c:a", "pcm_u8", "-f", "u8", "pipe:1"]
-    peaks = Peaks()
-    encode._run(args, os.path.join(work_dir, "peaks.log"), path, peaks, None, threading.Event())
-    peaks.finish()
-    return waveform_json(peaks, rate)
+    @property
+    def data(self) -> list[int]:
+        """min0, max0, min1, max1, ... (signed)."""
+        return numpy.column_stack((self.mins, self.maxs)).ravel().tolist()
 
 
 def waveform_json(peaks: Peaks, rate: int) -> bytes:
+    data = peaks.data
     document = {"version": 2, "channels": 1, "sample_rate": rate, "samples_per_pixel": peaks.samples_per_pixel,
-                "bits": 8, "length": len(peaks.data) // 2, "data": peaks.data}
+                "bits": 8, "length": len(data) // 2, "data": data}
     return json.dumps(document, separators=(",", ":")).encode()
 
 

@@ -415,10 +415,10 @@ class Made:
 
 def _analyse(result_path: str) -> tuple[dict | None, bytes | None]:
     """The result's loudness (jobs.LOUDNESS_FIELDS) and its peaks file (audiowaveform JSON), measured on
-    the result's file in the job's work folder (analysis.py)."""
+    the result's file in the job's work folder, in one decode of it (analysis.analyse)."""
     work_dir = os.path.dirname(result_path)
     with tracer.start_as_current_span("analyse result"):
-        return analysis.loudness_of(result_path, work_dir), analysis.peaks_of(result_path, work_dir)
+        return analysis.analyse(result_path, work_dir)
 
 
 def _shortened(targets: list[plan.Target], seconds: float | None) -> None:

@@ -53,7 +53,7 @@ def pyloudnorm_lufs(path: Path) -> float:
     return pyloudnorm.Meter(RATE).integrated_loudness(samples(path))
 
 
-# ---------------------------------------------------------------- loudness_of
+# ---------------------------------------------------------------- analyse: loudness
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def signals(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("name", ["tone", "speech", "clip"])
 def test_loudness_agrees_with_pyloudnorm(signals, name, tmp_path):
-    measured = analysis.loudness_of(str(signals[name]), str(tmp_path))
+    measured, _ = analysis.analyse(str(signals[name]), str(tmp_path))
     reference = pyloudnorm_lufs(signals[name])
     print(f"\n{name}: ours {measured}, pyloudnorm {reference:.2f} LUFS")
     assert tuple(measured) == LOUDNESS_FIELDS
@@ -90,14 +90,14 @@ def test_loudness_agrees_with_pyloudnorm(signals, name, tmp_path):
 
 
 def test_silence_has_no_loudness(signals, tmp_path):
-    assert analysis.loudness_of(str(signals["silence"]), str(tmp_path)) == dict.fromkeys(LOUDNESS_FIELDS)
+    assert analysis.analyse(str(signals["silence"]), str(tmp_path))[0] == dict.fromkeys(LOUDNESS_FIELDS)
 
 
-def test_loudness_of_what_is_no_audio_is_the_media_s_fault(tmp_path):
+def test_analysis_of_what_is_no_audio_is_the_media_s_fault(tmp_path):
     junk = tmp_path / "junk.mp3"
     junk.write_bytes(b"not audio at all" * 100)
     with pytest.raises(PermanentError):
-        analysis.loudness_of(str(junk), str(tmp_path))
+        analysis.analyse(str(junk), str(tmp_path))
 
 
 def test_a_killed_measurement_is_a_retry_not_a_verdict(signals, tmp_path, monkeypatch):
@@ -105,16 +105,15 @@ def test_a_killed_measurement_is_a_retry_not_a_verdict(signals, tmp_path, monkey
     killer.write_text("#!/bin/sh\nkill -KILL $$\n")
     killer.chmod(0o755)
     monkeypatch.setenv("FFMPEG_BINARY", str(killer))
-    for measure in (analysis.loudness_of, analysis.peaks_of):
-        with pytest.raises(TransientError, match="ffmpeg was killed by SIGKILL"):
-            measure(str(signals["tone"]), str(tmp_path))
+    with pytest.raises(TransientError, match="ffmpeg was killed by SIGKILL"):
+        analysis.analyse(str(signals["tone"]), str(tmp_path))
 
 
-# ---------------------------------------------------------------- peaks_of
+# ---------------------------------------------------------------- analyse: waveform
 
 
 def waveform(path: Path, work_dir: Path) -> dict:
-    document = json.loads(analysis.peaks_of(str(path), str(work_dir)))
+    document = json.loads(analysis.analyse(str(path), str(work_dir))[1])
     assert set(document) == {"version", "channels", "sample_rate", "samples_per_pixel", "bits", "length", "data"}
     assert (document["version"], document["channels"], document["bits"]) == (2, 1, 8)
     assert len(document["data"]) == 2 * document["length"]
@@ -206,7 +205,7 @@ def test_trim_silence_with_start_end_and_normalize(tmp_path):
                                                                    "trim_silence": "true", "normalize": "true"})
     assert seconds == pytest.approx(4, abs=0.08), seconds  # 3..7 of the kept 1..9
     assert max(progress) == pytest.approx(8, abs=0.3)
-    assert analysis.loudness_of(str(tmp_path / "both.m4a"), str(tmp_path))["integrated_lufs"] == pytest.approx(
+    assert analysis.analyse(str(tmp_path / "both.m4a"), str(tmp_path))[0]["integrated_lufs"] == pytest.approx(
         -16, abs=1)
 
 

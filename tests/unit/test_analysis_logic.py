@@ -120,3 +120,24 @@ def test_kept_seconds():
     assert encode.kept_seconds((2, 5), 7) == 3
     assert encode.kept_seconds((2, None), 7) == 5
     assert encode.kept_seconds((2, 9), 7) == 5
+
+
+def test_pixels_do_not_depend_on_how_the_pipe_cuts_the_samples():
+    """However ffmpeg's pipe splits the PCM (a block may cross several merges), each pixel is the min and
+    max of its own samples_per_pixel samples, the last one partial."""
+    samples = bytes((n * 37 + n // 5) % 256 for n in range(5000))
+    results = []
+    for sizes in ([5000], [1] * 5000, [7, 999, 3, 2048, 1943], [4999, 1]):
+        peaks = analysis.Peaks(samples_per_pixel=3, max_pixels=10)
+        at = 0
+        for size in sizes:
+            peaks.write(samples[at:at + size])
+            at += size
+        peaks.finish()
+        results.append((peaks.samples_per_pixel, peaks.data))
+    assert all(result == results[0] for result in results)
+    per_pixel, data = results[0]
+    assert per_pixel == 3 * 2 ** 8 and len(data) == 2 * 7  # 5000 samples in 768s: 6 whole pixels and a partial one
+    expected = [value - 128 for at in range(0, 5000, per_pixel)
+                for value in (min(samples[at:at + per_pixel]), max(samples[at:at + per_pixel]))]
+    assert data == expected
