@@ -54,5 +54,5 @@ def test_kill9_while_storing_several_results_leaves_no_orphans(private_stack, tm
     for n in range(len(OUTPUTS) + 1):
         for kind in files.ATTEMPT_KINDS:
             assert chunks.find_one({"files_id": files.attempt_file_id(attempt, kind, n)}, {"_id": 1}) is None
-    stored = {str(r["mp3_id"]) for r in done["results"]}
+    stored = {str(r[key]) for r in done["results"] for key in ("mp3_id", "waveform_id")}  # each with its peaks
     assert {str(f["_id"]) for f in _job_files(stack, job.id)} == stored
