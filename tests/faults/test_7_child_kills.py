@@ -68,7 +68,7 @@ def test_killed_children_and_converter_never_fail_a_good_job(private_stack, tmp_
     failures_before = _converter_failures(stack)
 
     for i in range(JOBS_PER_PHASE):
-        job_id = upload_bytes(stack.gateway, user.token, source, f"ffmpeg-{i}.mp4").json()["job_id"]
+        job_id = _upload(stack, user, source, f"ffmpeg-{i}.mp4")
         job_ids.append(job_id)
         hits["ffmpeg"] += _kill_tool_at_random(stack, "ffmpeg", rng)
         stack.wait_final([job_id], 60)
@@ -76,7 +76,7 @@ def test_killed_children_and_converter_never_fail_a_good_job(private_stack, tmp_
     assert "media tool failed on a system fault, will retry" in stack.log("converter")
 
     for i in range(JOBS_PER_PHASE):
-        job_id = upload_bytes(stack.gateway, user.token, source, f"converter-{i}.mp4").json()["job_id"]
+        job_id = _upload(stack, user, source, f"converter-{i}.mp4")
         job_ids.append(job_id)
         wait_until(lambda job_id=job_id: (stack.job(job_id) or {}).get("status") == "converting",
                    "converting", 30, 0.01)
@@ -92,6 +92,21 @@ def test_killed_children_and_converter_never_fail_a_good_job(private_stack, tmp_
     for job_id in job_ids:
         _assert_whole_mp3(stack, user, job_id, tmp_path)
     _assert_no_stray_chunks(stack)
+
+
+def _upload(stack, user, source: bytes, name: str) -> str:
+    """Upload as a client does: a converter killed while it held its user's quota lease (it reserves the
+    result's room under it) blocks that user's admissions until the lease runs out (10 s), answered with
+    503 too_busy and Retry-After, which a client waits for and retries."""
+    deadline = time.monotonic() + 30
+    while True:
+        answer = upload_bytes(stack.gateway, user.token, source, name)
+        if answer.status_code != 503 or time.monotonic() > deadline:
+            break
+        assert answer.json()["code"] == "too_busy", answer.text
+        time.sleep(float(answer.headers["Retry-After"]))
+    assert answer.status_code == 202, (answer.status_code, answer.text)
+    return answer.json()["job_id"]
 
 
 def _assert_whole_mp3(stack, user, job_id, tmp_path) -> None:
