@@ -275,7 +275,9 @@ IMPORT_URL = {
         "Location": {"description": "the job's status_url", "schema": {"type": "string"}},
         "Idempotent-Replayed": {"description": "true when this answers a repeated Idempotency-Key",
                                 "schema": {"type": "string"}}, **RATE_LIMIT}, "content": JOB},
-        **_errors(400, 401, 409, 415), **UPLOAD_ERRORS},
+        **_errors(400, 401, 409, 415), **UPLOAD_ERRORS,
+        # a repeated Idempotency-Key whose first job was deleted since: nothing left to answer with
+        "404": problem("not_found: the job a repeated Idempotency-Key made was deleted since")},
 }
 
 SPEC = {
