@@ -16,8 +16,6 @@ loadtest/bench.py can call `figure_features(files)` (files: bench_figures.make_m
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import os
 import shutil
 import socket
@@ -25,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +33,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
 import bench_figures  # noqa: E402  loadtest/bench_figures.py: the bench's media
 from devkit import ffmpeg_baseline  # noqa: E402
-from devkit.net import free_port  # noqa: E402
+from devkit.net import free_port, static_site  # noqa: E402
 
 SECTION = "## Feature costs (issue 23)"
 THREE_OUTPUTS = [{"format": "mp3", "bitrate": "192k"}, {"format": "opus", "bitrate": "64k"}, {"format": "flac"}]
@@ -64,7 +61,7 @@ def figure_features(files: dict, rounds: int = 5, long_rounds: int = 3, mongo_ur
     """The figures of both files: {"clip"|"long": {"seconds", "rounds", "cases": {name: {"median_s", "ratio"}}}}."""
     home = Path(tempfile.mkdtemp(prefix="bench-features-"))
     try:
-        with storage(home, mongo_uri), http_server(files) as base_url:
+        with storage(home, mongo_uri), static_site(Path(files["clip"]).parent) as base_url:
             return {"clip": measure(files["clip"], home, rounds, base_url),
                     "long": measure(files["long"], home, long_rounds, base_url),
                     "loadavg_end": os.getloadavg()}
@@ -225,24 +222,6 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> 
     raise RuntimeError(f"the MongoDB stand-in did not listen on port {port}")
 
 
-@contextmanager
-def http_server(files: dict) -> Iterator[str]:
-    """The media folder on a local HTTP server (the URL import's source)."""
-    folder = Path(files["clip"]).parent
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args) -> None:  # noqa: A002 (the base class's name)
-        pass
 
 
 # ---------------------------------------------------------------- the report's section

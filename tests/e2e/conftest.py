@@ -2,17 +2,13 @@
 work here), and a folder served on a port of its own (a page on another origin than the gateway)."""
 from __future__ import annotations
 
-import functools
 import shutil
-import threading
-from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from playwright.sync_api import sync_playwright
 
+from devkit.net import static_site  # noqa: F401 (the e2e tests import it from here)
 from devkit.stack import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -28,24 +24,6 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         yield browser
         browser.close()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
-        pass
-
-
-@contextmanager
-def static_site(folder: Path) -> Iterator[str]:
-    """`folder` served by Python's http.server on a free 127.0.0.1 port: its base URL (an origin)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
