@@ -5,7 +5,8 @@
 #                --build-arg GIT_SHA=$(git rev-parse HEAD) .
 # SERVICE selects the dependency lock (requirements/<service>.lock: the service's extra of
 # pyproject.toml), the service's code, and the last stage of the same name (port, health check,
-# command). Only the converter gets ffmpeg.
+# command). Only the converter gets ffmpeg: the static build of imageio-ffmpeg, pinned with its hash in
+# requirements/converter.lock (services/converter/command.py `ffmpeg_executable` finds it).
 ARG SERVICE
 
 # ---- build: a virtualenv with the service's hash-checked dependencies and its code
@@ -41,16 +42,10 @@ LABEL org.opencontainers.image.title="vid2mp3-${SERVICE}" \
       org.opencontainers.image.source="https://github.com/vid2mp3/vid2mp3" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.vendor="vid2mp3"
-# ffmpeg for the converter only (the probe is PyAV, with its own libraries), from Debian stable: the version is fixed by the pinned
-# base image release and receives only Debian security fixes, so the package is deliberately not
-# version-pinned. Installed before the virtualenv is copied, so code changes reuse this layer.
-# hadolint ignore=DL3008
-RUN if [ "${SERVICE}" = converter ]; then \
-      apt-get update \
-      && apt-get install -y --no-install-recommends ffmpeg \
-      && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*; \
-    fi \
- && groupadd --system --gid 10001 app \
+# No Debian ffmpeg: the converter's is in its venv (a static build that starts in ~10 ms where
+# Debian's, with its 215 shared libraries, takes ~80 ms: issue 24, loadtest/PROFILING.md), and its
+# probe is PyAV, with its own libraries.
+RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /tmp --no-create-home --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \

@@ -185,7 +185,10 @@ SETTINGS: list[tuple[str, str, str]] = [
     # --- converter (WORK_DIR: the janitor too)
     ("CONVERTER_METRICS_PORT", "9100",
      "port of the converter's /metrics, /healthz and /readyz (Prometheus and probes only)"),
-    ("FFMPEG_BINARY", "ffmpeg", "ffmpeg executable"),
+    ("FFMPEG_BINARY", "",
+     "ffmpeg executable; empty: the static build of imageio-ffmpeg (the converter's lock: it starts in ~10 ms "
+     "where a distribution's shared-library build takes ~80 ms, most of a short job's overhead), else ffmpeg on "
+     "PATH"),
     ("MP3_BITRATE", "192k",
      "bitrate of produced MP3s when the upload gives no `bitrate` or `quality` (ignored when the source audio "
      "is already MP3 and is copied)"),

@@ -16,11 +16,10 @@ import threading
 
 import numpy
 
-from services.common import config
 from services.common.jobs import LOUDNESS_FIELDS
 from services.common.messaging import PermanentError
 
-from . import encode
+from . import command, encode
 from .faults import text
 from .probe import input_options, probe
 
@@ -41,7 +40,7 @@ def analyse(path: str, work_dir: str) -> tuple[dict, bytes]:
     stderr_path = os.path.join(work_dir, "analysis.log")
     graph = ("[0:a:0]asplit=2[meter][wave];"
              "[meter]ebur128=peak=true:framelog=verbose,anullsink")  # the summary only at info level
-    args = [config.env("FFMPEG_BINARY"), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", *_input(path),
+    args = [command.ffmpeg_executable(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", *_input(path),
             "-filter_complex", graph, "-map", "[wave]", "-ac", "1", "-ar", str(rate), "-c:a", "pcm_u8",
             "-f", "u8", "pipe:1"]
     peaks = Peaks()

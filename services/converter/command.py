@@ -7,6 +7,8 @@ the first pass of a loudness normalisation: it measures, `build` then applies th
 from __future__ import annotations
 
 import dataclasses
+import functools
+import shutil
 
 import ffmpeg
 
@@ -125,7 +127,9 @@ def cover_frame(plan: Plan):
         return None
     at = (info.duration or 0) * COVER_AT
     frame = ffmpeg.input(plan.source, ss=f"{at:.3f}", **input_options(plan.source))["v:0"]
-    return frame.filter("scale", w=f"min({COVER_MAX_WIDTH},iw)", h=-2)
+    # trim ends the stream after its frame, so ffmpeg stops decoding the video there; `-frames:v 1` on
+    # the output does not (Debian's 5.1 decoded the whole video, a static 9.0 ended the whole output)
+    return frame.filter("scale", w=f"min({COVER_MAX_WIDTH},iw)", h=-2).filter("trim", end_frame=1)
 
 
 def size_limit_args(plan: Plan) -> dict:
@@ -135,7 +139,7 @@ def size_limit_args(plan: Plan) -> dict:
 
 
 def cover_args() -> dict:
-    return {"vcodec": "mjpeg", "frames:v": 1, "disposition:v": "attached_pic"}
+    return {"vcodec": "mjpeg", "disposition:v": "attached_pic"}
 
 
 # ---------------------------------------------------------------- the commands
@@ -156,7 +160,21 @@ def _processed(audio, options: Options, measured: dict | None, audible: tuple[fl
 
 def _compile(stream) -> list[str]:
     stream = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error").overwrite_output()
-    return ffmpeg.compile(stream, cmd=config.env("FFMPEG_BINARY"))
+    return ffmpeg.compile(stream, cmd=ffmpeg_executable())
+
+
+def ffmpeg_executable() -> str:
+    """FFMPEG_BINARY when set, else the static ffmpeg of imageio-ffmpeg, else ffmpeg on PATH."""
+    return config.env("FFMPEG_BINARY") or _bundled_ffmpeg()
+
+
+@functools.cache
+def _bundled_ffmpeg() -> str:
+    try:
+        import imageio_ffmpeg
+    except ImportError:  # a dev venv without the converter's extra
+        return shutil.which("ffmpeg") or "ffmpeg"
+    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def build(plan: Plan) -> list[str]:

@@ -2,7 +2,8 @@
 settings (the default format's encoder and muxer, at MP3_BITRATE), and nothing of the service around it.
 
 Built here from the settings the converter reads, not from the converter's command builder, so the
-baseline stays a plain ffmpeg run whatever shape the converter's code takes.
+baseline stays a plain ffmpeg run whatever shape the converter's code takes; the binary is the
+converter's own (command.ffmpeg_executable).
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from pathlib import Path
 
 from services.common import config
 from services.common.options import Options
+from services.converter.command import ffmpeg_executable
 
 
 def command(source: Path, target: Path) -> list[str]:
     """The first audio stream of `source` encoded as a job without options is, into `target`."""
     spec = Options().spec
-    return [config.env("FFMPEG_BINARY"), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(source),
+    return [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(source),
             "-map", "0:a:0", "-vn", "-sn", "-dn", "-acodec", spec.encoder, "-b:a", config.env("MP3_BITRATE"),
             "-f", spec.muxer, "-y", str(target)]
 

@@ -19,7 +19,8 @@ What differs from Kubernetes, and nothing else (tests/images/conftest.py, `local
 - per-run names, for every service: VIDEO_QUEUE, MP3_QUEUE, WEBHOOK_QUEUE, MYSQL_DATABASE,
   MONGO_VIDEOS_DB, MONGO_MP3S_DB, MONGO_JOBS_DB (never the shared broker's real names).
 - PYTHONVERBOSE=1: the interpreter's import trace (stderr) shows the file of every imported module.
-- the base image's PATH is kept, so ffmpeg is Debian's /usr/bin/ffmpeg, as in the image; the interpreter
+- the base image's PATH is kept; the converter's ffmpeg is the static build in its venv (imageio-ffmpeg), as in
+  the image, which has no other; the interpreter
   is this machine's CPython 3.11 (the image has 3.11.14).
 No webhook is used, so WEBHOOK_ALLOWED_NETWORKS keeps its shipped value.
 """
@@ -143,6 +144,15 @@ def test_lock_holds_what_the_service_imports(image_venvs, envs, run, name):
              "sys.exit('not installed: ' + ', '.join(missing) if missing else 0)\n")
     done = _run_in_image(image_venvs[name], envs[name], run, check)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_converter_runs_the_ffmpeg_of_its_own_venv(image_venvs, envs, run):
+    """The image installs no ffmpeg of the system's: the converter's comes from its lock."""
+    script = "from services.converter.command import ffmpeg_executable as f; print(f())"
+    done = _run_in_image(image_venvs["converter"], envs["converter"], run, script)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = Path(done.stdout.splitlines()[-1])
+    assert found.is_relative_to(image_venvs["converter"]) and "imageio_ffmpeg" in found.parts, found
 
 
 def _run_in_image(venv, env: dict, run, script: str) -> subprocess.CompletedProcess:
