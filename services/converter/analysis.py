@@ -1,15 +1,18 @@
 """What a finished audio file sounds like, measured with ffmpeg: its loudness (EBU R128) and its
 waveform (BBC audiowaveform's JSON peaks).
 
-Both come from ONE ffmpeg child per result (`analyse`): the audio is decoded once and split, one
-branch into the ebur128 meter (its summary read from stderr), the other to a pipe as 8-bit mono PCM
-whose min and max per pixel numpy takes block by block. The child is bounded like a conversion
-(encode._run: the timeout, stderr to a file in the work folder, a killed ffmpeg a retry rather than
-a verdict on the media).
+An encoded result is measured by the conversion's own ffmpeg run (`Meter`, command.meter_output): the
+audio its encoder gets is split off, metered by ebur128 (its readings printed to one pipe) and written
+as 8-bit mono PCM to another, whose min and max per pixel numpy takes block by block. No second decode,
+no second process: that made the analysis cost +61 % of a plain job (issue 24). A stream-copied result
+(no decoded audio in the run) is measured afterwards by ONE ffmpeg child of its own (`analyse`), the
+same two branches read from its file, bounded like a conversion (encode._run).
 """
 from __future__ import annotations
 
+import collections
 import json
+import math
 import os
 import re
 import threading
@@ -21,6 +24,7 @@ from services.common.messaging import PermanentError
 
 from . import command, encode
 from .faults import text
+from .plan import Plan, output_rate, track_of
 from .probe import input_options, probe
 
 SILENT_LUFS = -70.0  # EBU R128's absolute gate: ebur128 says -70 when no block of audio passed it
@@ -31,6 +35,93 @@ SILENT_LUFS = -70.0  # EBU R128's absolute gate: ebur128 says -70 when no block 
 BASE_SAMPLES_PER_PIXEL = 256
 MAX_PIXELS = 4096
 FALLBACK_RATE = 48000  # decoding rate for a file whose rate the probe cannot read
+PIPE_BLOCK = 256 * 1024
+READING_LINES = 32  # ebur128's readings of one frame are 9 lines: the last frame's are in the last 32
+
+
+def attach_meters(source: str, info, targets: list) -> None:
+    """A Meter for each target ffmpeg will encode (a stream copy has no decoded audio to measure)."""
+    run = Plan(source, "pipe:1", info=info)
+    for target in targets:
+        if not command.copies(run, target):
+            track = track_of(info, target.options)
+            rate = output_rate(target.options, track) or (track.sample_rate if track and track.sample_rate
+                                                           else FALLBACK_RATE)
+            target.meter = Meter(rate)
+
+
+class Meter:
+    """One result's analysis made while ffmpeg encodes it: ebur128's readings (`readings_fd`) and the
+    8-bit mono PCM at `rate` (`pcm_fd`), pipes whose write ends the child gets; a thread reads each."""
+
+    def __init__(self, rate: int):
+        self.rate, self.peaks = rate, Peaks()
+        self.readings: collections.deque[str] = collections.deque(maxlen=READING_LINES)
+        self.partial = ""  # a line cut between two blocks
+        self.failure: BaseException | None = None
+        self.readings_fd = self.pcm_fd = -1
+        self.threads: list[threading.Thread] = []
+
+    def open(self) -> None:
+        """The pipes, and their readers: each ends at EOF, once the child and close_child_ends closed it."""
+        readings_read, self.readings_fd = os.pipe()
+        pcm_read, self.pcm_fd = os.pipe()
+        self.threads = [threading.Thread(target=self._read, args=(readings_read, self._reading), daemon=True),
+                        threading.Thread(target=self._read, args=(pcm_read, self.peaks.write), daemon=True)]
+        for thread in self.threads:
+            thread.start()
+
+    @property
+    def child_fds(self) -> tuple[int, int]:
+        return self.readings_fd, self.pcm_fd
+
+    def close_child_ends(self) -> None:
+        for fd in self.child_fds:
+            if fd >= 0:
+                os.close(fd)
+        self.readings_fd = self.pcm_fd = -1
+
+    def _read(self, fd: int, take) -> None:
+        with open(fd, "rb", buffering=0) as pipe:
+            while block := pipe.read(PIPE_BLOCK):
+                if self.failure is None:
+                    try:
+                        take(block)
+                    except Exception as exc:  # kept for result(); the pipe is still drained
+                        self.failure = exc
+
+    def _reading(self, block: bytes) -> None:
+        lines = (self.partial + text(block)).split("\n")
+        self.partial = lines.pop()
+        self.readings.extend(lines)
+
+    def result(self) -> tuple[dict, bytes]:
+        """The loudness (as parse_readings) and the waveform, once ffmpeg has exited."""
+        for thread in self.threads:
+            thread.join()
+        if self.failure is not None:
+            raise self.failure
+        self.peaks.finish()
+        return parse_readings([*self.readings, self.partial]), waveform_json(self.peaks, self.rate)
+
+
+def parse_readings(lines: list[str]) -> dict:
+    """ebur128's last readings (ametadata's print of its `lavfi.r128.*` keys, one frame per 100 ms) as
+    LOUDNESS_FIELDS; all None for audio too short for one reading, and where silence has none."""
+    last: dict[str, str] = {}
+    for line in lines:
+        key, _, value = line.strip().partition("=")
+        if key.startswith("lavfi.r128."):
+            last[key[len("lavfi.r128."):]] = value
+    try:
+        integrated, lra = float(last["I"]), float(last["LRA"])
+        peak = max(float(value) for key, value in last.items() if key.startswith("true_peaks_ch"))
+    except (KeyError, ValueError):
+        return dict.fromkeys(LOUDNESS_FIELDS)
+    audible = integrated > SILENT_LUFS
+    values = (integrated if audible else None, lra if audible else None,
+              20 * math.log10(peak) if peak > 0 else None)
+    return dict(zip(LOUDNESS_FIELDS, (None if value is None else round(value, 1) for value in values), strict=True))
 
 
 def analyse(path: str, work_dir: str) -> tuple[dict, bytes]:

@@ -183,19 +183,39 @@ def build(plan: Plan) -> list[str]:
     targets = plan.targets or [Target(0, plan.options, plan.target, plan.title, max_bytes=plan.max_bytes)]
     source = ffmpeg.input(plan.source, **trim_input(plan.options), **input_options(plan.source))
     raw = source[f"a:{plan.options.audio_track or 0}"]
-    copies = [_copies(plan, target) for target in targets]
-    branches = iter(_fan_out(_processed(raw, plan.options, plan.loudness, plan.audible), copies.count(False), "asplit"))
+    copied = [copies(plan, target) for target in targets]
+    branches = iter(_fan_out(_processed(raw, plan.options, plan.loudness, plan.audible), copied.count(False), "asplit"))
     with_cover = [target for target in targets if _has_cover(plan, target)]
     covers = iter(_fan_out(cover_frame(plan) if with_cover else None, len(with_cover), "split"))
     outputs = []
-    for target, copy in zip(targets, copies, strict=True):
+    for target, copy in zip(targets, copied, strict=True):
         audio = raw if copy else _cut(next(branches), target)
+        if target.meter is not None and not copy:
+            audio, metered = _fan_out(audio, 2, "asplit")
+            outputs.append(meter_output(plan, target, metered))
         streams = [audio, next(covers)] if _has_cover(plan, target) else [audio]
         outputs.append(ffmpeg.output(*streams, target.path, **target_args(plan, target, copy)))
     return with_chapters_input(_compile(ffmpeg.merge_outputs(*outputs)), plan.chapters_file)
 
 
-def _copies(plan: Plan, target: Target) -> bool:
+def meter_output(plan: Plan, target: Target, audio):
+    """The target's audio as its encoder gets it (its channels and rate, its length), metered by ebur128,
+    whose readings of every 100 ms ametadata prints to the meter's readings pipe, then written as 8-bit
+    mono PCM to its PCM pipe (the waveform's samples): analysis.Meter reads both."""
+    track = track_of(plan.info, target.options)
+    shape = {"channel_layouts": {1: "mono", 2: "stereo"}.get(output_channels(target.options, track)),
+             "sample_rates": output_rate(target.options, track)}
+    if any(shape.values()):
+        audio = audio.filter("aformat", **{name: value for name, value in shape.items() if value})
+    # the output's -t is a trim after the filters: ebur128, before it, would hear past it
+    audio = audio.filter("atrim", duration=trim_output(target.options)["t"])
+    metered = audio.filter("ebur128", peak="true", metadata=1).filter(
+        "ametadata", mode="print", file=f"pipe:{target.meter.readings_fd}")
+    return ffmpeg.output(metered, f"pipe:{target.meter.pcm_fd}", ac=1, ar=target.meter.rate, acodec="pcm_u8",
+                         f="u8")
+
+
+def copies(plan: Plan, target: Target) -> bool:
     """The stream-copy shortcut, for a whole-file target (a chapter is cut exactly: re-encoded)."""
     return target.chapter is None and copies_audio(Plan(plan.source, target.path, target.options, plan.info))
 

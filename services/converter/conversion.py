@@ -281,6 +281,7 @@ class Converter:
         with tracer.start_as_current_span("ffmpeg convert") as convert:
             convert.set_attributes({"vid2mp3.format": first.format, "vid2mp3.options": ",".join(first.used()),
                                     "vid2mp3.outputs": len(targets), "vid2mp3.runs": len(runs)})
+            analysis.attach_meters(served.url, info, targets)
             if streamed:  # one result, stored while ffmpeg encodes it
                 result_id = files.attempt_file_id(attempt_id, "result", 0)
                 with tracer.start_as_current_span("gridfs write mp3") as span, \
@@ -319,8 +320,9 @@ class Converter:
 
     def _stored_result(self, attempt_id: str, n: int, target: plan.Target, name: str, size: int, path: str,
                        metadata: dict) -> dict:
-        """The job's entry of a stored result (jobs.RESULT_FIELDS), its analysis stored beside it."""
-        loudness, peaks = _analyse(path)
+        """The job's entry of a stored result (jobs.RESULT_FIELDS), its analysis stored beside it: measured
+        while ffmpeg encoded it, or from its file at `path` (a stream copy)."""
+        loudness, peaks = target.meter.result() if target.meter is not None else _analyse(path)
         waveform_id = None
         if peaks is not None:
             waveform_id = files.attempt_file_id(attempt_id, "waveform", n)

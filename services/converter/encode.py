@@ -116,9 +116,18 @@ def convert_targets(source: str, info: MediaInfo, targets: list[plan.Target], wo
             chapters.write(command.ffmetadata(targets[0].chapters))
     streamed = next((t for t in targets if t.path == "pipe:1"), None)
     limit = streamed.max_bytes if streamed else None
-    with open(tee_path(work_dir, streamed), "wb") if streamed else _nothing() as copy:
-        written = _run(command.build(run), stderr_path, source, _Tee(sink, copy) if streamed else None,
-                       on_progress, stop, limit)
+    teed = streamed is not None and streamed.meter is None  # a stream copy: analysed from its file afterwards
+    meters = [target.meter for target in targets if target.meter is not None]
+    try:
+        for meter in meters:
+            meter.open()
+        with open(tee_path(work_dir, streamed), "wb") if teed else _nothing() as copy:
+            written = _run(command.build(run), stderr_path, source, (_Tee(sink, copy) if teed else sink)
+                           if streamed else None, on_progress, stop, limit,
+                           [fd for meter in meters for fd in meter.child_fds])
+    finally:
+        for meter in meters:
+            meter.close_child_ends()
     sizes = []
     for target in targets:
         size = written if target is streamed else os.path.getsize(target.path)
@@ -187,14 +196,17 @@ def _measured_loudness(stderr_path: str) -> dict | None:
 
 
 def _run(args: list[str], stderr_path: str, source: str, sink: BinaryIO | None,
-         on_progress: Callable[[float], None] | None, stop: threading.Event, max_bytes: int | None = None) -> int:
+         on_progress: Callable[[float], None] | None, stop: threading.Event, max_bytes: int | None = None,
+         pass_fds: list[int] | tuple = ()) -> int:
     """Run one ffmpeg command to its end (bounded by FFMPEG_TIMEOUT_SECONDS, stopped by `stop`);
-    its stdout goes into `sink`, when there is one, up to `max_bytes`. Returns the bytes written there."""
+    its stdout goes into `sink`, when there is one, up to `max_bytes`. Returns the bytes written there.
+    `pass_fds`: the write ends of further pipes the command names (`pipe:N`), kept open for the child."""
     timeout = config.env_float("FFMPEG_TIMEOUT_SECONDS")
     progress_read, progress_write = os.pipe()
     args[1:1] = ["-progress", f"pipe:{progress_write}", "-stats_period", "0.5"]
     with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=stderr, pass_fds=(progress_write,),
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=stderr,
+                                   pass_fds=(progress_write, *pass_fds),
                                    stdout=subprocess.PIPE if sink is not None else subprocess.DEVNULL)
     os.close(progress_write)
     timed_out, finished = threading.Event(), threading.Event()

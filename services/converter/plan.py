@@ -7,6 +7,7 @@ and how large it can grow (output_size.py); the converter reserves that room, th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from services.common import config
 from services.common.messaging import PermanentError
@@ -156,6 +157,14 @@ MAX_SPLIT_CHAPTERS = 256  # one encoder each in one ffmpeg run: bounded
 MIN_CHAPTER_SECONDS = 0.001  # a chapter clipped to less than this by a trim is dropped
 
 
+class Meter(Protocol):
+    """What the command needs of a result's in-run analysis (analysis.Meter): the write ends of its pipes."""
+
+    rate: int  # of the 8-bit mono PCM written to pcm_fd
+    readings_fd: int
+    pcm_fd: int
+
+
 @dataclass
 class Target:
     """One file of a job's run: an output's options, where ffmpeg writes it, and what it carries."""
@@ -171,6 +180,7 @@ class Target:
     bound_seconds: float = 0.0
     bound_bytes: int = 0
     max_bytes: int | None = None
+    meter: Meter | None = None  # measures it as ffmpeg encodes it (none for a stream copy)
 
 
 def shared_key(options: Options) -> tuple:

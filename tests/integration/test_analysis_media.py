@@ -15,7 +15,7 @@ import pytest
 from services.common.jobs import LOUDNESS_FIELDS
 from services.common.messaging import PermanentError, TransientError
 from services.common.options import parse
-from services.converter import analysis, encode, probe
+from services.converter import analysis, encode, plan, probe
 from devkit.media import duration_of, make_media
 
 RATE = 48000
@@ -159,6 +159,61 @@ def test_waveform_of_silence_is_flat(signals, tmp_path):
     document = waveform(signals["silence"], tmp_path)
     assert document["length"] == -(-3 * RATE // analysis.BASE_SAMPLES_PER_PIXEL)
     assert set(document["data"]) == {0}
+
+
+# ---------------------------------------------------------------- measured while ffmpeg encodes
+
+
+def metered(source: Path, work: Path, fields: dict) -> list[tuple[Path, dict, dict]]:
+    """The conversion as the converter runs it, every result measured in that same ffmpeg run
+    (analysis.attach_meters): (result, loudness, waveform document) per result."""
+    info = probe.probe(str(source))
+    targets = plan.targets_of(info, [parse(fields)], "out")
+    for n, target in enumerate(targets):
+        target.path = str(work / f"out-{n}.{target.options.spec.extension}")
+    analysis.attach_meters(str(source), info, targets)
+    assert all(target.meter is not None for target in targets)
+    encode.convert_targets(str(source), info, targets, str(work), info.duration or 0)
+    return [(Path(t.path), *(lambda pair: (pair[0], json.loads(pair[1])))(t.meter.result())) for t in targets]
+
+
+@pytest.mark.parametrize("fields", [{}, {"format": "opus", "bitrate": "64k", "channels": "1"},
+                                    {"format": "m4a", "sample_rate": "22050"}], ids=["mp3", "opus-mono", "m4a-22k"])
+@pytest.mark.parametrize("name", ["tone", "speech", "clip"])
+def test_a_result_measured_while_encoded_agrees_with_pyloudnorm_on_the_file(signals, name, fields, tmp_path):
+    """What ebur128 hears in the run (the audio as its encoder gets it: channels, rate) is what the
+    file holds, to within what the lossy encoder changes."""
+    ((result, measured, document),) = metered(signals[name], tmp_path, fields)
+    reference = pyloudnorm_lufs(result)
+    print(f"\n{name} {fields}: ours {measured}, pyloudnorm on the result {reference:.2f} LUFS")
+    assert abs(measured["integrated_lufs"] - reference) <= 0.5, (measured, reference)
+    sample_peak = 20 * numpy.log10(numpy.abs(samples(result)).max())
+    assert sample_peak - 0.6 <= measured["true_peak_dbtp"] <= sample_peak + 3, (measured, sample_peak)
+    rate, per_pixel = document["sample_rate"], document["samples_per_pixel"]
+    # the encoder's delay and padding, which a player of a stream without a LAME header also plays: < 3 pixels
+    assert abs(document["length"] * per_pixel / rate - duration_of(result)) <= 3 * per_pixel / rate + 0.03
+
+
+def test_measured_while_encoded_follows_the_level_and_the_cut(tmp_path):
+    source = lavfi_audio(tmp_path / "steps.flac", aeval(tone(0.05, 0, 3), tone(0.8, 3, 6, 300)), 6)
+    ((_, quiet_part, document),) = metered(source, tmp_path, {"end": "2.5"})
+    assert quiet_part["integrated_lufs"] == pytest.approx(-26 - 3.01, abs=0.5)  # the loud part is past the end
+    assert document["length"] * document["samples_per_pixel"] / document["sample_rate"] == pytest.approx(2.5, abs=0.02)
+    assert max(document["data"]) <= 9
+
+
+def test_silence_measured_while_encoded_has_no_loudness(signals, tmp_path):
+    ((_, measured, document),) = metered(signals["silence"], tmp_path, {"format": "opus"})
+    assert measured == dict.fromkeys(LOUDNESS_FIELDS) and set(document["data"]) == {0}
+
+
+def test_a_stream_copy_gets_no_meter(tmp_path):
+    mp3 = tmp_path / "already.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine", "-t", "2", str(mp3)], check=True)
+    info = probe.probe(str(mp3))
+    targets = plan.targets_of(info, [parse({})], "t")
+    analysis.attach_meters(str(mp3), info, targets)
+    assert targets[0].meter is None  # no decoded audio in its run: analysed from its file afterwards
 
 
 # ---------------------------------------------------------------- trim_silence

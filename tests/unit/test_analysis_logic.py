@@ -67,6 +67,32 @@ def test_ebur128_summary_read_and_silence_as_none():
         analysis.parse_ebur128("Invalid data found when processing input")
 
 
+READINGS = """frame:{n}    pts:{n}00    pts_time:{n}
+lavfi.r128.M=-20.1
+lavfi.r128.I={i}
+lavfi.r128.LRA={lra}
+lavfi.r128.true_peaks_ch0={left}
+lavfi.r128.true_peaks_ch1={right}
+lavfi.r128.true_peak={right}
+"""
+
+
+def test_ebur128_readings_of_the_last_frame_count_with_lines_cut_between_blocks():
+    meter = analysis.Meter(48000)
+    printed = (READINGS.format(n=0, i="-30.000", lra="1.000", left="0.9", right="0.9")
+               + READINGS.format(n=1, i="-14.640", lra="4.600", left="0.150", right="0.211")).encode()
+    for start in range(0, len(printed), 7):  # the pipe hands over blocks of any size
+        meter._reading(printed[start:start + 7])
+    assert analysis.parse_readings([*meter.readings, meter.partial]) == {
+        "integrated_lufs": -14.6, "range_lu": 4.6, "true_peak_dbtp": -13.5}  # 20 log10(0.211), the louder channel
+
+
+def test_ebur128_readings_of_silence_and_of_nothing_are_none():
+    silent = READINGS.format(n=3, i="-70.000", lra="0.000", left="0.000", right="0.000").splitlines()
+    assert analysis.parse_readings(silent) == dict.fromkeys(LOUDNESS_FIELDS)
+    assert analysis.parse_readings([]) == dict.fromkeys(LOUDNESS_FIELDS)  # under one 100 ms reading
+
+
 def printed(tmp_path, *lines: str) -> str:
     path = tmp_path / "pass1.log"
     path.write_text("\n".join(lines) + "\n")
