@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -209,6 +210,8 @@ def _run(args: list[str], stderr_path: str, source: str, sink: BinaryIO | None,
                                    pass_fds=(progress_write, *pass_fds),
                                    stdout=subprocess.PIPE if sink is not None else subprocess.DEVNULL)
     os.close(progress_write)
+    if sink is not None:
+        _widen(process.stdout)
     timed_out, finished = threading.Event(), threading.Event()
     watchers = [threading.Timer(timeout, lambda: (timed_out.set(), process.kill())),
                 threading.Thread(target=lambda: _wait_either(stop, finished) and process.kill(), daemon=True),
@@ -235,6 +238,15 @@ def _run(args: list[str], stderr_path: str, source: str, sink: BinaryIO | None,
     return written
 
 
+def _widen(pipe) -> None:
+    """A pipe as large as one read: ffmpeg encodes the next block while the last one is being stored,
+    where a 64 KiB pipe stalled it for every storage write."""
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, READ_BLOCK)
+    except OSError:  # over /proc/sys/fs/pipe-max-size: the default size only costs time
+        pass
+
+
 def _wait_either(stop: threading.Event, finished: threading.Event) -> bool:
     """True once `stop` is set while ffmpeg runs; False once it finished on its own."""
     while not finished.is_set():
@@ -246,7 +258,7 @@ def _wait_either(stop: threading.Event, finished: threading.Event) -> bool:
 def _drain(stdout, sink: BinaryIO, max_bytes: int | None = None) -> int:
     """Copy `stdout` into `sink`; OutputTooLarge (ffmpeg killed by the caller) before passing `max_bytes`."""
     written = 0
-    while block := stdout.read(READ_BLOCK):
+    while block := stdout.read1(READ_BLOCK):  # what is there: storing starts before a whole block is encoded
         if max_bytes is not None and written + len(block) > max_bytes:
             raise OutputTooLarge(max_bytes)
         sink.write(block)
