@@ -33,6 +33,7 @@ timeout = _env_int("GUNICORN_TIMEOUT")
 graceful_timeout = 30
 keepalive = 5
 accesslog = None  # every request is already a metric and a span
+logger_class = "services.common.gunicorn_worker.NoAccessLogger"
 errorlog = "-"
 # gunicorn's own messages in the same one-JSON-object-per-line format as the apps'.
 logconfig_dict = {

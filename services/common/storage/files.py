@@ -16,7 +16,7 @@ import pymongo.errors
 from bson import Binary
 
 from .. import config
-from .connection import client
+from .connection import database
 
 CHUNK_WINDOW = 16  # chunks per query or insert: 16 x 255 KiB = ~4 MiB in memory at most
 CHUNK_SIZE = 255 * 1024  # GridFS' default
@@ -35,12 +35,12 @@ class Bucket:
 
 
 def videos() -> Bucket:
-    return Bucket(client()[config.env("MONGO_VIDEOS_DB")])
+    return Bucket(database(config.env("MONGO_VIDEOS_DB")))
 
 
 def results() -> Bucket:
     """The produced audio files, any format (the setting keeps its first name, MONGO_MP3S_DB)."""
-    return Bucket(client()[config.env("MONGO_MP3S_DB")])
+    return Bucket(database(config.env("MONGO_MP3S_DB")))
 
 
 def file_info(bucket: Bucket, file_id) -> dict | None:
