@@ -1,11 +1,12 @@
 """vid2mp3 benchmarks, run on demand (not in CI): writes loadtest/BENCHMARKS.md and loadtest/benchmarks.json.
 
-    .venv/bin/python loadtest/bench.py                # everything (~10 min on 2 cores)
+    .venv/bin/python loadtest/bench.py                # everything (~20 min on 2 cores)
     .venv/bin/python loadtest/bench.py --only a,b     # some figures: a overhead, b throughput, c memory,
                                                       # d API capacity, e moviepy reference, api: GET
                                                       # /jobs/<id> vs /healthz and login vs argon2,
                                                       # s single short job + per-job profile,
-                                                      # cpu: the whole stack's CPU per job
+                                                      # cpu: the whole stack's CPU per job,
+                                                      # f: each feature's cost against a plain MP3 job
     .venv/bin/python loadtest/bench.py --only a,b,s,cpu,api --keep   # the rest carried over from benchmarks.json
     .venv/bin/python loadtest/bench.py --long-seconds 120 --big-mb 300 --clips 20
     .venv/bin/python loadtest/bench.py --only b --clips 2 --converters 1 --clip-seconds 2 \\
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import bench_api  # loadtest/bench_api.py
 import bench_cpu  # loadtest/bench_cpu.py
+import bench_features  # loadtest/bench_features.py
 import bench_figures as figures  # loadtest/bench_figures.py
 import bench_profile  # loadtest/bench_profile.py
 import bench_report  # loadtest/bench_report.py
@@ -38,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="a,b,s,cpu,c,d,e,api")
+    p.add_argument("--only", default="a,b,s,cpu,f,c,d,e,api")
     p.add_argument("--long-seconds", type=int, default=600)
     p.add_argument("--clip-seconds", type=int, default=20)
     p.add_argument("--clips", type=int, default=20)
@@ -85,6 +87,8 @@ def measure(args: argparse.Namespace, only: set[str], files: dict, data: dict) -
             data["s_vp9"] = bench_profile.figure_single(stack, otlp, files, args.single_runs, key="vp9")
         if "cpu" in only:
             data["cpu"] = bench_cpu.figure_cpu(stack, files)
+        if "f" in only:  # on the stack's storage, its services idle
+            data["f"] = bench_features.figure_features(files, mongo_uri=stack.mongo_uri)
         if "c" in only:
             data["c"] = figures.figure_c(stack, files, [50, args.big_mb])
             if args.big_mb != 1024:
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     data: dict = {"machine": bench_report.machine(), "notes": []}
     files = figures.make_media(args.long_seconds, args.clip_seconds, [50, args.big_mb] if "c" in only else [])
-    if only & {"a", "b", "c", "d", "s", "cpu", "api"}:
+    if only & {"a", "b", "c", "d", "s", "cpu", "f", "api"}:
         measure(args, only, files, data)
     if "e" in only:
         data["e"] = figures.figure_e(files, (data.get("a") or {}).get("ffmpeg_alone_s"))

@@ -10,8 +10,7 @@ Not the whole stack (upload, queue, job records, notification): those are the sa
 figure a/s of loadtest/bench.py measure them. The source is read from its local file, not from GridFS;
 a URL import is its fetch from a local HTTP server (127.0.0.1) into GridFS `videos`, then the plain job.
 
-loadtest/bench.py can call `figure_features(files)` (files: bench_figures.make_media's) and put
-`markdown(result)` into its report (see the end of this module).
+loadtest/bench.py runs it as figure f (`--only f`) on its stack's storage, and its report holds `markdown(result)`.
 """
 from __future__ import annotations
 
@@ -107,7 +106,8 @@ def cases_of(source: Path, chaptered: Path, home: Path, url: str) -> dict[str, C
 
 def job(source: Path, outputs: list[dict], home: Path, analyse: bool = True) -> None:
     """What the converter does for a job once it has its video (conversion.Converter._encode, _run_all and
-    _stored_result): probe, plan, ffmpeg run(s), results stored, each analysed and its waveform stored."""
+    _stored_result): probe, plan, ffmpeg run(s), results stored, each analysed (in the run: analysis.Meter;
+    a stream copy from its file) and its waveform stored."""
     from services.common.options import parse
     from services.common.storage import files
     from services.common.storage.connection import new_id
@@ -116,6 +116,8 @@ def job(source: Path, outputs: list[dict], home: Path, analyse: bool = True) -> 
     info = probe.probe(str(source))
     targets = plan.targets_of(info, [parse(fields) for fields in outputs], "bench")
     work = tempfile.mkdtemp(dir=home)
+    if analyse:
+        analysis.attach_meters(str(source), info, targets)
     try:
         if plan.streamable(targets):
             with files.open_writer(files.results(), new_id(), "bench.mp3", {}) as writer:
@@ -129,8 +131,8 @@ def job(source: Path, outputs: list[dict], home: Path, analyse: bool = True) -> 
             paths = [target.path for target in targets]
             for path in paths:
                 store(path)
-        for path in paths if analyse else []:
-            _, peaks = analysis.analyse(path, work)
+        for target, path in zip(targets, paths) if analyse else []:
+            _, peaks = target.meter.result() if target.meter is not None else analysis.analyse(path, work)
             with files.open_writer(files.results(), new_id(), "bench.json", {"kind": "waveform"}) as writer:
                 writer.write(peaks)
     finally:
@@ -257,13 +259,6 @@ def write_section(report: Path, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     report.write_text(text)
-
-
-# Hooking it into loadtest/bench.py (its core is another branch's): in `measure`, after figure s,
-#     if "f" in only:
-#         data["f"] = bench_features.figure_features(files, mongo_uri=stack.mongo_uri)
-# and in bench_report.markdown, before the notes:
-#     if data.get("f"): lines += bench_features.markdown(data["f"])
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ def markdown(data: dict) -> str:
         import bench_cpu  # loadtest/bench_cpu.py
 
         lines += bench_cpu.detail(data["cpu"])
+    if data.get("f"):
+        import bench_features  # loadtest/bench_features.py
+
+        lines += [""] + bench_features.markdown(data["f"])
     if data.get("c"):
         lines += _memory_detail(data["c"])
     if data.get("d"):

@@ -176,6 +176,19 @@ def test_combination_trim_normalize_tags_cover(tmp_path):
     assert max(seen) > 3.5 / 2 and max(seen) <= 3.5 + 0.1, "both passes report, against the trimmed length"
 
 
+@pytest.mark.parametrize("spiky", [False, True], ids=["one-gain", "dynamic"])
+def test_normalize_reaches_the_target_by_one_gain_or_by_loudnorm(spiky, tmp_path):
+    """A quiet steady tone takes one gain (command.linear_gain_db); with clicks near 0 dBFS one gain would
+    clip them, so loudnorm's dynamic mode runs: either way -16 LUFS and the true peak under -1.5 dBTP."""
+    clicks = "+0.9*lt(mod(t\\,0.5)\\,0.0005)" if spiky else ""
+    source = make_media(tmp_path / "quiet.mkv", seconds=6,
+                        audio=f"aevalsrc=exprs='0.03*sin(500*2*PI*t){clicks}':s=44100")
+    out = convert(source, tmp_path / "loud.mp3", {"normalize": "true"})
+    integrated, peak = loudness(out)
+    assert abs(integrated + 16) <= 1, integrated
+    assert peak <= -1.0, peak
+
+
 def test_impossible_options_fail_with_their_reason(clip, tmp_path):
     info = probe.probe(str(clip))
     for fields, reason in (({"start": "3"}, "start (3 s) is at or beyond the end of the media (3.0"),

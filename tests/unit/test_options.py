@@ -149,6 +149,17 @@ def test_option_functions():
     assert command.loudnorm_filter(parse({}), None) is None
 
 
+def test_normalisation_is_one_gain_when_loudnorms_linear_mode_would_be():
+    measured = {"input_i": "-23.00", "input_tp": "-9.00", "input_lra": "6.00", "input_thresh": "-33.00",
+                "target_offset": "0.10"}
+    assert command.loudnorm_filter(parse({"normalize": "1"}), measured) == ("volume", {"volume": "7.00dB"})
+    too_loud = dict(measured, input_tp="-7.00")  # +7 dB would put the true peak at 0 dBTP: over -1.5
+    wide = dict(measured, input_lra="14.00")  # a range over the target's: loudnorm compresses it
+    for dynamic in (too_loud, wide):
+        name, args = command.loudnorm_filter(parse({"normalize": "1"}), dynamic)
+        assert name == "loudnorm" and args["measured_I"] == "-23.00" and args["linear"] == "true"
+
+
 def test_stream_copy_only_when_nothing_changes_the_audio():
     mp3 = MediaInfo(10.0, "mp3", 1, 0, 10.0, [AudioTrack("mp3", 10.0, 44100, 2)])
     plan = Plan("in", "pipe:1", parse({"title": "t", "artist": "a"}), mp3)
