@@ -131,7 +131,7 @@ def job(source: Path, outputs: list[dict], home: Path, analyse: bool = True) -> 
             paths = [target.path for target in targets]
             for path in paths:
                 store(path)
-        for target, path in zip(targets, paths) if analyse else []:
+        for target, path in zip(targets, paths, strict=True) if analyse else []:
             _, peaks = target.meter.result() if target.meter is not None else analysis.analyse(path, work)
             with files.open_writer(files.results(), new_id(), "bench.json", {"kind": "waveform"}) as writer:
                 writer.write(peaks)

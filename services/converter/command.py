@@ -89,16 +89,20 @@ def tag_args(options: Options, default_title: str | None) -> dict:
         (key, value) for key, value in tags.items() if value)}
 
 
-def loudnorm_filter(options: Options, measured: dict | None) -> tuple[str, dict] | None:
-    """Pass 1 (no measurement yet) prints the source's loudness; pass 2 applies it: one gain when that
-    reaches the target (`linear_gain_db`), else loudnorm's dynamic mode."""
+def normalize_filter(options: Options, measured: dict | None) -> tuple[str, dict] | None:
+    """Pass 1 (no measurement yet): ebur128 prints the source's loudness (its summary only: framelog), at a
+    sixth of the CPU of loudnorm's own measuring pass (it resamples to 192 kHz). Pass 2 applies it: one
+    gain when that reaches the target (`linear_gain_db`); else loudnorm's dynamic mode, which needs its
+    own measuring pass first (the `target_offset` it prints: without it, its output misses by several LU)."""
     if not options.normalize:
         return None
     if measured is None:
-        return "loudnorm", {**LOUDNESS, "print_format": "json"}
+        return "ebur128", {"peak": "true", "framelog": "verbose"}
     gain = linear_gain_db(measured)
     if gain is not None:
         return "volume", {"volume": f"{gain:.2f}dB"}
+    if "target_offset" not in measured:
+        return "loudnorm", {**LOUDNESS, "print_format": "json"}
     return "loudnorm", {**LOUDNESS, "measured_I": measured["input_i"], "measured_TP": measured["input_tp"],
                         "measured_LRA": measured["input_lra"], "measured_thresh": measured["input_thresh"],
                         "offset": measured["target_offset"], "linear": "true", "print_format": "none"}
@@ -168,8 +172,8 @@ def _processed(audio, options: Options, measured: dict | None, audible: tuple[fl
     """The decoded audio as every output of a run shares it (trim_silence's cut, loudness normalisation)."""
     for name, args in silence_filters(options, audible):
         audio = audio.filter(name, **args)
-    loudnorm = loudnorm_filter(options, measured)
-    return audio.filter(loudnorm[0], **loudnorm[1]) if loudnorm else audio
+    normalize = normalize_filter(options, measured)
+    return audio.filter(normalize[0], **normalize[1]) if normalize else audio
 
 
 def _compile(stream) -> list[str]:
@@ -325,8 +329,9 @@ def with_chapters_input(command: list[str], chapters_file: str | None) -> list[s
 
 def analysis(plan: Plan) -> list[str]:
     """The first pass of a loudness normalisation or a trim_silence: decode the part that will be kept,
-    print its loudness (loudnorm) and its silences (silencedetect), with ffmpeg's stats (how far it got)."""
+    print its loudness (ebur128; loudnorm's, when plan.loudness says its dynamic mode will run) and its
+    silences (silencedetect), with ffmpeg's stats (how far it got)."""
     args = {**trim_output(plan.options), "format": "null", "vn": None, "sn": None, "dn": None}
-    command = _compile(ffmpeg.output(_audio(plan, None), "-", **args))
-    command[command.index("error")] = "info"  # loudnorm prints its measurement at info level
+    command = _compile(ffmpeg.output(_audio(plan, plan.loudness), "-", **args))
+    command[command.index("error")] = "info"  # ebur128 and silencedetect print at info level
     return command

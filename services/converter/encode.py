@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import logging
+import json
 import os
+import re
 import subprocess
 import threading
 from contextlib import contextmanager
@@ -85,7 +86,7 @@ class RunDone:
     """What one ffmpeg run of several targets made."""
 
     sizes: list[int]  # bytes of each target, in order
-    loudness: dict | None = None  # normalisation's pass-1 measurement of the source (loudnorm's JSON)
+    loudness: dict | None = None  # normalisation's pass-1 measurement of the source (_measured_loudness)
     seconds: float | None = None  # the run's length, shorter than planned when trim_silence cut silence
 
 
@@ -164,16 +165,21 @@ def _nothing():
 def _first_pass(run: plan.Plan, stderr_path: str, on_progress, stop: threading.Event) -> None:
     """Decode once to measure: the loudness normalize applies, the audible part trim_silence keeps."""
     _run(command.analysis(run), stderr_path, run.source, None, on_progress, stop)
-    if run.options.normalize:
-        run.loudness = _measured_loudness(stderr_path)
-        if run.loudness is None:  # silence (or under one 400 ms block): nothing to normalize, left as it is
-            run.options = dataclasses.replace(run.options, normalize=False)
     if run.options.trim_silence:
         run.audible = silence.audible_part(stderr_path)
         if run.audible is None:
             threshold = run.options.silence_db if run.options.silence_db is not None else DEFAULT_SILENCE_DB
             raise PermanentError(f"the audio is below silence_db ({threshold:g} dBFS) throughout: trim_silence "
                                  "would leave nothing (give a lower silence_db)")
+    if run.options.normalize:
+        run.loudness = _measured_loudness(stderr_path)
+        if run.loudness is None:  # silence (or under one 400 ms block): nothing to normalize, left as it is
+            run.options = dataclasses.replace(run.options, normalize=False)
+        elif command.linear_gain_db(run.loudness) is None:  # loudnorm's dynamic mode needs its own measurement
+            audible, run.audible = run.audible, None  # measured as pass 1 was: before the cut
+            _run(command.analysis(run), stderr_path, run.source, None, on_progress, stop)
+            run.audible = audible
+            run.loudness = _loudnorm_measurement(stderr_path)
 
 
 def kept_seconds(audible: tuple[float, float | None] | None, planned: float) -> float:
@@ -184,16 +190,35 @@ def kept_seconds(audible: tuple[float, float | None] | None, planned: float) -> 
     return max(min(planned if end is None else end, planned) - start, 0.0)
 
 
-def _measured_loudness(stderr_path: str) -> dict | None:
-    """Normalisation's first pass: loudnorm's JSON measurement, the last thing ffmpeg prints;
-    None when there is no loudness to measure."""
+# ebur128's summary, as loudnorm names the same figures (command.normalize_filter takes them so): the first
+# Threshold is the integrated loudness' gate
+SUMMARY_FIGURES = {"input_i": r"I:\s+(-?[\d.]+) LUFS", "input_thresh": r"Threshold:\s+(-?[\d.]+) LUFS",
+                   "input_lra": r"LRA:\s+(-?[\d.]+) LU\b", "input_tp": r"Peak:\s+(-?inf|-?[\d.]+) dBFS"}
+
+
+def _loudnorm_measurement(stderr_path: str) -> dict:
+    """loudnorm's own measuring pass: its JSON, the last thing ffmpeg prints (with the target_offset its
+    dynamic mode needs to land on the target)."""
     printed = text(_stderr_tail(stderr_path, 8192))
     try:
         measured = json.loads(printed[printed.rindex("{"):printed.rindex("}") + 1])
-        float(measured["input_i"])
+        float(measured["input_i"]), float(measured["target_offset"])
     except (ValueError, KeyError):
         raise PermanentError("the loudness of the audio could not be measured") from None
-    return None if measured["input_i"] in ("-inf", "inf") or measured["input_thresh"] in ("-inf", "inf") else measured
+    return measured
+
+
+def _measured_loudness(stderr_path: str) -> dict | None:
+    """Normalisation's first pass: ebur128's summary, the last thing ffmpeg prints (an ffmpeg that
+    configured the graph twice printed an empty one first); None when there is no loudness to measure
+    (EBU R128's absolute gate, -70 LUFS: silence, or under one 400 ms block)."""
+    printed = text(_stderr_tail(stderr_path, 8192))
+    try:
+        summary = printed[printed.rindex("Summary:"):]
+        measured = {name: re.search(pattern, summary).group(1) for name, pattern in SUMMARY_FIGURES.items()}
+    except (ValueError, AttributeError):
+        raise PermanentError("the loudness of the audio could not be measured") from None
+    return None if float(measured["input_i"]) <= -70 or "inf" in measured["input_tp"] else measured
 
 
 def _run(args: list[str], stderr_path: str, source: str, sink: BinaryIO | None,

@@ -119,8 +119,8 @@ def copies_audio(plan: Plan) -> bool:
 
 def output_rate(options: Options, track: AudioTrack | None) -> int | None:
     """The sample rate the command sets: the asked one; else the source's, set only when it must be
-    (loudnorm works at 192 kHz; LAME lowers a bitrate the source's rate cannot carry, so the rate goes
-    up instead). None: the source's rate is kept as it is."""
+    (loudnorm, the dynamic normalisation, works at 192 kHz; LAME lowers a bitrate the source's rate cannot
+    carry, so the rate goes up instead). None: the source's rate is kept as it is."""
     if options.sample_rate:
         return options.sample_rate
     source_rate = track.sample_rate if track and track.sample_rate else DEFAULT_SOURCE_RATE

@@ -136,7 +136,7 @@ def test_option_functions():
     assert command.bitrate_args(parse({"format": "flac"})) == {}
     assert command.sample_rate_args(parse({}), STEREO) == {}
     assert command.sample_rate_args(parse({"sample_rate": "8000"}), STEREO) == {"ar": 8000}
-    # loudnorm runs at 192 kHz: the source's rate is set back explicitly
+    # loudnorm (the dynamic mode) runs at 192 kHz: the source's rate is set back explicitly
     assert command.sample_rate_args(parse({"normalize": "1"}), STEREO) == {"ar": 44100}
     assert command.sample_rate_args(parse({"normalize": "1", "format": "opus"}), STEREO) == {"ar": 48000}
     # LAME would quietly lower 320k to 160k at 22050 Hz: the rate goes up instead
@@ -146,18 +146,19 @@ def test_option_functions():
     assert command.channels_args(parse({"channels": "1"}), STEREO) == {"ac": 1}
     assert command.tag_args(parse({"artist": "A"}), "clip") == {"metadata:g:0": "title=clip",
                                                                 "metadata:g:1": "artist=A"}
-    assert command.loudnorm_filter(parse({}), None) is None
+    assert command.normalize_filter(parse({}), None) is None
 
 
 def test_normalisation_is_one_gain_when_loudnorms_linear_mode_would_be():
-    measured = {"input_i": "-23.00", "input_tp": "-9.00", "input_lra": "6.00", "input_thresh": "-33.00",
-                "target_offset": "0.10"}
-    assert command.loudnorm_filter(parse({"normalize": "1"}), measured) == ("volume", {"volume": "7.00dB"})
+    measured = {"input_i": "-23.00", "input_tp": "-9.00", "input_lra": "6.00", "input_thresh": "-33.00"}
+    assert command.normalize_filter(parse({"normalize": "1"}), measured) == ("volume", {"volume": "7.00dB"})
     too_loud = dict(measured, input_tp="-7.00")  # +7 dB would put the true peak at 0 dBTP: over -1.5
     wide = dict(measured, input_lra="14.00")  # a range over the target's: loudnorm compresses it
-    for dynamic in (too_loud, wide):
-        name, args = command.loudnorm_filter(parse({"normalize": "1"}), dynamic)
-        assert name == "loudnorm" and args["measured_I"] == "-23.00" and args["linear"] == "true"
+    for dynamic in (too_loud, wide):  # loudnorm measures first (its target_offset), then applies
+        assert command.normalize_filter(parse({"normalize": "1"}), dynamic) == (
+            "loudnorm", {**command.LOUDNESS, "print_format": "json"})
+        name, args = command.normalize_filter(parse({"normalize": "1"}), dict(dynamic, target_offset="0.4"))
+        assert name == "loudnorm" and args["measured_I"] == "-23.00" and args["offset"] == "0.4"
 
 
 def test_stream_copy_only_when_nothing_changes_the_audio():

@@ -63,7 +63,7 @@ def test_an_attempts_files_derive_from_its_one_id():
     assert files.attempt_file_id("b" * 24, "result", 1) not in derived
 
 
-def test_source_loudness_from_loudnorms_measurement():
+def test_source_loudness_from_the_first_pass_measurement():
     assert conversion.source_loudness({"input_i": "-23.1", "input_lra": "4.0", "input_tp": "-3.2"}) == {
         "integrated_lufs": -23.1, "range_lu": 4.0, "true_peak_dbtp": -3.2}
     assert conversion.source_loudness(None) is None
