@@ -18,7 +18,9 @@ CAPACITY_ENDPOINTS = ("/login", "/upload", "/jobs/[id]", "/download", "/jobs", "
 def machine() -> dict:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
-    ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+    from services.converter.command import ffmpeg_executable  # the converter's, and so every baseline's
+
+    ffmpeg = subprocess.run([ffmpeg_executable(), "-version"], capture_output=True, text=True).stdout.splitlines()[0]
     return {"nproc": os.cpu_count(), "cpu": model, "loadavg_start": os.getloadavg(),
             "python": platform.python_version(), "ffmpeg": ffmpeg,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}

@@ -282,6 +282,8 @@ class Converter:
             convert.set_attributes({"vid2mp3.format": first.format, "vid2mp3.options": ",".join(first.used()),
                                     "vid2mp3.outputs": len(targets), "vid2mp3.runs": len(runs)})
             analysis.attach_meters(served.url, info, targets)
+            # results measured inside this run; the others (stream copies) get an "analyse result" span each
+            convert.set_attribute("vid2mp3.metered", sum(target.meter is not None for target in targets))
             if streamed:  # one result, stored while ffmpeg encodes it
                 result_id = files.attempt_file_id(attempt_id, "result", 0)
                 with tracer.start_as_current_span("gridfs write mp3") as span, \
