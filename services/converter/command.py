@@ -133,21 +133,28 @@ def silence_filters(options: Options, audible: tuple[float, float | None] | None
     return [("atrim", kept), ("asetpts", {"expr": "PTS-STARTPTS"})]
 
 
-def cover_stream(plan: Plan):
-    """One frame of the video, as a JPEG attached picture; None without a video or cover art."""
-    return cover_frame(plan) if plan.options.cover else None
+def cover_times(info) -> list[float]:
+    """Where the cover is taken: at COVER_AT of the video, else its first frame (a seek may land past
+    the only keyframe: an MPEG-TS of one group of pictures gives no frame after it)."""
+    at = round((info.duration or 0) * COVER_AT, 3)
+    return [at, 0.0] if at > 0 else [0.0]
+
+
+def cover_extraction(plan: Plan, at: float, path: str) -> list[str]:
+    """One frame of the video at `at` seconds, scaled, into a JPEG file at `path` (the cover art). Its own
+    ffmpeg run, before the conversion: a frame the video cannot give then leaves the result without a cover
+    instead of failing it, and the conversion decodes no video (Debian's 5.1 decoded all of it for a
+    `-frames:v 1` cover; a static 9.0 ended the whole output after one audio packet)."""
+    seek = {"ss": f"{at:.3f}"} if at else {}
+    frame = ffmpeg.input(plan.source, **seek, **input_options(plan.source))["v:0"]
+    # the JPEG encoder takes full-range pictures only (ffmpeg 9 refuses a video's usual limited range)
+    frame = frame.filter("scale", w=f"min({COVER_MAX_WIDTH},iw)", h=-2, out_range="full")
+    return _compile(ffmpeg.output(frame, path, vcodec="mjpeg", f="image2", **{"frames:v": 1}))
 
 
 def cover_frame(plan: Plan):
-    """The cover's frame of the video (at COVER_AT of it), scaled; None without a video."""
-    info = plan.info
-    if info is None or not info.video_streams:
-        return None
-    at = (info.duration or 0) * COVER_AT
-    frame = ffmpeg.input(plan.source, ss=f"{at:.3f}", **input_options(plan.source))["v:0"]
-    # trim ends the stream after its frame, so ffmpeg stops decoding the video there; `-frames:v 1` on
-    # the output does not (Debian's 5.1 decoded the whole video, a static 9.0 ended the whole output)
-    return frame.filter("scale", w=f"min({COVER_MAX_WIDTH},iw)", h=-2).filter("trim", end_frame=1)
+    """The cover art taken before the run (plan.cover_path), as a stream; None without one."""
+    return ffmpeg.input(plan.cover_path)["v:0"] if plan.cover_path else None
 
 
 def size_limit_args(plan: Plan) -> dict:
@@ -239,7 +246,7 @@ def copies(plan: Plan, target: Target) -> bool:
 
 
 def _has_cover(plan: Plan, target: Target) -> bool:
-    return bool(target.options.cover and plan.info is not None and plan.info.video_streams)
+    return bool(target.options.cover and plan.cover_path is not None)
 
 
 def _fan_out(stream, count: int, split_filter: str) -> list:

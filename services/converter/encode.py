@@ -68,6 +68,7 @@ def convert(source: str, info: MediaInfo, sink: BinaryIO, stderr_path: str,
             on_length(kept)
     if options.spec.seekable or options.quality is not None or options.cover:
         run.target = os.path.join(os.path.dirname(stderr_path) or ".", "output." + options.spec.extension)
+    take_cover(run, [options], stderr_path, stop)
     written = _run(command.build(run), stderr_path, source, sink if run.target == "pipe:1" else None,
                    on_progress, stop, max_bytes)
     if run.target != "pipe:1":
@@ -116,6 +117,7 @@ def convert_targets(source: str, info: MediaInfo, targets: list[plan.Target], wo
         run.chapters_file = os.path.join(work_dir, f"chapters-{targets[0].output}.txt")
         with open(run.chapters_file, "w", encoding="utf-8") as chapters:
             chapters.write(command.ffmetadata(targets[0].chapters))
+    take_cover(run, [target.options for target in targets], stderr_path, stop)
     streamed = next((t for t in targets if t.path == "pipe:1"), None)
     limit = streamed.max_bytes if streamed else None
     teed = streamed is not None and streamed.meter is None  # a stream copy: analysed from its file afterwards
@@ -160,6 +162,24 @@ class _Tee:
 @contextmanager
 def _nothing():
     yield None
+
+
+def take_cover(run: plan.Plan, outputs: list[Options], stderr_path: str, stop: threading.Event) -> None:
+    """When an output asks for a cover and the source has a video: one frame of it as a JPEG beside
+    `stderr_path` (run.cover_path), at command.cover_times' first time that gives one; none when no time
+    does (the results are made without a cover rather than failed)."""
+    if not (any(options.cover for options in outputs) and run.info is not None and run.info.video_streams):
+        return
+    path = os.path.join(os.path.dirname(stderr_path) or ".", "cover.jpg")
+    for at in command.cover_times(run.info):
+        try:
+            _run(command.cover_extraction(run, at, path), stderr_path, run.source, None, None, stop)
+        except PermanentError:
+            continue
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            run.cover_path = path
+            return
+    log.warning("no frame of the video for the cover: the results have none")
 
 
 def _first_pass(run: plan.Plan, stderr_path: str, on_progress, stop: threading.Event) -> None:

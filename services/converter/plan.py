@@ -33,6 +33,7 @@ class Plan:
     max_bytes: int | None = None  # ffmpeg stops writing past this (the job's output limit)
     targets: list["Target"] = field(default_factory=list)  # several outputs of one decode; empty: `target`
     chapters_file: str | None = None  # FFMETADATA1 with the targets' chapters (command.ffmetadata)
+    cover_path: str | None = None  # the cover art taken from the video (a JPEG: encode.take_cover)
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,9 @@ def test_the_day_limit_answers_retry_after_until_the_oldest_upload_leaves_the_wi
     # the RateLimit headers count both limits down (draft-ietf-httpapi-ratelimit-headers)
     states = [re.fullmatch(r'"active_jobs";r=(\d+), "uploads_per_day";r=(\d+);t=(\d+)', a.headers["RateLimit"])
               for a in admitted]
-    assert [(int(m[1]), int(m[2])) for m in states] == [(2, 2), (1, 1), (0, 0)], [a.headers for a in admitted]
+    assert [int(m[2]) for m in states] == [2, 1, 0], [a.headers for a in admitted]
+    # an earlier job may have been converted already (a 1 s clip takes a fraction of a second): its place is free
+    assert all(2 - n <= int(m[1]) <= 2 for n, m in enumerate(states)), [a.headers for a in admitted]
     assert all(86000 < int(m[3]) <= 86401 for m in states)
     from services.common.storage import job_records
 
