@@ -176,6 +176,18 @@ def test_combination_trim_normalize_tags_cover(tmp_path):
     assert max(seen) > 3.5 / 2 and max(seen) <= 3.5 + 0.1, "both passes report, against the trimmed length"
 
 
+def test_a_cover_from_a_video_whose_seek_finds_no_frame_is_its_first(tmp_path):
+    """An MPEG-TS of one group of pictures: seeking to 10 % lands past its only keyframe, so the cover
+    is the first frame (the static ffmpeg failed the whole output for a cover stream without frames)."""
+    mp4 = make_media(tmp_path / "gop.mp4", seconds=2)
+    ts = tmp_path / "gop.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(mp4), "-c", "copy", "-f", "mpegts", str(ts)], check=True)
+    out = convert(ts, tmp_path / "covered.m4a", {"format": "m4a", "cover": "true"})
+    data = ffprobe(out)
+    assert [s["disposition"]["attached_pic"] for s in data["streams"] if s["codec_type"] == "video"] == [1]
+    assert abs(float(data["format"]["duration"]) - 2) <= 0.1
+
+
 @pytest.mark.parametrize("spiky", [False, True], ids=["one-gain", "dynamic"])
 def test_normalize_reaches_the_target_by_one_gain_or_by_loudnorm(spiky, tmp_path):
     """A quiet steady tone takes one gain (command.linear_gain_db); with clicks near 0 dBFS one gain would
