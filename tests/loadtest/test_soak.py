@@ -24,7 +24,10 @@ def test_soak_keeps_every_invariant(tmp_path):
     done = subprocess.run([sys.executable, "loadtest/soak.py", "--minutes", str(MINUTES), "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=BUDGET_SECONDS)
     tail = (done.stdout + done.stderr)[-4000:]
-    assert (out / "figures.json").exists(), f"the soak did not finish:\n{tail}"
+    # the stack prints its services' logs last: the soak's own traceback is before them
+    start = done.stderr.rfind("Traceback (most recent call last)")
+    cause = done.stderr[start:][:4000] if start >= 0 else ""
+    assert (out / "figures.json").exists(), f"the soak did not finish (exit {done.returncode}):\n{cause}\n...\n{tail}"
     result = json.loads((out / "figures.json").read_text())
     report = (out / "report.md").read_text()
     failed = [name for name, ok in result["verdicts"].items() if not ok]
