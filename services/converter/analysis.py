@@ -14,13 +14,11 @@ import collections
 import json
 import math
 import os
-import re
 import threading
 
 import numpy
 
 from services.common.jobs import LOUDNESS_FIELDS
-from services.common.messaging import PermanentError
 
 from . import command, encode
 from .faults import text
@@ -146,13 +144,8 @@ def analyse(path: str, work_dir: str) -> tuple[dict, bytes]:
 def parse_ebur128(printed: str) -> dict:
     """The ebur128 filter's summary (the last one printed) as LOUDNESS_FIELDS: integrated loudness
     (LUFS), loudness range (LU) and true peak (dBTP) to 0.1; None where silence has none."""
-    try:
-        summary = printed[printed.rindex("Summary:"):]
-        integrated = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))
-        lra = float(re.search(r"LRA:\s+(-?[\d.]+) LU\b", summary).group(1))
-        peak = re.search(r"Peak:\s+(-?inf|-?[\d.]+) dBFS", summary).group(1)
-    except (ValueError, AttributeError):
-        raise PermanentError("the loudness of the audio could not be measured") from None
+    figures = encode.ebur128_summary(printed)
+    integrated, lra, peak = float(figures["input_i"]), float(figures["input_lra"]), figures["input_tp"]
     audible = integrated > SILENT_LUFS
     values = (integrated if audible else None, lra if audible else None, None if "inf" in peak else float(peak))
     return dict(zip(LOUDNESS_FIELDS, (None if value is None else round(value, 1) for value in values), strict=True))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import logging
 import json
+import logging
 import os
 import re
 import subprocess
@@ -228,16 +228,20 @@ def _loudnorm_measurement(stderr_path: str) -> dict:
     return measured
 
 
-def _measured_loudness(stderr_path: str) -> dict | None:
-    """Normalisation's first pass: ebur128's summary, the last thing ffmpeg prints (an ffmpeg that
-    configured the graph twice printed an empty one first); None when there is no loudness to measure
-    (EBU R128's absolute gate, -70 LUFS: silence, or under one 400 ms block)."""
-    printed = text(_stderr_tail(stderr_path, 8192))
+def ebur128_summary(printed: str) -> dict[str, str]:
+    """The figures of ebur128's summary in `printed` (SUMMARY_FIGURES), from the last one printed (an ffmpeg
+    that configured the graph twice printed an empty one first); PermanentError when there is none."""
     try:
         summary = printed[printed.rindex("Summary:"):]
-        measured = {name: re.search(pattern, summary).group(1) for name, pattern in SUMMARY_FIGURES.items()}
+        return {name: re.search(pattern, summary).group(1) for name, pattern in SUMMARY_FIGURES.items()}
     except (ValueError, AttributeError):
         raise PermanentError("the loudness of the audio could not be measured") from None
+
+
+def _measured_loudness(stderr_path: str) -> dict | None:
+    """Normalisation's first pass: ebur128's summary, the last thing ffmpeg prints; None when there is no
+    loudness to measure (EBU R128's absolute gate, -70 LUFS: silence, or under one 400 ms block)."""
+    measured = ebur128_summary(text(_stderr_tail(stderr_path, 8192)))
     return None if float(measured["input_i"]) <= -70 or "inf" in measured["input_tp"] else measured
 
 
