@@ -389,22 +389,30 @@ def _num(text: str) -> float:
         return 0.0
 
 
-MOVIEPY_SCRIPT = """import sys, time
+# A seed-style converter's work per job: the tutorial's worker imports moviepy once, then for each job
+# opens the video and writes its audio as MP3 (moviepy runs its own static ffmpeg, from imageio-ffmpeg).
+# Arguments: an output folder, then FILE:RUNS pairs; prints {file: [seconds of each run]} as JSON.
+MOVIEPY_SCRIPT = """import json, os, sys, time
 try:
     from moviepy import VideoFileClip
 except ImportError:
     from moviepy.editor import VideoFileClip
-t = time.perf_counter()
-clip = VideoFileClip(sys.argv[1])
-clip.audio.write_audiofile(sys.argv[2], bitrate='192k', logger=None)
-clip.close()
-print(time.perf_counter() - t)
+times = {}
+for spec in sys.argv[2:]:
+    path, runs = spec.rsplit(':', 1)
+    for n in range(int(runs)):
+        t = time.perf_counter()
+        clip = VideoFileClip(path)
+        clip.audio.write_audiofile(os.path.join(sys.argv[1], f'{n}.mp3'), bitrate='192k', logger=None)
+        clip.close()
+        times.setdefault(path, []).append(time.perf_counter() - t)
+print(json.dumps(times))
 """
 
 
-def figure_e(files: dict, alone_s: float | None) -> dict:
-    """The seed's moviepy extraction on the long file, as a reference."""
-    long = files["long"]
+def figure_e(files: dict, alone_s: float | None, short_runs: int = 5) -> dict:
+    """The seed's moviepy extraction, as a reference: once on the long file, and `short_runs` times on
+    each short clip (the median), the conversion alone (the seed's storage round trips not counted)."""
     python = MOVIEPY_VENV / "bin" / "python"
     try:
         if not python.exists():
@@ -415,11 +423,16 @@ def figure_e(files: dict, alone_s: float | None) -> dict:
                                  capture_output=True, text=True, check=True).stdout.strip()
     except Exception as exc:
         return {"error": f"moviepy could not be installed: {exc}"}
-    log(f"e: moviepy {version} on {long.name} ...")
+    shorts = [files[key] for key in ("clip", "vp9") if key in files]
+    log(f"e: moviepy {version} on {files['long'].name} and {', '.join(f.name for f in shorts)} ...")
     with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([str(python), "-c", MOVIEPY_SCRIPT, str(long), os.path.join(tmp, "out.mp3")],
+        done = subprocess.run([str(python), "-c", MOVIEPY_SCRIPT, tmp, f"{files['long']}:1",
+                               *(f"{clip}:{short_runs}" for clip in shorts)],
                               capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         return {"version": version, "error": done.stderr.strip()[-500:]}
-    seconds = float(done.stdout.strip().splitlines()[-1])
-    return {"version": version, "seconds": seconds, "ratio": seconds / alone_s if alone_s else None}
+    times = json.loads(done.stdout.strip().splitlines()[-1])
+    seconds = times[str(files["long"])][0]
+    return {"version": version, "seconds": seconds, "ratio": seconds / alone_s if alone_s else None,
+            "short_runs": short_runs, "short_median_s": {Path(path).name: statistics.median(runs) for path, runs in times.items()
+                               if path != str(files["long"])}}
