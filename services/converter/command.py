@@ -216,28 +216,52 @@ def build(plan: Plan) -> list[str]:
     for target, copy in zip(targets, copied, strict=True):
         audio = raw if copy else _cut(next(branches), target)
         if target.meter is not None and not copy:
-            audio, metered = _fan_out(audio, 2, "asplit")
-            outputs.append(meter_output(plan, target, metered))
+            if audio is raw:  # nothing filters the target's audio: the meter gets a filtergraph (a thread) of its own
+                outputs.append(meter_output(plan, target, raw, own_graph=True))
+            else:
+                audio, metered = _fan_out(audio, 2, "asplit")
+                outputs.append(meter_output(plan, target, metered))
         streams = [audio, next(covers)] if _has_cover(plan, target) else [audio]
         outputs.append(ffmpeg.output(*streams, target.path, **target_args(plan, target, copy)))
     return with_chapters_input(_compile(ffmpeg.merge_outputs(*outputs)), plan.chapters_file)
 
 
-def meter_output(plan: Plan, target: Target, audio):
+def meter_output(plan: Plan, target: Target, audio, own_graph: bool = False):
     """The target's audio as its encoder gets it (its channels and rate, its length), metered by ebur128,
     whose readings of every 100 ms ametadata prints to the meter's readings pipe, then written as 8-bit
-    mono PCM to its PCM pipe (the waveform's samples): analysis.Meter reads both."""
+    mono PCM to its PCM pipe (the waveform's samples): analysis.Meter reads both. `own_graph`: `audio` is
+    the decoded input itself, and the meter's filters are this output's own simple filtergraph, which
+    ffmpeg runs in a thread beside the encoder's (in the complex graph, they share one thread with every
+    other filter: ebur128's true peak then delays the encoder)."""
+    filters = _meter_filters(plan, target)
+    if own_graph:
+        extra = {"af": ",".join(f"{name}={_filter_args(args)}" for name, args in filters)}
+    else:
+        extra = {}
+        for name, args in filters:
+            audio = audio.filter(name, **args)
+    return ffmpeg.output(audio, f"pipe:{target.meter.pcm_fd}", ac=1, ar=target.meter.rate, acodec="pcm_u8",
+                         f="u8", **extra)
+
+
+def _meter_filters(plan: Plan, target: Target) -> list[tuple[str, dict]]:
     track = track_of(plan.info, target.options)
     shape = {"channel_layouts": {1: "mono", 2: "stereo"}.get(output_channels(target.options, track)),
              "sample_rates": output_rate(target.options, track)}
-    if any(shape.values()):
-        audio = audio.filter("aformat", **{name: value for name, value in shape.items() if value})
+    shaped = [("aformat", {name: value for name, value in shape.items() if value})] if any(shape.values()) else []
     # the output's -t is a trim after the filters: ebur128, before it, would hear past it
-    audio = audio.filter("atrim", duration=trim_output(target.options)["t"])
-    metered = audio.filter("ebur128", peak="true", metadata=1).filter(
-        "ametadata", mode="print", file=f"pipe:{target.meter.readings_fd}")
-    return ffmpeg.output(metered, f"pipe:{target.meter.pcm_fd}", ac=1, ar=target.meter.rate, acodec="pcm_u8",
-                         f="u8")
+    return shaped + [("atrim", {"duration": trim_output(target.options)["t"]}),
+                     ("ebur128", {"peak": "true", "metadata": 1}),
+                     ("ametadata", {"mode": "print", "file": f"pipe:{target.meter.readings_fd}"})]
+
+
+def _filter_args(args: dict) -> str:
+    """key=value pairs of one filter in a filtergraph string: a ':' in a value escaped for both levels
+    that read it (the graph's, then the filter's options), as ffmpeg-python escapes it."""
+    return ":".join(f"{key}={str(value).replace(':', ESCAPED_COLON)}" for key, value in args.items())
+
+
+ESCAPED_COLON = "\\\\:"
 
 
 def copies(plan: Plan, target: Target) -> bool:

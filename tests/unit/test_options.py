@@ -1,13 +1,15 @@
 """The output options: parsing every field, every bad value, the canonical form, the command's parts."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from services.common import job_view, jobs
 from services.common.jobs import Job
 from services.common.options import FORMATS, OptionError, Options, parse
 from services.converter import command
-from services.converter.plan import Plan, copies_audio
+from services.converter.plan import Plan, Target, copies_audio
 from services.converter.probe import AudioTrack, MediaInfo
 
 
@@ -178,3 +180,22 @@ def test_only_ascii_digits_and_no_huge_numbers():
                    {"audio_track": "1" * 100}):
         with pytest.raises(OptionError):
             parse(fields)
+
+
+def test_the_meter_of_unfiltered_audio_has_a_filtergraph_of_its_own():
+    """A plain conversion's meter is its output's own simple filtergraph (-af: ffmpeg gives it a thread of
+    its own); audio that other filters shape is split for the meter in the one complex graph."""
+    video = MediaInfo(10.0, "h264", 1, 1, 10.0, [AudioTrack("aac", 10.0, 48000, 2)])
+    meter = SimpleNamespace(rate=100, readings_fd=7, pcm_fd=8)
+    plain = command.build(Plan("in", "pipe:1", parse({}), video, targets=[Target(0, parse({}), meter=meter)]))
+    assert "-filter_complex" not in plain
+    graph = plain[plain.index("-af") + 1]
+    assert graph.startswith("atrim=duration=") and "ebur128=peak=true:metadata=1," in graph
+    assert graph.endswith("ametadata=mode=print:file=pipe\\\\:7") and plain.count("-map") == 2
+    gained = parse({"normalize": "1"})
+    measured = {"input_i": "-23.00", "input_tp": "-9.00", "input_lra": "6.00", "input_thresh": "-33.00"}
+    shaped = command.build(Plan("in", "pipe:1", gained, video, loudness=measured,
+                                targets=[Target(0, gained, meter=meter)]))
+    assert "-af" not in shaped
+    complex_graph = shaped[shaped.index("-filter_complex") + 1]
+    assert "asplit" in complex_graph and "volume" in complex_graph and "ebur128" in complex_graph
