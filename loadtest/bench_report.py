@@ -169,7 +169,8 @@ def _rows_e_short(e: dict, singles: list[dict]) -> list[str]:
             continue
         ratio = s["pipeline_median_s"] / seed
         rows.append(f"| e. {s['clip']}: our job (figure s, upload accepted → MP3 ready) against the seed-style "
-                    f"moviepy conversion alone (median of {e.get('short_runs')}, storage not counted) | {s['pipeline_median_s']:.2f} s | "
+                    f"moviepy conversion alone (median of {e.get('short_runs')}, storage not counted) | "
+                    f"{s['pipeline_median_s']:.2f} s | "
                     f"moviepy {seed:.2f} s | {ratio:.2f}× | < 1× (ahead) | "
                     f"{'ahead' if ratio < 1 else '**behind**'} |")
     return rows
