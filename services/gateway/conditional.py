@@ -8,18 +8,26 @@ of the view does: every change of the stored job that its owner can see bumps `r
 services/common/jobs.py that the live events rely on too), and the fields that come from settings
 (expires_at from the retention, link from PUBLIC_URL and LINK_SECRET) or from the gateway's code (fields
 added) are in the fingerprint. Same job revision under the same fingerprint, same bytes: still a
-strong validator.
+strong validator. For the same reason the rendered body of a job's view is kept by its ETag
+(`VIEWS`): a poll of a job this process showed at that revision before costs the read of `rev` and no
+view, JSON or full read (issue 24).
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import inspect
+import threading
+from collections import OrderedDict
 from functools import lru_cache
+
+from typing import Callable
 
 from flask import Response, jsonify, request
 
 from services.common import config, job_view, jobs, links, release
+
+from . import metrics
 
 # Any cache may keep the answer but must ask again each time (a job changes at any moment); only the
 # user's own (private): the answer depends on the token.
@@ -59,6 +67,52 @@ def _source(module) -> bytes:
 def job_etag(job_id: str, rev: int) -> str:
     """The ETag (without quotes) of a job's view at revision `rev`."""
     return strong_etag(view_fingerprint() + f"\0{job_id}\0{rev}".encode())
+
+
+class ViewBodies:
+    """JSON bodies of job views by their ETag (which names exactly one body), the least recently used
+    dropped past `max_bytes` in all; shared by the process' threads."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self._size = max_bytes, 0
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, etag: str) -> bytes | None:
+        with self._lock:
+            body = self._bodies.get(etag)
+            if body is not None:
+                self._bodies.move_to_end(etag)
+            return body
+
+    def put(self, etag: str, body: bytes) -> None:
+        with self._lock:
+            if etag in self._bodies:
+                return
+            self._bodies[etag] = body
+            self._size += len(body)
+            while self._size > self.max_bytes:
+                self._size -= len(self._bodies.popitem(last=False)[1])
+
+
+# ~2,000 views of a few hundred bytes to a few KB: the jobs being polled on this process
+VIEWS = ViewBodies(2 * 1024 * 1024)
+
+
+def job_view_response(job_id: str, rev: int, build: Callable[[], tuple[dict, int]]) -> Response:
+    """The 200 of a job's view at revision `rev`: its body kept from an earlier answer, else `build()`'s
+    view (read anew: it answers the view and the revision it shows, which may be newer than `rev`)."""
+    etag = job_etag(job_id, rev)
+    body = VIEWS.get(etag)
+    metrics.JOB_VIEWS.labels("cached" if body is not None else "built").inc()
+    if body is None:
+        view, rev = build()
+        etag, body = job_etag(job_id, rev), jsonify(view).get_data()
+        VIEWS.put(etag, body)
+    response = Response(body, mimetype="application/json")
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    return response.make_conditional(request)
 
 
 def unchanged(etag: str) -> bool:

@@ -33,6 +33,10 @@ IDEMPOTENT_REPLAYS = Counter("gateway_idempotent_replays",
                              ["result"])
 for _result in ("replayed", "conflict"):
     IDEMPOTENT_REPLAYS.labels(_result)
+JOB_VIEWS = Counter("gateway_job_views", "Job views answered by GET /jobs/<id> (200), by how: cached (its body at "
+                    "that revision kept from an earlier answer of this process) or built", ["how"])
+for _how in ("cached", "built"):
+    JOB_VIEWS.labels(_how)
 OUTBOX_PUBLISHED = Counter("gateway_outbox_published", "Jobs published late by the outbox relay")
 TOKEN_VERIFICATIONS = Counter("gateway_token_verifications", "Bearer tokens verified by the gateway, by outcome",
                               ["result"])

@@ -16,6 +16,8 @@ import requests
 
 from devkit.client import Client
 from devkit.media import make_media
+from devkit.metrics import metric_value
+from services.common import config
 from services.common.storage import job_records
 from tests.helpers import stored_job
 from tests.integration.test_api_errors import error_code
@@ -86,6 +88,33 @@ def test_the_etag_moves_with_every_change_of_the_view(stack):
     assert requests.post(f"{user.base}/jobs/{job_id}/cancel", headers=user.auth, timeout=10).status_code == 200
     assert changed()["status"] == "cancelled"
     assert get(user, f"/jobs/{job_id}", **{"If-None-Match": seen[-1]}).status_code == 304
+
+
+def test_a_poll_of_an_unchanged_job_is_answered_from_its_kept_body_and_a_change_never_is(stack):
+    """The gateway keeps each view's body by its ETag: polls of the same revision send the same bytes
+    without building the view again (counted as cached), and the first poll after any change of the job
+    shows the change."""
+    user, sub = signed_up(stack)
+    job_id = queued_job(sub)
+    workers = config.env_int("GUNICORN_WORKERS")
+    before = _cached_views(stack)
+    polls = [user.job(job_id) for _ in range(workers + 1)]  # one process at least answers twice
+    assert {(p.status_code, p.content, p.headers["ETag"]) for p in polls} == {(200, polls[0].content,
+                                                                              polls[0].headers["ETag"])}
+    assert _cached_views(stack) >= before + 1
+    assert job_records.claim_job(job_id, "poller", 60) is not None
+    seen = {polls[0].headers["ETag"]}
+    for progress in (10.0, 20.0):
+        job_records.set_progress(job_id, "poller", progress, 5.0)
+        views = [user.job(job_id) for _ in range(workers + 1)]
+        assert {(view.json()["status"], view.json()["progress"]) for view in views} == {("converting", progress)}
+        etags = {view.headers["ETag"] for view in views}
+        assert len(etags) == 1 and not etags & seen
+        seen |= etags
+
+
+def _cached_views(stack) -> float:
+    return metric_value(stack["metrics"]["gateway"], "gateway_job_views_total", how="cached") or 0
 
 
 def test_a_condition_never_reveals_another_users_job(stack):
