@@ -423,6 +423,8 @@ def figure_e(files: dict, alone_s: float | None, short_runs: int = 5) -> dict:
                                  capture_output=True, text=True, check=True).stdout.strip()
     except Exception as exc:
         return {"error": f"moviepy could not be installed: {exc}"}
+    if alone_s is None:  # figure a was not measured in this run: ffmpeg alone on the long file, now
+        alone_s = ffmpeg_baseline.seconds(files["long"], runs=1)["median_s"]
     shorts = [files[key] for key in ("clip", "vp9") if key in files]
     log(f"e: moviepy {version} on {files['long'].name} and {', '.join(f.name for f in shorts)} ...")
     with tempfile.TemporaryDirectory() as tmp:
