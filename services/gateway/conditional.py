@@ -9,8 +9,9 @@ services/common/jobs.py that the live events rely on too), and the fields that c
 (expires_at from the retention, link from PUBLIC_URL and LINK_SECRET) or from the gateway's code (fields
 added) are in the fingerprint. Same job revision under the same fingerprint, same bytes: still a
 strong validator. For the same reason the rendered body of a job's view is kept by its ETag
-(`VIEWS`): a poll of a job this process showed at that revision before costs the read of `rev` and no
-view, JSON or full read (issue 24).
+(`VIEWS`): a poll of a job that stood still since this process last showed it costs the read of `rev`
+and no view, JSON or full read; a job that keeps changing (converting) is read whole at once, as before
+(issue 24).
 """
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ import inspect
 import threading
 from collections import OrderedDict
 from functools import lru_cache
-
-from typing import Callable
 
 from flask import Response, jsonify, request
 
@@ -71,11 +70,14 @@ def job_etag(job_id: str, rev: int) -> str:
 
 class ViewBodies:
     """JSON bodies of job views by their ETag (which names exactly one body), the least recently used
-    dropped past `max_bytes` in all; shared by the process' threads."""
+    dropped past `max_bytes` in all; and, for the last `max_jobs` jobs answered, their revision then and
+    whether it was the one answered before (a job that stands still, or one that keeps changing). Shared
+    by the process' threads."""
 
-    def __init__(self, max_bytes: int):
-        self.max_bytes, self._size = max_bytes, 0
+    def __init__(self, max_bytes: int, max_jobs: int):
+        self.max_bytes, self.max_jobs, self._size = max_bytes, max_jobs, 0
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._answered: OrderedDict[str, tuple[int, bool]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, etag: str) -> bytes | None:
@@ -87,28 +89,49 @@ class ViewBodies:
 
     def put(self, etag: str, body: bytes) -> None:
         with self._lock:
-            if etag in self._bodies:
+            if etag in self._bodies or len(body) > self.max_bytes:
                 return
             self._bodies[etag] = body
             self._size += len(body)
             while self._size > self.max_bytes:
                 self._size -= len(self._bodies.popitem(last=False)[1])
 
+    def answered(self, job_id: str, rev: int) -> None:
+        with self._lock:
+            before = self._answered.pop(job_id, (None, False))[0]
+            self._answered[job_id] = (rev, rev == before)
+            if len(self._answered) > self.max_jobs:
+                self._answered.popitem(last=False)
+
+    def steady(self, job_id: str) -> bool:
+        """Whether the last two answers of the job showed the same revision: its next poll is likely one
+        more of it (read its revision alone first), not a change (read the whole job at once)."""
+        with self._lock:
+            return self._answered.get(job_id, (0, False))[1]
+
 
 # ~2,000 views of a few hundred bytes to a few KB: the jobs being polled on this process
-VIEWS = ViewBodies(2 * 1024 * 1024)
+VIEWS = ViewBodies(2 * 1024 * 1024, 20_000)
 
 
-def job_view_response(job_id: str, rev: int, build: Callable[[], tuple[dict, int]]) -> Response:
-    """The 200 of a job's view at revision `rev`: its body kept from an earlier answer, else `build()`'s
-    view (read anew: it answers the view and the revision it shows, which may be newer than `rev`)."""
+def kept_view(job_id: str, rev: int) -> Response | None:
+    """The 200 of the job's view at revision `rev` from the body this process kept; None without one."""
+    body = VIEWS.get(job_etag(job_id, rev))
+    return None if body is None else _view_response(job_id, rev, body, "cached")
+
+
+def view_of(job: jobs.Job) -> Response:
+    """The 200 of `job`'s view, read just now: the body kept for its revision, else built (and kept)."""
+    return kept_view(job.id, job.rev) or _view_response(job.id, job.rev, jsonify(job_view.view(job)).get_data(),
+                                                         "built")
+
+
+def _view_response(job_id: str, rev: int, body: bytes, how: str) -> Response:
     etag = job_etag(job_id, rev)
-    body = VIEWS.get(etag)
-    metrics.JOB_VIEWS.labels("cached" if body is not None else "built").inc()
-    if body is None:
-        view, rev = build()
-        etag, body = job_etag(job_id, rev), jsonify(view).get_data()
+    if how == "built":
         VIEWS.put(etag, body)
+    VIEWS.answered(job_id, rev)
+    metrics.JOB_VIEWS.labels(how).inc()
     response = Response(body, mimetype="application/json")
     response.set_etag(etag)
     response.headers["Cache-Control"] = CACHE_CONTROL

@@ -101,22 +101,20 @@ def _accepted(job_id: str, headers: dict | None = None):
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
-    """One job of the caller's, with its ETag (304 when If-None-Match names it: nothing changed). Every
-    poll reads only the job's revision first (the owner check too): unchanged, no view is built; a
-    revision this process answered before, its body is sent again (conditional.VIEWS)."""
+    """One job of the caller's, with its ETag (304 when If-None-Match names it: nothing changed). A
+    conditional poll, or a poll of a job that stood still, reads only the job's revision first (the owner
+    check too): unchanged, no view is built, and the body kept for that revision is sent again."""
     query = owned_query({"_id": job_id}, auth_client.current_user())
-    rev = job_records.job_revision(query)
-    if rev is None:
-        raise ApiError(404, "not_found", "no such job or file")
-    etag = conditional.job_etag(job_id, rev)
-    if request.if_none_match and conditional.unchanged(etag):
-        return conditional.not_modified(etag)
-
-    def build() -> tuple[dict, int]:
-        job = owned_job(query)
-        return job_view.view(job), job.rev
-
-    return conditional.job_view_response(job_id, rev, build)
+    if request.if_none_match or conditional.VIEWS.steady(job_id):
+        rev = job_records.job_revision(query)
+        if rev is None:
+            raise ApiError(404, "not_found", "no such job or file")
+        etag = conditional.job_etag(job_id, rev)
+        if request.if_none_match and conditional.unchanged(etag):
+            return conditional.not_modified(etag)
+        if (kept := conditional.kept_view(job_id, rev)) is not None:
+            return kept
+    return conditional.view_of(owned_job(query))
 
 
 @bp.get("/jobs/<job_id>/events")

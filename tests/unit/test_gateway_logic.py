@@ -42,3 +42,29 @@ def test_tus_metadata_parsing():
         with pytest.raises(ApiError) as raised:
             parse_metadata(bad)
         assert raised.value.status == 400, bad
+
+
+def test_kept_view_bodies_are_bounded_and_know_a_job_that_stands_still():
+    from services.gateway.conditional import ViewBodies
+
+    views = ViewBodies(max_bytes=10, max_jobs=2)
+    views.put("a", b"12345")
+    views.put("b", b"12345")
+    assert views.get("a") == b"12345"  # now the most recently used
+    views.put("c", b"1")  # 11 bytes: the least recently used goes
+    assert (views.get("a"), views.get("b"), views.get("c")) == (b"12345", None, b"1")
+    views.put("big", b"x" * 11)  # larger than all: not kept, and nothing dropped for it
+    assert (views.get("big"), views.get("a"), views.get("c")) == (None, b"12345", b"1")
+    assert not views.steady("j")  # never answered
+    views.answered("j", 3)
+    assert not views.steady("j")  # once: nothing to compare with
+    views.answered("j", 3)
+    assert views.steady("j")
+    views.answered("j", 4)  # changed: read whole next time
+    assert not views.steady("j")
+    views.answered("j", 4)
+    views.answered("k", 1)
+    views.answered("k", 1)
+    assert views.steady("j") and views.steady("k")
+    views.answered("m", 1)  # a third job: the one answered longest ago is forgotten
+    assert not views.steady("j") and views.steady("k")
