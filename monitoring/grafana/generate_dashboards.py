@@ -482,6 +482,12 @@ def pipeline() -> dict:
                      "second: how many people use the browser rather than the API.",
                      [(f"sum(rate(gateway_web_page_loads_total{{{NS}}}[$__rate_interval]))", "page loads")],
                      "reqps"), 12, 7)
+    b.add(timeseries("Job status answers: kept or built", "GET /jobs/<id> answered 200 per second, by how: cached "
+                     "(the body this gateway built for that revision of the job, sent again after a read of the "
+                     "revision alone) or built (the job read whole and its view made). Mostly built: clients poll "
+                     "jobs that keep changing, or their polls spread over many gateways.",
+                     [(f"sum by (how) (rate(gateway_job_views_total{{{NS}}}[$__rate_interval]))", "{{how}}")],
+                     "reqps"), 12, 7)
 
     b.row("Uploads in progress and refused")
     b.add(timeseries("Uploads in progress per gateway", "Upload bodies each gateway is receiving now; beyond "
