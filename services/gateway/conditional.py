@@ -114,28 +114,26 @@ class ViewBodies:
 VIEWS = ViewBodies(2 * 1024 * 1024, 20_000)
 
 
-def kept_view(job_id: str, rev: int) -> Response | None:
-    """The 200 of the job's view at revision `rev` from the body this process kept; None without one."""
-    body = VIEWS.get(job_etag(job_id, rev))
-    return None if body is None else _view_response(job_id, rev, body, "cached")
+def kept_view(job_id: str, rev: int, etag: str) -> Response | None:
+    """The 200 of the job's view at revision `rev` (whose ETag is `etag`) from the body this process kept;
+    None without one."""
+    body = VIEWS.get(etag)
+    return None if body is None else _view_response(job_id, rev, etag, body, "cached")
 
 
 def view_of(job: jobs.Job) -> Response:
     """The 200 of `job`'s view, read just now: the body kept for its revision, else built (and kept)."""
-    return kept_view(job.id, job.rev) or _view_response(job.id, job.rev, jsonify(job_view.view(job)).get_data(),
-                                                         "built")
+    etag = job_etag(job.id, job.rev)
+    return kept_view(job.id, job.rev, etag) or _view_response(
+        job.id, job.rev, etag, jsonify(job_view.view(job)).get_data(), "built")
 
 
-def _view_response(job_id: str, rev: int, body: bytes, how: str) -> Response:
-    etag = job_etag(job_id, rev)
+def _view_response(job_id: str, rev: int, etag: str, body: bytes, how: str) -> Response:
     if how == "built":
         VIEWS.put(etag, body)
     VIEWS.answered(job_id, rev)
     metrics.JOB_VIEWS.labels(how).inc()
-    response = Response(body, mimetype="application/json")
-    response.set_etag(etag)
-    response.headers["Cache-Control"] = CACHE_CONTROL
-    return response.make_conditional(request)
+    return _conditional(Response(body, mimetype="application/json"), etag)
 
 
 def unchanged(etag: str) -> bool:
@@ -148,11 +146,17 @@ def not_modified(etag: str) -> Response:
     return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": CACHE_CONTROL})
 
 
-def json_response(payload: object, headers: dict[str, str] | None = None, etag: str | None = None) -> Response:
-    """`payload` as JSON with its ETag (`etag`, else the digest of the body), or 304 with the same ETag
-    and headers (no body) when the request's If-None-Match names it: Werkzeug's conditional response
-    (RFC 9110 13.1.2: a weak comparison, so W/"tag" matches too, and * matches)."""
+def json_response(payload: object, headers: dict[str, str] | None = None) -> Response:
+    """`payload` as JSON with the digest of its body as ETag, or 304 with the same ETag and headers (no
+    body) when the request's If-None-Match names it."""
     response = jsonify(payload)
-    response.set_etag(etag or strong_etag(response.get_data()))
+    return _conditional(response, strong_etag(response.get_data()), headers)
+
+
+def _conditional(response: Response, etag: str, headers: dict[str, str] | None = None) -> Response:
+    """`response` with its ETag and caching headers, or 304 with them when the request's If-None-Match names
+    `etag`: Werkzeug's conditional response (RFC 9110 13.1.2: a weak comparison, so W/"tag" matches too, and
+    * matches)."""
+    response.set_etag(etag)
     response.headers.update({"Cache-Control": CACHE_CONTROL, **(headers or {})})
     return response.make_conditional(request)

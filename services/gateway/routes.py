@@ -112,7 +112,7 @@ def get_job(job_id: str):
         etag = conditional.job_etag(job_id, rev)
         if request.if_none_match and conditional.unchanged(etag):
             return conditional.not_modified(etag)
-        if (kept := conditional.kept_view(job_id, rev)) is not None:
+        if (kept := conditional.kept_view(job_id, rev, etag)) is not None:
             return kept
     return conditional.view_of(owned_job(query))
 
