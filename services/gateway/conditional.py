@@ -133,7 +133,11 @@ def _view_response(job_id: str, rev: int, etag: str, body: bytes, how: str) -> R
         VIEWS.put(etag, body)
     VIEWS.answered(job_id, rev)
     metrics.JOB_VIEWS.labels(how).inc()
-    return _conditional(Response(body, mimetype="application/json"), etag)
+    if request.if_none_match and unchanged(etag):  # the job changed to the revision the client has
+        return not_modified(etag)
+    # Only If-None-Match can apply to a job's view (it has no Last-Modified), so Werkzeug's
+    # make_conditional, a tenth of a poll's CPU, is not needed here.
+    return Response(body, mimetype="application/json", headers=_validator_headers(etag))
 
 
 def unchanged(etag: str) -> bool:
@@ -143,7 +147,11 @@ def unchanged(etag: str) -> bool:
 
 def not_modified(etag: str) -> Response:
     """304 with the ETag and the caching headers of the 200 it stands for, and no body."""
-    return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": CACHE_CONTROL})
+    return Response(status=304, headers=_validator_headers(etag))
+
+
+def _validator_headers(etag: str) -> dict[str, str]:
+    return {"ETag": f'"{etag}"', "Cache-Control": CACHE_CONTROL}
 
 
 def json_response(payload: object, headers: dict[str, str] | None = None) -> Response:

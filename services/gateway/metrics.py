@@ -37,6 +37,10 @@ JOB_VIEWS = Counter("gateway_job_views", "Job views answered by GET /jobs/<id> (
                     "that revision kept from an earlier answer of this process) or built", ["how"])
 for _how in ("cached", "built"):
     JOB_VIEWS.labels(_how)
+REVISION_READS = Histogram("gateway_revision_reads", "Reads of job revisions sent to the database for polls "
+                           "(GET /jobs/<id> conditional or of a job that stood still), by how many polls each "
+                           "one answered: polls waiting at the same moment share one read",
+                           buckets=(1, 2, 4, 8, 16, 32, 64))
 OUTBOX_PUBLISHED = Counter("gateway_outbox_published", "Jobs published late by the outbox relay")
 TOKEN_VERIFICATIONS = Counter("gateway_token_verifications", "Bearer tokens verified by the gateway, by outcome",
                               ["result"])

@@ -13,7 +13,7 @@ from services.common.jobs import Job, Status
 from services.common.storage import files, job_records
 from services.common.web import ApiError, streams_body
 
-from . import auth_client, conditional, job_listing, lifecycle, live_events, metrics, places
+from . import auth_client, conditional, job_listing, lifecycle, live_events, metrics, places, revisions
 from .uploads import imports, intake, multipart
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def get_job(job_id: str):
     check too): unchanged, no view is built, and the body kept for that revision is sent again."""
     query = owned_query({"_id": job_id}, auth_client.current_user())
     if request.if_none_match or conditional.VIEWS.steady(job_id):
-        rev = job_records.job_revision(query)
+        rev = revisions.READS.revision(query)
         if rev is None:
             raise ApiError(404, "not_found", "no such job or file")
         etag = conditional.job_etag(job_id, rev)

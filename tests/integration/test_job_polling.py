@@ -9,6 +9,7 @@ import base64
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
@@ -123,6 +124,42 @@ def test_a_condition_never_reveals_another_users_job(stack):
     other, _ = signed_up(stack)
     response = get(other, f"/jobs/{job_id}", **{"If-None-Match": "*"})
     assert (response.status_code, error_code(response)) == (404, "not_found")
+
+
+def test_polls_at_once_share_revision_reads_and_each_sees_only_its_own(stack):
+    """Many polls at the same moment: reads of revisions are shared (fewer reads than polls), and in a
+    shared read each poll still gets only what its own match allows: the owner their job, another user
+    a 404 for the same id, a deleted job a 404 at every poll after its deletion."""
+    owner, sub = signed_up(stack)
+    other, _ = signed_up(stack)
+    mine, gone = queued_job(sub), queued_job(sub)
+    etag = owner.job(mine).headers["ETag"]
+    job_records.delete_job(gone)
+    asks = [(owner, mine, 304), (other, mine, 404), (owner, gone, 404)] * 40
+    reads_before, polls_before = _revision_reads(stack)
+    with ThreadPoolExecutor(max_workers=LANES) as pool:  # a kept-alive connection a lane, under the cap per address
+        lanes = list(pool.map(lambda lane: _polled(asks[lane::LANES], mine, etag), range(LANES)))
+    answers = [lanes[i % LANES][i // LANES] for i in range(len(asks))]
+    assert [answer.status_code for answer in answers] == [ask[2] for ask in asks]
+    assert all(error_code(a) == "not_found" for a in answers if a.status_code == 404)
+    reads, polls = (after - before for after, before in zip(_revision_reads(stack), (reads_before, polls_before)))
+    assert polls == len(asks) and reads < polls, (reads, polls)
+
+
+LANES = 24
+
+
+def _polled(asks: list[tuple], mine: str, etag: str) -> list[requests.Response]:
+    """Each of `asks` (user, job id, _) polled in turn on one connection: `etag` for `mine`, * for others."""
+    with requests.Session() as session:
+        return [session.get(f"{user.base}/jobs/{job_id}", timeout=10, headers={
+            **user.auth, "If-None-Match": etag if job_id == mine else "*"}) for user, job_id, _ in asks]
+
+
+def _revision_reads(stack) -> tuple[float, float]:
+    """Reads of revisions sent by the gateways, and the polls they answered."""
+    url = stack["metrics"]["gateway"]
+    return (metric_value(url, "gateway_revision_reads_count") or 0, metric_value(url, "gateway_revision_reads_sum") or 0)
 
 
 def test_polling_a_real_conversion_gets_304_until_it_changes(stack, tmp_path):

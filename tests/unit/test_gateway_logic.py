@@ -1,5 +1,9 @@
-"""Pure logic of the gateway: byte ranges and file names."""
+"""Pure logic of the gateway: byte ranges, file names, kept views and shared reads of revisions."""
 from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -68,3 +72,63 @@ def test_kept_view_bodies_are_bounded_and_know_a_job_that_stands_still():
     assert views.steady("j") and views.steady("k")
     views.answered("m", 1)  # a third job: the one answered longest ago is forgotten
     assert not views.steady("j") and views.steady("k")
+
+
+class _HeldReads:
+    """A read_many that records each read's matches and holds the first read until `release` is set."""
+
+    def __init__(self, fail: bool = False):
+        self.reads: list[list[dict]] = []
+        self.release, self.started, self.fail = threading.Event(), threading.Event(), fail
+
+    def __call__(self, matches: list[dict]) -> list[int | None]:
+        self.reads.append(matches)
+        if len(self.reads) == 1:
+            self.started.set()
+            assert self.release.wait(10)
+        if self.fail:
+            raise OSError("database unreachable")
+        return [None if match.get("owner") == "intruder" else int(match["_id"]) for match in matches]
+
+
+def _waiting(reads, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(reads._waiting) < count:
+        assert time.monotonic() < deadline, "the polls never queued"
+        time.sleep(0.001)
+
+
+def _poll_all(reads, matches: list[dict], held: _HeldReads) -> list:
+    """Polls `matches` at once while the first one's read is held, then lets it go."""
+    with ThreadPoolExecutor(len(matches)) as pool:
+        first = pool.submit(reads.revision, matches[0])
+        assert held.started.wait(10)
+        rest = [pool.submit(reads.revision, match) for match in matches[1:]]
+        _waiting(reads, len(rest))
+        held.release.set()
+        futures = [first, *rest]
+        return [f.exception(10) or f.result() for f in futures]
+
+
+def test_polls_that_wait_together_share_the_next_read_and_each_keeps_its_own_answer():
+    from services.gateway.revisions import SharedReads
+
+    held = _HeldReads()
+    reads = SharedReads(held)
+    matches = [{"_id": "1"}, {"_id": "2", "owner": "a"}, {"_id": "2", "owner": "intruder"}, {"_id": "3"}]
+    assert _poll_all(reads, matches, held) == [1, 2, None, 3]
+    # the first read was sent before the others asked: they went together into the next one
+    assert [len(read) for read in held.reads] == [1, 3]
+    assert sorted(held.reads[1], key=str) == sorted(matches[1:], key=str)
+    assert reads.revision({"_id": "7"}) == 7 and not reads._reading  # the turn was given back
+
+
+def test_a_failed_read_fails_each_of_its_polls_and_the_next_polls_still_read():
+    from services.gateway.revisions import SharedReads
+
+    held = _HeldReads(fail=True)
+    reads = SharedReads(held)
+    errors = _poll_all(reads, [{"_id": "1"}, {"_id": "2"}, {"_id": "3"}], held)
+    assert [type(error) for error in errors] == [OSError] * 3
+    held.fail = False
+    assert reads.revision({"_id": "4"}) == 4

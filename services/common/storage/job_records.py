@@ -88,11 +88,20 @@ def find_job(match: JobMatch) -> Job | None:
     return _job(collection().find_one(_equal(match)))
 
 
-def job_revision(match: JobMatch) -> int | None:
-    """The `rev` of the job matching `match` (None: no such job), read alone: what a conditional poll
-    compares before building any view."""
-    doc = collection().find_one(_equal(match), {"rev": 1})
-    return doc.get("rev", 0) if doc else None
+def job_revisions(matches: list[JobMatch]) -> list[int | None]:
+    """The `rev` of the job matching each match (None: no such job), in order, read alone from one read of
+    all their jobs (each match names an `_id`): what conditional polls compare before building any view."""
+    wanted = [_equal(match) for match in matches]
+    fields = {name: 1 for match in wanted for name in match}
+    docs = {doc["_id"]: doc for doc in collection().find({"_id": {"$in": list({m["_id"] for m in wanted})}},
+                                                          dict(fields, rev=1))}
+    return [_revision_if_matching(docs.get(match["_id"]), match) for match in wanted]
+
+
+def _revision_if_matching(doc: dict | None, match: dict) -> int | None:
+    if doc is None or any(doc.get(name) != value for name, value in match.items()):
+        return None
+    return doc.get("rev", 0)
 
 
 @dataclass(frozen=True)
