@@ -488,6 +488,13 @@ def pipeline() -> dict:
                      "jobs that keep changing, or their polls spread over many gateways.",
                      [(f"sum by (how) (rate(gateway_job_views_total{{{NS}}}[$__rate_interval]))", "{{how}}")],
                      "reqps"), 12, 7)
+    b.add(timeseries("Polls per revision read", "Polls of a job's status (conditional, or of a job that stood "
+                     "still) answered by each read of job revisions the gateways sent to MongoDB: polls waiting at "
+                     "the same moment share one read. 1 when polls are sparse; it grows with the poll rate, and the "
+                     "database's load grows slower than the polls.",
+                     [(f"sum(rate(gateway_revision_reads_sum{{{NS}}}[$__rate_interval])) / "
+                       f"sum(rate(gateway_revision_reads_count{{{NS}}}[$__rate_interval]))", "polls per read")],
+                     "short"), 12, 7)
 
     b.row("Uploads in progress and refused")
     b.add(timeseries("Uploads in progress per gateway", "Upload bodies each gateway is receiving now; beyond "

@@ -11,7 +11,7 @@ added) are in the fingerprint. Same job revision under the same fingerprint, sam
 strong validator. For the same reason the rendered body of a job's view is kept by its ETag
 (`VIEWS`): a poll of a job that stood still since this process last showed it costs the read of `rev`
 and no view, JSON or full read; a job that keeps changing (converting) is read whole at once, as before
-(issue 24).
+(issue 24). Polls waiting at the same moment share their reads of `rev` (revisions.py).
 """
 from __future__ import annotations
 

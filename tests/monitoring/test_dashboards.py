@@ -39,6 +39,7 @@ CONTRACT_METRICS = {
     "gateway_event_stream_ends_total", "gateway_event_streams_user_limited_total",
     "gateway_web_page_loads_total",
     "gateway_job_views_total",  # status answers from a kept body or built (gateway, issue 24)
+    "gateway_revision_reads_sum", "gateway_revision_reads_count",  # polls per shared read (gateway, issue 24)
     "converter_child_failures_total",
     # webhooks (notification) and signed-link downloads (gateway)
     "notification_webhooks_total", "gateway_link_downloads_total",
