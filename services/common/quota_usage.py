@@ -43,13 +43,15 @@ def limits() -> Usage:
                  config.env_int("USER_MAX_UPLOADS_PER_DAY"))
 
 
-def usage(owner: str, excluding: str | None = None, excluding_job: str | None = None) -> Usage:
+def usage(owner: str, excluding: str | None = None, excluding_job: str | None = None,
+          account: dict | None = None) -> Usage:
     """The owner's usage now; the upload `excluding` (the one being confirmed) and the reservation of
-    `excluding_job` (the one being admitted again) left out."""
+    `excluding_job` (the one being admitted again) left out. `account`: the owner's account as `leased`
+    gave it (the lease holder's copy is current: only lease holders change it), else read here."""
     held = job_records.holdings(owner)
     video_bytes = files.total_length(files.videos(), [h.video_id for h in held if h.video_id])
     result_bytes = files.total_length(files.results(), [f for h in held for f in h.result_ids])
-    started = recent(quota_accounts.account_of(owner))
+    started = recent(account if account is not None else quota_accounts.account_of(owner))
     return tally(held, uploads.open_uploads(owner), video_bytes + result_bytes, started, excluding, excluding_job)
 
 
@@ -85,13 +87,17 @@ def leased(owner: str) -> Iterator[dict]:
     """Hold the owner's admission lease (waiting a little for another process's) while checking and
     reserving: gateways admitting uploads and converters admitting results take turns per user."""
     token = new_id()
-    quota_accounts.ensure_account(owner)
     give_up = time.monotonic() + LEASE_WAIT_SECONDS
+    created = False
     while True:
         now = time.time()
         account = quota_accounts.take_lease(owner, token, now, now + LEASE_SECONDS)
         if account is not None:
             break
+        if not created:  # a user's first admission: no account to lease yet (else it is held: wait)
+            quota_accounts.ensure_account(owner)
+            created = True
+            continue
         if time.monotonic() > give_up:
             raise QuotaBusy(owner)
         time.sleep(random.uniform(0.01, 0.05))  # a lease is held for a few queries: poll briefly

@@ -110,8 +110,8 @@ def _fetch_into_storage(job: Job, worker_id: str, lease_seconds: float) -> _Stor
 def _over_storage_quota(job: Job) -> bool:
     """Whether the owner's stored bytes, the fetched video now among them, pass USER_MAX_STORED_BYTES."""
     try:
-        with leased(job.owner):
-            return usage(job.owner).stored_bytes > limits().stored_bytes
+        with leased(job.owner) as account:
+            return usage(job.owner, account=account).stored_bytes > limits().stored_bytes
     except QuotaBusy:
         raise TransientError("the owner's quota is being checked elsewhere; retrying") from None
 

@@ -55,9 +55,9 @@ def admit(job: Job, worker_id: str, predicted: int, seconds: float) -> Allowance
     if job.quota_exempt:  # an admin's upload: no quota, nothing to reserve
         return _allowance(caps, predicted, seconds)
     try:
-        with quota_usage.leased(job.owner):
+        with quota_usage.leased(job.owner) as account:
             caps[QUOTA] = max(quota_usage.limits().stored_bytes - quota_usage.usage(
-                job.owner, excluding_job=job.id).stored_bytes, 0)
+                job.owner, excluding_job=job.id, account=account).stored_bytes, 0)
             allowance = _allowance(caps, predicted, seconds)
             if not job_records.reserve_output(job.id, worker_id, allowance.limit):
                 raise TransientError("the job is no longer this converter's")

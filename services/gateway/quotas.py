@@ -97,7 +97,7 @@ def admit(user: dict, declared_bytes: int, reserve=None) -> str:
         reserve(upload_id)
         return upload_id
     with _leased(owner) as account:
-        started, used, cap = recent(account), usage(owner), limits()
+        started, used, cap = recent(account), usage(owner, account=account), limits()
         try:
             _check(used, started, cap, declared_bytes)
         except QuotaExceeded:
@@ -115,8 +115,8 @@ def confirm(user: dict, upload_id: str, size: int) -> None:
     if user.get("admin"):
         uploads.set_upload_bytes(upload_id, size)
         return
-    with _leased(user["sub"]):
-        _check_stored(usage(user["sub"], excluding=upload_id), limits(), size)
+    with _leased(user["sub"]) as account:
+        _check_stored(usage(user["sub"], excluding=upload_id, account=account), limits(), size)
         uploads.set_upload_bytes(upload_id, size)
 
 
