@@ -19,10 +19,11 @@ from collections import Counter
 from typing import Callable, Iterator
 
 from services.common import config, job_view, jobs, ratelimit
+from services.common.jobs import Job
 from services.common.storage import job_records
 from services.common.web import ApiError
 
-from . import metrics
+from . import metrics, revisions
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +148,9 @@ def events(query: dict, last_event_id: str | None, place: Place, client: socket.
 def _follow(query: dict, sent_rev: int | None, client: socket.socket | None,
             still_allowed: Callable[[], bool]) -> Iterator[str]:
     """The stream's events; returns why it ended (final, deleted, client_gone, revoked)."""
-    quiet_since = time.monotonic()
+    quiet_since, job, steady = time.monotonic(), None, False
     while True:
-        job = job_records.find_job(query)
+        job, steady = _current(query, job, steady)
         if job is None:
             yield "event: deleted\ndata: {}\n\n"
             return "deleted"
@@ -165,6 +166,20 @@ def _follow(query: dict, sent_rev: int | None, client: socket.socket | None,
             quiet_since = time.monotonic()
         if client_gone(client, POLL_SECONDS):
             return "client_gone"
+
+
+def _current(query: dict, last: Job | None, steady: bool) -> tuple[Job | None, bool]:
+    """The job now (None: gone), and whether it stood still since `last`. A job that stood still at the
+    last look has its revision read first (shared with the polls of the moment, revisions.py) and is
+    read whole only when that moved: a stream of a queued job costs a share of a small read."""
+    if last is not None and steady:
+        rev = revisions.READS.revision(query)
+        if rev == last.rev:
+            return last, True
+        if rev is None:
+            return None, False
+    job = job_records.find_job(query)
+    return job, job is not None and last is not None and job.rev == last.rev
 
 
 def client_gone(client: socket.socket | None, wait: float) -> bool:

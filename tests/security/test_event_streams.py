@@ -99,10 +99,40 @@ def test_a_client_that_goes_away_gives_its_place_back_within_a_poll(gateway, use
 def test_an_error_in_the_stream_gives_its_place_back(gateway, user):
     job_id, before = job_of(user), ends(gateway, "error")
     sock = open_stream(user, job_id)
-    job_records.collection().update_one({"_id": job_id}, {"$set": {"status": "no-such-status"}})  # the next look fails
+    # the next look fails (rev moves, as with every write of a job: a stream re-reads a job whose rev moved)
+    job_records.collection().update_one({"_id": job_id}, {"$set": {"status": "no-such-status"}, "$inc": {"rev": 1}})
     wait_streams(gateway, 0)
     assert ends(gateway, "error") == before + 1
     sock.close()
+
+
+def test_a_stream_of_a_job_that_stands_still_reads_its_revision_and_still_sends_each_change(gateway, user):
+    """While the job stands still the stream looks at its revision alone (counted by the shared reads of
+    revisions); a change is still sent at the next look, and a deletion ends the stream."""
+    job_id = job_of(user)
+    before = revision_polls(gateway)
+    sock = open_stream(user, job_id)
+    wait_until(lambda: revision_polls(gateway) >= before + 3, "the stream's looks at the job's revision", 10)
+    assert job_records.claim_job(job_id, "streamer", 60) is not None
+    job_records.set_progress(job_id, "streamer", 42.0, 3.0)
+    assert b'"progress": 42.0' in read_until(sock, b'"progress": 42.0')
+    job_records.delete_job(job_id)
+    assert read_to_end(sock).count(b"event: deleted") == 1
+    sock.close()
+    wait_streams(gateway, 0)
+
+
+def revision_polls(gateway) -> float:
+    return metric_value(gateway["metrics"], "gateway_revision_reads_sum") or 0
+
+
+def read_until(sock: socket.socket, wanted: bytes) -> bytes:
+    received = b""
+    while wanted not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before {wanted!r}: {received!r}"
+        received += chunk
+    return received
 
 
 def test_the_final_status_ends_the_stream_and_gives_its_place_back(gateway, user):
