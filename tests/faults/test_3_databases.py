@@ -53,6 +53,9 @@ def test_mongodb_outage(private_stack, media):
     before = response.json()["job_id"]
     stack.wait_final([before], 60)
     mp3_id = stack.job(before)["mp3_id"]
+    # a conditional poll reads the job's revision alone, in a read shared with the polls of the moment
+    etag = _get(f"{stack.gateway}/jobs/{before}", headers=user.auth).headers["ETag"]
+    conditional = {**user.auth, "If-None-Match": etag}
     pids = {name: stack.pid(name) for name in ("auth", "gateway", "converter", "notification")}
     stack._mongo = None
     pid = stack.kill("mongodb", signal.SIGTERM)
@@ -60,6 +63,7 @@ def test_mongodb_outage(private_stack, media):
     rejected = 0
     _json_error(_get(f"{stack.gateway}/jobs", headers=user.auth))
     _json_error(_get(f"{stack.gateway}/jobs/{before}", headers=user.auth))
+    _json_error(_get(f"{stack.gateway}/jobs/{before}", headers=conditional))
     _json_error(_get(f"{stack.gateway}/download", params={"fid": mp3_id}, headers=user.auth))
     response = upload_bytes(stack.gateway, user.token, media["short"], "during.mp4")
     _json_error(response)
@@ -74,6 +78,7 @@ def test_mongodb_outage(private_stack, media):
     stack.up()  # brings back only the MongoDB stand-in, on the same data
     wait_until(lambda: _get(f"{stack.gateway}/jobs", headers=user.auth).status_code == 200, "gateway recovers", 30)
     assert _get(f"{stack.gateway}/download", params={"fid": mp3_id}, headers=user.auth).status_code == 200
+    assert _get(f"{stack.gateway}/jobs/{before}", headers=conditional).status_code == 304
     response = upload_bytes(stack.gateway, user.token, media["short"], "after.mp4")
     assert response.status_code == 202, response.text
     after = response.json()["job_id"]
