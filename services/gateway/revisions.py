@@ -19,16 +19,12 @@ Match = dict
 ReadMany = Callable[[list[Match]], list["int | None"]]
 
 
-# the error of a poll whose read never answered (its reader was interrupted): never a silent 404
-_UNANSWERED = RuntimeError("the shared read of job revisions was interrupted")
-
-
 class _Ask:
     """One poll's place in a read: its match, then its answer (or the read's error), or the turn to read."""
 
     def __init__(self, match: Match):
-        self.match, self.answer, self.reads = match, None, False
-        self.error: BaseException | None = _UNANSWERED
+        self.match, self.answer, self.answered, self.reads = match, None, False, False
+        self.error: BaseException | None = None
         self.ready = threading.Event()
 
 
@@ -54,6 +50,8 @@ class SharedReads:
             self._read_next()
         if ask.error is not None:
             raise ask.error
+        if not ask.answered:  # its reader was interrupted: never a silent 404
+            raise RuntimeError("the shared read of job revisions was interrupted")
         return ask.answer
 
     def _read_next(self) -> None:
@@ -63,7 +61,7 @@ class SharedReads:
         try:
             answers = self._read_many([ask.match for ask in batch])
             for ask, answer in zip(batch, answers, strict=True):
-                ask.answer, ask.error = answer, None
+                ask.answer, ask.answered = answer, True
             metrics.REVISION_READS.observe(len(batch))
         except Exception as error:  # noqa: BLE001 - each poll of the read answers with its error (a 503)
             for ask in batch:
