@@ -142,7 +142,8 @@ def test_polls_at_once_share_revision_reads_and_each_sees_only_its_own(stack):
     answers = [lanes[i % LANES][i // LANES] for i in range(len(asks))]
     assert [answer.status_code for answer in answers] == [ask[2] for ask in asks]
     assert all(error_code(a) == "not_found" for a in answers if a.status_code == 404)
-    reads, polls = (after - before for after, before in zip(_revision_reads(stack), (reads_before, polls_before)))
+    reads_after, polls_after = _revision_reads(stack)
+    reads, polls = reads_after - reads_before, polls_after - polls_before
     assert polls == len(asks) and reads < polls, (reads, polls)
 
 
@@ -159,7 +160,8 @@ def _polled(asks: list[tuple], mine: str, etag: str) -> list[requests.Response]:
 def _revision_reads(stack) -> tuple[float, float]:
     """Reads of revisions sent by the gateways, and the polls they answered."""
     url = stack["metrics"]["gateway"]
-    return (metric_value(url, "gateway_revision_reads_count") or 0, metric_value(url, "gateway_revision_reads_sum") or 0)
+    return (metric_value(url, "gateway_revision_reads_count") or 0,
+            metric_value(url, "gateway_revision_reads_sum") or 0)
 
 
 def test_polling_a_real_conversion_gets_304_until_it_changes(stack, tmp_path):
