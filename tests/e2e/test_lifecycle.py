@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -26,6 +27,21 @@ def user(stack):
 @pytest.fixture(scope="module")
 def ten_minutes(ten_minute_video):
     return ten_minute_video
+
+
+@pytest.fixture(scope="module")
+def half_hour(ten_minute_video, tmp_path_factory):
+    """The 10-minute video three times over (stream copies: made in a second). Long enough that a stream
+    looking every 0.5 s sees several progress values on any machine: the 10-minute one converts in ~2.5 s
+    on a fast one, where the converter writes only ~3 values (one per 0.5 s report after its first second)
+    and a look may fall after two of them."""
+    folder = tmp_path_factory.mktemp("half_hour")
+    listing = folder / "parts.txt"
+    listing.write_text(f"file '{ten_minute_video}'\n" * 3)
+    path = folder / "lecture-30min.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                    str(path)], check=True)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +86,8 @@ def _stored(job_id: str) -> dict[str, int]:
             "mp3_chunks": sum(_count(mp3s.chunks, {"files_id": i}) for i in mp3_ids)}
 
 
-def test_progress_rises_and_events_follow_the_job_to_its_end(user, ten_minutes):
-    job_id = _upload(user, ten_minutes)
+def test_progress_rises_and_events_follow_the_job_to_its_end(user, half_hour):
+    job_id = _upload(user, half_hour)
     response, client = _events(user, job_id)
     views, ids = [], []
     for event in client.events():
