@@ -156,15 +156,8 @@ def _validator_headers(etag: str) -> dict[str, str]:
 
 def json_response(payload: object, headers: dict[str, str] | None = None) -> Response:
     """`payload` as JSON with the digest of its body as ETag, or 304 with the same ETag and headers (no
-    body) when the request's If-None-Match names it."""
+    body) when the request's If-None-Match names it: Werkzeug's conditional response (RFC 9110 13.1.2: a
+    weak comparison, so W/"tag" matches too, and * matches)."""
     response = jsonify(payload)
-    return _conditional(response, strong_etag(response.get_data()), headers)
-
-
-def _conditional(response: Response, etag: str, headers: dict[str, str] | None = None) -> Response:
-    """`response` with its ETag and caching headers, or 304 with them when the request's If-None-Match names
-    `etag`: Werkzeug's conditional response (RFC 9110 13.1.2: a weak comparison, so W/"tag" matches too, and
-    * matches)."""
-    response.set_etag(etag)
-    response.headers.update({"Cache-Control": CACHE_CONTROL, **(headers or {})})
+    response.headers.update({**_validator_headers(strong_etag(response.get_data())), **(headers or {})})
     return response.make_conditional(request)

@@ -19,7 +19,6 @@ from collections import Counter
 from typing import Callable, Iterator
 
 from services.common import config, job_view, jobs, ratelimit
-from services.common.jobs import Job
 from services.common.storage import job_records
 from services.common.web import ApiError
 
@@ -168,7 +167,7 @@ def _follow(query: dict, sent_rev: int | None, client: socket.socket | None,
             return "client_gone"
 
 
-def _current(query: dict, last: Job | None, steady: bool) -> tuple[Job | None, bool]:
+def _current(query: dict, last: jobs.Job | None, steady: bool) -> tuple[jobs.Job | None, bool]:
     """The job now (None: gone), and whether it stood still since `last`. A job that stood still at the
     last look has its revision read first (shared with the polls of the moment, revisions.py) and is
     read whole only when that moved: a stream of a queued job costs a share of a small read."""
