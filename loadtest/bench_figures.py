@@ -199,6 +199,7 @@ def figure_a(stack: BenchStack, otlp: Receiver, files: dict) -> dict:
     long = files["long"]
     log(f"a: ffmpeg alone on {long.name} ({long.stat().st_size / 1e6:.0f} MB) ...")
     alone = ffmpeg_baseline.seconds(long)
+    analysed = ffmpeg_baseline.seconds(long, analysed=True)
     user = User(stack.gateway)
     log("a: whole pipeline ...")
     job_id, upload_s = user.upload(long)
@@ -215,6 +216,8 @@ def figure_a(stack: BenchStack, otlp: Receiver, files: dict) -> dict:
         "upload_s": upload_s, "pipeline_s": pipeline, "queue_wait_s": times["converting"] - doc["created"],
         "converter_s": converter,
         "pipeline_ratio": pipeline / alone["median_s"], "converter_ratio": converter / alone["median_s"],
+        "ffmpeg_analysed_s": analysed["median_s"], "ffmpeg_analysed_command": analysed["command"],
+        "pipeline_vs_analysed": pipeline / analysed["median_s"],
         "spans_s": span_breakdown(otlp, trace_id_of(doc)), "cpu_s": cpu,
     }
     log(f"a: {json.dumps(result, default=str)}")

@@ -63,9 +63,10 @@ def figure_single(stack, otlp, files: dict, runs: int = 5, key: str = "clip") ->
 
     clip = files[key]
     user = figures.User(stack.gateway)
-    totals, alone, trace_ids = [], [], []
+    totals, alone, analysed, trace_ids = [], [], [], []
     for copy in figures.distinct_copies(clip, runs):
         alone.append(ffmpeg_baseline.seconds(clip, runs=1)["median_s"])
+        analysed.append(ffmpeg_baseline.seconds(clip, runs=1, analysed=True)["median_s"])
         job_id, _ = user.upload(copy)
         user.wait(job_id, timeout=300, interval=0.25)  # the figure is the job's own times; fast polls would load it
         doc = stack.db.jobs.find_one({"_id": job_id})
@@ -74,6 +75,8 @@ def figure_single(stack, otlp, files: dict, runs: int = 5, key: str = "clip") ->
     result = {"clip": clip.name, "runs": runs, "pipeline_runs_s": totals, "ffmpeg_runs_s": alone,
               "pipeline_median_s": statistics.median(totals), "ffmpeg_median_s": statistics.median(alone),
               "ratio": statistics.median(t / a for t, a in zip(totals, alone, strict=True)),
+              "ffmpeg_analysed_runs_s": analysed, "ffmpeg_analysed_median_s": statistics.median(analysed),
+              "analysed_ratio": statistics.median(t / a for t, a in zip(totals, analysed, strict=True)),
               "profile": profile(otlp, trace_ids)}
     figures.log(f"s: {result}")
     return result

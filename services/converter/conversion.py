@@ -292,10 +292,10 @@ class Converter:
                                                   keeper.stop, sink=writer)
                     check_read(served)  # a short read must not pass for a finished result
                     span.set_attributes({"vid2mp3.bytes": done.sizes[0], "vid2mp3.output": 0})
-                made.source_loudness = source_loudness(done.loudness)
-                _shortened(targets, done.seconds)
-                made.results.append(self._stored_result(attempt_id, 0, targets[0], names[0], done.sizes[0],
-                                                        encode.tee_path(work_dir, targets[0]), metadata))
+                    made.source_loudness = source_loudness(done.loudness)
+                    _shortened(targets, done.seconds)
+                    made.results.append(self._stored_result(attempt_id, 0, targets[0], names[0], done.sizes[0],
+                                                            encode.tee_path(work_dir, targets[0]), writer))
                 return made
             sizes: dict[int, int] = {}
             offset = 0.0
@@ -316,22 +316,20 @@ class Converter:
                                      "vid2mp3.format": target.options.format})
                 while block := result.read(encode.READ_BLOCK):
                     writer.write(block)
-            made.results.append(self._stored_result(attempt_id, n, target, name, sizes[id(target)], target.path,
-                                                    metadata))
+                made.results.append(self._stored_result(attempt_id, n, target, name, sizes[id(target)], target.path,
+                                                        writer))
         return made
 
     def _stored_result(self, attempt_id: str, n: int, target: plan.Target, name: str, size: int, path: str,
-                       metadata: dict) -> dict:
-        """The job's entry of a stored result (jobs.RESULT_FIELDS), its analysis stored beside it: measured
-        while ffmpeg encoded it, or from its file at `path` (a stream copy)."""
+                       writer: files.FileWriter) -> dict:
+        """The job's entry of a result being stored by `writer`, and its analysis, measured while ffmpeg encoded
+        it or from its file at `path` (a stream copy): the waveform is stored by the result's own close."""
         loudness, peaks = target.meter.result() if target.meter is not None else _analyse(path)
         waveform_id = None
         if peaks is not None:
             waveform_id = files.attempt_file_id(attempt_id, "waveform", n)
-            with tracer.start_as_current_span("gridfs write waveform"), \
-                    files.open_writer(files.results(), waveform_id, os.path.splitext(name)[0] + ".json",
-                                      dict(metadata, kind="waveform")) as writer:
-                writer.write(peaks)
+            writer.attach(waveform_id, os.path.splitext(name)[0] + ".json", dict(writer.metadata, kind="waveform"),
+                          peaks)
         result = {"mp3_id": files.attempt_file_id(attempt_id, "result", n), "output": target.output, "name": name,
                   "media_type": target.options.spec.media_type, "size": size, "options": target.options.to_dict(),
                   "audio_seconds": round(target.seconds, 3), "loudness": loudness, "waveform_id": waveform_id}

@@ -40,6 +40,31 @@ def test_store_replaces_a_partial_copy(bucket):
     files.delete_file(bucket, file_id)  # deleting twice is not an error
 
 
+def test_a_file_attached_to_a_writer_is_stored_by_its_close_and_removed_by_its_abort(bucket):
+    """A result's waveform goes with the result's own close: two files from one chunk insert and one entry insert."""
+    result, small, large = os.urandom(files.CHUNK_SIZE + 1000), b'{"data": [1, 2]}', os.urandom(files.CHUNK_SIZE + 7)
+    ids = [new_id() for _ in range(3)]
+    with files.open_writer(bucket, ids[0], "a.mp3", {"job_id": "j"}) as writer:
+        writer.write(result)
+        writer.attach(ids[1], "a.json", {"job_id": "j", "kind": "waveform"}, small)
+        writer.attach(ids[2], "b.bin", {}, large)  # more than one chunk still works
+        assert files.file_info(bucket, ids[1]) is None  # nothing of it before the close
+    for file_id, data in zip(ids, (result, small, large), strict=True):
+        assert b"".join(files.read_file(bucket, file_id)) == data
+        assert files.file_info(bucket, file_id)["length"] == len(data)
+    assert files.file_info(bucket, ids[1])["metadata"] == {"job_id": "j", "kind": "waveform"}
+
+    aborted = [new_id(), new_id()]
+    with pytest.raises(RuntimeError), files.open_writer(bucket, aborted[0], "b.mp3", {}) as writer:
+        writer.write(os.urandom(files.CHUNK_SIZE * files.CHUNK_WINDOW + 10))  # a window reached storage
+        writer.attach(aborted[1], "b.json", {}, small)
+        raise RuntimeError("ffmpeg failed")
+    for file_id in aborted:
+        assert files.file_info(bucket, file_id) is None and list(files.chunks_from(bucket, file_id, 0)) == []
+    for file_id in ids:
+        files.delete_file(bucket, file_id)
+
+
 def test_claims_are_exclusive_until_the_lease_runs_out(stack):
     job = stored_job(owner="u").to_doc()
     first = job_records.claim_job(job["_id"], "worker-a", lease_seconds=1)
