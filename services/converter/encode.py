@@ -17,6 +17,7 @@ from typing import BinaryIO, Callable
 from services.common import config
 from services.common.messaging import PermanentError
 from services.common.options import DEFAULT_SILENCE_DB, Options
+from services.common.storage import files
 
 from . import command, output_size, plan, silence
 from .faults import system_fault, text
@@ -24,6 +25,7 @@ from .probe import MediaInfo
 
 log = logging.getLogger(__name__)
 READ_BLOCK = 1024 * 1024
+DRAIN_BLOCK = files.CHUNK_SIZE  # what _drain reads of ffmpeg's output at a time
 
 
 class Stopped(Exception):
@@ -307,7 +309,9 @@ def _wait_either(stop: threading.Event, finished: threading.Event) -> bool:
 def _drain(stdout, sink: BinaryIO, max_bytes: int | None = None) -> int:
     """Copy `stdout` into `sink`; OutputTooLarge (ffmpeg killed by the caller) before passing `max_bytes`."""
     written = 0
-    while block := stdout.read1(READ_BLOCK):  # what is there: storing starts before a whole block is encoded
+    # Whole chunks: storage takes whole chunks anyway, and a read of what is there (ffmpeg writes an MP3
+    # frame, ~600 bytes, at a time) cost one pass of this loop and of the writer per frame.
+    while block := stdout.read(DRAIN_BLOCK):
         if max_bytes is not None and written + len(block) > max_bytes:
             raise OutputTooLarge(max_bytes)
         sink.write(block)
