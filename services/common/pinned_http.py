@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import http.client
 import socket
-import ssl
 import threading
 import time
 
+from . import tls
 from .callbacks import Target
 
 
@@ -88,8 +88,7 @@ class PinnedHTTP(http.client.HTTPConnection):
 class PinnedHTTPS(PinnedHTTP):
     def connect(self):
         sock = self._open_socket()
-        context = ssl.create_default_context()
         # certificate checked against the name; the handshake only once the TLS socket is watched
-        self.sock = context.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self.sock = tls.client_context().wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
         self.deadline.watch(self.sock)
         self.sock.do_handshake()

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import smtplib
-import ssl
 from datetime import datetime, timezone
 from email.message import EmailMessage
 
-from services.common import config, outputs
+from services.common import config, outputs, tls
 from services.common.job_view import public_url, signed_link, status_path
 from services.common.jobs import Job, Status
 
@@ -66,14 +65,13 @@ def readable_size(nbytes: int) -> str:
 def send(message: EmailMessage) -> None:
     host, port = config.env("SMTP_HOST"), config.env_int("SMTP_PORT")
     timeout = config.env_float("SMTP_TIMEOUT_SECONDS")
-    context = ssl.create_default_context()
     if config.env_bool("SMTP_SSL"):
-        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=tls.client_context())
     else:
         smtp = smtplib.SMTP(host, port, timeout=timeout)
     with smtp:
         if config.env_bool("SMTP_STARTTLS") and not config.env_bool("SMTP_SSL"):
-            smtp.starttls(context=context)
+            smtp.starttls(context=tls.client_context())
         if config.env("SMTP_USER"):
             smtp.login(config.env("SMTP_USER"), config.env("SMTP_PASSWORD"))
         smtp.send_message(message)

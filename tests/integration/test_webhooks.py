@@ -134,6 +134,43 @@ def test_a_tls_handshake_that_drips_is_cut_at_the_deadline_too(stack, monkeypatc
     assert 1.5 <= elapsed < 1.5 + 2, elapsed
 
 
+def test_an_https_receiver_whose_certificate_nobody_vouches_for_is_refused(stack, tmp_path):
+    """Certificates are checked with the process' one TLS client context (services/common/tls.py), made once:
+    a receiver with a self-signed certificate is refused at the handshake, each time."""
+    import socket
+    import ssl
+    import subprocess
+    import threading
+
+    from services.common import tls
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", tmp_path / "key.pem", "-out", tmp_path / "cert.pem"], check=True, capture_output=True)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    handshakes: list[str] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            try:
+                server_side.wrap_socket(conn, server_side=True).close()
+                handshakes.append("completed")
+            except (ssl.SSLError, OSError) as exc:
+                handshakes.append(type(exc).__name__)
+
+    threading.Thread(target=serve, daemon=True).start()
+    tls.client_context.cache_clear()
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/hooks"
+    outcomes = [webhook.deliver(url, new_secret(), f"msg_cert_{n}", b"{}") for n in range(2)]
+    listener.close()
+    for outcome in outcomes:
+        assert not outcome.ok and "CERTIFICATE_VERIFY_FAILED" in outcome.error, outcome
+    assert "completed" not in handshakes
+    assert tls.client_context.cache_info().misses == 1  # one context for both connections
+
+
 def announce(job) -> float:
     """Publish the job's end on the stack's mp3 queue, as the converter does; when it was sent."""
     message = FinishedMessage(job.id, job.status)
