@@ -2,27 +2,17 @@
 blocks (one read per encoded frame once cost more CPU than the rest of a short job's Python)."""
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
+# loadtest/ is on pytest's pythonpath (pyproject.toml)
+import conversion_overhead as tool
 from devkit.media import make_media
 from services.common.storage import files
 from services.converter import analysis
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("conversion_overhead", ROOT / "loadtest" / "conversion_overhead.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_ffmpegs_outputs_are_read_in_whole_blocks(tmp_path, capsys):
     video = make_media(tmp_path / "talk.mp4", seconds=20, video="testsrc=size=160x120:rate=5")
-    tool = _tool()
     run = tool.one_run(str(video))
     result_bytes = 20 * 192_000 // 8  # 20 s of MP3 at the default 192 kb/s, give or take a frame
     pcm_bytes = 20 * 44_100  # the waveform's 8-bit mono samples at the source's rate
