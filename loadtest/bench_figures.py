@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -202,24 +203,29 @@ def figure_a(stack: BenchStack, otlp: Receiver, files: dict, rounds: int = 3) ->
     log(f"a: {rounds} rounds of ffmpeg alone, with the analysis, and the pipeline on {long.name} "
         f"({long.stat().st_size / 1e6:.0f} MB) ...")
     user, runs, copies = User(stack.gateway), [], distinct_copies(long, rounds)
-    for copy in copies:
-        alone = ffmpeg_baseline.seconds(long, runs=1)
-        analysed = ffmpeg_baseline.seconds(long, runs=1, analysed=True)
-        runs.append(_pipeline_round(stack, otlp, user, copy) | {
-            "ffmpeg_alone_s": alone["median_s"], "ffmpeg_analysed_s": analysed["median_s"],
-            "ffmpeg_command": alone["command"], "ffmpeg_analysed_command": analysed["command"]})
-        copy.unlink()  # 160 MB each
-    median = sorted(runs, key=lambda run: run["pipeline_s"])[len(runs) // 2]
+    try:
+        for copy in copies:
+            alone = ffmpeg_baseline.seconds(long, runs=1)
+            analysed = ffmpeg_baseline.seconds(long, runs=1, analysed=True)
+            runs.append(_pipeline_round(stack, otlp, user, copy) | {
+                "ffmpeg_alone_s": alone["median_s"], "ffmpeg_analysed_s": analysed["median_s"],
+                "ffmpeg_command": alone["command"], "ffmpeg_analysed_command": analysed["command"]})
+            copy.unlink()  # 160 MB each
+    finally:
+        shutil.rmtree(copies[0].parent, ignore_errors=True)
+    typical = sorted(runs, key=lambda run: run["pipeline_s"])[len(runs) // 2]  # its spans and CPU are shown
 
-    def ratio(of: str, to: str) -> float:
+    def median(key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    def ratio(of: str, to: str) -> float:  # each round's own ratio: the machine's speed moved between rounds
         return statistics.median(run[of] / run[to] for run in runs)
 
-    result = {key: median[key] for key in ("upload_s", "pipeline_s", "queue_wait_s", "converter_s", "spans_s",
-                                           "cpu_s", "ffmpeg_command", "ffmpeg_analysed_command")}
+    result = {key: typical[key] for key in ("spans_s", "cpu_s", "ffmpeg_command", "ffmpeg_analysed_command")}
+    result.update({key: median(key) for key in ("upload_s", "pipeline_s", "queue_wait_s", "converter_s",
+                                                 "ffmpeg_alone_s", "ffmpeg_analysed_s")})
     result.update({"file": long.name, "bytes": long.stat().st_size, "rounds": runs,
-                   "ffmpeg_alone_s": statistics.median(run["ffmpeg_alone_s"] for run in runs),
                    "ffmpeg_runs_s": [run["ffmpeg_alone_s"] for run in runs],
-                   "ffmpeg_analysed_s": statistics.median(run["ffmpeg_analysed_s"] for run in runs),
                    "pipeline_ratio": ratio("pipeline_s", "ffmpeg_alone_s"),
                    "converter_ratio": ratio("converter_s", "ffmpeg_alone_s"),
                    "pipeline_vs_analysed": ratio("pipeline_s", "ffmpeg_analysed_s")})
