@@ -2,8 +2,6 @@
 and recovery without restarting any service."""
 from __future__ import annotations
 
-import signal
-
 import requests
 
 from devkit.privstack import upload_bytes, wait_until
@@ -58,8 +56,7 @@ def test_mongodb_outage(private_stack, media):
     conditional = {**user.auth, "If-None-Match": etag}
     pids = {name: stack.pid(name) for name in ("auth", "gateway", "converter", "notification")}
     stack._mongo = None
-    pid = stack.kill("mongodb", signal.SIGTERM)
-    stack.wait_exit(pid, 20)
+    stack.terminate("mongodb", grace=20)
     rejected = 0
     _json_error(_get(f"{stack.gateway}/jobs", headers=user.auth))
     _json_error(_get(f"{stack.gateway}/jobs/{before}", headers=user.auth))

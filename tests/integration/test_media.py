@@ -70,9 +70,17 @@ def test_timeout_and_duration_limits(tmp_path, monkeypatch):
     with pytest.raises(PermanentError, match="limit is 2 s"):
         probe.check_convertible(info)
     monkeypatch.setenv("MAX_MEDIA_SECONDS", "21600")
-    monkeypatch.setenv("FFMPEG_TIMEOUT_SECONDS", "0.01")
+    # The real ffmpeg, reading its input at the media's own pace (-re: 4 s for this file), passes a 0.5 s limit
+    # on any machine; a limit under a fast conversion's time once lost the race on a loaded one.
+    paced = tmp_path / "paced-ffmpeg"
+    paced.write_text(f'#!/bin/sh\nexec {ffmpeg_command.ffmpeg_executable()} -re "$@"\n')
+    paced.chmod(0o755)
+    monkeypatch.setenv("FFMPEG_BINARY", str(paced))
+    monkeypatch.setenv("FFMPEG_TIMEOUT_SECONDS", "0.5")
+    started = time.monotonic()
     with pytest.raises(PermanentError, match="longer than"):
         encode.convert(str(source), info, io.BytesIO(), str(tmp_path / "log"))
+    assert time.monotonic() - started < 3.5  # stopped at the limit, not at the input's end
 
 
 def _killer(tmp_path, tool: str, sig: str):
