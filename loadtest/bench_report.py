@@ -134,11 +134,14 @@ def _rows_a(a: dict) -> list[str]:
                    f"≤ {TARGETS['converter']}× | {verdict(a['converter_ratio'], TARGETS['converter'])} |"]
 
 
-def analysed_row(figure: str, measured: str, baseline: str, ratio: float, target: float) -> str:
+def analysed_row(figure: str, measured: str, baseline: str, ratio: float, target: float,
+                 lower_is_better: bool = True) -> str:
     """A figure's row against ffmpeg alone making what every job makes: the result and its analysis
-    (ffmpeg_baseline.ANALYSIS: the loudness with its true peak, the waveform's samples)."""
-    return (f"| {figure}, {ANALYSED_LABEL} | {measured} | "
-            f"ffmpeg + analysis {baseline} | {ratio:.2f}× | ≤ {target}× | {verdict(ratio, target)} |")
+    (ffmpeg_baseline.ANALYSIS: the loudness with its true peak, the waveform's samples). A time's ratio is
+    at most its target (×); a rate's at least."""
+    shown, bound = (f"{ratio:.2f}×", f"≤ {target}×") if lower_is_better else (f"{ratio:.2f}", f"≥ {target}")
+    return (f"| {figure}, {ANALYSED_LABEL} | {measured} | ffmpeg + analysis {baseline} | {shown} | {bound} | "
+            f"{verdict(ratio, target, lower_is_better)} |")
 
 
 def _rows_b(b: dict) -> list[str]:
@@ -147,11 +150,9 @@ def _rows_b(b: dict) -> list[str]:
             f"{b['jobs_per_s']:.2f} jobs/s | ffmpeg alone sequential {b['ffmpeg_sequential_jobs_per_s']:.2f} "
             f"jobs/s | {b['ratio']:.2f} | ≥ {target} | {verdict(b['ratio'], target, lower_is_better=False)} |"]
     if "analysed_ratio" in b:
-        ratio = b["analysed_ratio"]
-        rows.append(f"| b. the same, {b['converters']} converter(s), {ANALYSED_LABEL} | "
-                    f"{b['jobs_per_s']:.2f} jobs/s | ffmpeg + analysis sequential "
-                    f"{b['ffmpeg_analysed_sequential_jobs_per_s']:.2f} jobs/s | {ratio:.2f} | ≥ {target} | "
-                    f"{verdict(ratio, target, lower_is_better=False)} |")
+        rows.append(analysed_row(f"b. the same, {b['converters']} converter(s)", f"{b['jobs_per_s']:.2f} jobs/s",
+                                 f"sequential {b['ffmpeg_analysed_sequential_jobs_per_s']:.2f} jobs/s",
+                                 b["analysed_ratio"], target, lower_is_better=False))
     return rows
 
 

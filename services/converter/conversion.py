@@ -330,7 +330,7 @@ class Converter:
             waveform_id = files.attempt_file_id(attempt_id, "waveform", n)
             writer.attach(waveform_id, os.path.splitext(name)[0] + ".json", dict(writer.metadata, kind="waveform"),
                           peaks)
-        result = {"mp3_id": files.attempt_file_id(attempt_id, "result", n), "output": target.output, "name": name,
+        result = {"mp3_id": writer.file_id, "output": target.output, "name": name,
                   "media_type": target.options.spec.media_type, "size": size, "options": target.options.to_dict(),
                   "audio_seconds": round(target.seconds, 3), "loudness": loudness, "waveform_id": waveform_id}
         if target.chapter is not None:
